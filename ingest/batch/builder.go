@@ -1,0 +1,238 @@
+package batch
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/ospreyhq/osprey/ingest/indicator"
+	"github.com/ospreyhq/osprey/ingest/logschema"
+)
+
+// Source identifies where rows come from: p_source_id and p_source_label.
+type Source struct {
+	ID    string
+	Label string
+}
+
+// Builder accumulates rows of one table. It is not safe for concurrent use: give each
+// goroutine its own.
+type Builder struct {
+	schema *Schema
+	Root   *StructCol // the log's fields; Root.Fields[i] is the column of schema.Fields[i]
+
+	logType, rowID, sourceID, sourceLabel *StringCol
+	eventTime, parseTime                  *TimeCol
+	any                                   []*ListCol // parallel to schema.Kinds
+
+	ind       indicator.Set
+	rank      int   // event-time rank of the row's event time so far; 0 when none
+	event     int64 // the row's event time so far, microseconds
+	rows      int
+	inRow     bool
+	parseUS   int64
+	source    Source
+	ids       *RowIDs
+	idBlock   [2]uint64 // next id and end of the reserved block
+	hexbuf    [32]byte
+	minEvent  int64
+	maxEvent  int64
+	haveEvent bool
+}
+
+// NewBuilder returns a builder of the schema's rows. ids makes p_row_id; share one RowIDs
+// between the builders of a process.
+func NewBuilder(s *Schema, ids *RowIDs) *Builder {
+	b := &Builder{schema: s, ids: ids}
+	b.Root = newColumn(s.Root, b).(*StructCol)
+	str := func(name string) *StringCol {
+		return newStringCol(&Node{Name: name, Type: logschema.TypeString, Arrow: arrow.BinaryTypes.String}, b)
+	}
+	b.logType, b.rowID, b.sourceID, b.sourceLabel = str(FieldLogType), str(FieldRowID), str(FieldSourceID), str(FieldSourceLabel)
+	ts := func(name string) *TimeCol {
+		return &TimeCol{fixed: fixed[int64]{node: &Node{Name: name, Type: logschema.TypeTimestamp, Arrow: TimestampType}, typ: TimestampType}}
+	}
+	b.eventTime, b.parseTime = ts(FieldEventTime), ts(FieldParseTime)
+	for _, k := range s.Kinds {
+		elem := &Node{Name: "element", Type: logschema.TypeString, Arrow: arrow.BinaryTypes.String}
+		n := &Node{Name: k.Column(), Type: logschema.TypeArray, Elem: elem, Arrow: stringList}
+		b.any = append(b.any, newColumn(n, b).(*ListCol))
+	}
+	b.parseUS = time.Now().UnixMicro()
+	return b
+}
+
+// Schema returns the builder's table schema.
+func (b *Builder) Schema() *Schema { return b.schema }
+
+// SetSource sets p_source_id and p_source_label of the rows that follow.
+func (b *Builder) SetSource(s Source) { b.source = s }
+
+// SetParseTime sets p_parse_time of the rows that follow (and p_event_time of rows without an
+// event time).
+func (b *Builder) SetParseTime(t time.Time) { b.parseUS = t.UnixMicro() }
+
+// Rows returns the number of ended rows.
+func (b *Builder) Rows() int { return b.rows }
+
+// Size returns an estimate of the bytes held.
+func (b *Builder) Size() int {
+	return b.Root.size() + b.rowID.size() + b.logType.size() + b.sourceID.size() + b.sourceLabel.size() + 16*b.rows
+}
+
+// Begin starts a row. Every column of Root.Fields then receives exactly one value or null.
+func (b *Builder) Begin() {
+	if b.inRow {
+		panic("BUG: Begin inside a row")
+	}
+	b.inRow = true
+	b.rank = 0
+	b.ind.Reset()
+}
+
+// Indicate scans a value for the indicators of a node that has no column of its own (a key
+// inside a json field).
+func (b *Builder) Indicate(n *Node, v []byte) {
+	for _, sc := range n.Scanners {
+		b.ind.Scan(sc, v)
+	}
+}
+
+// offerEventTime records an event-time field's value; the field first in schema order wins.
+func (b *Builder) offerEventTime(rank int, us int64) {
+	if b.rank == 0 || rank < b.rank {
+		b.rank, b.event = rank, us
+	}
+}
+
+// EventTime returns the current row's event time so far: the first isEventTime field with a
+// value, else the parse time.
+func (b *Builder) EventTime() time.Time {
+	if b.rank > 0 {
+		return time.UnixMicro(b.event).UTC()
+	}
+	return time.UnixMicro(b.parseUS).UTC()
+}
+
+// Rollback discards the current row.
+func (b *Builder) Rollback() {
+	b.Root.Truncate(b.rows)
+	b.inRow = false
+}
+
+// End completes the current row: it checks that every field got a value and appends the
+// standard fields.
+func (b *Builder) End() {
+	for _, c := range b.Root.Fields {
+		if c.Len() != b.rows+1 {
+			panic(fmt.Sprintf("BUG: column %s has %d values in row %d", c.Node().Path, c.Len(), b.rows))
+		}
+	}
+	b.Root.Append()
+	event := b.parseUS
+	if b.rank > 0 {
+		event = b.event
+	}
+	if !b.haveEvent || event < b.minEvent {
+		b.minEvent = event
+	}
+	if !b.haveEvent || event > b.maxEvent {
+		b.maxEvent = event
+	}
+	b.haveEvent = true
+	b.logType.AppendString(b.schema.LogType)
+	b.appendRowID()
+	b.eventTime.append(event)
+	b.parseTime.append(b.parseUS)
+	b.sourceID.AppendString(b.source.ID)
+	b.sourceLabel.AppendString(b.source.Label)
+	for i, k := range b.schema.Kinds {
+		l := b.any[i]
+		vals := b.ind.Sorted(k)
+		elem := l.Elem.(*StringCol)
+		for _, v := range vals {
+			elem.Append(v)
+		}
+		if len(vals) == 0 {
+			l.AppendNull()
+		} else {
+			l.Close()
+		}
+	}
+	b.rows++
+	b.inRow = false
+}
+
+func (b *Builder) appendRowID() {
+	if b.idBlock[0] == b.idBlock[1] {
+		b.idBlock[0] = b.ids.reserve(idBlockSize)
+		b.idBlock[1] = b.idBlock[0] + idBlockSize
+	}
+	id := b.idBlock[0]
+	b.idBlock[0]++
+	var raw [16]byte
+	copy(raw[:8], b.ids.prefix[:])
+	binary.BigEndian.PutUint64(raw[8:], id)
+	hex.Encode(b.hexbuf[:], raw[:])
+	b.rowID.Append(b.hexbuf[:])
+}
+
+// EventRange returns the smallest and largest p_event_time of the rows built so far.
+func (b *Builder) EventRange() (lo, hi time.Time, ok bool) {
+	return time.UnixMicro(b.minEvent).UTC(), time.UnixMicro(b.maxEvent).UTC(), b.haveEvent
+}
+
+// Build returns the rows as an Arrow record batch and empties the builder. The record owns
+// the memory; release it when done.
+func (b *Builder) Build() arrow.RecordBatch {
+	if b.inRow {
+		panic("BUG: Build inside a row")
+	}
+	n := b.rows
+	root := b.Root.build()
+	cols := make([]arrow.Array, 0, len(b.schema.Arrow.Fields()))
+	for _, child := range root.Children() {
+		cols = append(cols, array.MakeFromData(child))
+	}
+	for _, c := range []Column{b.logType, b.rowID, b.eventTime, b.parseTime, b.sourceID, b.sourceLabel} {
+		cols = append(cols, array.MakeFromData(c.build()))
+	}
+	for _, l := range b.any {
+		cols = append(cols, array.MakeFromData(l.build()))
+	}
+	rec := array.NewRecordBatch(b.schema.Arrow, cols, int64(n))
+	for _, c := range cols {
+		c.Release()
+	}
+	root.Release()
+	b.rows = 0
+	b.haveEvent = false
+	return rec
+}
+
+const idBlockSize = 4096
+
+// RowIDs makes p_row_id values: 32 hex digits, a random 64-bit prefix chosen when the RowIDs is
+// made followed by a 64-bit counter, so ids are unique within a run and, with overwhelming
+// probability, across runs.
+type RowIDs struct {
+	prefix [8]byte
+	next   atomic.Uint64
+}
+
+// NewRowIDs returns a RowIDs with a fresh random prefix.
+func NewRowIDs() *RowIDs {
+	r := &RowIDs{}
+	if _, err := rand.Read(r.prefix[:]); err != nil {
+		panic("BUG: crypto/rand failed: " + err.Error())
+	}
+	return r
+}
+
+func (r *RowIDs) reserve(n uint64) uint64 { return r.next.Add(n) - n }

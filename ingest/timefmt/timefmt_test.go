@@ -1,0 +1,138 @@
+package timefmt
+
+import (
+	"testing"
+	"time"
+)
+
+func TestParse(t *testing.T) {
+	f := func(format, in, want string) {
+		t.Helper()
+		p, err := Compile(format)
+		if err != nil {
+			t.Fatalf("Compile(%q): %v", format, err)
+		}
+		got, err := p.Parse([]byte(in))
+		if err != nil {
+			t.Errorf("%s: Parse(%q): %v", format, in, err)
+			return
+		}
+		if got.Location() != time.UTC {
+			t.Errorf("%s: Parse(%q) is in %v, want UTC", format, in, got.Location())
+		}
+		if s := got.Format(time.RFC3339Nano); s != want {
+			t.Errorf("%s: Parse(%q) = %s, want %s", format, in, s, want)
+		}
+	}
+	f("rfc3339", "2022-04-28T15:30:22Z", "2022-04-28T15:30:22Z")
+	f("rfc3339", "2022-04-28T15:30:22.42Z", "2022-04-28T15:30:22.42Z")
+	f("rfc3339", "2022-04-28t15:30:22.123456789z", "2022-04-28T15:30:22.123456789Z")
+	f("rfc3339", "2022-04-28T15:30:22.1234567891234Z", "2022-04-28T15:30:22.123456789Z")
+	f("rfc3339", "2022-04-28T17:30:22+02:00", "2022-04-28T15:30:22Z")
+	f("rfc3339", "2022-04-28T10:30:22-0500", "2022-04-28T15:30:22Z")
+	f("rfc3339", "2022-04-28 15:30:22Z", "2022-04-28T15:30:22Z")
+	f("rfc3339", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z")
+	f("unix", "1364481363.243", "2013-03-28T14:36:03.243Z")
+	f("unix", "1364481363", "2013-03-28T14:36:03Z")
+	f("unix", "-1.5", "1969-12-31T23:59:58.5Z")
+	f("unix", "1.6e9", "2020-09-13T12:26:40Z")
+	f("unix_ms", "1651159822420", "2022-04-28T15:30:22.42Z")
+	f("unix_ms", "1651159822420.5", "2022-04-28T15:30:22.4205Z")
+	f("unix_us", "1651159822420001", "2022-04-28T15:30:22.420001Z")
+	f("unix_ns", "1651159822420001002", "2022-04-28T15:30:22.420001002Z")
+	f("%Y-%m-%d %H:%M:%S.%f", "2022-04-28 15:30:22.42", "2022-04-28T15:30:22.42Z")
+	f("%Y-%m-%d %H:%M:%S.%f", "2023-02-09 21:45:59.352910070", "2023-02-09T21:45:59.35291007Z")
+	f("%d/%b/%Y:%H:%M:%S %z", "10/Oct/2000:13:55:36 -0700", "2000-10-10T20:55:36Z")
+	f("%a, %d %b %Y %H:%M:%S %z", "Tue, 10 Oct 2000 13:55:36 +0000", "2000-10-10T13:55:36Z")
+	f("%Y%m%d%H%M%S.%f", "20201012101112.123", "2020-10-12T10:11:12.123Z")
+	f("%b %e %T", "Jun  9 06:06:20", "1970-06-09T06:06:20Z")
+	f("%m/%d/%Y %I:%M:%S %p", "04/28/2022 03:30:22 PM", "2022-04-28T15:30:22Z")
+	f("%m/%d/%Y %I:%M:%S %p", "04/28/2022 12:05:00 AM", "2022-04-28T00:05:00Z")
+	f("%Y-%m-%d %H:%M:%S %Z", "2022-04-28 10:30:22 EST", "2022-04-28T15:30:22Z")
+	f("%s", "1651159822", "2022-04-28T15:30:22Z")
+	f("%F %T", "2022-04-28 15:30:22", "2022-04-28T15:30:22Z")
+	f("layout=01/02/2006 15:04:05.999", "04/28/2022 15:30:22.42", "2022-04-28T15:30:22.42Z")
+	f("layout=Mon, 02 Jan 2006 15:04:05 MST", "Thu, 28 Apr 2022 15:30:22 UTC", "2022-04-28T15:30:22Z")
+}
+
+func TestParseErrors(t *testing.T) {
+	f := func(format, in string) {
+		t.Helper()
+		p, err := Compile(format)
+		if err != nil {
+			t.Fatalf("Compile(%q): %v", format, err)
+		}
+		if got, err := p.Parse([]byte(in)); err == nil {
+			t.Errorf("%s: Parse(%q) = %v, want an error", format, in, got)
+		}
+	}
+	f("rfc3339", "")
+	f("rfc3339", "2022-04-28T15:30:22")       // no zone
+	f("rfc3339", "2022-04-28T15:30:22.Z")     // empty fraction
+	f("rfc3339", "2022-02-30T15:30:22Z")      // no such day
+	f("rfc3339", "2022-04-28T24:30:22Z")      // hour
+	f("rfc3339", "2022-04-28T15:30:22Z junk") // trailing text
+	f("rfc3339", "2022-04-28X15:30:22Z")      // separator
+	f("rfc3339", "20220428T153022Z")          // basic format
+	f("unix", "12a")
+	f("unix", "")
+	f("unix", "99999999999999999999999") // overflow
+	f("unix_ms", "1e30")                 // out of range
+	f("%Y-%m-%d %H:%M:%S.%f", "2022-04-28 15:30:22")
+	f("%Y-%m-%d", "2022-13-01")
+	f("%m/%d/%Y %I:%M:%S %p", "04/28/2022 13:30:22 PM")
+	f("%Y-%m-%d %Z", "2022-04-28 XYZ")
+}
+
+func TestCompileErrors(t *testing.T) {
+	for _, format := range []string{"", "iso8601", "%Y-%Q", "%Y%", "layout="} {
+		if _, err := Compile(format); err == nil {
+			t.Errorf("Compile(%q) succeeded, want an error", format)
+		}
+	}
+}
+
+func TestMulti(t *testing.T) {
+	var m Multi
+	for _, f := range []string{"rfc3339", "%Y-%m-%d %H:%M:%S.%f"} {
+		p, err := Compile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m = append(m, p)
+	}
+	for _, in := range []string{"2022-04-28T15:30:22.42Z", "2022-04-28 15:30:22.42"} {
+		got, err := m.Parse([]byte(in))
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", in, err)
+		}
+		if want := time.Date(2022, 4, 28, 15, 30, 22, 420000000, time.UTC); !got.Equal(want) {
+			t.Errorf("Parse(%q) = %v, want %v", in, got, want)
+		}
+	}
+	if _, err := m.Parse([]byte("yesterday")); err == nil {
+		t.Error("Parse(yesterday) succeeded")
+	}
+}
+
+func BenchmarkRFC3339(b *testing.B) {
+	in := []byte("2026-11-15T12:50:32.055967336Z")
+	p, _ := Compile("rfc3339")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Parse(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkStrftime(b *testing.B) {
+	in := []byte("2026-11-15 12:50:12.778478316")
+	p, _ := Compile("%Y-%m-%d %H:%M:%S.%f")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Parse(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
