@@ -216,6 +216,24 @@ func (b *Builder) Build() arrow.RecordBatch {
 	return rec
 }
 
+// Recycle lets the builder reuse the memory of the record batch its last Build returned. Call
+// it only when nothing uses that record any more: it was released and no one kept its buffers.
+func (b *Builder) Recycle() {
+	if b.rows != 0 || b.inRow {
+		return
+	}
+	b.Root.recycle()
+	for _, c := range []Column{b.logType, b.rowID, b.eventTime, b.parseTime, b.sourceID, b.sourceLabel} {
+		c.recycle()
+	}
+	for _, l := range b.any {
+		l.recycle()
+	}
+}
+
+// Capacity returns the bytes of string data the builder can hold without growing.
+func (b *Builder) Capacity() int { return b.Root.capacity() }
+
 const idBlockSize = 4096
 
 // RowIDs makes p_row_id values: 32 hex digits, a random 64-bit prefix chosen when the RowIDs is

@@ -22,6 +22,8 @@ type Column interface {
 	Truncate(n int)         // drops values from the n-th on
 	build() arrow.ArrayData // hands the values to Arrow and starts empty
 	size() int              // bytes held
+	recycle()               // reuses the memory of the last build, whose arrays are no longer in use
+	capacity() int          // bytes of string data it can hold without growing
 }
 
 // validity records which values are null. Until the first null it is only a count: most
@@ -30,6 +32,7 @@ type validity struct {
 	n     int
 	valid []byte // one byte per value, allocated at the first null
 	nulls int
+	spare []byte // valid of the last build, for recycle
 }
 
 func (v *validity) set(ok bool) {
@@ -39,7 +42,11 @@ func (v *validity) set(ok bool) {
 		}
 	} else {
 		if v.valid == nil {
-			v.valid = make([]byte, v.n, max(2*v.n, 64))
+			if cap(v.spare) >= v.n+1 {
+				v.valid, v.spare = v.spare[:v.n], nil
+			} else {
+				v.valid = make([]byte, v.n, max(2*v.n, 64))
+			}
 			for i := range v.valid {
 				v.valid[i] = 1
 			}
@@ -75,7 +82,11 @@ func (v *validity) bitmap() (*memory.Buffer, int) {
 		}
 		buf = memory.NewBufferBytes(bits)
 	}
-	*v = validity{}
+	spare := v.valid // only read above: the bits went to Arrow, not this slice
+	if spare == nil {
+		spare = v.spare
+	}
+	*v = validity{spare: spare[:0]}
 	return buf, nulls
 }
 
@@ -87,6 +98,9 @@ type StringCol struct {
 	offsets []int32
 	data    []byte
 	validity
+
+	spareOffsets []int32 // the buffers of the last build, for recycle
+	spareData    []byte
 }
 
 func newStringCol(n *Node, b *Builder) *StringCol {
@@ -156,9 +170,18 @@ func (c *StringCol) build() arrow.ArrayData {
 	offsets := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(c.offsets))), 4*len(c.offsets))
 	d := array.NewData(arrow.BinaryTypes.String, n,
 		[]*memory.Buffer{bits, memory.NewBufferBytes(offsets), memory.NewBufferBytes(c.data)}, nil, nulls, 0)
-	c.offsets = append(make([]int32, 0, cap(c.offsets)), 0)
-	c.data = make([]byte, 0, cap(c.data))
+	c.spareOffsets, c.spareData = c.offsets, c.data
+	c.offsets, c.data = []int32{0}, nil
 	return d
+}
+
+func (c *StringCol) capacity() int { return cap(c.data) }
+
+func (c *StringCol) recycle() {
+	if c.n == 0 && c.spareOffsets != nil {
+		c.offsets, c.data = append(c.spareOffsets[:0], 0), c.spareData[:0]
+		c.spareOffsets, c.spareData = nil, nil
+	}
 }
 
 func appendValidUTF8(dst, v []byte) []byte {
@@ -180,6 +203,7 @@ type fixed[T int16 | int32 | int64 | float64] struct {
 	typ  arrow.DataType
 	vals []T
 	validity
+	spareVals []T
 }
 
 // Node implements Column.
@@ -215,8 +239,16 @@ func (c *fixed[T]) build() arrow.ArrayData {
 		raw = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(c.vals))), n*int(unsafe.Sizeof(c.vals[0])))
 	}
 	d := array.NewData(c.typ, n, []*memory.Buffer{bits, memory.NewBufferBytes(raw)}, nil, nulls, 0)
-	c.vals = make([]T, 0, cap(c.vals))
+	c.spareVals, c.vals = c.vals, nil
 	return d
+}
+
+func (c *fixed[T]) capacity() int { return 0 }
+
+func (c *fixed[T]) recycle() {
+	if len(c.vals) == 0 && c.spareVals != nil {
+		c.vals, c.spareVals = c.spareVals[:0], nil
+	}
 }
 
 // IntCol holds int, smallint and bigint values.
@@ -282,6 +314,7 @@ type BoolCol struct {
 	node *Node
 	vals []byte
 	validity
+	spareVals []byte
 }
 
 // Node implements Column.
@@ -322,8 +355,16 @@ func (c *BoolCol) build() arrow.ArrayData {
 			vals[i>>3] |= 1 << (i & 7)
 		}
 	}
-	c.vals = make([]byte, 0, cap(c.vals))
+	c.spareVals, c.vals = c.vals, nil
 	return array.NewData(arrow.FixedWidthTypes.Boolean, n, []*memory.Buffer{bits, memory.NewBufferBytes(vals)}, nil, nulls, 0)
+}
+
+func (c *BoolCol) capacity() int { return 0 }
+
+func (c *BoolCol) recycle() {
+	if len(c.vals) == 0 && c.spareVals != nil {
+		c.vals, c.spareVals = c.spareVals[:0], nil
+	}
 }
 
 // StructCol holds objects: a validity and one column per field.
@@ -375,6 +416,20 @@ func (c *StructCol) build() arrow.ArrayData {
 	return array.NewData(c.node.Arrow, n, []*memory.Buffer{bits}, children, nulls, 0)
 }
 
+func (c *StructCol) capacity() int {
+	n := 0
+	for _, f := range c.Fields {
+		n += f.capacity()
+	}
+	return n
+}
+
+func (c *StructCol) recycle() {
+	for _, f := range c.Fields {
+		f.recycle()
+	}
+}
+
 // ListCol holds arrays: offsets into its element column.
 type ListCol struct {
 	node    *Node
@@ -382,6 +437,7 @@ type ListCol struct {
 	Elem    Column
 	offsets []int32
 	validity
+	spareOffsets []int32
 }
 
 // Node implements Column.
@@ -416,8 +472,17 @@ func (c *ListCol) build() arrow.ArrayData {
 	offsets := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(c.offsets))), 4*len(c.offsets))
 	child := c.Elem.build()
 	d := array.NewData(c.typ, n, []*memory.Buffer{bits, memory.NewBufferBytes(offsets)}, []arrow.ArrayData{child}, nulls, 0)
-	c.offsets = append(make([]int32, 0, cap(c.offsets)), 0)
+	c.spareOffsets, c.offsets = c.offsets, []int32{0}
 	return d
+}
+
+func (c *ListCol) capacity() int { return c.Elem.capacity() }
+
+func (c *ListCol) recycle() {
+	if c.n == 0 && c.spareOffsets != nil {
+		c.offsets, c.spareOffsets = append(c.spareOffsets[:0], 0), nil
+	}
+	c.Elem.recycle()
 }
 
 // newColumn creates the column of a node; b receives indicators and event times.

@@ -40,6 +40,9 @@ var (
 // extension); the lake writes such columns with Parquet's JSON logical type.
 var JSONMetadata = arrow.NewMetadata([]string{"ARROW:extension:name"}, []string{"arrow.json"})
 
+// plainEncoding asks the lake to write a column without a dictionary (see lake.EncodingKey).
+var plainEncoding = arrow.NewMetadata([]string{"osprey.encoding"}, []string{"plain"})
+
 // IsJSON reports whether an Arrow field holds JSON text.
 func IsJSON(f arrow.Field) bool {
 	v, ok := f.Metadata.GetValue("ARROW:extension:name")
@@ -118,7 +121,7 @@ func Compile(s *logschema.Schema) (*Schema, error) {
 	c.Root = root
 	fields = append(fields,
 		arrow.Field{Name: FieldLogType, Type: arrow.BinaryTypes.String, Nullable: true},
-		arrow.Field{Name: FieldRowID, Type: arrow.BinaryTypes.String, Nullable: true},
+		arrow.Field{Name: FieldRowID, Type: arrow.BinaryTypes.String, Nullable: true, Metadata: plainEncoding},
 		arrow.Field{Name: FieldEventTime, Type: TimestampType, Nullable: true},
 		arrow.Field{Name: FieldParseTime, Type: TimestampType, Nullable: true},
 		arrow.Field{Name: FieldSourceID, Type: arrow.BinaryTypes.String, Nullable: true},

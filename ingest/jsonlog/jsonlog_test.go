@@ -3,7 +3,6 @@ package jsonlog_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -289,5 +288,4 @@ func BenchmarkPantherAudit(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
-	_ = fmt.Sprint()
 }

@@ -2,6 +2,7 @@ package timefmt
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -87,6 +88,15 @@ func checkStrftime(format string) error {
 
 // Parse implements Parser.
 func (p *strftime) Parse(s []byte) (time.Time, error) {
+	t, err := p.parse(s)
+	if err == errMismatch {
+		return t, p.mismatch(s)
+	}
+	return t, err
+}
+
+// parse is Parse returning errMismatch, which costs nothing, when s does not fit the pattern.
+func (p *strftime) parse(s []byte) (time.Time, error) {
 	year, month, day := 1970, 1, 1
 	hour, min, sec, nsec := 0, 0, 0, 0
 	yday := 0
@@ -97,7 +107,7 @@ func (p *strftime) Parse(s []byte) (time.Time, error) {
 	for _, it := range p.items {
 		if it.dir == 0 {
 			if !bytes.HasPrefix(in, []byte(it.lit)) {
-				return time.Time{}, p.mismatch(s)
+				return time.Time{}, errMismatch
 			}
 			in = in[len(it.lit):]
 			continue
@@ -169,12 +179,12 @@ func (p *strftime) Parse(s []byte) (time.Time, error) {
 			}
 		}
 		if !ok {
-			return time.Time{}, p.mismatch(s)
+			return time.Time{}, errMismatch
 		}
 		in = in[n:]
 	}
 	if len(in) != 0 {
-		return time.Time{}, p.mismatch(s)
+		return time.Time{}, errMismatch
 	}
 	if epoch != nil {
 		t := time.Unix(*epoch, int64(nsec)).UTC()
@@ -203,8 +213,18 @@ func (p *strftime) Parse(s []byte) (time.Time, error) {
 	return t.Add(-time.Duration(offset) * time.Second), nil
 }
 
+// errMismatch is returned by Parse when the text does not fit the pattern: callers that try
+// several formats (Multi) fail often and cheaply; the message is built by mismatch below.
+var errMismatch = errors.New("mismatch")
+
 func (p *strftime) mismatch(s []byte) error {
-	return fmt.Errorf("%q does not match time format %q", s, p.format)
+	return &mismatchError{format: p.format, value: string(s)}
+}
+
+type mismatchError struct{ format, value string }
+
+func (e *mismatchError) Error() string {
+	return fmt.Sprintf("%q does not match time format %q", e.value, e.format)
 }
 
 // number reads between lo and hi digits (optionally signed).

@@ -4,6 +4,7 @@
 package timefmt
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -45,22 +46,54 @@ func Compile(format string) (Parser, error) {
 // Multi tries several parsers in order and returns the first success.
 type Multi []Parser
 
+// tryer is a parser with a cheap way to fail: Multi tries each format without building an
+// error, and builds one only when every format failed.
+type tryer interface {
+	try(s []byte) (time.Time, bool)
+}
+
 // Parse implements Parser.
 func (m Multi) Parse(s []byte) (time.Time, error) {
-	var first error
 	for _, p := range m {
-		t, err := p.Parse(s)
-		if err == nil {
+		if tp, ok := p.(tryer); ok {
+			if t, ok := tp.try(s); ok {
+				return t, nil
+			}
+			continue
+		}
+		if t, err := p.Parse(s); err == nil {
 			return t, nil
 		}
-		if first == nil {
-			first = err
-		}
 	}
-	if first == nil {
-		first = errors.New("no time format")
+	if len(m) == 0 {
+		return time.Time{}, errors.New("no time format")
 	}
-	return time.Time{}, first
+	_, err := m[0].Parse(s)
+	if len(m) > 1 {
+		err = fmt.Errorf("%w (and %d other time formats)", err, len(m)-1)
+	}
+	return time.Time{}, err
+}
+
+func (r rfc3339) try(s []byte) (time.Time, bool) {
+	// A timestamp without a zone is common in logs that also use other formats: reject it
+	// before parsing (parseDateTime's errors cost an allocation).
+	if len(s) < 20 || s[4] != '-' || s[7] != '-' || s[13] != ':' {
+		return time.Time{}, false
+	}
+	if last := s[len(s)-1]; last != 'Z' && last != 'z' && (last < '0' || last > '9' || bytes.IndexAny(s[19:], "+-") < 0) {
+		return time.Time{}, false
+	}
+	t, rest, err := parseDateTime(s, true)
+	if err != nil || len(rest) == 0 {
+		return time.Time{}, false
+	}
+	return withZone(t, rest)
+}
+
+func (p *strftime) try(s []byte) (time.Time, bool) {
+	t, err := p.parse(s)
+	return t, err == nil
 }
 
 // Bounds of a timestamp stored as microseconds since the epoch in an int64.
@@ -91,7 +124,7 @@ func (l goLayout) Parse(s []byte) (time.Time, error) {
 // digits, Z or a numeric offset) without allocating.
 type rfc3339 struct{}
 
-func (rfc3339) Parse(s []byte) (time.Time, error) {
+func (r rfc3339) Parse(s []byte) (time.Time, error) {
 	t, rest, err := parseDateTime(s, true)
 	if err != nil {
 		return time.Time{}, err
@@ -99,12 +132,20 @@ func (rfc3339) Parse(s []byte) (time.Time, error) {
 	if len(rest) == 0 {
 		return time.Time{}, fmt.Errorf("rfc3339 %q: missing time zone", s)
 	}
-	off, n, ok := parseZone(rest)
-	if !ok || n != len(rest) {
+	t, ok := withZone(t, rest)
+	if !ok {
 		return time.Time{}, fmt.Errorf("rfc3339 %q: bad time zone", s)
 	}
-	t = t.Add(-time.Duration(off) * time.Second)
 	return t, nil
+}
+
+// withZone applies the zone that is all of rest.
+func withZone(t time.Time, rest []byte) (time.Time, bool) {
+	off, n, ok := parseZone(rest)
+	if !ok || n != len(rest) {
+		return time.Time{}, false
+	}
+	return t.Add(-time.Duration(off) * time.Second), true
 }
 
 // parseDateTime parses YYYY-MM-DD[T ]hh:mm:ss[.frac] and returns the rest of s.

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/ospreyhq/osprey/ingest"
+	"github.com/ospreyhq/osprey/ingest/batch"
+	"github.com/ospreyhq/osprey/ingest/logtypes"
+	"github.com/ospreyhq/osprey/lake"
+)
+
+type ingestOptions struct {
+	logTypes    []string
+	sourceID    string
+	sourceLabel string
+	workers     int
+	quiet       bool
+	progress    string
+	memLimit    string
+}
+
+func newIngest(g *globals) *cobra.Command {
+	o := &ingestOptions{}
+	cmd := &cobra.Command{
+		Use:   "ingest [flags] [FILE...]",
+		Short: "Parse log files (or stdin) into the lake",
+		Long: `Ingest parses log files into the lake's tables: one row per record, normalized by its log type's
+schema, with Panther's p_ standard fields. Files may be plain, gzip or zstd (detected from their
+bytes). With no file, or the file "-", it reads stdin.
+
+Each record is tried as the given log types (--log-type, repeatable), or as every built-in log
+type when none is given. A record no type accepts is kept in
+panther_monitor.classification_failures with its file, line and the reason; the rest goes on.
+The command prints a summary and exits with status 1 when any record failed.
+
+Rows are written when the command ends (or a partition's file reaches its size limit): files
+appear in the lake whole, never half-written.`,
+		Example: `  osprey ingest --log-type Linux.Auditd /var/log/audit/audit.log
+  osprey ingest --log-type Panther.Audit audit.jsonl.gz
+  zcat old.log.gz | osprey ingest --log-type Linux.Auditd`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runIngest(cmd.Context(), g, o, args)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&o.logTypes, "log-type", "t", nil, "log type of the records (repeatable); default: try every built-in type")
+	f.StringVar(&o.sourceID, "source-id", "cli", "p_source_id of the rows")
+	f.StringVar(&o.sourceLabel, "source-label", "osprey ingest", "p_source_label of the rows")
+	f.IntVar(&o.workers, "workers", 0, "parsing goroutines (default: one per CPU)")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only failures")
+	f.StringVar(&o.progress, "progress", "auto", "show a progress bar: auto (when stderr is a terminal), always or never")
+	f.StringVar(&o.memLimit, "memory-limit", "768MiB", "soft limit of the memory the Go runtime aims to stay under (garbage collection works harder near it)")
+	return cmd
+}
+
+func runIngest(ctx context.Context, g *globals, o *ingestOptions, files []string) error {
+	if o.memLimit != "" {
+		limit, err := parseBytes(o.memLimit)
+		if err != nil {
+			return fmt.Errorf("--memory-limit: %w", err)
+		}
+		debug.SetMemoryLimit(limit)
+	}
+	reg, err := logtypes.Builtin()
+	if err != nil {
+		return err
+	}
+	var types []*logtypes.LogType
+	if len(o.logTypes) == 0 {
+		types = reg.All()
+	}
+	for _, name := range o.logTypes {
+		lt, err := reg.Lookup(name)
+		if err != nil {
+			return err
+		}
+		types = append(types, lt)
+	}
+	l, err := g.openLake()
+	if err != nil {
+		return err
+	}
+	w, err := l.NewWriter(defaultWriterOptions(g))
+	if err != nil {
+		return err
+	}
+	in, err := ingest.New(ctx, w, ingest.Options{
+		LogTypes: types,
+		Source:   batch.Source{ID: o.sourceID, Label: o.sourceLabel},
+		Workers:  o.workers,
+	})
+	if err != nil {
+		w.Abort()
+		return err
+	}
+	if len(files) == 0 {
+		files = []string{"-"}
+	}
+	start := time.Now()
+	var ingestErr error
+	for _, name := range files {
+		if ingestErr = ingestFile(ctx, in, name, o); ingestErr != nil {
+			break
+		}
+	}
+	log := g.logger()
+	summary, closeErr := in.Close()
+	if closeErr != nil {
+		w.Abort()
+		return closeErr
+	}
+	log.Debug("parsed", "elapsed", time.Since(start))
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	log.Debug("committed", "elapsed", time.Since(start))
+	summary.Duration = time.Since(start)
+	st := w.Stats()
+	interrupted := errors.Is(ingestErr, context.Canceled)
+	if ingestErr != nil && !interrupted {
+		return ingestErr
+	}
+	printSummary(os.Stderr, summary, st, l, o.quiet, interrupted)
+	if summary.Failures > 0 || len(summary.Errors) > 0 || interrupted {
+		return exitError{1}
+	}
+	return nil
+}
+
+// ingestFile ingests one file or stdin; a file that cannot be opened is reported and skipped.
+func ingestFile(ctx context.Context, in *ingest.Ingester, name string, o *ingestOptions) error {
+	var r io.Reader
+	var size int64 = -1
+	label := name
+	if name == "-" {
+		r, label = os.Stdin, "stdin"
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			in.ReportError(name, err) // printed with the summary; the other files go on
+			return nil
+		}
+		defer f.Close()
+		if info, err := f.Stat(); err == nil && info.Mode().IsRegular() {
+			size = info.Size()
+		}
+		r = f
+	}
+	if showProgress(o.progress) && size > 0 {
+		bar := progressbar.NewOptions64(size,
+			progressbar.OptionSetDescription(filepath.Base(name)),
+			progressbar.OptionSetWriter(os.Stderr),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+		defer bar.Finish()
+		r = io.TeeReader(r, bar)
+	}
+	return in.Ingest(ctx, label, r)
+}
+
+func showProgress(mode string) bool {
+	switch mode {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	return term.IsTerminal(int(os.Stderr.Fd()))
+}
+
+func printSummary(w io.Writer, s ingest.Summary, st lake.Stats, l *lake.Lake, quiet, interrupted bool) {
+	total := s.Total()
+	if !quiet {
+		verb := "ingested"
+		if interrupted {
+			verb = "interrupted; ingested"
+		}
+		rate := float64(total) / max(s.Duration.Seconds(), 1e-9)
+		fmt.Fprintf(w, "%s %s events from %d %s (%s) in %s: %s events/s, %d files written to %s\n",
+			verb, count(total), s.Files, plural(s.Files, "stream", "streams"), bytesText(s.Bytes),
+			s.Duration.Round(time.Millisecond), count(int64(rate)), st.Files, l.Dir())
+		tables := make([]string, 0, len(s.Events))
+		for t := range s.Events {
+			tables = append(tables, t)
+		}
+		sort.Strings(tables)
+		for _, t := range tables {
+			fmt.Fprintf(w, "  %-40s %12s\n", ingest.DBLogs+"."+t, count(s.Events[t]))
+		}
+		if s.Blank > 0 {
+			fmt.Fprintf(w, "  %d blank lines skipped\n", s.Blank)
+		}
+		if !s.Latest.IsZero() && s.Latest.After(time.Now().Add(24*time.Hour)) {
+			fmt.Fprintf(w, "warning: some events are dated in the future (latest %s); time-bounded queries such as p_occurs_since will not see them until then\n",
+				s.Latest.Format(time.RFC3339))
+		}
+	}
+	for _, e := range s.Errors {
+		fmt.Fprintf(w, "error: %s\n", e)
+	}
+	if s.Failures > 0 {
+		fmt.Fprintf(w, "%s %s could not be parsed and %s kept in %s.%s; to see them:\n  osprey sql -c \"SELECT source, line, error, raw FROM %s.%s ORDER BY p_parse_time DESC LIMIT 20\"\n",
+			count(s.Failures), plural(int(s.Failures), "record", "records"), plural(int(s.Failures), "was", "were"),
+			ingest.DBMonitor, ingest.TableFailures, ingest.DBMonitor, ingest.TableFailures)
+	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// count formats an integer with thousands separators.
+func count(n int64) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return "-" + count(-n)
+	}
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// parseBytes reads a size such as 768MiB, 1GB or 512000.
+func parseBytes(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(strings.ToUpper(t), strings.ToUpper(u.suffix)) {
+			t, mult = strings.TrimSpace(t[:len(t)-len(u.suffix)]), u.mult
+			break
+		}
+	}
+	var n float64
+	if _, err := fmt.Sscanf(t, "%g", &n); err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a size such as 768MiB", s)
+	}
+	return int64(n * float64(mult)), nil
+}
+
+func bytesText(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

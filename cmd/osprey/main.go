@@ -1,0 +1,146 @@
+// Command osprey is an embedded security data lake: it ingests security and audit logs into
+// Hive-partitioned Parquet tables, normalized the way Panther does, and answers SQL over them.
+//
+// Each command is in a file of its own; this file holds the root command and what they share.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ospreyhq/osprey/lake"
+)
+
+// exitError carries a command's exit code without printing anything more.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+// globals are the flags of every command.
+type globals struct {
+	lakeDir    string
+	logLevel   string
+	cpuProfile string
+	memProfile string
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// run runs the command line and returns the exit code.
+func run(ctx context.Context, args []string) int {
+	root := newRoot()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	var ee exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	default:
+		fmt.Fprintln(os.Stderr, "osprey:", err)
+		return 1
+	}
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "osprey",
+		Short: "An embedded security data lake: ingest, normalize and search security logs with SQL",
+		Long: `Osprey ingests security and audit logs (files, stdin), normalizes them the way Panther does
+(typed log schemas, p_ standard fields, p_any_* indicators) into Hive-partitioned Parquet tables in
+a local lake directory, and answers SQL over them with DuckDB, Panther's time macros included.
+
+  osprey ingest --log-type Panther.Audit audit.jsonl.gz
+  osprey sql -c "SELECT actionName, count(*) FROM panther_logs.panther_audit WHERE p_occurs_since('1 day') GROUP BY 1"`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	defLake := os.Getenv("OSPREY_LAKE")
+	if defLake == "" {
+		defLake = "osprey-data"
+	}
+	root.PersistentFlags().StringVar(&g.lakeDir, "lake", defLake, "lake directory (env OSPREY_LAKE)")
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	root.PersistentFlags().StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile to this file (for performance work)")
+	root.PersistentFlags().StringVar(&g.memProfile, "memprofile", "", "write a heap profile to this file when the command ends")
+	root.PersistentFlags().MarkHidden("cpuprofile")
+	root.PersistentFlags().MarkHidden("memprofile")
+	var stopProfile func()
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		var err error
+		stopProfile, err = g.startProfiles()
+		return err
+	}
+	root.PersistentPostRun = func(cmd *cobra.Command, args []string) {
+		if stopProfile != nil {
+			stopProfile()
+		}
+	}
+	root.AddCommand(newIngest(g), newSQL(g), newQuickstart(g))
+	return root
+}
+
+// startProfiles starts the profiles asked for and returns the function that writes them.
+func (g *globals) startProfiles() (func(), error) {
+	var cpu *os.File
+	if g.cpuProfile != "" {
+		f, err := os.Create(g.cpuProfile)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		cpu = f
+	}
+	return func() {
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			cpu.Close()
+		}
+		if g.memProfile != "" {
+			if f, err := os.Create(g.memProfile); err == nil {
+				runtime.GC()
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
+	}, nil
+}
+
+func (g *globals) logger() *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		level = slog.LevelWarn
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func defaultWriterOptions(g *globals) lake.WriterOptions {
+	o := lake.DefaultWriterOptions()
+	o.Logger = g.logger()
+	return o
+}
+
+// openLake opens the lake for writing, creating it if needed.
+func (g *globals) openLake() (*lake.Lake, error) { return lake.Open(g.lakeDir) }
+
+// readLake opens an existing lake for reading.
+func (g *globals) readLake() (*lake.Lake, error) { return lake.OpenExisting(g.lakeDir) }

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/ospreyhq/osprey/query"
+)
+
+type sqlOptions struct {
+	command     string
+	file        string
+	format      string
+	output      string
+	memoryLimit string
+	explain     bool
+}
+
+func newSQL(g *globals) *cobra.Command {
+	o := &sqlOptions{}
+	cmd := &cobra.Command{
+		Use:   "sql [flags]",
+		Short: "Query the lake with SQL",
+		Long: `Sql runs SQL over the lake with DuckDB. Each table is a view: panther_logs.<table> for log types
+(Panther.Audit is panther_logs.panther_audit), panther_monitor.classification_failures for records
+that did not parse. Tables have the columns of their log schema, Panther's p_ standard fields and the
+partition columns year, month, day and hour.
+
+Panther's time macros are expanded before the query runs, and a query restricted to a time range
+reads only that range's partitions:
+  p_occurs_since(offset [, alias [, column]])         offset: seconds, '1 day', '6 h', '30m', '2 weeks'
+  p_occurs_between(start, end [, alias [, column]])
+  p_occurs_around(timestamp, offset [, alias [, column]])
+  p_occurs_after(timestamp [, alias [, column]])
+  p_occurs_before(timestamp [, alias [, column]])
+
+Statements come from -c, from -f, or from stdin when it is not a terminal. An error prints one
+line and exits with status 1.`,
+		Example: `  osprey sql -c "SELECT actionName, count(*) FROM panther_logs.panther_audit WHERE p_occurs_since('1 day') GROUP BY 1"
+  osprey sql -c "SELECT * FROM panther_logs.linux_auditd WHERE type = 'USER_LOGIN' AND res = 'failed'" --format json
+  osprey sql < hunt.sql`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unexpected argument %q (give SQL with -c)", args[0])
+			}
+			return runSQL(cmd.Context(), g, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.command, "command", "c", "", "SQL to run (several statements separated by ;)")
+	f.StringVarP(&o.file, "file", "f", "", "file of SQL statements to run")
+	f.StringVar(&o.format, "format", "table", "output format: "+strings.Join(query.Formats, ", "))
+	f.StringVarP(&o.output, "output", "o", "", "write results to a file instead of stdout")
+	f.StringVar(&o.memoryLimit, "memory-limit", "", "DuckDB memory limit, such as 4GB (default: a quarter of RAM)")
+	f.BoolVar(&o.explain, "explain", false, "print each statement as it would run (macros expanded, partitions chosen) instead of running it")
+	return cmd
+}
+
+func runSQL(ctx context.Context, g *globals, o *sqlOptions) error {
+	var text string
+	switch {
+	case o.command != "" && o.file != "":
+		return errors.New("give -c or -f, not both")
+	case o.command != "":
+		text = o.command
+	case o.file != "":
+		data, err := os.ReadFile(o.file)
+		if err != nil {
+			return err
+		}
+		text = string(data)
+	case !term.IsTerminal(int(os.Stdin.Fd())):
+		data, err := io.ReadAll(bufio.NewReader(os.Stdin))
+		if err != nil {
+			return err
+		}
+		text = string(data)
+	default:
+		return errors.New("give SQL with -c or -f, or on stdin")
+	}
+	stmts := query.SplitStatements(text)
+	if len(stmts) == 0 {
+		return errors.New("no SQL statement given")
+	}
+	l, err := g.readLake()
+	if err != nil {
+		return err
+	}
+	db, err := query.Open(ctx, l, query.Options{MemoryLimit: o.memoryLimit})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	out := io.Writer(os.Stdout)
+	if o.output != "" {
+		f, err := os.Create(o.output)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		out = f
+	}
+	for _, stmt := range stmts {
+		if o.explain {
+			run, err := db.Explain(ctx, stmt)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(out, run+";")
+			continue
+		}
+		rows, err := db.Query(ctx, stmt)
+		if err != nil {
+			return err
+		}
+		_, err = query.Write(out, rows, query.WriteOptions{Format: o.format})
+		if cerr := rows.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

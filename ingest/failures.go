@@ -1,0 +1,88 @@
+package ingest
+
+import (
+	_ "embed"
+	"fmt"
+
+	"github.com/ospreyhq/osprey/ingest/batch"
+	"github.com/ospreyhq/osprey/ingest/logschema"
+)
+
+// TableFailures is the panther_monitor table of records that no log type accepted.
+const TableFailures = "classification_failures"
+
+//go:embed schemas/classification_failure.yml
+var failureYAML []byte
+
+// FailureSchema returns the table schema of panther_monitor.classification_failures.
+func FailureSchema() (*batch.Schema, error) {
+	s, err := logschema.Parse(failureYAML, "classification_failure.yml")
+	if err != nil {
+		return nil, fmt.Errorf("BUG: failure schema: %w", err)
+	}
+	return batch.Compile(s)
+}
+
+// failureColumns are the columns of a failure builder, in schema order.
+type failureColumns struct {
+	source, errText, raw *batch.StringCol
+	line, rawSize        *batch.IntCol
+	logTypes             *batch.ListCol
+	truncated            *batch.BoolCol
+}
+
+func failureCols(b *batch.Builder) failureColumns {
+	f := b.Root.Fields
+	return failureColumns{
+		source:    f[0].(*batch.StringCol),
+		line:      f[1].(*batch.IntCol),
+		logTypes:  f[2].(*batch.ListCol),
+		errText:   f[3].(*batch.StringCol),
+		raw:       f[4].(*batch.StringCol),
+		rawSize:   f[5].(*batch.IntCol),
+		truncated: f[6].(*batch.BoolCol),
+	}
+}
+
+// maxRaw is the most of a failed record kept in raw.
+const maxRaw = 1 << 20
+
+// failure records a record that no log type accepted.
+func (w *worker) failure(source string, line int64, rec []byte, size int64, reason string, truncated bool) {
+	w.failures++
+	if len(rec) > maxRaw {
+		rec, truncated = rec[:maxRaw], true
+	}
+	c := w.failCols
+	b := w.fails
+	b.Begin()
+	c.source.AppendString(source)
+	c.line.Append(line)
+	elems := c.logTypes.Elem.(*batch.StringCol)
+	for _, lt := range w.in.opts.LogTypes {
+		elems.AppendString(lt.Name)
+	}
+	c.logTypes.Close()
+	c.errText.AppendString(reason)
+	c.raw.Append(rec)
+	c.rawSize.Append(size)
+	c.truncated.Append(truncated)
+	b.End()
+	if b.Rows() >= 8192 || b.Size() >= 16<<20 {
+		w.flushFailures()
+	}
+}
+
+func (w *worker) flushFailures() {
+	if w.fails.Rows() == 0 {
+		return
+	}
+	rec := w.fails.Build()
+	err := w.in.sink.Write(w.in.ctx, DBMonitor, TableFailures, rec)
+	rec.Release()
+	if err != nil {
+		w.in.fail(fmt.Errorf("write %s.%s: %w", DBMonitor, TableFailures, err))
+		return
+	}
+	w.fails.Recycle()
+}

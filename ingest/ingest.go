@@ -1,0 +1,576 @@
+// Package ingest turns streams of log records into Arrow record batches of lake tables.
+//
+// An Ingester runs a pool of workers. Each stream is decompressed and cut into chunks of lines
+// (package stream); a worker classifies each line against the candidate log types (the last
+// type that matched is tried first), parses it into a batch builder of the row's table and event
+// hour, and hands full batches to a Sink (the lake writer, and detections as they are added).
+// A line that no candidate accepts becomes a row of panther_monitor.classification_failures with
+// its source, line number, the reason from each candidate and the raw text; the rest of the
+// stream goes on.
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/ospreyhq/osprey/ingest/batch"
+	"github.com/ospreyhq/osprey/ingest/logtypes"
+	"github.com/ospreyhq/osprey/ingest/stream"
+)
+
+// Sink receives record batches of tables. Write may be called from several goroutines. Write
+// must be done with the record when it returns: the memory of its buffers is reused.
+type Sink interface {
+	Write(ctx context.Context, db, table string, rec arrow.RecordBatch) error
+}
+
+// Databases written by ingest.
+const (
+	DBLogs    = "panther_logs"
+	DBMonitor = "panther_monitor"
+)
+
+// Options configure an Ingester.
+type Options struct {
+	// LogTypes are the candidate log types of every record, tried in this order at first.
+	LogTypes []*logtypes.LogType
+	// Source sets p_source_id and p_source_label.
+	Source batch.Source
+	// Workers is the number of parsing goroutines; default GOMAXPROCS.
+	Workers int
+	// BatchRows and BatchBytes bound a record batch; defaults 122,880 rows and 64 MiB.
+	BatchRows  int
+	BatchBytes int
+	// MaxBuffered bounds the bytes a worker holds in unfinished batches (of all tables and
+	// hours); above it the largest batch is handed on early. Default 128 MiB.
+	MaxBuffered int
+	// Stream configures chunking and the record size limit.
+	Stream stream.Options
+	// Now returns the parse time; default time.Now.
+	Now func() time.Time
+}
+
+// Ingester parses streams into batches. Streams are ingested one at a time (each may be
+// parsed by several workers); Close hands on what is still buffered.
+type Ingester struct {
+	opts     Options
+	sink     Sink
+	ids      *batch.RowIDs
+	failures *batch.Schema
+	pool     *stream.Pool
+
+	chunks  chan job
+	wg      sync.WaitGroup
+	workers []*worker
+
+	mu      sync.Mutex
+	summary Summary
+	err     error // the first sink error; ingest stops at it
+	cancel  context.CancelFunc
+	ctx     context.Context
+}
+
+type job struct {
+	chunk  stream.Chunk
+	source string
+	done   *sync.WaitGroup
+}
+
+// Summary counts what was ingested.
+type Summary struct {
+	Files    int
+	Bytes    int64            // bytes read, after decompression
+	Events   map[string]int64 // rows per table
+	Failures int64            // lines no log type accepted
+	Blank    int64            // empty lines, skipped
+	Errors   []string         // stream errors (a truncated gzip, a read error)
+	Latest   time.Time        // the latest p_event_time written
+	Earliest time.Time        // the earliest p_event_time written
+	Duration time.Duration
+}
+
+// Total returns the number of rows written to log tables.
+func (s Summary) Total() int64 {
+	var n int64
+	for _, v := range s.Events {
+		n += v
+	}
+	return n
+}
+
+// New returns an ingester writing to sink. Call Close when done; ctx carries values only.
+func New(ctx context.Context, sink Sink, opts Options) (*Ingester, error) {
+	if len(opts.LogTypes) == 0 {
+		return nil, errors.New("no log types to parse")
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.BatchRows <= 0 {
+		opts.BatchRows = 122880
+	}
+	if opts.BatchBytes <= 0 {
+		opts.BatchBytes = 64 << 20
+	}
+	if opts.MaxBuffered <= 0 {
+		opts.MaxBuffered = 128 << 20
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	failures, err := FailureSchema()
+	if err != nil {
+		return nil, err
+	}
+	// Workers stop only when a write fails: a caller that stops feeding streams (a cancelled
+	// Ingest) still gets what was already read written by Close.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	in := &Ingester{
+		opts: opts, sink: sink, ids: batch.NewRowIDs(), failures: failures,
+		// Enough buffers for every chunk in flight (queued, being parsed, being read): a
+		// buffer the pool cannot keep is reallocated, and fresh memory costs page faults.
+		pool:   stream.NewPool(3*opts.Workers + 4),
+		chunks: make(chan job, opts.Workers),
+		ctx:    ctx, cancel: cancel,
+		summary: Summary{Events: map[string]int64{}},
+	}
+	for range opts.Workers {
+		w, err := in.newWorker()
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		in.workers = append(in.workers, w)
+		in.wg.Add(1)
+		go func() {
+			defer in.wg.Done()
+			w.run()
+		}()
+	}
+	return in, nil
+}
+
+// Ingest reads one stream (decompressing gzip or zstd) named source (a file path or "stdin").
+// It returns when every line has been parsed; rows may still be buffered until Close.
+func (in *Ingester) Ingest(ctx context.Context, source string, r io.Reader) error {
+	start := time.Now()
+	dr, comp, err := stream.Decompress(r)
+	if err != nil {
+		in.streamError(source, err)
+		return nil
+	}
+	defer dr.Close()
+	out := make(chan stream.Chunk)
+	var done sync.WaitGroup
+	var n int64
+	var readErr error
+	go func() {
+		defer close(out)
+		n, readErr = stream.Chunks(ctx, dr, in.opts.Stream, in.pool, out)
+	}()
+	for c := range out {
+		done.Add(1)
+		select {
+		case in.chunks <- job{chunk: c, source: source, done: &done}:
+		case <-in.ctx.Done():
+			done.Done()
+		}
+	}
+	done.Wait()
+	in.mu.Lock()
+	in.summary.Files++
+	in.summary.Bytes += n
+	in.summary.Duration += time.Since(start)
+	in.mu.Unlock()
+	if readErr != nil && !errors.Is(readErr, context.Canceled) {
+		if comp != stream.None && errors.Is(readErr, io.ErrUnexpectedEOF) {
+			readErr = fmt.Errorf("%s stream is truncated: %w", comp, readErr)
+		}
+		in.streamError(source, readErr)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return in.Err()
+}
+
+// ReportError records an error about a stream that could not be read at all.
+func (in *Ingester) ReportError(source string, err error) { in.streamError(source, err) }
+
+func (in *Ingester) streamError(source string, err error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.summary.Errors = append(in.summary.Errors, fmt.Sprintf("%s: %v", source, err))
+}
+
+// Err returns the error that stopped ingestion (a failed write), if any.
+func (in *Ingester) Err() error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.err
+}
+
+func (in *Ingester) fail(err error) {
+	in.mu.Lock()
+	if in.err == nil {
+		in.err = err
+	}
+	in.mu.Unlock()
+	in.cancel()
+}
+
+// Close stops the workers and hands every buffered batch to the sink. It returns the summary.
+func (in *Ingester) Close() (Summary, error) {
+	close(in.chunks)
+	in.wg.Wait()
+	in.cancel()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	s := in.summary
+	s.Events = map[string]int64{}
+	for _, w := range in.workers {
+		for t, n := range w.events {
+			s.Events[t] += n
+		}
+		s.Failures += w.failures
+		s.Blank += w.blank
+		if w.haveEvent {
+			if s.Latest.IsZero() || w.latest.After(s.Latest) {
+				s.Latest = w.latest
+			}
+			if s.Earliest.IsZero() || w.earliest.Before(s.Earliest) {
+				s.Earliest = w.earliest
+			}
+		}
+	}
+	sort.Strings(s.Errors)
+	return s, in.err
+}
+
+// worker parses chunks with its own parsers and builders.
+type worker struct {
+	in       *Ingester
+	types    []*candidate // in the order they are tried: the last winner first
+	builders map[bkey]*batch.Builder
+	used     map[bkey]int64              // the chunk each builder last got a row in
+	recent   map[bkey]int                // rows each builder got in the current chunk
+	records  int                         // records in the current chunk
+	free     map[string][]*batch.Builder // emptied builders of each table, for reuse
+	chunks   int64                       // chunks parsed so far
+	buffered int
+	fails    *batch.Builder
+	failCols failureColumns
+
+	last map[*candidate]bkey // the builder each candidate's previous row went to
+
+	events           map[string]int64
+	failures, blank  int64
+	earliest, latest time.Time
+	haveEvent        bool
+	reasons          []string
+	parseTime        time.Time
+}
+
+type candidate struct {
+	lt     *logtypes.LogType
+	parser logtypes.Parser
+}
+
+type bkey struct {
+	table string
+	hour  int64
+}
+
+func (in *Ingester) newWorker() (*worker, error) {
+	w := &worker{in: in, builders: map[bkey]*batch.Builder{}, used: map[bkey]int64{}, recent: map[bkey]int{}, free: map[string][]*batch.Builder{},
+		events: map[string]int64{}, last: map[*candidate]bkey{}}
+	for _, lt := range in.opts.LogTypes {
+		p, err := lt.NewParser()
+		if err != nil {
+			return nil, err
+		}
+		w.types = append(w.types, &candidate{lt: lt, parser: p})
+	}
+	w.fails = batch.NewBuilder(in.failures, in.ids)
+	w.fails.SetSource(in.opts.Source)
+	w.failCols = failureCols(w.fails)
+	return w, nil
+}
+
+func (w *worker) run() {
+	for j := range w.in.chunks {
+		if w.in.ctx.Err() == nil {
+			w.chunk(j)
+		}
+		j.chunk.Release(w.in.pool)
+		j.done.Done()
+	}
+	if w.in.ctx.Err() == nil {
+		w.flushAll()
+	}
+}
+
+// In time-ordered logs an hour's builder stops growing once the stream has moved past the hour;
+// late events may still trickle in. A builder is handed on at the end of a chunk when it got no
+// row for idleChunks chunks, or when it holds at least coldRows rows but got less than
+// 1/coldShare of the chunk's records: rows that wait longer only cost memory.
+const (
+	idleChunks = 2
+	coldRows   = 1024
+	coldShare  = 20
+)
+
+// chunk parses the lines of a chunk.
+func (w *worker) chunk(j job) {
+	w.chunks++
+	w.records = 0
+	defer w.flushIdle()
+	w.parseTime = w.in.opts.Now()
+	for _, b := range w.builders {
+		b.SetParseTime(w.parseTime)
+	}
+	w.fails.SetParseTime(w.parseTime)
+	c := j.chunk
+	if c.Oversized != nil {
+		w.failure(j.source, c.Line, c.Oversized.Head, c.Oversized.Size,
+			fmt.Sprintf("record of %d bytes is over the limit of %d bytes (the first %d bytes are kept)",
+				c.Oversized.Size, w.in.opts.Stream.MaxRecordSize, len(c.Oversized.Head)), true)
+		return
+	}
+	data := c.Data
+	line := c.Line
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		var rec []byte
+		if i < 0 {
+			rec, data = data, nil
+		} else {
+			rec, data = data[:i], data[i+1:]
+		}
+		if n := len(rec); n > 0 && rec[n-1] == '\r' {
+			rec = rec[:n-1]
+		}
+		if isBlank(rec) {
+			w.blank++
+		} else {
+			w.record(j.source, line, rec)
+		}
+		line++
+		if w.in.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func isBlank(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' {
+			return false
+		}
+	}
+	return true
+}
+
+// record classifies and parses one record.
+func (w *worker) record(source string, line int64, rec []byte) {
+	w.reasons = w.reasons[:0]
+	for i, c := range w.types {
+		err := w.parse(c, rec)
+		if err == nil {
+			if i > 0 {
+				// The last winner is tried first next time.
+				copy(w.types[1:i+1], w.types[:i])
+				w.types[0] = c
+			}
+			return
+		}
+		w.reasons = append(w.reasons, reason(c.lt.Name, err, len(w.types) > 1))
+	}
+	w.failure(source, line, rec, int64(len(rec)), strings.Join(w.reasons, "; "), false)
+}
+
+func reason(logType string, err error, many bool) string {
+	if many {
+		return logType + ": " + err.Error()
+	}
+	return err.Error()
+}
+
+// parse parses rec as a candidate's row into the builder of its table and event hour.
+func (w *worker) parse(c *candidate, rec []byte) error {
+	table := c.lt.Table.Table
+	// Guess the hour of the previous row of the table; re-parse into the right builder if the
+	// row's event time is in another hour.
+	b := w.lastBuilder(c)
+	b.Begin()
+	if err := c.parser.Parse(rec, b); err != nil {
+		b.Rollback()
+		return err
+	}
+	hour := hourOf(b.EventTime())
+	key := bkey{table, hour}
+	if w.builders[key] != b {
+		b.Rollback()
+		b = w.builder(c, key)
+		b.Begin()
+		if err := c.parser.Parse(rec, b); err != nil {
+			b.Rollback()
+			return err
+		}
+	}
+	b.End()
+	w.used[key] = w.chunks
+	w.recent[key]++
+	w.records++
+	t := b.EventTime()
+	if !w.haveEvent || t.Before(w.earliest) {
+		w.earliest = t
+	}
+	if !w.haveEvent || t.After(w.latest) {
+		w.latest = t
+	}
+	w.haveEvent = true
+	w.events[table]++
+	w.buffered += len(rec) // an estimate; corrected when the batch is built
+	if b.Rows() >= w.in.opts.BatchRows || b.Size() >= w.in.opts.BatchBytes {
+		w.flush(key, b)
+	} else if w.buffered > w.in.opts.MaxBuffered {
+		w.flushLargest()
+	}
+	return nil
+}
+
+// lastBuilder returns the builder the previous row of the candidate's table went to.
+func (w *worker) lastBuilder(c *candidate) *batch.Builder {
+	if last, ok := w.last[c]; ok {
+		if b := w.builders[last]; b != nil {
+			return b
+		}
+	}
+	return w.builder(c, bkey{c.lt.Table.Table, hourOf(w.parseTime)})
+}
+
+func (w *worker) builder(c *candidate, key bkey) *batch.Builder {
+	w.last[c] = key
+	if b, ok := w.builders[key]; ok {
+		return b
+	}
+	var b *batch.Builder
+	if free := w.free[key.table]; len(free) > 0 {
+		// The largest: a builder's memory is worth the most to a busy hour.
+		i := 0
+		for j := range free {
+			if free[j].Capacity() > free[i].Capacity() {
+				i = j
+			}
+		}
+		b = free[i]
+		w.free[key.table] = append(free[:i], free[i+1:]...)
+	} else {
+		b = batch.NewBuilder(c.lt.Table, w.in.ids)
+		b.SetSource(w.in.opts.Source)
+	}
+	b.SetParseTime(w.parseTime)
+	w.builders[key] = b
+	return b
+}
+
+// maxFree is how many emptied builders a worker keeps per table.
+const maxFree = 2
+
+func hourOf(t time.Time) int64 {
+	return t.Truncate(time.Hour).Unix() / 3600
+}
+
+// flush hands a builder's rows to the sink.
+func (w *worker) flush(key bkey, b *batch.Builder) {
+	if b.Rows() == 0 {
+		return
+	}
+	size := b.Size()
+	rec := b.Build()
+	delete(w.builders, key)
+	delete(w.used, key)
+	delete(w.recent, key)
+	w.buffered -= size
+	if w.buffered < 0 {
+		w.buffered = 0
+	}
+	err := w.in.sink.Write(w.in.ctx, DBLogs, key.table, rec)
+	rec.Release()
+	if err != nil {
+		w.in.fail(fmt.Errorf("write %s.%s: %w", DBLogs, key.table, err))
+		return
+	}
+	// The sink is done with the record: its memory serves the table's next builder. Keep the
+	// builders with the most memory.
+	b.Recycle()
+	free := append(w.free[key.table], b)
+	if len(free) > maxFree {
+		small := 0
+		for j := range free {
+			if free[j].Capacity() < free[small].Capacity() {
+				small = j
+			}
+		}
+		free = append(free[:small], free[small+1:]...)
+	}
+	w.free[key.table] = free
+}
+
+// flushIdle hands on the builders that are idle or cold (see idleChunks).
+func (w *worker) flushIdle() {
+	for key, b := range w.builders {
+		idle := w.chunks-w.used[key] >= idleChunks
+		cold := b.Rows() >= coldRows && w.recent[key]*coldShare < w.records
+		if idle || cold {
+			w.flush(key, b)
+		} else {
+			w.recent[key] = 0
+		}
+	}
+}
+
+func (w *worker) flushLargest() {
+	var key bkey
+	var largest *batch.Builder
+	for k, b := range w.builders {
+		if largest == nil || b.Size() > largest.Size() {
+			key, largest = k, b
+		}
+	}
+	if largest != nil {
+		w.flush(key, largest)
+	}
+	w.buffered = 0
+	for _, b := range w.builders {
+		w.buffered += b.Size()
+	}
+}
+
+func (w *worker) flushAll() {
+	keys := make([]bkey, 0, len(w.builders))
+	for k := range w.builders {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].table != keys[j].table {
+			return keys[i].table < keys[j].table
+		}
+		return keys[i].hour < keys[j].hour
+	})
+	for _, k := range keys {
+		w.flush(k, w.builders[k])
+	}
+	w.flushFailures()
+}

@@ -1,0 +1,38 @@
+// Package lake stores tables as Hive-partitioned Parquet files and commits them atomically.
+//
+// # Layout
+//
+// A lake is a directory:
+//
+//	<lake>/<database>/<table>/year=YYYY/month=MM/day=DD/hour=HH/<YYYYMMDDTHH0000Z>-<uuidv7>.parquet
+//	<lake>/_osprey/schemas/<database>/<table>/year=0000/month=00/day=00/hour=00/schema.parquet
+//	<lake>/_osprey/tmp/<writer>/...                                 files being written
+//
+// Databases are panther_logs (one table per log type), panther_monitor
+// (classification_failures), panther_rule_matches, panther_rule_errors and panther_views. Table
+// names are lowercase ([a-z0-9_]). The partition of a row is the UTC hour of its p_event_time;
+// month, day and hour are written with two digits and are read back as integers.
+//
+// Every data file of a table has the table's columns, in its order: a file never lacks a column
+// another file has. schema.parquet is a file with those columns and no rows; readers list it
+// first so that the table's columns are known without opening a data file (DuckDB takes the
+// columns of the first file it reads), and a query whose time range holds no data still has its
+// columns. Its key-value metadata "osprey.schema" holds the table's schema signature.
+//
+// # Types
+//
+// Strings are BYTE_ARRAY with the STRING (or, for JSON text, JSON) logical type,
+// dictionary-encoded; int, smallint and bigint are INT32/INT32/INT64 with the INT(16|32|64)
+// logical type; float is DOUBLE; timestamps are INT64 TIMESTAMP(MICROS, isAdjustedToUTC=true);
+// objects are groups; arrays are 3-level LISTs. Every column is optional. Pages are compressed
+// with zstd.
+//
+// # Commit protocol
+//
+// A file is written in <lake>/_osprey/tmp, closed, fsynced, renamed into its partition
+// directory and the directory fsynced; a partition directory created for it is fsynced into its
+// parent the same way. A reader therefore sees a file whole or not at all, and a file that was
+// reported committed survives a crash. Files left in tmp by a crashed writer were never visible
+// and are removed by the next writer that opens the lake (each writer holds an flock on its own
+// tmp directory while it runs).
+package lake

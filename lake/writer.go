@@ -1,0 +1,655 @@
+package lake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/google/uuid"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/zstd"
+)
+
+// codec compresses every page. It is shared so that its pool of zstd encoders (each with a
+// window of several MiB) is reused across files instead of rebuilt for each one.
+var codec = &zstd.Codec{Level: zstd.SpeedFastest}
+
+// FieldEventTime is the column whose UTC hour partitions a table.
+const FieldEventTime = "p_event_time"
+
+// WriterOptions configure a Writer.
+type WriterOptions struct {
+	// FileSize is the size at which a partition's file is committed and a new one started.
+	FileSize int64
+	// MaxOpenFiles bounds the partition files open at once; the least recently written one is
+	// committed to make room.
+	MaxOpenFiles int
+	// Logger receives a line for each committed file at debug level.
+	Logger *slog.Logger
+}
+
+// DefaultWriterOptions returns the defaults: 256 MiB files, 64 open partitions.
+func DefaultWriterOptions() WriterOptions {
+	return WriterOptions{FileSize: 256 << 20, MaxOpenFiles: 64, Logger: slog.New(slog.DiscardHandler)}
+}
+
+// Writer writes record batches into partition files of a lake. Write may be called from several
+// goroutines; rows are durable and visible only after the file holding them is committed (by
+// Flush, by Close, or when a file reaches FileSize).
+type Writer struct {
+	lake *Lake
+	opts WriterOptions
+	tmp  string
+	lock *os.File
+
+	mu     sync.Mutex
+	tables map[tableKey]*tableState
+	files  map[partKey]*partFile
+	clock  uint64 // orders partition files by last use
+	stats  Stats
+	closed bool
+
+	inflight sync.WaitGroup // Write calls in progress
+}
+
+type tableKey struct{ db, table string }
+
+type partKey struct {
+	tableKey
+	hour int64 // hours since the epoch
+}
+
+type tableState struct {
+	schema    *arrow.Schema
+	signature string
+	noBounds  [][]string // columns without min/max bounds: strings, whose bounds prune little
+	encoders  sync.Pool
+
+	// parquet is the schema files are written with; its string encodings are chosen from the
+	// first batch of the table this writer sees.
+	once    sync.Once
+	parquet *parquet.Schema
+}
+
+// fileSchema returns the Parquet schema of the table's files, choosing encodings from rec.
+func (ts *tableState) fileSchema(rec arrow.RecordBatch) *parquet.Schema {
+	ts.once.Do(func() {
+		ps, err := parquetSchema(ts.schema, plainColumns(rec))
+		if err != nil {
+			panic("BUG: table schema without a Parquet schema: " + err.Error())
+		}
+		ts.parquet = ps
+	})
+	return ts.parquet
+}
+
+type partFile struct {
+	key   partKey
+	table *tableState
+	path  string // temporary path
+	f     *os.File
+	w     *parquet.GenericWriter[any]
+
+	mu   sync.Mutex // guards rows and size; row groups are committed with it held
+	rows int64
+	size int64
+
+	used    uint64 // guarded by Writer.mu
+	writing int    // Write calls using this file; guarded by Writer.mu
+	done    bool   // guarded by Writer.mu
+}
+
+// Stats count what a writer committed.
+type Stats struct {
+	Files int64
+	Rows  int64
+	Bytes int64
+}
+
+// NewWriter returns a writer into the lake.
+func (l *Lake) NewWriter(opts WriterOptions) (*Writer, error) {
+	if opts.FileSize <= 0 {
+		opts.FileSize = DefaultWriterOptions().FileSize
+	}
+	if opts.MaxOpenFiles <= 0 {
+		opts.MaxOpenFiles = DefaultWriterOptions().MaxOpenFiles
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	base := filepath.Join(l.dir, "_osprey", "tmp")
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return nil, err
+	}
+	cleanStaleTemp(base, opts.Logger)
+	tmp, err := os.MkdirTemp(base, "w-")
+	if err != nil {
+		return nil, err
+	}
+	lock, err := os.Create(filepath.Join(tmp, "lock"))
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("lock %s: %w", tmp, err)
+	}
+	return &Writer{
+		lake: l, opts: opts, tmp: tmp, lock: lock,
+		tables: map[tableKey]*tableState{}, files: map[partKey]*partFile{},
+	}, nil
+}
+
+// cleanStaleTemp removes the tmp directories of writers that are gone: their lock is free.
+func cleanStaleTemp(base string, log *slog.Logger) {
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		dir := filepath.Join(base, e.Name())
+		f, err := os.Open(filepath.Join(dir, "lock"))
+		if err != nil {
+			// A writer creates its lock right after its directory: a directory without one is
+			// either being created this instant or abandoned. Leave young ones alone.
+			if info, serr := e.Info(); serr == nil && time.Since(info.ModTime()) > time.Minute {
+				os.RemoveAll(dir)
+			}
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			log.Info("removing files of an interrupted writer", "dir", dir)
+			os.RemoveAll(dir)
+		}
+		f.Close()
+	}
+}
+
+// Stats returns what the writer has committed so far.
+func (w *Writer) Stats() Stats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stats
+}
+
+// Write adds a record batch's rows to the table, each row to the partition of its p_event_time.
+func (w *Writer) Write(ctx context.Context, db, table string, rec arrow.RecordBatch) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return errors.New("writer is closed")
+	}
+	w.inflight.Add(1)
+	w.mu.Unlock()
+	defer w.inflight.Done()
+	ts, err := w.table(db, table, rec.Schema())
+	if err != nil {
+		return err
+	}
+	idx := rec.Schema().FieldIndices(FieldEventTime)
+	if len(idx) != 1 {
+		return fmt.Errorf("write %s.%s: no %s column", db, table, FieldEventTime)
+	}
+	times, ok := rec.Column(idx[0]).(*array.Timestamp)
+	if !ok || times.NullN() > 0 {
+		return fmt.Errorf("write %s.%s: %s must be a timestamp without nulls", db, table, FieldEventTime)
+	}
+	for _, part := range splitHours(times) {
+		if err := w.writePart(partKey{tableKey{db, table}, part.hour}, ts, rec, part.rows); err != nil {
+			return fmt.Errorf("write %s.%s: %w", db, table, err)
+		}
+	}
+	return nil
+}
+
+type hourRows struct {
+	hour int64
+	rows []int32 // nil: every row
+}
+
+const microsPerHour = int64(time.Hour / time.Microsecond)
+
+func hourOf(us int64) int64 {
+	h := us / microsPerHour
+	if us%microsPerHour < 0 {
+		h--
+	}
+	return h
+}
+
+// splitHours groups row indexes by hour; a batch of one hour needs no index.
+func splitHours(times *array.Timestamp) []hourRows {
+	vals := times.TimestampValues()
+	first := hourOf(int64(vals[0]))
+	same := true
+	for _, v := range vals[1:] {
+		if hourOf(int64(v)) != first {
+			same = false
+			break
+		}
+	}
+	if same {
+		return []hourRows{{hour: first}}
+	}
+	byHour := map[int64][]int32{}
+	for i, v := range vals {
+		h := hourOf(int64(v))
+		byHour[h] = append(byHour[h], int32(i))
+	}
+	out := make([]hourRows, 0, len(byHour))
+	for h, rows := range byHour {
+		out = append(out, hourRows{h, rows})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].hour < out[j].hour })
+	return out
+}
+
+// table returns the state of a table, checking that the batch has the table's schema and
+// creating the table's schema file for a new table.
+func (w *Writer) table(db, table string, s *arrow.Schema) (*tableState, error) {
+	key := tableKey{db, table}
+	sig := Signature(s)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ts, ok := w.tables[key]; ok {
+		if ts.signature != sig {
+			return nil, fmt.Errorf("write %s.%s: batch schema differs from the table's", db, table)
+		}
+		return ts, nil
+	}
+	if err := CheckName(db); err != nil {
+		return nil, err
+	}
+	if err := CheckName(table); err != nil {
+		return nil, err
+	}
+	existing, err := w.lake.TableSignature(db, table)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := w.writeSchemaFile(db, table, s, sig); err != nil {
+			return nil, fmt.Errorf("create table %s.%s: %w", db, table, err)
+		}
+	case err != nil:
+		return nil, err
+	case existing != sig:
+		return nil, fmt.Errorf("table %s.%s exists with other columns than this version of osprey writes: %s",
+			db, table, describeDiff(existing, sig))
+	}
+	ps, err := ParquetSchema(s)
+	if err != nil {
+		return nil, fmt.Errorf("table %s.%s: %w", db, table, err)
+	}
+	ts := &tableState{schema: s, signature: sig, noBounds: stringColumns(ps)}
+	ts.encoders.New = func() any {
+		e, err := newEncoder(s)
+		if err != nil {
+			panic("BUG: encoder of a schema that has a Parquet schema: " + err.Error())
+		}
+		return e
+	}
+	if _, err := newEncoder(s); err != nil {
+		return nil, err
+	}
+	w.tables[key] = ts
+	return ts, nil
+}
+
+// stringColumns returns the paths of a schema's byte array columns.
+func stringColumns(s *parquet.Schema) [][]string {
+	var paths [][]string
+	for _, path := range s.Columns() {
+		leaf, ok := s.Lookup(path...)
+		if ok && leaf.Node.Type().Kind() == parquet.ByteArray {
+			paths = append(paths, path)
+		}
+	}
+	return paths
+}
+
+// writeSchemaFile commits a table's schema file: its columns and no rows.
+func (w *Writer) writeSchemaFile(db, table string, s *arrow.Schema, sig string) error {
+	ps, err := ParquetSchema(s)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(w.tmp, "schema-*.parquet.tmp")
+	if err != nil {
+		return err
+	}
+	pw := parquet.NewGenericWriter[any](f, ps, parquet.Compression(codec), parquet.KeyValueMetadata(signatureKey, sig))
+	if err := errors.Join(pw.Close(), f.Sync(), f.Close()); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return commit(f.Name(), w.lake.SchemaFile(db, table))
+}
+
+const signatureKey = "osprey.schema"
+
+// TableSignature returns the schema signature recorded in a table's schema file
+// (fs.ErrNotExist when the table does not exist).
+func (l *Lake) TableSignature(db, table string) (string, error) {
+	f, err := os.Open(l.SchemaFile(db, table))
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	pf, err := parquet.OpenFile(f, info.Size())
+	if err != nil {
+		return "", fmt.Errorf("read schema of %s.%s: %w", db, table, err)
+	}
+	sig, ok := pf.Lookup(signatureKey)
+	if !ok {
+		return "", fmt.Errorf("schema file of %s.%s has no %s metadata", db, table, signatureKey)
+	}
+	return sig, nil
+}
+
+// Signature describes an Arrow schema's columns, types and JSON flags, one column per line.
+func Signature(s *arrow.Schema) string {
+	var b strings.Builder
+	for _, f := range s.Fields() {
+		writeSig(&b, f, "")
+	}
+	return b.String()
+}
+
+func writeSig(b *strings.Builder, f arrow.Field, prefix string) {
+	name := prefix + f.Name
+	switch t := f.Type.(type) {
+	case *arrow.StructType:
+		fmt.Fprintf(b, "%s struct\n", name)
+		for _, c := range t.Fields() {
+			writeSig(b, c, name+".")
+		}
+	case *arrow.ListType:
+		fmt.Fprintf(b, "%s list\n", name)
+		writeSig(b, t.ElemField(), name+".")
+	default:
+		typ := f.Type.String()
+		if IsJSON(f) {
+			typ = "json"
+		}
+		if enc, ok := f.Metadata.GetValue(EncodingKey); ok {
+			typ += " " + enc
+		}
+		fmt.Fprintf(b, "%s %s\n", name, typ)
+	}
+}
+
+func describeDiff(old, new string) string {
+	oldCols := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(old), "\n") {
+		oldCols[l] = true
+	}
+	var added, removed []string
+	newCols := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(new), "\n") {
+		newCols[l] = true
+		if !oldCols[l] {
+			added = append(added, l)
+		}
+	}
+	for l := range oldCols {
+		if !newCols[l] {
+			removed = append(removed, l)
+		}
+	}
+	sort.Strings(removed)
+	return fmt.Sprintf("new or changed columns %q, missing or changed columns %q", added, removed)
+}
+
+// writePart encodes rows of rec into a row group of the partition's open file.
+func (w *Writer) writePart(key partKey, ts *tableState, rec arrow.RecordBatch, rows []int32) error {
+	ts.fileSchema(rec)
+	pf, err := w.file(key, ts)
+	if err != nil {
+		return err
+	}
+	enc := ts.encoders.Get().(*encoder)
+	defer ts.encoders.Put(enc)
+
+	pf.mu.Lock()
+	rg := pf.w.BeginRowGroup()
+	pf.mu.Unlock()
+	// Encoding and compressing the row group runs outside the lock, in parallel with others.
+	encErr := enc.encode(rg, rec, rows)
+	if encErr == nil {
+		encErr = rg.Flush()
+	}
+
+	pf.mu.Lock()
+	var n int64
+	if encErr == nil {
+		n, encErr = rg.Commit()
+	}
+	pf.rows += n
+	pf.size = pf.w.Size()
+	full := pf.size >= w.opts.FileSize
+	pf.mu.Unlock()
+
+	w.mu.Lock()
+	pf.writing--
+	// Commit the file when it is full, or when it was evicted while this row group was encoded.
+	commitNow := !pf.done && pf.writing == 0 && (full || w.files[key] != pf)
+	if commitNow {
+		pf.done = true
+		if w.files[key] == pf {
+			delete(w.files, key)
+		}
+	}
+	w.mu.Unlock()
+	if encErr != nil {
+		return encErr
+	}
+	if commitNow {
+		return w.commitFile(pf)
+	}
+	return nil
+}
+
+// file returns the open file of a partition, opening one (and committing the least recently
+// used file when too many are open).
+func (w *Writer) file(key partKey, ts *tableState) (*partFile, error) {
+	w.mu.Lock()
+	w.clock++
+	if pf, ok := w.files[key]; ok {
+		pf.used = w.clock
+		pf.writing++
+		w.mu.Unlock()
+		return pf, nil
+	}
+	var evict []*partFile
+	for len(w.files) >= w.opts.MaxOpenFiles {
+		var lru *partFile
+		for _, pf := range w.files {
+			if lru == nil || pf.used < lru.used {
+				lru = pf
+			}
+		}
+		delete(w.files, lru.key)
+		if lru.writing == 0 {
+			lru.done = true
+			evict = append(evict, lru)
+		} // else the writer of its last row group commits it
+	}
+	pf, err := w.newFile(key, ts)
+	if err == nil {
+		pf.used = w.clock
+		pf.writing++
+		w.files[key] = pf
+	}
+	w.mu.Unlock()
+	for _, e := range evict {
+		if cerr := w.commitFile(e); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}
+	return pf, err
+}
+
+func (w *Writer) newFile(key partKey, ts *tableState) (*partFile, error) {
+	f, err := os.CreateTemp(w.tmp, "part-*.parquet.tmp")
+	if err != nil {
+		return nil, err
+	}
+	opts := []parquet.WriterOption{
+		ts.parquet,
+		parquet.Compression(codec),
+		parquet.PageBufferSize(1 << 20),
+		parquet.CreatedBy("osprey", "", ""),
+		parquet.KeyValueMetadata(signatureKey, ts.signature),
+	}
+	for _, path := range ts.noBounds {
+		opts = append(opts, parquet.SkipPageBounds(path...), parquet.SkipPageStatistics(path...))
+	}
+	pw := parquet.NewGenericWriter[any](f, opts...)
+	return &partFile{key: key, table: ts, path: f.Name(), f: f, w: pw}, nil
+}
+
+// commitFile closes a partition file and moves it into its partition.
+func (w *Writer) commitFile(pf *partFile) error {
+	if pf.rows == 0 {
+		return errors.Join(pf.w.Close(), pf.f.Close(), os.Remove(pf.path))
+	}
+	if err := errors.Join(pf.w.Close(), pf.f.Sync()); err != nil {
+		pf.f.Close()
+		return fmt.Errorf("finish %s: %w", pf.path, err)
+	}
+	size := pf.w.File().Size()
+	if err := pf.f.Close(); err != nil {
+		return err
+	}
+	hour := time.Unix(pf.key.hour*3600, 0).UTC()
+	name := fmt.Sprintf("%s-%s.parquet", hour.Format("20060102T150405Z"), newUUID())
+	dst := filepath.Join(w.lake.PartitionDir(pf.key.db, pf.key.table, hour), name)
+	if err := commit(pf.path, dst); err != nil {
+		return err
+	}
+	w.opts.Logger.Debug("committed", "file", dst, "rows", pf.rows, "bytes", size)
+	w.mu.Lock()
+	w.stats.Files++
+	w.stats.Rows += pf.rows
+	w.stats.Bytes += size
+	w.mu.Unlock()
+	return nil
+}
+
+func newUUID() uuid.UUID {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.New()
+	}
+	return id
+}
+
+// Flush commits every open partition file. Rows written before Flush are durable and visible
+// when it returns.
+func (w *Writer) Flush(ctx context.Context) error {
+	w.mu.Lock()
+	var todo []*partFile
+	for k, pf := range w.files {
+		delete(w.files, k)
+		if pf.writing == 0 {
+			pf.done = true
+			todo = append(todo, pf)
+		}
+	}
+	w.mu.Unlock()
+	var errs []error
+	for _, pf := range todo {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		errs = append(errs, w.commitFile(pf))
+	}
+	return errors.Join(errs...)
+}
+
+// Close waits for writes in progress, commits every open file and releases the writer's
+// temporary directory.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	w.inflight.Wait()
+	err := w.Flush(context.Background())
+	return errors.Join(err, os.RemoveAll(w.tmp), w.lock.Close())
+}
+
+// Abort waits for writes in progress and drops every uncommitted file.
+func (w *Writer) Abort() error {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	w.inflight.Wait()
+	w.mu.Lock()
+	files := w.files
+	w.files = map[partKey]*partFile{}
+	w.mu.Unlock()
+	for _, pf := range files {
+		pf.f.Close()
+	}
+	return errors.Join(os.RemoveAll(w.tmp), w.lock.Close())
+}
+
+// commit moves a finished file to dst durably: the file was fsynced by the caller; the
+// directories created for it and the directory it lands in are fsynced here.
+func commit(src, dst string) error {
+	dir := filepath.Dir(dst)
+	if err := mkdirAllSynced(dir); err != nil {
+		return err
+	}
+	if err := os.Rename(src, dst); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// mkdirAllSynced creates dir and its missing parents, fsyncing each new directory's parent so
+// that the new entries are durable.
+func mkdirAllSynced(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirAllSynced(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return syncDir(parent)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
+}

@@ -1,0 +1,425 @@
+package lake
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/parquet-go/parquet-go"
+)
+
+var jsonMeta = arrow.NewMetadata([]string{"ARROW:extension:name"}, []string{"arrow.json"})
+
+func testSchema() *arrow.Schema {
+	ts := &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+	return arrow.NewSchema([]arrow.Field{
+		{Name: "name", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "uid", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: "small", Type: arrow.PrimitiveTypes.Int16, Nullable: true},
+		{Name: "mid", Type: arrow.PrimitiveTypes.Int32, Nullable: true},
+		{Name: "ratio", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+		{Name: "success", Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
+		{Name: "details", Type: arrow.BinaryTypes.String, Nullable: true, Metadata: jsonMeta},
+		{Name: "actor", Type: arrow.StructOf(
+			arrow.Field{Name: "id", Type: arrow.BinaryTypes.String, Nullable: true},
+			arrow.Field{Name: "tags", Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
+		), Nullable: true},
+		{Name: "errors", Type: arrow.ListOf(arrow.StructOf(
+			arrow.Field{Name: "message", Type: arrow.BinaryTypes.String, Nullable: true},
+		)), Nullable: true},
+		{Name: FieldEventTime, Type: ts, Nullable: true},
+	}, nil)
+}
+
+// row is a test row; nil pointers are nulls.
+type row struct {
+	name    *string
+	uid     *int64
+	success *bool
+	actor   *actorVal
+	errors  []string // nil: null list
+	event   time.Time
+}
+
+type actorVal struct {
+	id   string
+	tags []string // nil: null
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func buildRecord(t testing.TB, rows []row) arrow.RecordBatch {
+	t.Helper()
+	b := array.NewRecordBuilder(memory.DefaultAllocator, testSchema())
+	defer b.Release()
+	for _, r := range rows {
+		if r.name == nil {
+			b.Field(0).AppendNull()
+		} else {
+			b.Field(0).(*array.StringBuilder).Append(*r.name)
+		}
+		if r.uid == nil {
+			b.Field(1).AppendNull()
+			b.Field(2).AppendNull()
+			b.Field(3).AppendNull()
+			b.Field(4).AppendNull()
+		} else {
+			b.Field(1).(*array.Int64Builder).Append(*r.uid)
+			b.Field(2).(*array.Int16Builder).Append(int16(*r.uid))
+			b.Field(3).(*array.Int32Builder).Append(int32(*r.uid))
+			b.Field(4).(*array.Float64Builder).Append(float64(*r.uid) / 2)
+		}
+		if r.success == nil {
+			b.Field(5).AppendNull()
+		} else {
+			b.Field(5).(*array.BooleanBuilder).Append(*r.success)
+		}
+		b.Field(6).(*array.StringBuilder).Append(`{"k":[1,2]}`)
+		sb := b.Field(7).(*array.StructBuilder)
+		if r.actor == nil {
+			sb.AppendNull()
+		} else {
+			sb.Append(true)
+			sb.FieldBuilder(0).(*array.StringBuilder).Append(r.actor.id)
+			lb := sb.FieldBuilder(1).(*array.ListBuilder)
+			if r.actor.tags == nil {
+				lb.AppendNull()
+			} else {
+				lb.Append(true)
+				for _, tag := range r.actor.tags {
+					lb.ValueBuilder().(*array.StringBuilder).Append(tag)
+				}
+			}
+		}
+		eb := b.Field(8).(*array.ListBuilder)
+		if r.errors == nil {
+			eb.AppendNull()
+		} else {
+			eb.Append(true)
+			st := eb.ValueBuilder().(*array.StructBuilder)
+			for _, m := range r.errors {
+				st.Append(true)
+				st.FieldBuilder(0).(*array.StringBuilder).Append(m)
+			}
+		}
+		b.Field(9).(*array.TimestampBuilder).Append(arrow.Timestamp(r.event.UnixMicro()))
+	}
+	return b.NewRecordBatch()
+}
+
+// readTable reads every committed data file of a table as JSON rows, sorted.
+func readTable(t testing.TB, l *Lake, db, table string) []string {
+	t.Helper()
+	files, err := filepath.Glob(l.DataGlob(db, table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, f := range files {
+		for _, r := range readFile(t, f) {
+			b, _ := json.Marshal(r)
+			out = append(out, string(b))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func readFile(t testing.TB, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, _ := f.Stat()
+	pf, err := parquet.OpenFile(f, info.Size())
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	r := parquet.NewGenericReader[map[string]any](pf, pf.Schema())
+	defer r.Close()
+	rows := make([]map[string]any, pf.NumRows())
+	for i := range rows {
+		rows[i] = map[string]any{}
+	}
+	n, err := r.Read(rows)
+	if n != len(rows) {
+		t.Fatalf("read %s: %d of %d rows: %v", path, n, len(rows), err)
+	}
+	return rows
+}
+
+func TestWriteRoundTrip(t *testing.T) {
+	l, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := l.NewWriter(DefaultWriterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := time.Date(2026, 11, 22, 13, 5, 0, 0, time.UTC)
+	rec := buildRecord(t, []row{
+		{name: ptr("root"), uid: ptr[int64](0), success: ptr(false), actor: &actorVal{id: "0", tags: []string{}}, errors: []string{}, event: h},
+		{name: ptr(""), uid: ptr[int64](-7), success: ptr(true), actor: &actorVal{id: "a", tags: []string{"x", "y"}}, errors: []string{"e1", "e2"}, event: h.Add(time.Minute)},
+		{event: h.Add(2 * time.Minute)}, // everything null
+		{name: ptr("late"), uid: ptr[int64](1), actor: &actorVal{id: "b"}, event: h.Add(-26 * time.Hour)},
+	})
+	defer rec.Release()
+	ctx := context.Background()
+	if err := w.Write(ctx, DBLogs, "test_table", rec); err != nil {
+		t.Fatal(err)
+	}
+	if got := readTable(t, l, DBLogs, "test_table"); len(got) != 0 {
+		t.Fatalf("%d rows visible before the commit", len(got))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := readTable(t, l, DBLogs, "test_table")
+	// parquet-go's reader shows JSON columns parsed and timestamps as microseconds.
+	us := func(t time.Time) string { return fmt.Sprint(t.UnixMicro()) }
+	want := []string{
+		`{"actor":null,"details":{"k":[1,2]},"errors":null,"mid":null,"name":null,"p_event_time":` + us(h.Add(2*time.Minute)) + `,"ratio":null,"small":null,"success":null,"uid":null}`,
+		`{"actor":{"id":"0","tags":[]},"details":{"k":[1,2]},"errors":[],"mid":0,"name":"root","p_event_time":` + us(h) + `,"ratio":0,"small":0,"success":false,"uid":0}`,
+		`{"actor":{"id":"a","tags":["x","y"]},"details":{"k":[1,2]},"errors":[{"message":"e1"},{"message":"e2"}],"mid":-7,"name":"","p_event_time":` + us(h.Add(time.Minute)) + `,"ratio":-3.5,"small":-7,"success":true,"uid":-7}`,
+		`{"actor":{"id":"b","tags":null},"details":{"k":[1,2]},"errors":null,"mid":1,"name":"late","p_event_time":` + us(h.Add(-26*time.Hour)) + `,"ratio":0.5,"small":1,"success":null,"uid":1}`,
+	}
+	sort.Strings(want)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// The late row is in its own hour's partition.
+	for _, hour := range []time.Time{h, h.Add(-26 * time.Hour)} {
+		files, _ := filepath.Glob(filepath.Join(l.PartitionDir(DBLogs, "test_table", hour), "*.parquet"))
+		if len(files) != 1 {
+			t.Errorf("%s has %d files, want 1", PartitionPath(hour), len(files))
+		}
+		for _, f := range files {
+			if base, prefix := filepath.Base(f), hour.Truncate(time.Hour).Format("20060102T150405Z-"); !strings.HasPrefix(base, prefix) {
+				t.Errorf("file name %s does not start with %s", base, prefix)
+			}
+		}
+	}
+	// Columns keep the schema's order and types.
+	files, _ := filepath.Glob(l.DataGlob(DBLogs, "test_table"))
+	f, err := os.Open(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, _ := f.Stat()
+	pf, err := parquet.OpenFile(f, info.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range pf.Schema().Fields() {
+		names = append(names, c.Name())
+	}
+	if got := strings.Join(names, ","); got != "name,uid,small,mid,ratio,success,details,actor,errors,p_event_time" {
+		t.Errorf("column order %s", got)
+	}
+	schema := pf.Schema().String()
+	for _, want := range []string{"(JSON)", "(TIMESTAMP(isAdjustedToUTC=true,unit=MICROS))", "(LIST)", "(INT(16,true))", "(STRING)"} {
+		if !strings.Contains(schema, want) {
+			t.Errorf("schema lacks %s:\n%s", want, schema)
+		}
+	}
+	if sig, err := l.TableSignature(DBLogs, "test_table"); err != nil || sig != Signature(testSchema()) {
+		t.Errorf("table signature %q, %v", sig, err)
+	}
+	tables, err := l.Tables(DBLogs)
+	if err != nil || len(tables) != 1 || tables[0].Name != "test_table" {
+		t.Errorf("Tables = %v, %v", tables, err)
+	}
+	if left, _ := os.ReadDir(filepath.Join(l.Dir(), "_osprey", "tmp")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+func TestSchemaMismatch(t *testing.T) {
+	l, _ := Open(t.TempDir())
+	w, _ := l.NewWriter(DefaultWriterOptions())
+	rec := buildRecord(t, []row{{event: time.Now()}})
+	if err := w.Write(context.Background(), DBLogs, "t", rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	other := arrow.NewSchema([]arrow.Field{
+		{Name: "name", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: FieldEventTime, Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
+	}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, other)
+	b.Field(0).(*array.Int64Builder).Append(1)
+	b.Field(1).(*array.TimestampBuilder).Append(1)
+	w2, _ := l.NewWriter(DefaultWriterOptions())
+	defer w2.Close()
+	err := w2.Write(context.Background(), DBLogs, "t", b.NewRecordBatch())
+	if err == nil || !strings.Contains(err.Error(), "exists with other columns") || !strings.Contains(err.Error(), "name int64") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestConcurrentWritesAndRotation(t *testing.T) {
+	l, _ := Open(t.TempDir())
+	opts := DefaultWriterOptions()
+	opts.FileSize = 64 << 10 // rotate often
+	opts.MaxOpenFiles = 3
+	w, err := l.NewWriter(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var wg sync.WaitGroup
+	const workers, batches, perBatch = 4, 20, 500
+	errs := make(chan error, workers)
+	for g := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range batches {
+				rows := make([]row, perBatch)
+				for j := range rows {
+					name := fmt.Sprintf("w%d-b%d-r%d", g, i, j)
+					rows[j] = row{name: &name, uid: ptr(int64(j)), event: base.Add(time.Duration((i*perBatch+j)%10) * time.Hour)}
+				}
+				rec := buildRecord(t, rows)
+				if err := w.Write(context.Background(), DBLogs, "many", rec); err != nil {
+					errs <- err
+					return
+				}
+				rec.Release()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := readTable(t, l, DBLogs, "many")
+	if len(got) != workers*batches*perBatch {
+		t.Fatalf("read %d rows, want %d", len(got), workers*batches*perBatch)
+	}
+	seen := map[string]bool{}
+	for _, r := range got {
+		var m map[string]any
+		json.Unmarshal([]byte(r), &m)
+		name := m["name"].(string)
+		if seen[name] {
+			t.Fatalf("row %s twice", name)
+		}
+		seen[name] = true
+	}
+	st := w.Stats()
+	if st.Rows != int64(len(got)) || st.Files < 10 {
+		t.Errorf("stats %+v: want %d rows in many files", st, len(got))
+	}
+}
+
+func TestStaleTempRemoved(t *testing.T) {
+	l, _ := Open(t.TempDir())
+	w, _ := l.NewWriter(DefaultWriterOptions())
+	rec := buildRecord(t, []row{{event: time.Now()}})
+	if err := w.Write(context.Background(), DBLogs, "t", rec); err != nil {
+		t.Fatal(err)
+	}
+	// Simulate a crash: the lock is released without committing.
+	w.lock.Close()
+	stale := w.tmp
+	w2, err := l.NewWriter(DefaultWriterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale temp dir still there: %v", err)
+	}
+	// A live writer's directory is kept.
+	w3, _ := l.NewWriter(DefaultWriterOptions())
+	defer w3.Close()
+	if _, err := os.Stat(w2.tmp); err != nil {
+		t.Errorf("live writer's temp dir removed: %v", err)
+	}
+}
+
+func TestHourRange(t *testing.T) {
+	l, _ := Open(t.TempDir())
+	for _, p := range []string{"year=2025/month=12/day=31/hour=23", "year=2026/month=01/day=01/hour=00", "year=2026/month=01/day=01/hour=05", "year=2026/month=01/day=02/hour=00", "year=9999/month=12/day=31/hour=23"} {
+		os.MkdirAll(filepath.Join(l.TableDir(DBLogs, "t"), p), 0o755)
+	}
+	f := func(from, to time.Time, want string) {
+		t.Helper()
+		var got []string
+		err := l.HourRange(DBLogs, "t", from, to, func(dir string, hour time.Time) error {
+			got = append(got, hour.Format("2006-01-02T15"))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("HourRange(%v, %v) = %v, want %s", from, to, got, want)
+		}
+	}
+	d := func(s string) time.Time { v, _ := time.Parse("2006-01-02T15:04", s); return v }
+	f(time.Time{}, time.Time{}, "2025-12-31T23 2026-01-01T00 2026-01-01T05 2026-01-02T00 9999-12-31T23")
+	f(d("2026-01-01T00:30"), time.Time{}, "2026-01-01T00 2026-01-01T05 2026-01-02T00 9999-12-31T23")
+	f(d("2026-01-01T00:30"), d("2026-01-01T23:59"), "2026-01-01T00 2026-01-01T05")
+	f(time.Time{}, d("2025-12-31T23:00"), "2025-12-31T23")
+	f(d("2027-01-01T00:00"), d("2027-12-01T00:00"), "")
+}
+
+func TestGlobs(t *testing.T) {
+	l, _ := Open(t.TempDir())
+	mk := func(p string) {
+		dir := filepath.Join(l.TableDir(DBLogs, "t"), p)
+		os.MkdirAll(dir, 0o755)
+		os.WriteFile(filepath.Join(dir, "x.parquet"), nil, 0o644)
+	}
+	for _, p := range []string{"year=2025/month=12/day=31/hour=23", "year=2026/month=01/day=01/hour=00", "year=2026/month=01/day=01/hour=05", "year=2026/month=01/day=02/hour=00", "year=9999/month=12/day=31/hour=23"} {
+		mk(p)
+	}
+	os.MkdirAll(filepath.Join(l.TableDir(DBLogs, "t"), "year=2026/month=02/day=01/hour=00"), 0o755) // empty
+	d := func(s string) time.Time { v, _ := time.Parse("2006-01-02T15:04", s); return v }
+	f := func(from, to time.Time, want ...string) {
+		t.Helper()
+		got, err := l.Globs(DBLogs, "t", from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range got {
+			got[i] = strings.TrimPrefix(got[i], l.TableDir(DBLogs, "t")+"/")
+		}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("Globs(%v, %v) =\n%v\nwant\n%v", from, to, got, want)
+		}
+	}
+	f(time.Time{}, time.Time{}, "year=2025/month=*/day=*/hour=*/*.parquet", "year=2026/month=*/day=*/hour=*/*.parquet", "year=9999/month=*/day=*/hour=*/*.parquet")
+	f(d("2026-01-01T00:30"), time.Time{}, "year=2026/month=*/day=*/hour=*/*.parquet", "year=9999/month=*/day=*/hour=*/*.parquet")
+	f(d("2026-01-01T01:30"), time.Time{}, "year=2026/month=01/day=01/hour=05/*.parquet",
+		"year=2026/month=01/day=02/hour=*/*.parquet", "year=9999/month=*/day=*/hour=*/*.parquet")
+	f(d("2026-01-01T01:00"), d("2026-01-31T23:59"), "year=2026/month=01/day=01/hour=05/*.parquet", "year=2026/month=01/day=02/hour=*/*.parquet")
+	f(d("2026-02-01T00:00"), d("2026-02-01T23:00")) // only an empty directory: no glob
+	f(d("2027-01-01T00:00"), d("2027-12-01T00:00"))
+	if !l.HasData(DBLogs, "t") || l.HasData(DBLogs, "u") {
+		t.Error("HasData")
+	}
+}

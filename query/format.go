@@ -1,0 +1,296 @@
+package query
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/duckdb/duckdb-go/v2"
+)
+
+// Formats are the output formats of query results.
+var Formats = []string{"table", "csv", "json", "jsonl"}
+
+// WriteOptions configure Write.
+type WriteOptions struct {
+	Format string
+	// MaxRows bounds the rows a table shows (the count of the rest is printed); 0 means 1000.
+	MaxRows int
+	// MaxWidth bounds a table cell's width; longer values are cut with "…". 0 means 60.
+	MaxWidth int
+}
+
+// Write prints rows in a format and returns the number of rows.
+func Write(w io.Writer, rows *Rows, opts WriteOptions) (int64, error) {
+	cols, err := rows.Columns()
+	if err != nil {
+		return 0, err
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	defer bw.Flush()
+	next := func() ([]any, error) {
+		if !rows.Next() {
+			return nil, rows.Err()
+		}
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		for i, v := range vals {
+			vals[i] = Plain(v)
+		}
+		return vals, nil
+	}
+	switch opts.Format {
+	case "", "table":
+		return writeTable(bw, cols, next, opts)
+	case "csv":
+		cw := csv.NewWriter(bw)
+		if err := cw.Write(cols); err != nil {
+			return 0, err
+		}
+		var n int64
+		rec := make([]string, len(cols))
+		for {
+			vals, err := next()
+			if err != nil || vals == nil {
+				cw.Flush()
+				return n, firstErr(err, cw.Error())
+			}
+			for i, v := range vals {
+				rec[i] = text(v)
+			}
+			if err := cw.Write(rec); err != nil {
+				return n, err
+			}
+			n++
+		}
+	case "json", "jsonl":
+		var n int64
+		if opts.Format == "json" {
+			bw.WriteString("[")
+		}
+		for {
+			vals, err := next()
+			if err != nil || vals == nil {
+				if opts.Format == "json" {
+					if n > 0 {
+						bw.WriteString("\n")
+					}
+					bw.WriteString("]\n")
+				}
+				return n, err
+			}
+			obj, err := orderedObject(cols, vals)
+			if err != nil {
+				return n, err
+			}
+			if opts.Format == "json" {
+				if n > 0 {
+					bw.WriteString(",")
+				}
+				bw.WriteString("\n")
+			}
+			bw.Write(obj)
+			if opts.Format == "jsonl" {
+				bw.WriteString("\n")
+			}
+			n++
+		}
+	}
+	return 0, fmt.Errorf("unknown format %q (want %s)", opts.Format, strings.Join(Formats, ", "))
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// orderedObject writes a JSON object with the columns in result order.
+func orderedObject(cols []string, vals []any) ([]byte, error) {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(c)
+		b.Write(k)
+		b.WriteByte(':')
+		v, err := json.Marshal(vals[i])
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", c, err)
+		}
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return []byte(b.String()), nil
+}
+
+// Plain converts a value scanned from DuckDB to plain Go values that encode to JSON naturally:
+// timestamps become RFC 3339 strings, maps and structs map[string]any, big numbers strings.
+func Plain(v any) any {
+	switch v := v.(type) {
+	case time.Time:
+		return v.UTC().Format(time.RFC3339Nano)
+	case []byte:
+		if utf8.Valid(v) {
+			return string(v)
+		}
+		return fmt.Sprintf("\\x%x", v)
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[k] = Plain(x)
+		}
+		return out
+	case duckdb.Map:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[fmt.Sprint(Plain(k))] = Plain(x)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = Plain(x)
+		}
+		return out
+	case *big.Int:
+		return v.String()
+	case duckdb.Interval:
+		return fmt.Sprintf("%d months %d days %d us", v.Months, v.Days, v.Micros)
+	case duckdb.UUID:
+		return v.String()
+	case duckdb.Decimal:
+		return v.Float64()
+	}
+	return v
+}
+
+// text renders a plain value for a table cell or CSV field: nested values as JSON.
+func text(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case map[string]any, []any:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Sprint(v)
+		}
+		return string(b)
+	}
+	return fmt.Sprint(v)
+}
+
+func writeTable(w *bufio.Writer, cols []string, next func() ([]any, error), opts WriteOptions) (int64, error) {
+	if opts.MaxRows <= 0 {
+		opts.MaxRows = 1000
+	}
+	if opts.MaxWidth <= 0 {
+		opts.MaxWidth = 60
+	}
+	var cells [][]string
+	var n int64
+	for {
+		vals, err := next()
+		if err != nil {
+			return n, err
+		}
+		if vals == nil {
+			break
+		}
+		n++
+		if len(cells) < opts.MaxRows {
+			row := make([]string, len(vals))
+			for i, v := range vals {
+				if v == nil {
+					row[i] = "NULL"
+				} else {
+					row[i] = cut(strings.ReplaceAll(text(v), "\n", "\\n"), opts.MaxWidth)
+				}
+			}
+			cells = append(cells, row)
+		}
+	}
+	widths := make([]int, len(cols))
+	for i, c := range cols {
+		widths[i] = utf8.RuneCountInString(c)
+	}
+	for _, row := range cells {
+		for i, c := range row {
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	line := func(fill string, l, m, r string) {
+		w.WriteString(l)
+		for i, wd := range widths {
+			if i > 0 {
+				w.WriteString(m)
+			}
+			w.WriteString(strings.Repeat(fill, wd+2))
+		}
+		w.WriteString(r + "\n")
+	}
+	row := func(vals []string) {
+		w.WriteString("│")
+		for i, v := range vals {
+			if i > 0 {
+				w.WriteString("│")
+			}
+			w.WriteString(" " + v + strings.Repeat(" ", widths[i]-utf8.RuneCountInString(v)) + " ")
+		}
+		w.WriteString("│\n")
+	}
+	line("─", "┌", "┬", "┐")
+	row(cols)
+	line("─", "├", "┼", "┤")
+	for _, r := range cells {
+		row(r)
+	}
+	line("─", "└", "┴", "┘")
+	switch {
+	case n > int64(len(cells)):
+		fmt.Fprintf(w, "%d rows (%d shown)\n", n, len(cells))
+	case n == 1:
+		fmt.Fprintln(w, "1 row")
+	default:
+		fmt.Fprintf(w, "%d rows\n", n)
+	}
+	return n, nil
+}
+
+func cut(s string, width int) string {
+	if utf8.RuneCountInString(s) <= width {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:width-1]) + "…"
+}
+
+// SortedKeys returns a map's keys in order (for stable output in tests and tools).
+func SortedKeys(m map[string]int64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,341 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ospreyhq/osprey/lake"
+)
+
+// Narrowing: a statement that restricts a lake table's p_event_time to constants in its WHERE
+// clause reads only the partitions of that range. DuckDB's parser (json_serialize_sql) finds the
+// table references and the predicates; each narrowed reference is replaced in the statement's
+// text by a read of its schema file and the globs of the partitions in range. Without this,
+// DuckDB would list every partition of the table and test each one's hive values, which on a
+// lake of months costs more than the query.
+//
+// Only top-level AND conjuncts of a SELECT's WHERE count, so a predicate always holds for every
+// row the SELECT returns: narrowing never changes a result. A column qualified by an alias binds
+// to the table of that alias; an unqualified p_event_time binds to the SELECT's table when its
+// FROM has exactly one table and nothing else.
+
+// tableRef is a reference to a lake table in a statement.
+type tableRef struct {
+	db, table, alias string
+	loc              int // byte offset of the reference in the statement
+	lo, hi           time.Time
+	bounded          bool
+}
+
+// narrow rewrites a statement so that each table reference restricted by p_event_time reads the
+// partitions of its range only. It returns the statement unchanged when nothing can be narrowed.
+func (d *DB) narrow(ctx context.Context, conn *sql.Conn, stmt string) (string, error) {
+	if !strings.Contains(strings.ToLower(stmt), "p_event_time") {
+		return stmt, nil
+	}
+	var js string
+	if err := conn.QueryRowContext(ctx, "SELECT json_serialize_sql(?::VARCHAR)", stmt).Scan(&js); err != nil {
+		return stmt, nil // not something the serializer knows: run it as it is
+	}
+	var tree map[string]any
+	if err := json.Unmarshal([]byte(js), &tree); err != nil || tree["error"] == true {
+		return stmt, nil
+	}
+	var refs []*tableRef
+	walk(tree, func(node map[string]any) {
+		if node["type"] == "SELECT_NODE" {
+			refs = append(refs, d.selectRefs(node)...)
+		}
+	})
+	var narrowed []*tableRef
+	for _, r := range refs {
+		if r.bounded && r.loc >= 0 && r.loc < len(stmt) {
+			narrowed = append(narrowed, r)
+		}
+	}
+	if len(narrowed) == 0 {
+		return stmt, nil
+	}
+	sort.Slice(narrowed, func(i, j int) bool { return narrowed[i].loc > narrowed[j].loc })
+	out := stmt
+	for _, r := range narrowed {
+		end, ok := refEnd(out, r.loc)
+		if !ok {
+			continue
+		}
+		globs, err := d.lake.Globs(r.db, r.table, r.lo, r.hi)
+		if err != nil {
+			return "", err
+		}
+		repl := "(" + tableQuery(d.fileList(r.db, r.table, globs)) + ")"
+		if r.alias == "" {
+			repl += " AS " + ident(r.table)
+		}
+		out = out[:r.loc] + repl + out[end:]
+	}
+	return out, nil
+}
+
+// walk calls fn for every object in a JSON tree.
+func walk(v any, fn func(map[string]any)) {
+	switch v := v.(type) {
+	case map[string]any:
+		fn(v)
+		for _, c := range v {
+			walk(c, fn)
+		}
+	case []any:
+		for _, c := range v {
+			walk(c, fn)
+		}
+	}
+}
+
+// selectRefs returns the lake tables in a SELECT's FROM with the p_event_time bounds its WHERE
+// sets on them.
+func (d *DB) selectRefs(node map[string]any) []*tableRef {
+	var refs []*tableRef
+	only := true // FROM is a single base table
+	var from func(v any)
+	from = func(v any) {
+		m, _ := v.(map[string]any)
+		if m == nil {
+			return
+		}
+		switch m["type"] {
+		case "BASE_TABLE":
+			db, _ := m["schema_name"].(string)
+			table, _ := m["table_name"].(string)
+			alias, _ := m["alias"].(string)
+			loc, ok := m["query_location"].(float64)
+			if !ok || loc > 1<<40 || !isLakeDB(db) || lake.CheckName(table) != nil {
+				only = false
+				return
+			}
+			if _, err := d.lake.TableSignature(db, table); err != nil {
+				only = false
+				return
+			}
+			refs = append(refs, &tableRef{db: db, table: table, alias: alias, loc: int(loc)})
+		case "JOIN":
+			only = false
+			from(m["left"])
+			from(m["right"])
+		default:
+			only = false
+		}
+	}
+	from(node["from_table"])
+	if len(refs) == 0 {
+		return nil
+	}
+	for _, c := range conjuncts(node["where_clause"]) {
+		col, lo, hi, ok := bound(c)
+		if !ok {
+			continue
+		}
+		var target *tableRef
+		switch len(col) {
+		case 1:
+			if only && len(refs) == 1 {
+				target = refs[0]
+			}
+		case 2:
+			for _, r := range refs {
+				if name := r.alias; strings.EqualFold(col[0], name) || name == "" && strings.EqualFold(col[0], r.table) {
+					target = r
+				}
+			}
+		}
+		if target == nil {
+			continue
+		}
+		if !lo.IsZero() && (target.lo.IsZero() || lo.After(target.lo)) {
+			target.lo = lo
+		}
+		if !hi.IsZero() && (target.hi.IsZero() || hi.Before(target.hi)) {
+			target.hi = hi
+		}
+		target.bounded = true
+	}
+	return refs
+}
+
+func isLakeDB(db string) bool {
+	for _, d := range lake.Databases {
+		if d == db {
+			return true
+		}
+	}
+	return false
+}
+
+// conjuncts flattens the top-level ANDs of a WHERE clause.
+func conjuncts(v any) []map[string]any {
+	m, _ := v.(map[string]any)
+	if m == nil {
+		return nil
+	}
+	if m["type"] == "CONJUNCTION_AND" {
+		var out []map[string]any
+		children, _ := m["children"].([]any)
+		for _, c := range children {
+			out = append(out, conjuncts(c)...)
+		}
+		return out
+	}
+	return []map[string]any{m}
+}
+
+// bound reads a comparison of p_event_time (possibly qualified) with constant timestamps; a zero
+// bound is open.
+func bound(e map[string]any) (col []string, lo, hi time.Time, ok bool) {
+	switch e["type"] {
+	case "COMPARE_BETWEEN":
+		col = eventTimeColumn(e["input"])
+		lo, ok1 := constTime(e["lower"])
+		hi, ok2 := constTime(e["upper"])
+		return col, lo, hi, col != nil && ok1 && ok2
+	case "COMPARE_GREATERTHAN", "COMPARE_GREATERTHANOREQUALTO", "COMPARE_LESSTHAN", "COMPARE_LESSTHANOREQUALTO", "COMPARE_EQUAL":
+	default:
+		return nil, lo, hi, false
+	}
+	op, _ := e["type"].(string)
+	left, right := e["left"], e["right"]
+	col = eventTimeColumn(left)
+	if col == nil {
+		// constant <op> column: swap the sides.
+		col = eventTimeColumn(right)
+		left, right = right, left
+		switch op {
+		case "COMPARE_GREATERTHAN":
+			op = "COMPARE_LESSTHAN"
+		case "COMPARE_GREATERTHANOREQUALTO":
+			op = "COMPARE_LESSTHANOREQUALTO"
+		case "COMPARE_LESSTHAN":
+			op = "COMPARE_GREATERTHAN"
+		case "COMPARE_LESSTHANOREQUALTO":
+			op = "COMPARE_GREATERTHANOREQUALTO"
+		}
+	}
+	t, tok := constTime(right)
+	if col == nil || !tok {
+		return nil, lo, hi, false
+	}
+	switch op {
+	case "COMPARE_GREATERTHAN", "COMPARE_GREATERTHANOREQUALTO":
+		lo = t
+	case "COMPARE_LESSTHAN", "COMPARE_LESSTHANOREQUALTO":
+		hi = t
+	case "COMPARE_EQUAL":
+		lo, hi = t, t
+	}
+	return col, lo, hi, true
+}
+
+func eventTimeColumn(v any) []string {
+	m, _ := v.(map[string]any)
+	if m == nil || m["class"] != "COLUMN_REF" {
+		return nil
+	}
+	names, _ := m["column_names"].([]any)
+	if len(names) == 0 || len(names) > 2 {
+		return nil
+	}
+	if last, _ := names[len(names)-1].(string); !strings.EqualFold(last, lake.FieldEventTime) {
+		return nil
+	}
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i], _ = n.(string)
+	}
+	return out
+}
+
+// timeLayouts are the literal forms DuckDB reads as timestamps that narrowing understands.
+var timeLayouts = []string{
+	"2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999Z07", "2006-01-02T15:04:05.999999999Z07:00",
+	"2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02 15:04", "2006-01-02",
+}
+
+// constTime reads a constant cast to a timestamp type.
+func constTime(v any) (time.Time, bool) {
+	m, _ := v.(map[string]any)
+	if m == nil || m["class"] != "CAST" {
+		return time.Time{}, false
+	}
+	ct, _ := m["cast_type"].(map[string]any)
+	if id, _ := ct["id"].(string); id != "TIMESTAMP WITH TIME ZONE" && id != "TIMESTAMP" {
+		return time.Time{}, false
+	}
+	child, _ := m["child"].(map[string]any)
+	if child == nil || child["class"] != "CONSTANT" {
+		return time.Time{}, false
+	}
+	val, _ := child["value"].(map[string]any)
+	s, ok := val["value"].(string)
+	if !ok {
+		return time.Time{}, false
+	}
+	s = strings.TrimSpace(s)
+	for _, layout := range timeLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// refEnd returns the end of the table name ([catalog.]schema.table) starting at loc.
+func refEnd(s string, loc int) (int, bool) {
+	toks := lex(s[loc:])
+	end, parts := 0, 0
+	want := true
+	for _, t := range toks {
+		switch {
+		case want && (t.kind == tokIdent || t.kind == tokQuoted):
+			end = t.end
+			parts++
+			want = false
+		case !want && t.kind == tokPunct && s[loc+t.start] == '.':
+			want = true
+		default:
+			if parts < 2 {
+				return 0, false
+			}
+			return loc + end, true
+		}
+	}
+	if parts < 2 || want {
+		return 0, false
+	}
+	return loc + end, true
+}
+
+// Explain returns the statement as it will run: macros expanded and tables narrowed.
+func (d *DB) Explain(ctx context.Context, stmt string) (string, error) {
+	conn, err := d.db.Conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	return d.prepare(ctx, conn, stmt)
+}
+
+// prepare expands macros and narrows tables.
+func (d *DB) prepare(ctx context.Context, conn *sql.Conn, stmt string) (string, error) {
+	expanded, err := expandMacros(stmt, d.opts.Now(), duckEval(ctx, conn))
+	if err != nil {
+		return "", err
+	}
+	out, err := d.narrow(ctx, conn, expanded)
+	if err != nil {
+		return "", fmt.Errorf("narrow: %w", err)
+	}
+	return out, nil
+}
