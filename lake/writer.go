@@ -35,13 +35,16 @@ type WriterOptions struct {
 	// MaxOpenFiles bounds the partition files open at once; the least recently written one is
 	// committed to make room.
 	MaxOpenFiles int
+	// Commits bounds the files committed at once in the background.
+	Commits int
 	// Logger receives a line for each committed file at debug level.
 	Logger *slog.Logger
 }
 
-// DefaultWriterOptions returns the defaults: 256 MiB files, 64 open partitions.
+// DefaultWriterOptions returns the defaults: 256 MiB files, 256 open partitions, 16 commits at
+// once.
 func DefaultWriterOptions() WriterOptions {
-	return WriterOptions{FileSize: 256 << 20, MaxOpenFiles: 64, Logger: slog.New(slog.DiscardHandler)}
+	return WriterOptions{FileSize: 256 << 20, MaxOpenFiles: 256, Commits: 16, Logger: slog.New(slog.DiscardHandler)}
 }
 
 // Writer writes record batches into partition files of a lake. Write may be called from several
@@ -61,6 +64,13 @@ type Writer struct {
 	closed bool
 
 	inflight sync.WaitGroup // Write calls in progress
+
+	// Files are committed in the background: closing one costs two fsyncs, milliseconds on
+	// most disks, which writers should not wait for. commits bounds the commits at once.
+	commits   chan struct{}
+	pending   int        // commits started and not finished; guarded by mu
+	idle      *sync.Cond // signalled (with mu held) when pending drops to zero
+	commitErr error      // the first failed background commit; guarded by mu
 }
 
 type tableKey struct{ db, table string }
@@ -125,6 +135,9 @@ func (l *Lake) NewWriter(opts WriterOptions) (*Writer, error) {
 	if opts.MaxOpenFiles <= 0 {
 		opts.MaxOpenFiles = DefaultWriterOptions().MaxOpenFiles
 	}
+	if opts.Commits <= 0 {
+		opts.Commits = DefaultWriterOptions().Commits
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -145,10 +158,13 @@ func (l *Lake) NewWriter(opts WriterOptions) (*Writer, error) {
 		lock.Close()
 		return nil, fmt.Errorf("lock %s: %w", tmp, err)
 	}
-	return &Writer{
+	w := &Writer{
 		lake: l, opts: opts, tmp: tmp, lock: lock,
 		tables: map[tableKey]*tableState{}, files: map[partKey]*partFile{},
-	}, nil
+		commits: make(chan struct{}, opts.Commits),
+	}
+	w.idle = sync.NewCond(&w.mu)
+	return w, nil
 }
 
 // cleanStaleTemp removes the tmp directories of writers that are gone: their lock is free.
@@ -464,9 +480,42 @@ func (w *Writer) writePart(key partKey, ts *tableState, rec arrow.RecordBatch, r
 		return encErr
 	}
 	if commitNow {
-		return w.commitFile(pf)
+		w.commitLater(pf)
 	}
 	return nil
+}
+
+// commitLater commits a file in the background; Flush and Close wait for it. w.mu must not be
+// held.
+func (w *Writer) commitLater(pf *partFile) {
+	w.mu.Lock()
+	w.pending++
+	w.mu.Unlock()
+	w.commits <- struct{}{}
+	go func() {
+		err := w.commitFile(pf)
+		<-w.commits
+		w.mu.Lock()
+		if err != nil && w.commitErr == nil {
+			w.commitErr = err
+		}
+		if w.pending--; w.pending == 0 {
+			w.idle.Broadcast()
+		}
+		w.mu.Unlock()
+	}()
+}
+
+// waitCommits waits for the background commits and returns the first error of any.
+func (w *Writer) waitCommits() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.pending > 0 {
+		w.idle.Wait()
+	}
+	err := w.commitErr
+	w.commitErr = nil
+	return err
 }
 
 // file returns the open file of a partition, opening one (and committing the least recently
@@ -502,9 +551,7 @@ func (w *Writer) file(key partKey, ts *tableState) (*partFile, error) {
 	}
 	w.mu.Unlock()
 	for _, e := range evict {
-		if cerr := w.commitFile(e); cerr != nil {
-			err = errors.Join(err, cerr)
-		}
+		w.commitLater(e)
 	}
 	return pf, err
 }
@@ -574,18 +621,13 @@ func (w *Writer) Flush(ctx context.Context) error {
 		if pf.writing == 0 {
 			pf.done = true
 			todo = append(todo, pf)
-		}
+		} // else the writer of its last row group commits it
 	}
 	w.mu.Unlock()
-	var errs []error
 	for _, pf := range todo {
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, err)
-			break
-		}
-		errs = append(errs, w.commitFile(pf))
+		w.commitLater(pf)
 	}
-	return errors.Join(errs...)
+	return w.waitCommits()
 }
 
 // Close waits for writes in progress, commits every open file and releases the writer's

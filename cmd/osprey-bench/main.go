@@ -1,15 +1,273 @@
-// Command osprey-bench generates benchmark inputs and compares osprey ingest with DuckDB.
+// Command osprey-bench measures osprey against DuckDB on the same input, in the same run.
+//
+//	osprey-bench ingest [--size 1GiB] [--runs 3] [--dir DIR] [--osprey bin/osprey]
+//
+// generates a Panther.Audit JSON lines file of realistic, varied events (several hundred actors,
+// a long tail of actions, nested parameters, errors, X-Forwarded-For chains, both of Panther's
+// timestamp layouts, a week of event times with late arrivals), then alternately runs
+// `osprey ingest --log-type Panther.Audit` on it and DuckDB's own
+// COPY (SELECT * FROM read_json('file')) TO 'out.parquet' through duckdb-go, each as a
+// subprocess, and prints the median events/s of both, their ratio and each one's peak memory.
+// The file is kept in DIR and reused by later runs with the same size.
 package main
 
 import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
+
+	_ "github.com/duckdb/duckdb-go/v2"
 )
 
 func main() {
-	f, _ := os.Create(os.Args[1])
-	n, err := writeAudit(f, 1<<30, 1, time.Now(), 7*24*time.Hour)
-	fmt.Println(n, err)
-	f.Close()
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "ingest":
+		err = benchIngest(os.Args[2:])
+	case "duckdb-copy": // the DuckDB side, run as a subprocess by ingest
+		err = duckdbCopy(os.Args[2:])
+	case "gen":
+		err = gen(os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "osprey-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, `usage:
+  osprey-bench ingest [--size 1GiB] [--runs 3] [--dir DIR] [--osprey PATH]
+      osprey ingest vs DuckDB COPY (SELECT * FROM read_json(file)) TO parquet, same input, same run
+  osprey-bench gen --size 1GiB --out FILE
+      write the Panther.Audit input file only`)
+	os.Exit(2)
+}
+
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if strings.HasSuffix(s, suffix) {
+			s, mult = strings.TrimSuffix(s, suffix), m
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("size %q: want a number with KiB, MiB or GiB", s)
+	}
+	return int64(n * float64(mult)), nil
+}
+
+func gen(args []string) error {
+	fs := flag.NewFlagSet("gen", flag.ExitOnError)
+	size := fs.String("size", "1GiB", "bytes of events to write")
+	out := fs.String("out", "panther_audit.jsonl", "output file")
+	fs.Parse(args)
+	n, err := parseSize(*size)
+	if err != nil {
+		return err
+	}
+	events, err := generate(*out, n)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s: %d events\n", *out, events)
+	return nil
+}
+
+// generate writes the input file unless a complete one of that size is already there; it
+// returns the number of events.
+func generate(path string, size int64) (int, error) {
+	meta := path + ".events"
+	if data, err := os.ReadFile(meta); err == nil {
+		var events int
+		var want int64
+		if _, err := fmt.Sscanf(string(data), "%d %d", &events, &want); err == nil && want == size {
+			if _, err := os.Stat(path); err == nil {
+				return events, nil
+			}
+		}
+	}
+	fmt.Fprintf(os.Stderr, "generating %s (%s of Panther.Audit events)...\n", path, human(size))
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		return 0, err
+	}
+	// A fixed end time keeps the file identical across runs; recent, so that time macros see it.
+	end := time.Now().UTC().Truncate(24 * time.Hour)
+	n, err := writeAudit(f, size, 1, end, 7*24*time.Hour)
+	if err := errors.Join(err, f.Close()); err != nil {
+		return 0, err
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return 0, err
+	}
+	return n, os.WriteFile(meta, []byte(fmt.Sprintf("%d %d\n", n, size)), 0o644)
+}
+
+type result struct {
+	elapsed time.Duration
+	maxRSS  int64 // bytes
+}
+
+func benchIngest(args []string) error {
+	fs := flag.NewFlagSet("ingest", flag.ExitOnError)
+	size := fs.String("size", "1GiB", "size of the generated input")
+	runs := fs.Int("runs", 3, "runs of each side (the median is reported)")
+	dir := fs.String("dir", filepath.Join(os.TempDir(), "osprey-bench"), "working directory (input, lakes, outputs)")
+	osprey := fs.String("osprey", "bin/osprey", "the osprey binary to measure")
+	fs.Parse(args)
+	n, err := parseSize(*size)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(*osprey); err != nil {
+		return fmt.Errorf("%s: build it first (make build): %w", *osprey, err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return err
+	}
+	input := filepath.Join(*dir, "panther_audit.jsonl")
+	events, err := generate(input, n)
+	if err != nil {
+		return err
+	}
+	info, err := os.Stat(input)
+	if err != nil {
+		return err
+	}
+	if err := warm(input); err != nil {
+		return err
+	}
+	fmt.Printf("input: %s, %d events, %s (page cache warmed)\n", input, events, human(info.Size()))
+	var ospreyRuns, duckRuns []result
+	for i := range *runs {
+		lakeDir := filepath.Join(*dir, "lake")
+		os.RemoveAll(lakeDir)
+		r, err := measure(*osprey, "ingest", "--lake", lakeDir, "--log-type", "Panther.Audit", "--progress", "never", "--quiet", input)
+		if err != nil {
+			return fmt.Errorf("osprey ingest: %w", err)
+		}
+		ospreyRuns = append(ospreyRuns, r)
+		out := filepath.Join(*dir, "duckdb.parquet")
+		os.Remove(out)
+		d, err := measure(self, "duckdb-copy", input, out, *dir)
+		if err != nil {
+			return fmt.Errorf("duckdb: %w", err)
+		}
+		duckRuns = append(duckRuns, d)
+		fmt.Printf("run %d: osprey %6.2fs  duckdb %6.2fs\n", i+1, r.elapsed.Seconds(), d.elapsed.Seconds())
+	}
+	o, d := median(ospreyRuns), median(duckRuns)
+	ors, drs := float64(events)/o.elapsed.Seconds(), float64(events)/d.elapsed.Seconds()
+	lakeSize := dirSize(filepath.Join(*dir, "lake"))
+	duckSize := dirSize(filepath.Join(*dir, "duckdb.parquet"))
+	fmt.Printf("\n%-44s %12s %10s %12s %12s\n", "", "events/s", "seconds", "peak RSS", "output")
+	fmt.Printf("%-44s %12.0f %10.2f %12s %12s\n", "osprey ingest (every p_ field, zstd, hourly)", ors, o.elapsed.Seconds(), human(o.maxRSS), human(lakeSize))
+	fmt.Printf("%-44s %12.0f %10.2f %12s %12s\n", "duckdb COPY read_json -> parquet (snappy)", drs, d.elapsed.Seconds(), human(d.maxRSS), human(duckSize))
+	fmt.Printf("\nratio osprey/duckdb: %.2fx events/s (median of %d runs each)\n", ors/drs, *runs)
+	return nil
+}
+
+// measure runs a command and returns its wall time and peak resident memory.
+func measure(name string, args ...string) (result, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	start := time.Now()
+	err := cmd.Run()
+	elapsed := time.Since(start)
+	if err != nil {
+		return result{}, err
+	}
+	var rss int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss = ru.Maxrss << 10 // KiB on Linux
+	}
+	return result{elapsed: elapsed, maxRSS: rss}, nil
+}
+
+func median(rs []result) result {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].elapsed < rs[j].elapsed })
+	m := rs[len(rs)/2]
+	for _, r := range rs {
+		m.maxRSS = max(m.maxRSS, r.maxRSS)
+	}
+	return m
+}
+
+// warm reads a file so that both sides read it from the page cache.
+func warm(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, 4<<20)
+	for {
+		if _, err := f.Read(buf); err != nil {
+			if err.Error() == "EOF" {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+func duckdbCopy(args []string) error {
+	if len(args) != 3 {
+		return errors.New("duckdb-copy INPUT OUTPUT TMPDIR")
+	}
+	db, err := sql.Open("duckdb", "?autoinstall_known_extensions=false&autoload_known_extensions=false")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, "SET temp_directory = '"+filepath.Join(args[2], "duckdb-tmp")+"'"); err != nil {
+		return err
+	}
+	q := fmt.Sprintf("COPY (SELECT * FROM read_json('%s')) TO '%s'", args[0], args[1])
+	_, err = db.ExecContext(ctx, q)
+	return err
+}
+
+func dirSize(path string) int64 {
+	var n int64
+	filepath.Walk(path, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			n += info.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
 }

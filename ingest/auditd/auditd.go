@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -40,7 +41,8 @@ type Parser struct {
 	vals                          [][]byte // value of each top-level column, nil when absent
 	extra                         []pair
 	json                          fastjson.Parser
-	buf                           []byte
+	serial                        []byte // the eventId text
+	buf                           []byte // extra_message_fields text
 }
 
 type pair struct{ k, v []byte }
@@ -127,8 +129,8 @@ func (p *Parser) Parse(rec []byte, b *batch.Builder) error {
 	p.pairs(body, false)
 
 	p.vals[p.iType] = typ
-	p.buf = strconv.AppendUint(p.buf[:0], uint64(msg.Sequence), 10)
-	p.vals[p.iSerial] = p.buf
+	p.serial = strconv.AppendUint(p.serial[:0], uint64(msg.Sequence), 10)
+	p.vals[p.iSerial] = p.serial
 	return p.write(b, msg.Timestamp)
 }
 
@@ -160,8 +162,18 @@ func normalize(typ auparse.AuditMessageType, body []byte) []byte {
 	case auparse.AUDIT_LOGIN:
 		body = bytes.Replace(body, []byte("old "), []byte("old_"), 2)
 		return bytes.Replace(body, []byte("new "), []byte("new_"), 2)
-	case auparse.AUDIT_CRED_DISP, auparse.AUDIT_USER_START, auparse.AUDIT_USER_END:
-		return bytes.Replace(body, []byte(" (hostname="), []byte(" hostname="), 2)
+	}
+	// Older PAM records end with (hostname=h, addr=a, terminal=t res=r)': unwrap the group so
+	// that its pairs read like the others (auparse does this for a few record types; the format
+	// appears in more).
+	if i := bytes.Index(body, []byte(" (hostname=")); i >= 0 {
+		group := bytes.TrimRight(body[i+2:], ")' ")
+		group = bytes.ReplaceAll(group, []byte(", "), []byte(" "))
+		out := append(append([]byte(nil), body[:i+1]...), group...)
+		if strings.HasSuffix(strings.TrimRight(string(body), " "), "'") {
+			out = append(out, '\'')
+		}
+		return out
 	}
 	return body
 }

@@ -85,8 +85,9 @@ func (p *Parser) Parse(rec []byte, b *batch.Builder) error {
 		if k == kindEnd {
 			return fmt.Errorf("empty record")
 		}
-		if k == kindBad {
-			return s.errorf("unexpected %q", s.data[s.pos])
+		// Name the kind only of a valid value ("nope" is not a null).
+		if _, err := s.skip(); err != nil {
+			return err
 		}
 		return fmt.Errorf("record is a JSON %s, not an object", k)
 	}

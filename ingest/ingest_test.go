@@ -1,0 +1,439 @@
+package ingest_test
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/ospreyhq/osprey/ingest"
+	"github.com/ospreyhq/osprey/ingest/batch"
+	"github.com/ospreyhq/osprey/ingest/logtypes"
+	"github.com/ospreyhq/osprey/ingest/stream"
+)
+
+// collect is a Sink that keeps every row as a JSON object, by "db.table".
+type collect struct {
+	mu   sync.Mutex
+	rows map[string][]map[string]any
+}
+
+func (c *collect) Write(ctx context.Context, db, table string, rec arrow.RecordBatch) error {
+	data, err := rec.MarshalJSON() // copy now: the record's memory is reused after Write
+	if err != nil {
+		return err
+	}
+	var rows []map[string]any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&rows); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rows == nil {
+		c.rows = map[string][]map[string]any{}
+	}
+	c.rows[db+"."+table] = append(c.rows[db+"."+table], rows...)
+	return nil
+}
+
+func (c *collect) table(name string) []map[string]any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rows[name]
+}
+
+func logTypes(t testing.TB, names ...string) []*logtypes.LogType {
+	t.Helper()
+	reg, err := logtypes.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) == 0 {
+		return reg.All()
+	}
+	var out []*logtypes.LogType
+	for _, n := range names {
+		lt, err := reg.Lookup(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, lt)
+	}
+	return out
+}
+
+// run ingests streams (name -> bytes) and returns the sink and summary.
+func run(t testing.TB, opts ingest.Options, streams ...[2]string) (*collect, ingest.Summary) {
+	t.Helper()
+	sink := &collect{}
+	if opts.Source.ID == "" {
+		opts.Source = batch.Source{ID: "test", Label: "test label"}
+	}
+	in, err := ingest.New(context.Background(), sink, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range streams {
+		if err := in.Ingest(context.Background(), s[0], strings.NewReader(s[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	summary, err := in.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sink, summary
+}
+
+func auditEvent(action, ts string) string {
+	return fmt.Sprintf(`{"actionName":%q,"actionResult":"SUCCEEDED","actor":{"id":"u1","type":"USER","name":"ana"},"timestamp":%q,"pantherVersion":"1.0","sourceIP":"198.51.100.7"}`, action, ts)
+}
+
+func TestBadLinesAreKeptAndTheRestIngests(t *testing.T) {
+	input := strings.Join([]string{
+		auditEvent("A", "2026-11-22T10:00:00Z"),
+		`{"actionName": "B", broken json`,
+		``,
+		auditEvent("C", "2026-11-22T10:00:01Z"),
+		`{"actionName":"D","actionResult":"SUCCEEDED","actor":{"id":"u1","type":"USER"},"timestamp":"2026-11-22T10:00:02Z"}`, // no pantherVersion
+		auditEvent("E", "2026-11-22T10:00:03Z") + "\r",
+	}, "\n")
+	sink, s := run(t, ingest.Options{LogTypes: logTypes(t, "Panther.Audit")}, [2]string{"audit.jsonl", input})
+	if got := s.Events["panther_audit"]; got != 3 {
+		t.Errorf("events = %d, want 3", got)
+	}
+	if s.Failures != 2 || s.Blank != 1 {
+		t.Errorf("failures %d, blank %d; want 2 and 1", s.Failures, s.Blank)
+	}
+	fails := sink.table("panther_monitor.classification_failures")
+	if len(fails) != 2 {
+		t.Fatalf("%d failure rows, want 2", len(fails))
+	}
+	sort.Slice(fails, func(i, j int) bool { return fmt.Sprint(fails[i]["line"]) < fmt.Sprint(fails[j]["line"]) })
+	for i, want := range []struct {
+		line  string
+		error string
+	}{{"2", "invalid JSON"}, {"5", "required field pantherVersion is missing"}} {
+		f := fails[i]
+		if fmt.Sprint(f["line"]) != want.line || !strings.Contains(fmt.Sprint(f["error"]), want.error) {
+			t.Errorf("failure %d: line %v error %q; want line %s and %q", i, f["line"], f["error"], want.line, want.error)
+		}
+		if f["source"] != "audit.jsonl" || f["p_source_id"] != "test" || fmt.Sprint(f["log_types"]) != "[Panther.Audit]" {
+			t.Errorf("failure %d: source %v, p_source_id %v, log_types %v", i, f["source"], f["p_source_id"], f["log_types"])
+		}
+		if f["truncated"] != false || f["raw"] == "" || f["p_row_id"] == nil || f["p_event_time"] == nil {
+			t.Errorf("failure %d: %v", i, f)
+		}
+	}
+	var actions []string
+	for _, r := range sink.table("panther_logs.panther_audit") {
+		actions = append(actions, r["actionName"].(string))
+	}
+	sort.Strings(actions)
+	if strings.Join(actions, "") != "ACE" {
+		t.Errorf("actions %v", actions)
+	}
+}
+
+func gz(t testing.TB, data string) []byte {
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	w.Write([]byte(data))
+	w.Close()
+	return b.Bytes()
+}
+
+func TestCompressedStreams(t *testing.T) {
+	var lines []string
+	for i := range 5000 {
+		lines = append(lines, auditEvent(fmt.Sprintf("ACT_%d", i), "2026-11-22T10:00:00Z"))
+	}
+	data := strings.Join(lines, "\n") + "\n"
+	var zs bytes.Buffer
+	zw, _ := zstd.NewWriter(&zs)
+	zw.Write([]byte(data))
+	zw.Close()
+	// Two concatenated gzip members are one stream.
+	half := len(lines) / 2
+	two := append(gz(t, strings.Join(lines[:half], "\n")+"\n"), gz(t, strings.Join(lines[half:], "\n")+"\n")...)
+	for name, raw := range map[string][]byte{"plain": []byte(data), "gzip": gz(t, data), "zstd": zs.Bytes(), "gzip-members": two} {
+		t.Run(name, func(t *testing.T) {
+			_, s := run(t, ingest.Options{LogTypes: logTypes(t, "Panther.Audit")}, [2]string{"f", string(raw)})
+			if s.Events["panther_audit"] != 5000 || s.Failures != 0 || len(s.Errors) != 0 {
+				t.Errorf("summary %+v", s)
+			}
+		})
+	}
+}
+
+func TestTruncatedGzip(t *testing.T) {
+	var lines []string
+	for i := range 20000 {
+		lines = append(lines, auditEvent(fmt.Sprintf("ACT_%d", i), "2026-11-22T10:00:00Z"))
+	}
+	raw := gz(t, strings.Join(lines, "\n")+"\n")
+	cut := raw[:len(raw)*2/3]
+	_, s := run(t, ingest.Options{LogTypes: logTypes(t, "Panther.Audit")}, [2]string{"cut.jsonl.gz", string(cut)})
+	n := s.Events["panther_audit"]
+	if n == 0 || n >= 20000 {
+		t.Errorf("%d events from a truncated stream, want some but not all", n)
+	}
+	if len(s.Errors) != 1 || !strings.Contains(s.Errors[0], "cut.jsonl.gz: gzip stream is truncated") {
+		t.Errorf("errors %q", s.Errors)
+	}
+	// The line cut in the middle is a failure, not silently dropped (or, if the cut fell
+	// between lines, there is none).
+	if s.Failures > 1 {
+		t.Errorf("%d failures, want at most the one cut line", s.Failures)
+	}
+}
+
+func TestEmptyStreams(t *testing.T) {
+	_, s := run(t, ingest.Options{LogTypes: logTypes(t, "Panther.Audit")},
+		[2]string{"empty", ""}, [2]string{"empty.gz", string(gz(t, ""))}, [2]string{"blank", "\n\n  \n"})
+	if s.Total() != 0 || s.Failures != 0 || len(s.Errors) != 0 || s.Files != 3 || s.Blank != 3 {
+		t.Errorf("summary %+v", s)
+	}
+}
+
+func TestLongLines(t *testing.T) {
+	// A 10 MB event parses whole: it is under the record size limit.
+	big := strings.Repeat("x", 10<<20)
+	event := fmt.Sprintf(`{"actionName":"BIG","actionDescription":%q,"actionResult":"SUCCEEDED","actor":{"id":"u","type":"USER"},"timestamp":"2026-11-22T10:00:00Z","pantherVersion":"1"}`, big)
+	input := auditEvent("BEFORE", "2026-11-22T10:00:00Z") + "\n" + event + "\n" + auditEvent("AFTER", "2026-11-22T10:00:00Z") + "\n"
+	sink, s := run(t, ingest.Options{LogTypes: logTypes(t, "Panther.Audit")}, [2]string{"big", input})
+	if s.Events["panther_audit"] != 3 || s.Failures != 0 {
+		t.Fatalf("summary %+v", s)
+	}
+	for _, r := range sink.table("panther_logs.panther_audit") {
+		if r["actionName"] == "BIG" && len(r["actionDescription"].(string)) != len(big) {
+			t.Errorf("big description has %d bytes", len(r["actionDescription"].(string)))
+		}
+	}
+	// Over the limit, the line is kept as a failure with its beginning, and the lines after it
+	// still ingest.
+	opts := ingest.Options{LogTypes: logTypes(t, "Panther.Audit")}
+	opts.Stream.MaxRecordSize = 1 << 20
+	sink, s = run(t, opts, [2]string{"big", input})
+	if s.Events["panther_audit"] != 2 || s.Failures != 1 {
+		t.Fatalf("summary %+v", s)
+	}
+	f := sink.table("panther_monitor.classification_failures")[0]
+	if f["truncated"] != true || fmt.Sprint(f["raw_size"]) != fmt.Sprint(len(event)+1) || fmt.Sprint(f["line"]) != "2" ||
+		!strings.Contains(f["error"].(string), "over the limit") || len(f["raw"].(string)) != 64<<10 {
+		t.Errorf("failure row: line %v size %v truncated %v error %q raw %d bytes", f["line"], f["raw_size"], f["truncated"], f["error"], len(f["raw"].(string)))
+	}
+}
+
+func TestInvalidUTF8(t *testing.T) {
+	bad := "{\"actionName\":\"A\xff\xfeB\",\"actionResult\":\"SUCCEEDED\",\"actor\":{\"id\":\"u\",\"type\":\"USER\"},\"timestamp\":\"2026-11-22T10:00:00Z\",\"pantherVersion\":\"1\"}"
+	junk := "\xff\xfe not json \xc3"
+	sink, s := run(t, ingest.Options{LogTypes: logTypes(t, "Panther.Audit")}, [2]string{"utf8", bad + "\n" + junk + "\n"})
+	if s.Events["panther_audit"] != 1 || s.Failures != 1 {
+		t.Fatalf("summary %+v", s)
+	}
+	if got := sink.table("panther_logs.panther_audit")[0]["actionName"]; got != "A\uFFFD\uFFFDB" {
+		t.Errorf("actionName = %q, want invalid bytes replaced", got)
+	}
+	if got := sink.table("panther_monitor.classification_failures")[0]["raw"]; got != "\uFFFD\uFFFD not json \uFFFD" {
+		t.Errorf("raw = %q", got)
+	}
+}
+
+func TestYear9999(t *testing.T) {
+	sink, s := run(t, ingest.Options{LogTypes: logTypes(t, "Panther.Audit")},
+		[2]string{"future", auditEvent("FUTURE", "9999-12-31T23:59:59.999999Z") + "\n" + auditEvent("NOW", "2026-11-22T10:00:00Z")})
+	if s.Events["panther_audit"] != 2 || s.Failures != 0 {
+		t.Fatalf("summary %+v", s)
+	}
+	if want := time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC); !s.Latest.Equal(want) {
+		t.Errorf("latest = %v, want %v", s.Latest, want)
+	}
+	for _, r := range sink.table("panther_logs.panther_audit") {
+		if r["actionName"] == "FUTURE" && r["p_event_time"] != "9999-12-31T23:59:59.999999Z" {
+			t.Errorf("p_event_time = %v", r["p_event_time"])
+		}
+	}
+	// A time that does not fit in microseconds since 1970 in 64 bits is refused, not wrapped.
+	_, s = run(t, ingest.Options{LogTypes: logTypes(t, "Rapid7.AuditLog")},
+		[2]string{"overflow", `{"action":"a","audit_id":"1","time":"2026-01-01T00:00:00Z","service_info":{"event":{"timestamp":9999999999999999999}}}`})
+	if s.Failures != 1 {
+		t.Errorf("an overflowing unix_ms time: summary %+v", s)
+	}
+}
+
+func TestClassification(t *testing.T) {
+	lines := []string{
+		auditEvent("A", "2026-11-22T10:00:00Z"),
+		`type=USER_LOGIN msg=audit(1795000000.100:42): pid=1 uid=0 auid=4294967295 ses=4294967295 msg='op=login acct="root" exe="/usr/sbin/sshd" hostname=? addr=192.0.2.1 terminal=sshd res=failed'`,
+		`{"action":"LOGIN","audit_id":"x1","time":"2026-11-20T06:00:01Z"}`,
+		`neither`,
+		auditEvent("B", "2026-11-22T10:00:00Z"),
+	}
+	sink, s := run(t, ingest.Options{LogTypes: logTypes(t)}, [2]string{"mixed", strings.Join(lines, "\n")})
+	want := map[string]int64{"panther_audit": 2, "linux_auditd": 1, "rapid7_auditlog": 1}
+	for table, n := range want {
+		if s.Events[table] != n {
+			t.Errorf("%s: %d events, want %d (summary %+v)", table, s.Events[table], n, s)
+		}
+	}
+	fails := sink.table("panther_monitor.classification_failures")
+	if len(fails) != 1 {
+		t.Fatalf("%d failures", len(fails))
+	}
+	// With several candidates, the reason of each is given.
+	for _, lt := range []string{"Linux.Auditd: ", "Panther.Audit: ", "Rapid7.AuditLog: "} {
+		if !strings.Contains(fails[0]["error"].(string), lt) {
+			t.Errorf("failure reason %q lacks %q", fails[0]["error"], lt)
+		}
+	}
+}
+
+func TestRowIDsAreUnique(t *testing.T) {
+	var lines []string
+	for i := range 30000 {
+		lines = append(lines, auditEvent("A", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i)*time.Minute).Format(time.RFC3339)))
+	}
+	input := strings.Join(lines, "\n")
+	opts := ingest.Options{LogTypes: logTypes(t, "Panther.Audit"), Workers: 4, Stream: streamOpts(64 << 10)}
+	seen := map[string]bool{}
+	for range 2 { // across runs too
+		sink, _ := run(t, opts, [2]string{"a", input})
+		rows := sink.table("panther_logs.panther_audit")
+		if len(rows) != len(lines) {
+			t.Fatalf("%d rows", len(rows))
+		}
+		for _, r := range rows {
+			id := r["p_row_id"].(string)
+			if seen[id] || len(id) != 32 {
+				t.Fatalf("p_row_id %q repeated or malformed", id)
+			}
+			seen[id] = true
+		}
+	}
+}
+
+// TestEventHours checks that rows of many hours, late ones included, reach the sink in batches
+// of one hour each (what the lake partitions by), whatever the chunking and worker count.
+func TestEventHours(t *testing.T) {
+	var lines []string
+	base := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	for i := range 20000 {
+		ts := base.Add(time.Duration(i) * 10 * time.Second)
+		if i%50 == 0 {
+			ts = ts.Add(-7 * time.Hour) // late
+		}
+		lines = append(lines, auditEvent("A", ts.Format(time.RFC3339Nano)))
+	}
+	sink := &hourSink{}
+	in, err := ingest.New(context.Background(), sink, ingest.Options{LogTypes: logTypes(t, "Panther.Audit"), Workers: 3, Stream: streamOpts(32 << 10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Ingest(context.Background(), "f", strings.NewReader(strings.Join(lines, "\n"))); err != nil {
+		t.Fatal(err)
+	}
+	s, err := in.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sink.rows != 20000 || s.Total() != 20000 {
+		t.Errorf("rows %d, summary %d", sink.rows, s.Total())
+	}
+	if sink.mixed > 0 {
+		t.Errorf("%d batches span several hours", sink.mixed)
+	}
+}
+
+func streamOpts(chunk int) (o stream.Options) {
+	o.ChunkSize = chunk
+	return o
+}
+
+type hourSink struct {
+	mu          sync.Mutex
+	rows, mixed int
+}
+
+func (h *hourSink) Write(ctx context.Context, db, table string, rec arrow.RecordBatch) error {
+	idx := rec.Schema().FieldIndices("p_event_time")[0]
+	col := rec.Column(idx)
+	first := ""
+	mixed := false
+	for i := range col.Len() {
+		hour := col.ValueStr(i)[:13]
+		if first == "" {
+			first = hour
+		} else if hour != first {
+			mixed = true
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.rows += int(rec.NumRows())
+	if mixed {
+		h.mixed++
+	}
+	return nil
+}
+
+// TestPantherAuditCorpus runs the Panther.Audit events of Panther's own rule tests. Those that
+// carry every required field parse; the others are refused, naming the missing field.
+func TestPantherAuditCorpus(t *testing.T) {
+	path := filepath.Join("..", "..", "shared", "corpora", "panther_audit", "panther-analysis-rule-tests.jsonl")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Skipf("corpus not available: %v", err)
+	}
+	defer f.Close()
+	var logs []string
+	var complete int
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var tc struct {
+			Log map[string]any `json:"log"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &tc); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(tc.Log)
+		logs = append(logs, string(b))
+		if tc.Log["timestamp"] != nil && tc.Log["pantherVersion"] != nil {
+			complete++
+		}
+	}
+	sink, s := run(t, ingest.Options{LogTypes: logTypes(t, "Panther.Audit")}, [2]string{path, strings.Join(logs, "\n")})
+	if int(s.Events["panther_audit"]) != complete || int(s.Failures) != len(logs)-complete {
+		t.Errorf("%d parsed and %d failed; want %d and %d", s.Events["panther_audit"], s.Failures, complete, len(logs)-complete)
+	}
+	for _, f := range sink.table("panther_monitor.classification_failures") {
+		if e := f["error"].(string); !strings.Contains(e, "required field timestamp is missing") && !strings.Contains(e, "required field pantherVersion is missing") {
+			t.Errorf("unexpected failure: %s", e)
+		}
+	}
+	for _, r := range sink.table("panther_logs.panther_audit") {
+		// Panther's own values: actor.id is a trace id, actor.name a username.
+		if ids, _ := r["p_any_trace_ids"].([]any); len(ids) != 1 {
+			t.Errorf("p_any_trace_ids = %v", r["p_any_trace_ids"])
+		}
+		if r["p_event_time"] == nil || r["timestamp"] != r["p_event_time"] {
+			t.Errorf("timestamp %v, p_event_time %v", r["timestamp"], r["p_event_time"])
+		}
+	}
+	t.Logf("%d events: %d parsed, %d refused for a missing required field", len(logs), complete, len(logs)-complete)
+}
