@@ -29,10 +29,12 @@
 //
 // # Commit protocol
 //
-// A file is written in <lake>/_osprey/tmp, closed, fsynced, renamed into its partition
-// directory and the directory fsynced; a partition directory created for it is fsynced into its
-// parent the same way. A reader therefore sees a file whole or not at all, and a file that was
-// reported committed survives a crash. Files left in tmp by a crashed writer were never visible
-// and are removed by the next writer that opens the lake (each writer holds an flock on its own
-// tmp directory while it runs).
+// A partition file is written in <lake>/_osprey/tmp/<writer>/ and finished there (footer
+// written, closed). Flush publishes the finished files together: one syncfs makes their data
+// durable, each is renamed into its partition directory (created as needed), and a second
+// syncfs makes the new directory entries durable. A reader therefore sees a file whole or not at
+// all, and a file is reported committed only once it survives a crash. Files left in tmp by a
+// crashed writer were never visible and are removed by the next writer that opens the lake (each
+// writer holds an flock on its own tmp directory while it runs). Schema files are committed one
+// by one the same way, with fsync.
 package lake

@@ -60,6 +60,10 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*DB, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	// DuckDB reads the lake's paths as glob patterns, which have no escape.
+	if strings.ContainsAny(l.Dir(), "*?[]{}") {
+		return nil, fmt.Errorf("the lake's path %s contains one of *?[]{}, which DuckDB reads as a glob pattern: use a path without them", l.Dir())
+	}
 	spill := filepath.Join(l.Dir(), "_osprey", "spill")
 	if err := os.MkdirAll(spill, 0o755); err != nil {
 		return nil, err
@@ -157,9 +161,9 @@ func (d *DB) Refresh(ctx context.Context) error {
 			if seen && !now {
 				continue
 			}
-			stmt := fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS %s", ident(t.DB), ident(t.Name), tableQuery(d.fileList(t.DB, t.Name, nil)))
+			stmt := fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS %s", ident(t.DB), ident(t.Name), tableQuery(d.fileList(t.DB, t.Name, nil, true)))
 			if _, err := d.db.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("create view %s: %w", name, err)
+				return fmt.Errorf("create view %s: %w", name, d.explainError(err))
 			}
 			d.views[name] = now
 		}
@@ -168,11 +172,10 @@ func (d *DB) Refresh(ctx context.Context) error {
 }
 
 // fileList returns the SQL list of files to read for a table: its schema file, then the given
-// globs, or all its data files when globs is nil. Globs that match nothing are left out (DuckDB
-// refuses them).
-func (d *DB) fileList(db, table string, globs []string) string {
+// globs, or all its data files. Every glob must match a file (DuckDB refuses one that does not).
+func (d *DB) fileList(db, table string, globs []string, all bool) string {
 	items := []string{quote(d.lake.SchemaFile(db, table))}
-	if globs == nil && d.lake.HasData(db, table) {
+	if all && d.lake.HasData(db, table) {
 		globs = []string{d.lake.DataGlob(db, table)}
 	}
 	for _, g := range globs {

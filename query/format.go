@@ -34,7 +34,14 @@ func Write(w io.Writer, rows *Rows, opts WriteOptions) (int64, error) {
 		return 0, err
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
-	defer bw.Flush()
+	n, err := write(bw, rows, cols, opts)
+	if ferr := bw.Flush(); err == nil {
+		err = ferr
+	}
+	return n, err
+}
+
+func write(bw *bufio.Writer, rows *Rows, cols []string, opts WriteOptions) (int64, error) {
 	next := func() ([]any, error) {
 		if !rows.Next() {
 			return nil, rows.Err()

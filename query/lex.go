@@ -45,17 +45,13 @@ func lex(s string) []token {
 			}
 			k = tokComment
 		case c == '/' && i+1 < len(s) && s[i+1] == '*':
-			if j := strings.Index(s[i+2:], "*/"); j >= 0 {
-				i += j + 4
-			} else {
-				i = len(s)
-			}
+			i = endComment(s, i)
 			k = tokComment
-		case c == '\'' || ((c == 'e' || c == 'E') && i+1 < len(s) && s[i+1] == '\''):
-			if c != '\'' {
-				i++
-			}
+		case c == '\'':
 			i = endQuoted(s, i, '\'')
+			k = tokString
+		case (c == 'e' || c == 'E') && i+1 < len(s) && s[i+1] == '\'':
+			i = endEscaped(s, i+1)
 			k = tokString
 		case c == '"':
 			i = endQuoted(s, i, '"')
@@ -95,6 +91,48 @@ func endQuoted(s string, i int, q byte) int {
 	for i < len(s) {
 		if s[i] == q {
 			if i+1 < len(s) && s[i+1] == q {
+				i += 2
+				continue
+			}
+			return i + 1
+		}
+		i++
+	}
+	return len(s)
+}
+
+// endComment returns the index after the block comment starting at s[i]; block comments nest.
+func endComment(s string, i int) int {
+	depth := 0
+	for i < len(s) {
+		switch {
+		case strings.HasPrefix(s[i:], "/*"):
+			depth++
+			i += 2
+		case strings.HasPrefix(s[i:], "*/"):
+			depth--
+			i += 2
+			if depth == 0 {
+				return i
+			}
+		default:
+			i++
+		}
+	}
+	return len(s)
+}
+
+// endEscaped returns the index after the E'...' string whose quote is s[i]: a backslash escapes
+// the next character, and a doubled quote is a quote.
+func endEscaped(s string, i int) int {
+	i++
+	for i < len(s) {
+		switch s[i] {
+		case '\\':
+			i += 2
+			continue
+		case '\'':
+			if i+1 < len(s) && s[i+1] == '\'' {
 				i += 2
 				continue
 			}

@@ -38,9 +38,16 @@ func (d *DB) narrow(ctx context.Context, conn *sql.Conn, stmt string) (string, e
 	if !strings.Contains(strings.ToLower(stmt), "p_event_time") {
 		return stmt, nil
 	}
-	var js string
-	if err := conn.QueryRowContext(ctx, "SELECT json_serialize_sql(?::VARCHAR)", stmt).Scan(&js); err != nil {
+	var js, tz string
+	// json_serialize_sql returns DuckDB's JSON type, which the driver decodes: ask for text.
+	err := conn.QueryRowContext(ctx, "SELECT json_serialize_sql(?::VARCHAR)::VARCHAR, current_setting('TimeZone')", stmt).Scan(&js, &tz)
+	if err != nil {
 		return stmt, nil // not something the serializer knows: run it as it is
+	}
+	// Timestamp literals without an offset are read in the session's time zone.
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return stmt, nil
 	}
 	var tree map[string]any
 	if err := json.Unmarshal([]byte(js), &tree); err != nil || tree["error"] == true {
@@ -49,7 +56,7 @@ func (d *DB) narrow(ctx context.Context, conn *sql.Conn, stmt string) (string, e
 	var refs []*tableRef
 	walk(tree, func(node map[string]any) {
 		if node["type"] == "SELECT_NODE" {
-			refs = append(refs, d.selectRefs(node)...)
+			refs = append(refs, d.selectRefs(node, loc)...)
 		}
 	})
 	var narrowed []*tableRef
@@ -72,7 +79,7 @@ func (d *DB) narrow(ctx context.Context, conn *sql.Conn, stmt string) (string, e
 		if err != nil {
 			return "", err
 		}
-		repl := "(" + tableQuery(d.fileList(r.db, r.table, globs)) + ")"
+		repl := "(" + tableQuery(d.fileList(r.db, r.table, globs, false)) + ")"
 		if r.alias == "" {
 			repl += " AS " + ident(r.table)
 		}
@@ -98,7 +105,7 @@ func walk(v any, fn func(map[string]any)) {
 
 // selectRefs returns the lake tables in a SELECT's FROM with the p_event_time bounds its WHERE
 // sets on them.
-func (d *DB) selectRefs(node map[string]any) []*tableRef {
+func (d *DB) selectRefs(node map[string]any, loc *time.Location) []*tableRef {
 	var refs []*tableRef
 	only := true // FROM is a single base table
 	var from func(v any)
@@ -135,7 +142,7 @@ func (d *DB) selectRefs(node map[string]any) []*tableRef {
 		return nil
 	}
 	for _, c := range conjuncts(node["where_clause"]) {
-		col, lo, hi, ok := bound(c)
+		col, lo, hi, ok := bound(c, loc)
 		if !ok {
 			continue
 		}
@@ -194,12 +201,12 @@ func conjuncts(v any) []map[string]any {
 
 // bound reads a comparison of p_event_time (possibly qualified) with constant timestamps; a zero
 // bound is open.
-func bound(e map[string]any) (col []string, lo, hi time.Time, ok bool) {
+func bound(e map[string]any, loc *time.Location) (col []string, lo, hi time.Time, ok bool) {
 	switch e["type"] {
 	case "COMPARE_BETWEEN":
 		col = eventTimeColumn(e["input"])
-		lo, ok1 := constTime(e["lower"])
-		hi, ok2 := constTime(e["upper"])
+		lo, ok1 := constTime(e["lower"], loc)
+		hi, ok2 := constTime(e["upper"], loc)
 		return col, lo, hi, col != nil && ok1 && ok2
 	case "COMPARE_GREATERTHAN", "COMPARE_GREATERTHANOREQUALTO", "COMPARE_LESSTHAN", "COMPARE_LESSTHANOREQUALTO", "COMPARE_EQUAL":
 	default:
@@ -223,7 +230,7 @@ func bound(e map[string]any) (col []string, lo, hi time.Time, ok bool) {
 			op = "COMPARE_GREATERTHANOREQUALTO"
 		}
 	}
-	t, tok := constTime(right)
+	t, tok := constTime(right, loc)
 	if col == nil || !tok {
 		return nil, lo, hi, false
 	}
@@ -257,20 +264,24 @@ func eventTimeColumn(v any) []string {
 	return out
 }
 
-// timeLayouts are the literal forms DuckDB reads as timestamps that narrowing understands.
-var timeLayouts = []string{
-	"2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999Z07", "2006-01-02T15:04:05.999999999Z07:00",
-	"2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02 15:04", "2006-01-02",
-}
+// Literal forms DuckDB reads as timestamps that narrowing understands, with and without an
+// offset.
+var (
+	zonedLayouts = []string{"2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999Z07", "2006-01-02T15:04:05.999999999Z07:00", "2006-01-02T15:04:05.999999999Z07"}
+	localLayouts = []string{"2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02 15:04", "2006-01-02"}
+)
 
-// constTime reads a constant cast to a timestamp type.
-func constTime(v any) (time.Time, bool) {
+// constTime reads a constant cast to a timestamp type. A TIMESTAMPTZ literal without an offset,
+// and any TIMESTAMP literal (DuckDB ignores its offset), is a wall clock time in the session's
+// time zone loc.
+func constTime(v any, loc *time.Location) (time.Time, bool) {
 	m, _ := v.(map[string]any)
 	if m == nil || m["class"] != "CAST" {
 		return time.Time{}, false
 	}
 	ct, _ := m["cast_type"].(map[string]any)
-	if id, _ := ct["id"].(string); id != "TIMESTAMP WITH TIME ZONE" && id != "TIMESTAMP" {
+	id, _ := ct["id"].(string)
+	if id != "TIMESTAMP WITH TIME ZONE" && id != "TIMESTAMP" {
 		return time.Time{}, false
 	}
 	child, _ := m["child"].(map[string]any)
@@ -283,8 +294,17 @@ func constTime(v any) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	s = strings.TrimSpace(s)
-	for _, layout := range timeLayouts {
+	for _, layout := range zonedLayouts {
 		if t, err := time.Parse(layout, s); err == nil {
+			if id == "TIMESTAMP" {
+				// The offset is dropped: the same wall clock time, in the session's zone.
+				return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), loc).UTC(), true
+			}
+			return t.UTC(), true
+		}
+	}
+	for _, layout := range localLayouts {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
 			return t.UTC(), true
 		}
 	}
