@@ -261,17 +261,14 @@ func (in *Ingester) Close() (Summary, error) {
 type worker struct {
 	in       *Ingester
 	types    []*candidate // in the order they are tried: the last winner first
-	builders map[bkey]*batch.Builder
-	used     map[bkey]int64              // the chunk each builder last got a row in
-	recent   map[bkey]int                // rows each builder got in the current chunk
+	builders map[bkey]*entry
 	records  int                         // records in the current chunk
 	free     map[string][]*batch.Builder // emptied builders of each table, for reuse
+	arena    *batch.Arena                // large buffers shared by the worker's builders
 	chunks   int64                       // chunks parsed so far
 	buffered int
 	fails    *batch.Builder
 	failCols failureColumns
-
-	last map[*candidate]bkey // the builder each candidate's previous row went to
 
 	events           map[string]int64
 	failures, blank  int64
@@ -284,6 +281,16 @@ type worker struct {
 type candidate struct {
 	lt     *logtypes.LogType
 	parser logtypes.Parser
+	last   *entry // where the candidate's previous row went; its hour is the next row's guess
+	events int64
+}
+
+// entry is a builder of a (table, hour) with what the flush policy needs to know of it.
+type entry struct {
+	key    bkey
+	b      *batch.Builder // nil once flushed
+	used   int64          // the chunk it last got a row in
+	recent int            // rows it got in the current chunk
 }
 
 type bkey struct {
@@ -292,8 +299,7 @@ type bkey struct {
 }
 
 func (in *Ingester) newWorker() (*worker, error) {
-	w := &worker{in: in, builders: map[bkey]*batch.Builder{}, used: map[bkey]int64{}, recent: map[bkey]int{}, free: map[string][]*batch.Builder{},
-		events: map[string]int64{}, last: map[*candidate]bkey{}}
+	w := &worker{in: in, builders: map[bkey]*entry{}, free: map[string][]*batch.Builder{}, events: map[string]int64{}}
 	for _, lt := range in.opts.LogTypes {
 		p, err := lt.NewParser()
 		if err != nil {
@@ -301,8 +307,10 @@ func (in *Ingester) newWorker() (*worker, error) {
 		}
 		w.types = append(w.types, &candidate{lt: lt, parser: p})
 	}
+	w.arena = batch.NewArena(in.opts.MaxBuffered / 2)
 	w.fails = batch.NewBuilder(in.failures, in.ids)
 	w.fails.SetSource(in.opts.Source)
+	w.fails.SetArena(w.arena)
 	w.failCols = failureCols(w.fails)
 	return w, nil
 }
@@ -317,6 +325,9 @@ func (w *worker) run() {
 	}
 	if w.in.ctx.Err() == nil {
 		w.flushAll()
+	}
+	for _, c := range w.types {
+		w.events[c.lt.Table.Table] += c.events
 	}
 }
 
@@ -336,8 +347,8 @@ func (w *worker) chunk(j job) {
 	w.records = 0
 	defer w.flushIdle()
 	w.parseTime = w.in.opts.Now()
-	for _, b := range w.builders {
-		b.SetParseTime(w.parseTime)
+	for _, e := range w.builders {
+		e.b.SetParseTime(w.parseTime)
 	}
 	w.fails.SetParseTime(w.parseTime)
 	c := j.chunk
@@ -408,20 +419,25 @@ func reason(logType string, err error, many bool) string {
 
 // parse parses rec as a candidate's row into the builder of its table and event hour.
 func (w *worker) parse(c *candidate, rec []byte) error {
-	table := c.lt.Table.Table
-	// Guess the hour of the previous row of the table; re-parse into the right builder if the
+	// Guess the hour of the candidate's previous row; re-parse into the right builder if the
 	// row's event time is in another hour.
-	b := w.lastBuilder(c)
+	e := c.last
+	if e == nil || e.b == nil {
+		e = w.entry(c, hourOf(w.parseTime))
+	}
+	b := e.b
 	b.Begin()
 	if err := c.parser.Parse(rec, b); err != nil {
 		b.Rollback()
 		return err
 	}
-	hour := hourOf(b.EventTime())
-	key := bkey{table, hour}
-	if w.builders[key] != b {
+	if hour := hourOf(b.EventTime()); hour != e.key.hour {
 		b.Rollback()
-		b = w.builder(c, key)
+		next := w.entry(c, hour)
+		if hour > e.key.hour || e.b.Rows() == 0 {
+			c.last = next // time moved on (a late row does not change the guess)
+		}
+		e, b = next, next.b
 		b.Begin()
 		if err := c.parser.Parse(rec, b); err != nil {
 			b.Rollback()
@@ -429,9 +445,10 @@ func (w *worker) parse(c *candidate, rec []byte) error {
 		}
 	}
 	b.End()
-	w.used[key] = w.chunks
-	w.recent[key]++
+	e.used = w.chunks
+	e.recent++
 	w.records++
+	c.events++
 	t := b.EventTime()
 	if !w.haveEvent || t.Before(w.earliest) {
 		w.earliest = t
@@ -440,49 +457,39 @@ func (w *worker) parse(c *candidate, rec []byte) error {
 		w.latest = t
 	}
 	w.haveEvent = true
-	w.events[table]++
 	w.buffered += len(rec) // an estimate; corrected when the batch is built
-	if b.Rows() >= w.in.opts.BatchRows || b.Size() >= w.in.opts.BatchBytes {
-		w.flush(key, b)
+	if n := b.Rows(); n >= w.in.opts.BatchRows || n%256 == 0 && b.Size() >= w.in.opts.BatchBytes {
+		w.flush(e)
 	} else if w.buffered > w.in.opts.MaxBuffered {
 		w.flushLargest()
 	}
 	return nil
 }
 
-// lastBuilder returns the builder the previous row of the candidate's table went to.
-func (w *worker) lastBuilder(c *candidate) *batch.Builder {
-	if last, ok := w.last[c]; ok {
-		if b := w.builders[last]; b != nil {
-			return b
+// entry returns the builder entry of the candidate's table and an hour, creating it.
+func (w *worker) entry(c *candidate, hour int64) *entry {
+	key := bkey{c.lt.Table.Table, hour}
+	if e, ok := w.builders[key]; ok {
+		if c.last == nil || c.last.b == nil {
+			c.last = e
 		}
-	}
-	return w.builder(c, bkey{c.lt.Table.Table, hourOf(w.parseTime)})
-}
-
-func (w *worker) builder(c *candidate, key bkey) *batch.Builder {
-	w.last[c] = key
-	if b, ok := w.builders[key]; ok {
-		return b
+		return e
 	}
 	var b *batch.Builder
 	if free := w.free[key.table]; len(free) > 0 {
-		// The largest: a builder's memory is worth the most to a busy hour.
-		i := 0
-		for j := range free {
-			if free[j].Capacity() > free[i].Capacity() {
-				i = j
-			}
-		}
-		b = free[i]
-		w.free[key.table] = append(free[:i], free[i+1:]...)
+		b, w.free[key.table] = free[len(free)-1], free[:len(free)-1]
 	} else {
 		b = batch.NewBuilder(c.lt.Table, w.in.ids)
 		b.SetSource(w.in.opts.Source)
+		b.SetArena(w.arena)
 	}
 	b.SetParseTime(w.parseTime)
-	w.builders[key] = b
-	return b
+	e := &entry{key: key, b: b, used: w.chunks}
+	w.builders[key] = e
+	if c.last == nil || c.last.b == nil {
+		c.last = e
+	}
+	return e
 }
 
 // maxFree is how many emptied builders a worker keeps per table.
@@ -493,84 +500,76 @@ func hourOf(t time.Time) int64 {
 }
 
 // flush hands a builder's rows to the sink.
-func (w *worker) flush(key bkey, b *batch.Builder) {
+func (w *worker) flush(e *entry) {
+	b := e.b
+	delete(w.builders, e.key)
+	e.b = nil
 	if b.Rows() == 0 {
 		return
 	}
 	size := b.Size()
 	rec := b.Build()
-	delete(w.builders, key)
-	delete(w.used, key)
-	delete(w.recent, key)
 	w.buffered -= size
 	if w.buffered < 0 {
 		w.buffered = 0
 	}
-	err := w.in.sink.Write(w.in.ctx, DBLogs, key.table, rec)
+	err := w.in.sink.Write(w.in.ctx, DBLogs, e.key.table, rec)
 	rec.Release()
 	if err != nil {
-		w.in.fail(fmt.Errorf("write %s.%s: %w", DBLogs, key.table, err))
+		w.in.fail(fmt.Errorf("write %s.%s: %w", DBLogs, e.key.table, err))
 		return
 	}
-	// The sink is done with the record: its memory serves the table's next builder. Keep the
-	// builders with the most memory.
+	// The sink is done with the record: its buffers go back to the arena, and the builder
+	// serves the table's next hour.
 	b.Recycle()
-	free := append(w.free[key.table], b)
-	if len(free) > maxFree {
-		small := 0
-		for j := range free {
-			if free[j].Capacity() < free[small].Capacity() {
-				small = j
-			}
-		}
-		free = append(free[:small], free[small+1:]...)
+	if len(w.free[e.key.table]) < maxFree {
+		w.free[e.key.table] = append(w.free[e.key.table], b)
 	}
-	w.free[key.table] = free
 }
 
 // flushIdle hands on the builders that are idle or cold (see idleChunks).
 func (w *worker) flushIdle() {
-	for key, b := range w.builders {
-		idle := w.chunks-w.used[key] >= idleChunks
-		cold := b.Rows() >= coldRows && w.recent[key]*coldShare < w.records
+	for _, e := range w.builders {
+		idle := w.chunks-e.used >= idleChunks
+		cold := e.b.Rows() >= coldRows && e.recent*coldShare < w.records
 		if idle || cold {
-			w.flush(key, b)
+			w.flush(e)
 		} else {
-			w.recent[key] = 0
+			e.recent = 0
 		}
 	}
 }
 
 func (w *worker) flushLargest() {
-	var key bkey
-	var largest *batch.Builder
-	for k, b := range w.builders {
-		if largest == nil || b.Size() > largest.Size() {
-			key, largest = k, b
+	var largest *entry
+	for _, e := range w.builders {
+		if largest == nil || e.b.Size() > largest.b.Size() {
+			largest = e
 		}
 	}
 	if largest != nil {
-		w.flush(key, largest)
+		w.flush(largest)
 	}
 	w.buffered = 0
-	for _, b := range w.builders {
-		w.buffered += b.Size()
+	for _, e := range w.builders {
+		w.buffered += e.b.Size()
 	}
 }
 
 func (w *worker) flushAll() {
-	keys := make([]bkey, 0, len(w.builders))
-	for k := range w.builders {
-		keys = append(keys, k)
+	entries := make([]*entry, 0, len(w.builders))
+	for _, e := range w.builders {
+		entries = append(entries, e)
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].table != keys[j].table {
-			return keys[i].table < keys[j].table
+	sort.Slice(entries, func(i, j int) bool {
+		a, b := entries[i].key, entries[j].key
+		if a.table != b.table {
+			return a.table < b.table
 		}
-		return keys[i].hour < keys[j].hour
+		return a.hour < b.hour
 	})
-	for _, k := range keys {
-		w.flush(k, w.builders[k])
+	for _, e := range entries {
+		w.flush(e)
 	}
 	w.flushFailures()
 }

@@ -135,6 +135,9 @@ func fieldNode(f arrow.Field, path string, plain map[string]bool) (parquet.Node,
 	default:
 		return nil, fmt.Errorf("unsupported Arrow type %s", f.Type)
 	}
+	if !f.Nullable {
+		return parquet.Required(n), nil
+	}
 	return parquet.Optional(n), nil
 }
 
@@ -182,15 +185,53 @@ type node interface {
 	writeNull(rep, def int)
 	// bind points the node (and its children) at an array.
 	bind(arr arrow.Array)
+	// writeRange writes rows [start, end) of a top-level column; writeRows the listed rows.
+	writeRange(start, end int)
+	writeRows(rows []int32)
 }
 
-// leaf is the part of every leaf node that handles nulls.
+// leaf is the part of every leaf node that handles nulls. The validity bitmap is cached at bind
+// so that the per-value null test is a bit test, not a call.
 type leaf struct {
-	arr arrow.Array
-	out *leafWriter
+	arr   arrow.Array
+	out   *leafWriter
+	bits  []byte // validity bitmap; nil when the array has no null
+	shift int    // the array's offset into its bitmap
+	step  int    // definition levels a value adds: 0 for a required column, else 1
+}
+
+func (n *leaf) bindLeaf(arr arrow.Array) {
+	n.arr, n.bits, n.shift = arr, nil, arr.Data().Offset()
+	if arr.NullN() > 0 {
+		if n.step == 0 {
+			panic("BUG: null in a required column")
+		}
+		n.bits = arr.NullBitmapBytes()
+	}
+}
+
+func (n *leaf) isNull(i int) bool {
+	if n.bits == nil {
+		return false
+	}
+	j := n.shift + i
+	return n.bits[j>>3]&(1<<(j&7)) == 0
 }
 
 func (n *leaf) writeNull(rep, def int) { n.out.null(rep, def) }
+
+// rangeLoop and rowsLoop are the generic top-level loops, for nodes without a faster one.
+func rangeLoop(n node, start, end int) {
+	for i := start; i < end; i++ {
+		n.write(i, 0, 0)
+	}
+}
+
+func rowsLoop(n node, rows []int32) {
+	for _, i := range rows {
+		n.write(int(i), 0, 0)
+	}
+}
 
 type stringLeaf struct {
 	leaf
@@ -200,20 +241,39 @@ type stringLeaf struct {
 
 func (n *stringLeaf) bind(arr arrow.Array) {
 	a := arr.(*array.String)
+	n.bindLeaf(a)
 	// The offsets index the whole value buffer.
-	n.arr, n.offsets, n.data = a, a.ValueOffsets(), nil
+	n.offsets, n.data = a.ValueOffsets(), nil
 	if buf := a.Data().Buffers()[2]; buf != nil {
 		n.data = buf.Bytes()
 	}
 }
 
 func (n *stringLeaf) write(i int, rep, def int) {
-	if n.arr.IsNull(i) {
+	if n.isNull(i) {
 		n.out.null(rep, def)
 		return
 	}
 	v := parquet.ByteArrayValue(n.data[n.offsets[i]:n.offsets[i+1]])
-	n.out.values = append(n.out.values, v.Level(rep, def+1, n.out.index))
+	n.out.values = append(n.out.values, v.Level(rep, def+n.step, n.out.index))
+}
+
+func (n *stringLeaf) writeRange(start, end int) {
+	out, col := n.out.values, n.out.index
+	for i := start; i < end; i++ {
+		if n.isNull(i) {
+			out = append(out, parquet.NullValue().Level(0, 0, col))
+			continue
+		}
+		out = append(out, parquet.ByteArrayValue(n.data[n.offsets[i]:n.offsets[i+1]]).Level(0, n.step, col))
+	}
+	n.out.values = out
+}
+
+func (n *stringLeaf) writeRows(rows []int32) {
+	for _, i := range rows {
+		n.write(int(i), 0, 0)
+	}
 }
 
 type int64Leaf struct {
@@ -222,7 +282,7 @@ type int64Leaf struct {
 }
 
 func (n *int64Leaf) bind(arr arrow.Array) {
-	n.arr = arr
+	n.bindLeaf(arr)
 	switch a := arr.(type) {
 	case *array.Int64:
 		n.vals = a.Int64Values()
@@ -233,19 +293,39 @@ func (n *int64Leaf) bind(arr arrow.Array) {
 }
 
 func (n *int64Leaf) write(i int, rep, def int) {
-	if n.arr.IsNull(i) {
+	if n.isNull(i) {
 		n.out.null(rep, def)
 		return
 	}
-	n.out.values = append(n.out.values, parquet.Int64Value(n.vals[i]).Level(rep, def+1, n.out.index))
+	n.out.values = append(n.out.values, parquet.Int64Value(n.vals[i]).Level(rep, def+n.step, n.out.index))
+}
+
+func (n *int64Leaf) writeRange(start, end int) {
+	out, col := n.out.values, n.out.index
+	for i := start; i < end; i++ {
+		if n.isNull(i) {
+			out = append(out, parquet.NullValue().Level(0, 0, col))
+			continue
+		}
+		out = append(out, parquet.Int64Value(n.vals[i]).Level(0, n.step, col))
+	}
+	n.out.values = out
+}
+
+func (n *int64Leaf) writeRows(rows []int32) {
+	for _, i := range rows {
+		n.write(int(i), 0, 0)
+	}
 }
 
 type int32Leaf struct{ leaf }
 
-func (n *int32Leaf) bind(arr arrow.Array) { n.arr = arr }
+func (n *int32Leaf) bind(arr arrow.Array)      { n.bindLeaf(arr) }
+func (n *int32Leaf) writeRange(start, end int) { rangeLoop(n, start, end) }
+func (n *int32Leaf) writeRows(rows []int32)    { rowsLoop(n, rows) }
 
 func (n *int32Leaf) write(i int, rep, def int) {
-	if n.arr.IsNull(i) {
+	if n.isNull(i) {
 		n.out.null(rep, def)
 		return
 	}
@@ -256,33 +336,37 @@ func (n *int32Leaf) write(i int, rep, def int) {
 	case *array.Int16:
 		v = int32(a.Value(i))
 	}
-	n.out.values = append(n.out.values, parquet.Int32Value(v).Level(rep, def+1, n.out.index))
+	n.out.values = append(n.out.values, parquet.Int32Value(v).Level(rep, def+n.step, n.out.index))
 }
 
 type float64Leaf struct{ leaf }
 
-func (n *float64Leaf) bind(arr arrow.Array) { n.arr = arr }
+func (n *float64Leaf) bind(arr arrow.Array)      { n.bindLeaf(arr) }
+func (n *float64Leaf) writeRange(start, end int) { rangeLoop(n, start, end) }
+func (n *float64Leaf) writeRows(rows []int32)    { rowsLoop(n, rows) }
 
 func (n *float64Leaf) write(i int, rep, def int) {
-	if n.arr.IsNull(i) {
+	if n.isNull(i) {
 		n.out.null(rep, def)
 		return
 	}
 	v := n.arr.(*array.Float64).Value(i)
-	n.out.values = append(n.out.values, parquet.DoubleValue(v).Level(rep, def+1, n.out.index))
+	n.out.values = append(n.out.values, parquet.DoubleValue(v).Level(rep, def+n.step, n.out.index))
 }
 
 type boolLeaf struct{ leaf }
 
-func (n *boolLeaf) bind(arr arrow.Array) { n.arr = arr }
+func (n *boolLeaf) bind(arr arrow.Array)      { n.bindLeaf(arr) }
+func (n *boolLeaf) writeRange(start, end int) { rangeLoop(n, start, end) }
+func (n *boolLeaf) writeRows(rows []int32)    { rowsLoop(n, rows) }
 
 func (n *boolLeaf) write(i int, rep, def int) {
-	if n.arr.IsNull(i) {
+	if n.isNull(i) {
 		n.out.null(rep, def)
 		return
 	}
 	v := n.arr.(*array.Boolean).Value(i)
-	n.out.values = append(n.out.values, parquet.BooleanValue(v).Level(rep, def+1, n.out.index))
+	n.out.values = append(n.out.values, parquet.BooleanValue(v).Level(rep, def+n.step, n.out.index))
 }
 
 type structNode struct {
@@ -306,6 +390,9 @@ func (n *structNode) write(i int, rep, def int) {
 		c.write(i, rep, def+1)
 	}
 }
+
+func (n *structNode) writeRange(start, end int) { rangeLoop(n, start, end) }
+func (n *structNode) writeRows(rows []int32)    { rowsLoop(n, rows) }
 
 func (n *structNode) writeNull(rep, def int) {
 	for _, c := range n.children {
@@ -342,7 +429,9 @@ func (n *listNode) write(i int, rep, def int) {
 	}
 }
 
-func (n *listNode) writeNull(rep, def int) { n.elem.writeNull(rep, def) }
+func (n *listNode) writeNull(rep, def int)    { n.elem.writeNull(rep, def) }
+func (n *listNode) writeRange(start, end int) { rangeLoop(n, start, end) }
+func (n *listNode) writeRows(rows []int32)    { rowsLoop(n, rows) }
 
 // encoder turns Arrow records of one schema into Parquet column values.
 type encoder struct {
@@ -383,7 +472,10 @@ func (e *encoder) node(f arrow.Field, repDepth int) (node, error) {
 		return &listNode{elem: elem, repLevel: repDepth + 1}, nil
 	}
 	out := &leafWriter{index: len(e.leaves)}
-	l := leaf{out: out}
+	l := leaf{out: out, step: 1}
+	if !f.Nullable {
+		l.step = 0
+	}
 	var n node
 	switch f.Type.(type) {
 	case *arrow.StringType:
@@ -424,13 +516,9 @@ func (e *encoder) encode(rg *parquet.ConcurrentRowGroupWriter, rec arrow.RecordB
 		end := min(start+pageRows, n)
 		for _, r := range e.roots {
 			if rows == nil {
-				for i := start; i < end; i++ {
-					r.write(i, 0, 0)
-				}
+				r.writeRange(start, end)
 			} else {
-				for _, i := range rows[start:end] {
-					r.write(int(i), 0, 0)
-				}
+				r.writeRows(rows[start:end])
 			}
 		}
 		for i, l := range e.leaves {

@@ -407,6 +407,9 @@ func writeSig(b *strings.Builder, f arrow.Field, prefix string) {
 		if enc, ok := f.Metadata.GetValue(EncodingKey); ok {
 			typ += " " + enc
 		}
+		if !f.Nullable {
+			typ += " not null"
+		}
 		fmt.Fprintf(b, "%s %s\n", name, typ)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +45,33 @@ type Builder struct {
 	minEvent  int64
 	maxEvent  int64
 	haveEvent bool
+
+	arena   *Arena
+	retired [][]byte // buffers replaced during the current row, given to the arena when it ends
+
+	logTypeBytes, sourceIDBytes, sourceLabelBytes []byte // valid UTF-8 copies of the names
+}
+
+// SetArena makes the builder take and give back large buffers through an arena shared with the
+// other builders of its goroutine.
+func (b *Builder) SetArena(a *Arena) { b.arena = a }
+
+// retire hands a buffer replaced by a larger one to the arena once the row is over: values of
+// the row (indicators) may still point into it.
+func (b *Builder) retire(buf []byte) {
+	if b.inRow {
+		b.retired = append(b.retired, buf)
+	} else if b.arena != nil {
+		b.arena.putBytes(buf)
+	}
+}
+
+func (b *Builder) releaseRetired() {
+	for i, buf := range b.retired {
+		b.arena.putBytes(buf)
+		b.retired[i] = nil
+	}
+	b.retired = b.retired[:0]
 }
 
 // NewBuilder returns a builder of the schema's rows. ids makes p_row_id; share one RowIDs
@@ -65,6 +93,8 @@ func NewBuilder(s *Schema, ids *RowIDs) *Builder {
 		b.any = append(b.any, newColumn(n, b).(*ListCol))
 	}
 	b.parseUS = time.Now().UnixMicro()
+	b.logTypeBytes = []byte(strings.ToValidUTF8(s.LogType, "\uFFFD"))
+	b.SetSource(Source{})
 	return b
 }
 
@@ -72,7 +102,11 @@ func NewBuilder(s *Schema, ids *RowIDs) *Builder {
 func (b *Builder) Schema() *Schema { return b.schema }
 
 // SetSource sets p_source_id and p_source_label of the rows that follow.
-func (b *Builder) SetSource(s Source) { b.source = s }
+func (b *Builder) SetSource(s Source) {
+	b.source = s
+	b.sourceIDBytes = []byte(strings.ToValidUTF8(s.ID, "\uFFFD"))
+	b.sourceLabelBytes = []byte(strings.ToValidUTF8(s.Label, "\uFFFD"))
+}
 
 // SetParseTime sets p_parse_time of the rows that follow (and p_event_time of rows without an
 // event time).
@@ -124,6 +158,7 @@ func (b *Builder) EventTime() time.Time {
 func (b *Builder) Rollback() {
 	b.Root.Truncate(b.rows)
 	b.inRow = false
+	b.releaseRetired()
 }
 
 // End completes the current row: it checks that every field got a value and appends the
@@ -146,18 +181,20 @@ func (b *Builder) End() {
 		b.maxEvent = event
 	}
 	b.haveEvent = true
-	b.logType.AppendString(b.schema.LogType)
+	// These strings are valid UTF-8: the schema's and source's names were checked when set, and
+	// indicator values are parts of values already stored.
+	b.logType.AppendUTF8(b.logTypeBytes)
 	b.appendRowID()
 	b.eventTime.append(event)
 	b.parseTime.append(b.parseUS)
-	b.sourceID.AppendString(b.source.ID)
-	b.sourceLabel.AppendString(b.source.Label)
+	b.sourceID.AppendUTF8(b.sourceIDBytes)
+	b.sourceLabel.AppendUTF8(b.sourceLabelBytes)
 	for i, k := range b.schema.Kinds {
 		l := b.any[i]
 		vals := b.ind.Sorted(k)
 		elem := l.Elem.(*StringCol)
 		for _, v := range vals {
-			elem.Append(v)
+			elem.AppendUTF8(v)
 		}
 		if len(vals) == 0 {
 			l.AppendNull()
@@ -167,6 +204,7 @@ func (b *Builder) End() {
 	}
 	b.rows++
 	b.inRow = false
+	b.releaseRetired()
 }
 
 func (b *Builder) appendRowID() {
@@ -180,7 +218,7 @@ func (b *Builder) appendRowID() {
 	copy(raw[:8], b.ids.prefix[:])
 	binary.BigEndian.PutUint64(raw[8:], id)
 	hex.Encode(b.hexbuf[:], raw[:])
-	b.rowID.Append(b.hexbuf[:])
+	b.rowID.AppendUTF8(b.hexbuf[:])
 }
 
 // EventRange returns the smallest and largest p_event_time of the rows built so far.
@@ -230,9 +268,6 @@ func (b *Builder) Recycle() {
 		l.recycle()
 	}
 }
-
-// Capacity returns the bytes of string data the builder can hold without growing.
-func (b *Builder) Capacity() int { return b.Root.capacity() }
 
 const idBlockSize = 4096
 

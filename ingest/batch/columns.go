@@ -23,7 +23,6 @@ type Column interface {
 	build() arrow.ArrayData // hands the values to Arrow and starts empty
 	size() int              // bytes held
 	recycle()               // reuses the memory of the last build, whose arrays are no longer in use
-	capacity() int          // bytes of string data it can hold without growing
 }
 
 // validity records which values are null. Until the first null it is only a count: most
@@ -113,8 +112,26 @@ func (c *StringCol) Node() *Node { return c.node }
 // Len implements Column.
 func (c *StringCol) Len() int { return c.n }
 
+// reserve makes room for n more bytes of data and one more offset, taking larger buffers from
+// the builder's arena when there is one.
+func (c *StringCol) reserve(n int) {
+	if need := len(c.data) + n; need > cap(c.data) && c.b != nil && c.b.arena != nil && need >= minClass/2 {
+		buf := c.b.arena.getBytes(max(2*cap(c.data), need))
+		buf = append(buf, c.data...)
+		c.b.retire(c.data)
+		c.data = buf
+	}
+	if need := len(c.offsets) + 1; need > cap(c.offsets) && c.b != nil && c.b.arena != nil && 4*need >= minClass/2 {
+		buf := bytesInt32(c.b.arena.getBytes(8 * cap(c.offsets)))
+		buf = append(buf, c.offsets...)
+		c.b.retire(int32Bytes(c.offsets))
+		c.offsets = buf
+	}
+}
+
 // Append adds a value.
 func (c *StringCol) Append(v []byte) {
+	c.reserve(len(v))
 	start := len(c.data)
 	if utf8.Valid(v) {
 		c.data = append(c.data, v...)
@@ -130,6 +147,7 @@ func (c *StringCol) Append(v []byte) {
 
 // AppendUTF8 adds a value the caller knows to be valid UTF-8.
 func (c *StringCol) AppendUTF8(v []byte) {
+	c.reserve(len(v))
 	start := len(c.data)
 	c.data = append(c.data, v...)
 	c.offsets = append(c.offsets, int32(len(c.data)))
@@ -152,6 +170,7 @@ func (c *StringCol) AppendString(s string) {
 
 // AppendNull implements Column.
 func (c *StringCol) AppendNull() {
+	c.reserve(0)
 	c.offsets = append(c.offsets, int32(len(c.data)))
 	c.set(false)
 }
@@ -175,9 +194,14 @@ func (c *StringCol) build() arrow.ArrayData {
 	return d
 }
 
-func (c *StringCol) capacity() int { return cap(c.data) }
-
 func (c *StringCol) recycle() {
+	if c.n == 0 && c.b != nil && c.b.arena != nil {
+		// The arena lends the buffers to whichever builder grows next.
+		c.b.arena.putBytes(c.spareData)
+		c.b.arena.putBytes(int32Bytes(c.spareOffsets))
+		c.spareOffsets, c.spareData = nil, nil
+		return
+	}
 	if c.n == 0 && c.spareOffsets != nil {
 		c.offsets, c.data = append(c.spareOffsets[:0], 0), c.spareData[:0]
 		c.spareOffsets, c.spareData = nil, nil
@@ -242,8 +266,6 @@ func (c *fixed[T]) build() arrow.ArrayData {
 	c.spareVals, c.vals = c.vals, nil
 	return d
 }
-
-func (c *fixed[T]) capacity() int { return 0 }
 
 func (c *fixed[T]) recycle() {
 	if len(c.vals) == 0 && c.spareVals != nil {
@@ -359,8 +381,6 @@ func (c *BoolCol) build() arrow.ArrayData {
 	return array.NewData(arrow.FixedWidthTypes.Boolean, n, []*memory.Buffer{bits, memory.NewBufferBytes(vals)}, nil, nulls, 0)
 }
 
-func (c *BoolCol) capacity() int { return 0 }
-
 func (c *BoolCol) recycle() {
 	if len(c.vals) == 0 && c.spareVals != nil {
 		c.vals, c.spareVals = c.spareVals[:0], nil
@@ -416,14 +436,6 @@ func (c *StructCol) build() arrow.ArrayData {
 	return array.NewData(c.node.Arrow, n, []*memory.Buffer{bits}, children, nulls, 0)
 }
 
-func (c *StructCol) capacity() int {
-	n := 0
-	for _, f := range c.Fields {
-		n += f.capacity()
-	}
-	return n
-}
-
 func (c *StructCol) recycle() {
 	for _, f := range c.Fields {
 		f.recycle()
@@ -475,8 +487,6 @@ func (c *ListCol) build() arrow.ArrayData {
 	c.spareOffsets, c.offsets = c.offsets, []int32{0}
 	return d
 }
-
-func (c *ListCol) capacity() int { return c.Elem.capacity() }
 
 func (c *ListCol) recycle() {
 	if c.n == 0 && c.spareOffsets != nil {

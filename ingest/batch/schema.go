@@ -119,13 +119,14 @@ func Compile(s *logschema.Schema) (*Schema, error) {
 	}
 	root.Arrow = arrow.StructOf(fields...)
 	c.Root = root
+	// The standard fields every row has are not nullable (REQUIRED in Parquet).
 	fields = append(fields,
-		arrow.Field{Name: FieldLogType, Type: arrow.BinaryTypes.String, Nullable: true},
-		arrow.Field{Name: FieldRowID, Type: arrow.BinaryTypes.String, Nullable: true, Metadata: plainEncoding},
-		arrow.Field{Name: FieldEventTime, Type: TimestampType, Nullable: true},
-		arrow.Field{Name: FieldParseTime, Type: TimestampType, Nullable: true},
-		arrow.Field{Name: FieldSourceID, Type: arrow.BinaryTypes.String, Nullable: true},
-		arrow.Field{Name: FieldSourceLabel, Type: arrow.BinaryTypes.String, Nullable: true},
+		arrow.Field{Name: FieldLogType, Type: arrow.BinaryTypes.String},
+		arrow.Field{Name: FieldRowID, Type: arrow.BinaryTypes.String, Metadata: plainEncoding},
+		arrow.Field{Name: FieldEventTime, Type: TimestampType},
+		arrow.Field{Name: FieldParseTime, Type: TimestampType},
+		arrow.Field{Name: FieldSourceID, Type: arrow.BinaryTypes.String},
+		arrow.Field{Name: FieldSourceLabel, Type: arrow.BinaryTypes.String},
 	)
 	for _, k := range c.Kinds {
 		fields = append(fields, arrow.Field{Name: k.Column(), Type: stringList, Nullable: true})
