@@ -273,6 +273,8 @@ type worker struct {
 	events           map[string]int64
 	failures, blank  int64
 	earliest, latest time.Time
+	earliestHour     int64
+	latestHour       int64
 	haveEvent        bool
 	reasons          []string
 	parseTime        time.Time
@@ -431,7 +433,7 @@ func (w *worker) parse(c *candidate, rec []byte) error {
 		b.Rollback()
 		return err
 	}
-	if hour := hourOf(b.EventTime()); hour != e.key.hour {
+	if hour := b.EventHour(); hour != e.key.hour {
 		b.Rollback()
 		next := w.entry(c, hour)
 		if hour > e.key.hour || e.b.Rows() == 0 {
@@ -449,14 +451,24 @@ func (w *worker) parse(c *candidate, rec []byte) error {
 	e.recent++
 	w.records++
 	c.events++
-	t := b.EventTime()
-	if !w.haveEvent || t.Before(w.earliest) {
-		w.earliest = t
+	if h := e.key.hour; !w.haveEvent || h < w.earliestHour || h > w.latestHour {
+		t := b.EventTime()
+		if !w.haveEvent || t.Before(w.earliest) {
+			w.earliest, w.earliestHour = t, h
+		}
+		if !w.haveEvent || t.After(w.latest) {
+			w.latest, w.latestHour = t, h
+		}
+		w.haveEvent = true
+	} else if h == w.latestHour {
+		if t := b.EventTime(); t.After(w.latest) {
+			w.latest = t
+		}
+	} else if h == w.earliestHour {
+		if t := b.EventTime(); t.Before(w.earliest) {
+			w.earliest = t
+		}
 	}
-	if !w.haveEvent || t.After(w.latest) {
-		w.latest = t
-	}
-	w.haveEvent = true
 	w.buffered += len(rec) // an estimate; corrected when the batch is built
 	if n := b.Rows(); n >= w.in.opts.BatchRows || n%256 == 0 && b.Size() >= w.in.opts.BatchBytes {
 		w.flush(e)

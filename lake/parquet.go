@@ -49,11 +49,17 @@ func groupNode(fields []arrow.Field, prefix string, plain map[string]bool) (parq
 	return g, nil
 }
 
-// sampleSize is how many values of a string column are looked at to choose its encoding.
-const sampleSize = 512
+// The string columns of a table whose values are mostly distinct (JSON documents, free text,
+// ids) are written without a dictionary, which would cost a hash lookup per value and save
+// nothing. The choice is made from up to sampleSize values of the table's first batch of at least
+// minSampleRows rows; a sample much smaller than the number of distinct values a column can take
+// would see most of them once and mistake a column of a few thousand values for a unique one.
+const (
+	sampleSize    = 4096
+	minSampleRows = 1024
+)
 
-// plainColumns returns the string columns of a record whose sampled values are mostly
-// distinct: a dictionary would cost a hash lookup per value and save nothing.
+// plainColumns returns the string columns of a record whose sampled values are mostly distinct.
 func plainColumns(rec arrow.RecordBatch) map[string]bool {
 	plain := map[string]bool{}
 	var visit func(arr arrow.Array, path string)
@@ -70,7 +76,7 @@ func plainColumns(rec arrow.RecordBatch) map[string]bool {
 					sampled++
 				}
 			}
-			if sampled >= 64 && len(seen)*2 > sampled {
+			if sampled >= 256 && len(seen)*2 > sampled {
 				plain[path] = true
 			}
 		case *array.Struct:

@@ -90,21 +90,31 @@ type tableState struct {
 	encoders  sync.Pool
 
 	// parquet is the schema files are written with; its string encodings are chosen from the
-	// first batch of the table this writer sees.
-	once    sync.Once
+	// first large batch of the table this writer sees.
+	mu      sync.Mutex
 	parquet *parquet.Schema
 }
 
-// fileSchema returns the Parquet schema of the table's files, choosing encodings from rec.
+// fileSchema returns the Parquet schema for a file of the table, choosing the string encodings
+// from rec once a batch large enough to judge by comes (until then, dictionaries throughout).
 func (ts *tableState) fileSchema(rec arrow.RecordBatch) *parquet.Schema {
-	ts.once.Do(func() {
-		ps, err := parquetSchema(ts.schema, plainColumns(rec))
-		if err != nil {
-			panic("BUG: table schema without a Parquet schema: " + err.Error())
-		}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.parquet != nil {
+		return ts.parquet
+	}
+	var plain map[string]bool
+	if rec.NumRows() >= minSampleRows {
+		plain = plainColumns(rec)
+	}
+	ps, err := parquetSchema(ts.schema, plain)
+	if err != nil {
+		panic("BUG: table schema without a Parquet schema: " + err.Error())
+	}
+	if plain != nil {
 		ts.parquet = ps
-	})
-	return ts.parquet
+	}
+	return ps
 }
 
 type partFile struct {
@@ -438,8 +448,7 @@ func describeDiff(old, new string) string {
 
 // writePart encodes rows of rec into a row group of the partition's open file.
 func (w *Writer) writePart(key partKey, ts *tableState, rec arrow.RecordBatch, rows []int32) error {
-	ts.fileSchema(rec)
-	pf, err := w.file(key, ts)
+	pf, err := w.file(key, ts, rec)
 	if err != nil {
 		return err
 	}
@@ -487,7 +496,7 @@ func (w *Writer) writePart(key partKey, ts *tableState, rec arrow.RecordBatch, r
 
 // file returns the open file of a partition, opening one (and committing the least recently
 // used file when too many are open).
-func (w *Writer) file(key partKey, ts *tableState) (*partFile, error) {
+func (w *Writer) file(key partKey, ts *tableState, rec arrow.RecordBatch) (*partFile, error) {
 	w.mu.Lock()
 	w.clock++
 	if pf, ok := w.files[key]; ok {
@@ -510,7 +519,7 @@ func (w *Writer) file(key partKey, ts *tableState) (*partFile, error) {
 			evict = append(evict, lru)
 		} // else the writer of its last row group commits it
 	}
-	pf, err := w.newFile(key, ts)
+	pf, err := w.newFile(key, ts, ts.fileSchema(rec))
 	if err == nil {
 		pf.used = w.clock
 		pf.writing++
@@ -523,13 +532,13 @@ func (w *Writer) file(key partKey, ts *tableState) (*partFile, error) {
 	return pf, err
 }
 
-func (w *Writer) newFile(key partKey, ts *tableState) (*partFile, error) {
+func (w *Writer) newFile(key partKey, ts *tableState, schema *parquet.Schema) (*partFile, error) {
 	f, err := os.CreateTemp(w.tmp, "part-*.parquet.tmp")
 	if err != nil {
 		return nil, err
 	}
 	opts := []parquet.WriterOption{
-		ts.parquet,
+		schema,
 		parquet.Compression(codec),
 		parquet.PageBufferSize(1 << 20),
 		parquet.CreatedBy("osprey", "", ""),

@@ -28,9 +28,9 @@ type Builder struct {
 	schema *Schema
 	Root   *StructCol // the log's fields; Root.Fields[i] is the column of schema.Fields[i]
 
-	logType, rowID, sourceID, sourceLabel *StringCol
-	eventTime, parseTime                  *TimeCol
-	any                                   []*ListCol // parallel to schema.Kinds
+	rowID                *StringCol
+	eventTime, parseTime *TimeCol
+	any                  []*ListCol // parallel to schema.Kinds
 
 	ind       indicator.Set
 	rank      int   // event-time rank of the row's event time so far; 0 when none
@@ -82,7 +82,7 @@ func NewBuilder(s *Schema, ids *RowIDs) *Builder {
 	str := func(name string) *StringCol {
 		return newStringCol(&Node{Name: name, Type: logschema.TypeString, Arrow: arrow.BinaryTypes.String}, b)
 	}
-	b.logType, b.rowID, b.sourceID, b.sourceLabel = str(FieldLogType), str(FieldRowID), str(FieldSourceID), str(FieldSourceLabel)
+	b.rowID = str(FieldRowID)
 	ts := func(name string) *TimeCol {
 		return &TimeCol{fixed: fixed[int64]{node: &Node{Name: name, Type: logschema.TypeTimestamp, Arrow: TimestampType}, typ: TimestampType}}
 	}
@@ -101,7 +101,8 @@ func NewBuilder(s *Schema, ids *RowIDs) *Builder {
 // Schema returns the builder's table schema.
 func (b *Builder) Schema() *Schema { return b.schema }
 
-// SetSource sets p_source_id and p_source_label of the rows that follow.
+// SetSource sets p_source_id and p_source_label. They are the same for every row of a batch: set
+// them before the first row.
 func (b *Builder) SetSource(s Source) {
 	b.source = s
 	b.sourceIDBytes = []byte(strings.ToValidUTF8(s.ID, "\uFFFD"))
@@ -117,7 +118,7 @@ func (b *Builder) Rows() int { return b.rows }
 
 // Size returns an estimate of the bytes held.
 func (b *Builder) Size() int {
-	return b.Root.size() + b.rowID.size() + b.logType.size() + b.sourceID.size() + b.sourceLabel.size() + 16*b.rows
+	return b.Root.size() + b.rowID.size() + (len(b.logTypeBytes)+len(b.sourceIDBytes)+len(b.sourceLabelBytes)+16)*b.rows
 }
 
 // Begin starts a row. Every column of Root.Fields then receives exactly one value or null.
@@ -143,6 +144,20 @@ func (b *Builder) offerEventTime(rank int, us int64) {
 	if b.rank == 0 || rank < b.rank {
 		b.rank, b.event = rank, us
 	}
+}
+
+// EventHour returns the UTC hour (hours since the epoch) of the current row's event time so far.
+func (b *Builder) EventHour() int64 {
+	us := b.parseUS
+	if b.rank > 0 {
+		us = b.event
+	}
+	const perHour = int64(time.Hour / time.Microsecond)
+	h := us / perHour
+	if us%perHour < 0 {
+		h--
+	}
+	return h
 }
 
 // EventTime returns the current row's event time so far: the first isEventTime field with a
@@ -183,12 +198,11 @@ func (b *Builder) End() {
 	b.haveEvent = true
 	// These strings are valid UTF-8: the schema's and source's names were checked when set, and
 	// indicator values are parts of values already stored.
-	b.logType.AppendUTF8(b.logTypeBytes)
+	// p_log_type, p_source_id and p_source_label are the same for every row of a batch (see
+	// SetSource): Build writes them.
 	b.appendRowID()
 	b.eventTime.append(event)
 	b.parseTime.append(b.parseUS)
-	b.sourceID.AppendUTF8(b.sourceIDBytes)
-	b.sourceLabel.AppendUTF8(b.sourceLabelBytes)
 	for i, k := range b.schema.Kinds {
 		l := b.any[i]
 		vals := b.ind.Sorted(k)
@@ -238,8 +252,12 @@ func (b *Builder) Build() arrow.RecordBatch {
 	for _, child := range root.Children() {
 		cols = append(cols, array.MakeFromData(child))
 	}
-	for _, c := range []Column{b.logType, b.rowID, b.eventTime, b.parseTime, b.sourceID, b.sourceLabel} {
-		cols = append(cols, array.MakeFromData(c.build()))
+	for _, d := range []arrow.ArrayData{
+		constantString(b.logTypeBytes, n), b.rowID.build(), b.eventTime.build(), b.parseTime.build(),
+		constantString(b.sourceIDBytes, n), constantString(b.sourceLabelBytes, n),
+	} {
+		cols = append(cols, array.MakeFromData(d))
+		d.Release()
 	}
 	for _, l := range b.any {
 		cols = append(cols, array.MakeFromData(l.build()))
@@ -261,7 +279,7 @@ func (b *Builder) Recycle() {
 		return
 	}
 	b.Root.recycle()
-	for _, c := range []Column{b.logType, b.rowID, b.eventTime, b.parseTime, b.sourceID, b.sourceLabel} {
+	for _, c := range []Column{b.rowID, b.eventTime, b.parseTime} {
 		c.recycle()
 	}
 	for _, l := range b.any {

@@ -131,7 +131,9 @@ func (c *StringCol) reserve(n int) {
 
 // Append adds a value.
 func (c *StringCol) Append(v []byte) {
-	c.reserve(len(v))
+	if len(c.data)+len(v) > cap(c.data) || len(c.offsets) == cap(c.offsets) {
+		c.reserve(len(v))
+	}
 	start := len(c.data)
 	if utf8.Valid(v) {
 		c.data = append(c.data, v...)
@@ -147,7 +149,9 @@ func (c *StringCol) Append(v []byte) {
 
 // AppendUTF8 adds a value the caller knows to be valid UTF-8.
 func (c *StringCol) AppendUTF8(v []byte) {
-	c.reserve(len(v))
+	if len(c.data)+len(v) > cap(c.data) || len(c.offsets) == cap(c.offsets) {
+		c.reserve(len(v))
+	}
 	start := len(c.data)
 	c.data = append(c.data, v...)
 	c.offsets = append(c.offsets, int32(len(c.data)))
@@ -192,6 +196,19 @@ func (c *StringCol) build() arrow.ArrayData {
 	c.spareOffsets, c.spareData = c.offsets, c.data
 	c.offsets, c.data = []int32{0}, nil
 	return d
+}
+
+// constantString returns an Arrow array of n copies of s.
+func constantString(s []byte, n int) arrow.ArrayData {
+	data := make([]byte, 0, n*len(s))
+	offsets := make([]int32, n+1)
+	for i := range n {
+		data = append(data, s...)
+		offsets[i+1] = int32((i + 1) * len(s))
+	}
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(offsets))), 4*len(offsets))
+	return array.NewData(arrow.BinaryTypes.String, n,
+		[]*memory.Buffer{nil, memory.NewBufferBytes(raw), memory.NewBufferBytes(data)}, nil, 0, 0)
 }
 
 func (c *StringCol) recycle() {

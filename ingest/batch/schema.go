@@ -79,10 +79,10 @@ type Node struct {
 	Scanners  []indicator.Scanner
 	EventTime int // 1 + rank among isEventTime fields in schema order; 0 if not one
 	Embedded  bool
-	Allow     map[string]bool // validate.allow
-	Deny      map[string]bool // validate.deny
-	IPKind    string          // validate.ip
-	CIDRKind  string          // validate.cidr
+	Allow     []string // validate.allow
+	Deny      []string // validate.deny
+	IPKind    string   // validate.ip
+	CIDRKind  string   // validate.cidr
 	Source    *logschema.Value
 
 	// byName maps an object's field names to their index, for parsers that look keys up.
@@ -91,6 +91,14 @@ type Node struct {
 
 // FieldIndex returns the index of an object's field, or -1.
 func (n *Node) FieldIndex(name string) int {
+	if len(n.Fields) <= 8 {
+		for i, f := range n.Fields { // faster than hashing for a few names
+			if f.Name == name {
+				return i
+			}
+		}
+		return -1
+	}
 	if i, ok := n.byName[name]; ok {
 		return i
 	}
@@ -245,30 +253,29 @@ func (c *Schema) compileValue(name, path string, v *logschema.Value, kinds map[i
 		}
 	}
 	if val := v.Validate; val != nil {
-		n.Allow = set(val.Allow)
-		n.Deny = set(val.Deny)
+		n.Allow = val.Allow
+		n.Deny = val.Deny
 		n.IPKind, n.CIDRKind = val.IP, val.CIDR
 	}
 	return n, nil
 }
 
-func set(vals []string) map[string]bool {
-	if len(vals) == 0 {
-		return nil
+// contains reports whether v is one of vals (lists are short: a loop beats hashing).
+func contains(vals []string, v []byte) bool {
+	for _, x := range vals {
+		if x == string(v) {
+			return true
+		}
 	}
-	m := make(map[string]bool, len(vals))
-	for _, v := range vals {
-		m[v] = true
-	}
-	return m
+	return false
 }
 
 // CheckValue applies the node's validate rules to a scalar value's text.
 func (n *Node) CheckValue(v []byte) error {
-	if n.Allow != nil && !n.Allow[string(v)] {
+	if n.Allow != nil && !contains(n.Allow, v) {
 		return fmt.Errorf("field %s: value %q is not allowed", n.Path, v)
 	}
-	if n.Deny != nil && n.Deny[string(v)] {
+	if n.Deny != nil && contains(n.Deny, v) {
 		return fmt.Errorf("field %s: value %q is denied", n.Path, v)
 	}
 	if n.IPKind != "" {

@@ -37,17 +37,36 @@ type plan struct {
 	elem   *plan
 	seen   []uint32 // generation in which each field got its value
 	hint   int      // index after the last field matched: keys tend to come in the same order
+	quoted [][]byte // each field's key as it appears in compact JSON: "name":
 }
 
 func newPlan(n *batch.Node) *plan {
 	p := &plan{node: n, seen: make([]uint32, len(n.Fields))}
 	for _, f := range n.Fields {
 		p.fields = append(p.fields, newPlan(f))
+		p.quoted = append(p.quoted, []byte(strconv.Quote(f.Name)+":"))
 	}
 	if n.Elem != nil {
 		p.elem = newPlan(n.Elem)
 	}
 	return p
+}
+
+// expected checks whether the key at the scanner is the field after the last one matched,
+// written plainly ("name": with no escapes or space); if so it consumes it and returns the
+// field's index. Keys usually come in the same order record after record.
+func (pl *plan) expected(s *scanner) int {
+	h := pl.hint
+	if h >= len(pl.quoted) {
+		return -1
+	}
+	q := pl.quoted[h]
+	if !bytes.HasPrefix(s.data[s.pos:], q) {
+		return -1
+	}
+	s.pos += len(q)
+	pl.hint = h + 1
+	return h
 }
 
 // index returns the index of the field named key, or -1.
@@ -116,14 +135,17 @@ func (p *Parser) object(s *scanner, pl *plan, cols []batch.Column, base, depth i
 			if s.peek() != '"' {
 				return s.errorf("want a key")
 			}
-			key, err := s.str()
-			if err != nil {
-				return err
+			i := pl.expected(s)
+			if i < 0 {
+				key, err := s.str()
+				if err != nil {
+					return err
+				}
+				if err := s.expect(':'); err != nil {
+					return err
+				}
+				i = pl.index(key)
 			}
-			if err := s.expect(':'); err != nil {
-				return err
-			}
-			i := pl.index(key)
 			if i < 0 {
 				if err := s.skipValue(depth + 1); err != nil {
 					return err
@@ -183,6 +205,7 @@ func (p *Parser) value(s *scanner, pl *plan, col batch.Column, depth int) error 
 		switch {
 		case n.Type == logschema.TypeJSON:
 			v, err = p.jsonValue(s, pl, k)
+			trusted = err == nil && isASCII(v)
 		case k == kindString:
 			v, err = s.str()
 			trusted = s.ascii

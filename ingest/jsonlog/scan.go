@@ -234,26 +234,42 @@ func (k kind) String() string {
 	return [...]string{"end", "object", "array", "string", "number", "true", "false", "null", "invalid value"}[k]
 }
 
-func (s *scanner) kind() kind {
-	switch s.peek() {
-	case 0:
-		return kindEnd
-	case '{':
-		return kindObject
-	case '[':
-		return kindArray
-	case '"':
-		return kindString
-	case 't':
-		return kindTrue
-	case 'f':
-		return kindFalse
-	case 'n':
-		return kindNull
-	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		return kindNumber
+// kinds maps the first byte of a value to its kind.
+var kinds = func() (t [256]kind) {
+	for i := range t {
+		t[i] = kindBad
 	}
-	return kindBad
+	t['{'], t['['], t['"'], t['t'], t['f'], t['n'] = kindObject, kindArray, kindString, kindTrue, kindFalse, kindNull
+	for _, c := range "-0123456789" {
+		t[c] = kindNumber
+	}
+	return t
+}()
+
+func (s *scanner) kind() kind {
+	if s.pos < len(s.data) && s.data[s.pos] > ' ' {
+		return kinds[s.data[s.pos]]
+	}
+	if s.peek() == 0 {
+		return kindEnd
+	}
+	return kinds[s.data[s.pos]]
+}
+
+// isASCII reports whether b holds only ASCII bytes, eight at a time.
+func isASCII(b []byte) bool {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		if binary.LittleEndian.Uint64(b[i:])&msb != 0 {
+			return false
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // literal reads true, false or null.

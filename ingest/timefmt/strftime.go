@@ -24,7 +24,48 @@ type item struct {
 var monthNames = []string{"january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"}
 var dayNames = []string{"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"}
 
-func compileStrftime(format string) (*strftime, error) {
+// dateTime parses the common zone-less layouts YYYY-MM-DD[T ]hh:mm:ss[.frac] (UTC) with the
+// fixed-position parser; strftime patterns that mean exactly that use it.
+type dateTime struct {
+	format string
+	sep    byte // ' ' or 'T'
+	frac   bool // a fraction of a second is required
+}
+
+var fastLayouts = map[string]dateTime{
+	"%Y-%m-%d %H:%M:%S.%f": {sep: ' ', frac: true},
+	"%Y-%m-%dT%H:%M:%S.%f": {sep: 'T', frac: true},
+	"%Y-%m-%d %H:%M:%S":    {sep: ' '},
+	"%Y-%m-%dT%H:%M:%S":    {sep: 'T'},
+	"%F %T":                {sep: ' '},
+	"%FT%T":                {sep: 'T'},
+}
+
+func (p dateTime) try(s []byte) (time.Time, bool) {
+	if len(s) < 19 || s[10] != p.sep || p.frac != (len(s) > 19 && s[19] == '.') {
+		return time.Time{}, false
+	}
+	t, rest, err := parseDateTime(s, p.sep == ' ')
+	return t, err == nil && len(rest) == 0
+}
+
+// Parse implements Parser.
+func (p dateTime) Parse(s []byte) (time.Time, error) {
+	if t, ok := p.try(s); ok {
+		return t, nil
+	}
+	return time.Time{}, &mismatchError{format: p.format, value: string(s)}
+}
+
+func compileStrftime(format string) (Parser, error) {
+	if fast, ok := fastLayouts[format]; ok {
+		fast.format = format
+		return fast, nil
+	}
+	return compileStrftimePattern(format)
+}
+
+func compileStrftimePattern(format string) (*strftime, error) {
 	p := &strftime{format: format}
 	var lit strings.Builder
 	flush := func() {
