@@ -174,12 +174,20 @@ type namedField struct {
 
 // leafWriter collects the values of one leaf column.
 type leafWriter struct {
-	index  int // the column's index in the Parquet schema
 	values []parquet.Value
 }
 
 func (l *leafWriter) null(rep, def int) {
-	l.values = append(l.values, parquet.NullValue().Level(rep, def, l.index))
+	l.values = append(l.values, levels(parquet.Value{}, rep, def))
+}
+
+// levels returns v at the given repetition and definition levels. It leaves the column index
+// unset: a column writer takes the values of its own column and does not read it, and the
+// single-field setters inline where Value.Level, a call per value, does not.
+func levels(v parquet.Value, rep, def int) parquet.Value {
+	v.SetRepetitionLevel(rep)
+	v.SetDefinitionLevel(def)
+	return v
 }
 
 // node writes the values of an Arrow array (at some depth) into its leaf columns.
@@ -261,17 +269,19 @@ func (n *stringLeaf) write(i int, rep, def int) {
 		return
 	}
 	v := parquet.ByteArrayValue(n.data[n.offsets[i]:n.offsets[i+1]])
-	n.out.values = append(n.out.values, v.Level(rep, def+n.step, n.out.index))
+	n.out.values = append(n.out.values, levels(v, rep, def+n.step))
 }
 
 func (n *stringLeaf) writeRange(start, end int) {
-	out, col := n.out.values, n.out.index
+	out := n.out.values
 	for i := start; i < end; i++ {
 		if n.isNull(i) {
-			out = append(out, parquet.NullValue().Level(0, 0, col))
+			out = append(out, parquet.Value{})
 			continue
 		}
-		out = append(out, parquet.ByteArrayValue(n.data[n.offsets[i]:n.offsets[i+1]]).Level(0, n.step, col))
+		v := parquet.ByteArrayValue(n.data[n.offsets[i]:n.offsets[i+1]])
+		v.SetDefinitionLevel(n.step)
+		out = append(out, v)
 	}
 	n.out.values = out
 }
@@ -303,17 +313,19 @@ func (n *int64Leaf) write(i int, rep, def int) {
 		n.out.null(rep, def)
 		return
 	}
-	n.out.values = append(n.out.values, parquet.Int64Value(n.vals[i]).Level(rep, def+n.step, n.out.index))
+	n.out.values = append(n.out.values, levels(parquet.Int64Value(n.vals[i]), rep, def+n.step))
 }
 
 func (n *int64Leaf) writeRange(start, end int) {
-	out, col := n.out.values, n.out.index
+	out := n.out.values
 	for i := start; i < end; i++ {
 		if n.isNull(i) {
-			out = append(out, parquet.NullValue().Level(0, 0, col))
+			out = append(out, parquet.Value{})
 			continue
 		}
-		out = append(out, parquet.Int64Value(n.vals[i]).Level(0, n.step, col))
+		v := parquet.Int64Value(n.vals[i])
+		v.SetDefinitionLevel(n.step)
+		out = append(out, v)
 	}
 	n.out.values = out
 }
@@ -342,7 +354,7 @@ func (n *int32Leaf) write(i int, rep, def int) {
 	case *array.Int16:
 		v = int32(a.Value(i))
 	}
-	n.out.values = append(n.out.values, parquet.Int32Value(v).Level(rep, def+n.step, n.out.index))
+	n.out.values = append(n.out.values, levels(parquet.Int32Value(v), rep, def+n.step))
 }
 
 type float64Leaf struct{ leaf }
@@ -357,7 +369,7 @@ func (n *float64Leaf) write(i int, rep, def int) {
 		return
 	}
 	v := n.arr.(*array.Float64).Value(i)
-	n.out.values = append(n.out.values, parquet.DoubleValue(v).Level(rep, def+n.step, n.out.index))
+	n.out.values = append(n.out.values, levels(parquet.DoubleValue(v), rep, def+n.step))
 }
 
 type boolLeaf struct{ leaf }
@@ -372,7 +384,7 @@ func (n *boolLeaf) write(i int, rep, def int) {
 		return
 	}
 	v := n.arr.(*array.Boolean).Value(i)
-	n.out.values = append(n.out.values, parquet.BooleanValue(v).Level(rep, def+n.step, n.out.index))
+	n.out.values = append(n.out.values, levels(parquet.BooleanValue(v), rep, def+n.step))
 }
 
 type structNode struct {
@@ -477,7 +489,7 @@ func (e *encoder) node(f arrow.Field, repDepth int) (node, error) {
 		}
 		return &listNode{elem: elem, repLevel: repDepth + 1}, nil
 	}
-	out := &leafWriter{index: len(e.leaves)}
+	out := &leafWriter{}
 	l := leaf{out: out, step: 1}
 	if !f.Nullable {
 		l.step = 0

@@ -21,8 +21,8 @@ type Arena struct {
 // Buffers are recycled in power-of-two size classes from minClass bytes; smaller buffers are
 // left to append.
 const (
-	minClassShift = 16 // 64 KiB
-	numClasses    = 11 // up to 64 MiB
+	minClassShift = 12 // 4 KiB
+	numClasses    = 15 // up to 64 MiB
 	minClass      = 1 << minClassShift
 )
 
