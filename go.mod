@@ -3,6 +3,7 @@ module github.com/ospreyhq/osprey
 go 1.26.8
 
 require (
+	github.com/adhocore/gronx v1.20.4
 	github.com/apache/arrow-go/v18 v18.5.1
 	github.com/duckdb/duckdb-go/v2 v2.10505.0
 	github.com/elastic/go-libaudit/v2 v2.6.2
