@@ -21,11 +21,21 @@
 //
 // # Types
 //
-// Strings are BYTE_ARRAY with the STRING (or, for JSON text, JSON) logical type,
-// dictionary-encoded; int, smallint and bigint are INT32/INT32/INT64 with the INT(16|32|64)
-// logical type; float is DOUBLE; timestamps are INT64 TIMESTAMP(MICROS, isAdjustedToUTC=true);
-// objects are groups; arrays are 3-level LISTs. Every column is optional. Pages are compressed
-// with zstd.
+// Strings are BYTE_ARRAY with the STRING (or, for JSON text, JSON) logical type; int, smallint
+// and bigint are INT32/INT32/INT64 with the INT(16|32|64) logical type; float is DOUBLE;
+// timestamps are INT64 TIMESTAMP(MICROS, isAdjustedToUTC=true); objects are groups; arrays are
+// 3-level LISTs. Columns are optional except the p_ fields every row has.
+//
+// # Files
+//
+// Each Write of a batch adds one row group per hour it holds to that hour's open file. Column
+// chunks are version 1 data pages (about 1 MiB, cut at row boundaries) of PLAIN or, for strings
+// whose values repeat, RLE_DICTIONARY values with a PLAIN dictionary page, compressed with zstd.
+// Chunks carry null counts and min/max statistics (numbers, timestamps, booleans, and strings of
+// a dictionary up to 64 bytes). The footer's schema is the one parquet-go writes for the table,
+// as in schema.parquet. They are built from the Arrow buffers with parquet-go's encodings,
+// codec and metadata types (chunk.go, shred.go, pqfile.go); see ARCHITECTURE.md for why not
+// its row writer.
 //
 // # Commit protocol
 //

@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/parquet-go/parquet-go/format"
 	"golang.org/x/sys/unix"
 )
 
@@ -86,22 +87,22 @@ type partKey struct {
 type tableState struct {
 	schema    *arrow.Schema
 	signature string
-	noBounds  [][]string // columns without min/max bounds: strings, whose bounds prune little
-	encoders  sync.Pool
+	template  format.FileMetaData // the footer fields every file of the table shares
+	encoders  sync.Pool           // *encoder
 
-	// parquet is the schema files are written with; its string encodings are chosen from the
-	// first large batch of the table this writer sees.
+	// columns are the leaf columns files are written with; their string encodings are chosen
+	// from the first large batch of the table this writer sees.
 	mu      sync.Mutex
-	parquet *parquet.Schema
+	columns []column
 }
 
-// fileSchema returns the Parquet schema for a file of the table, choosing the string encodings
-// from rec once a batch large enough to judge by comes (until then, dictionaries throughout).
-func (ts *tableState) fileSchema(rec arrow.RecordBatch) *parquet.Schema {
+// columnsFor returns the leaf columns to write a batch with, choosing the string encodings from
+// rec once a batch large enough to judge by comes (until then, dictionaries throughout).
+func (ts *tableState) columnsFor(rec arrow.RecordBatch) []column {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	if ts.parquet != nil {
-		return ts.parquet
+	if ts.columns != nil {
+		return ts.columns
 	}
 	var plain map[string]bool
 	if rec.NumRows() >= minSampleRows {
@@ -111,22 +112,20 @@ func (ts *tableState) fileSchema(rec arrow.RecordBatch) *parquet.Schema {
 	if err != nil {
 		panic("BUG: table schema without a Parquet schema: " + err.Error())
 	}
+	cols := tableColumns(ps)
 	if plain != nil {
-		ts.parquet = ps
+		ts.columns = cols
 	}
-	return ps
+	return cols
 }
 
 type partFile struct {
 	key   partKey
 	table *tableState
 	path  string // temporary path
-	f     *os.File
-	w     *parquet.GenericWriter[any]
 
-	mu   sync.Mutex // guards rows and size; row groups are committed with it held
-	rows int64
-	size int64
+	mu sync.Mutex // guards pq; row groups are appended with it held
+	pq *pqFile
 
 	used    uint64 // guarded by Writer.mu
 	writing int    // Write calls using this file; guarded by Writer.mu
@@ -319,7 +318,11 @@ func (w *Writer) table(db, table string, s *arrow.Schema) (*tableState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("table %s.%s: %w", db, table, err)
 	}
-	ts := &tableState{schema: s, signature: sig, noBounds: stringColumns(ps)}
+	template, err := fileTemplate(ps, sig)
+	if err != nil {
+		return nil, fmt.Errorf("table %s.%s: %w", db, table, err)
+	}
+	ts := &tableState{schema: s, signature: sig, template: template}
 	ts.encoders.New = func() any {
 		e, err := newEncoder(s)
 		if err != nil {
@@ -332,18 +335,6 @@ func (w *Writer) table(db, table string, s *arrow.Schema) (*tableState, error) {
 	}
 	w.tables[key] = ts
 	return ts, nil
-}
-
-// stringColumns returns the paths of a schema's byte array columns.
-func stringColumns(s *parquet.Schema) [][]string {
-	var paths [][]string
-	for _, path := range s.Columns() {
-		leaf, ok := s.Lookup(path...)
-		if ok && leaf.Node.Type().Kind() == parquet.ByteArray {
-			paths = append(paths, path)
-		}
-	}
-	return paths
 }
 
 // writeSchemaFile commits a table's schema file: its columns and no rows.
@@ -448,31 +439,21 @@ func describeDiff(old, new string) string {
 
 // writePart encodes rows of rec into a row group of the partition's open file.
 func (w *Writer) writePart(key partKey, ts *tableState, rec arrow.RecordBatch, rows []int32) error {
-	pf, err := w.file(key, ts, rec)
+	pf, err := w.file(key, ts)
 	if err != nil {
 		return err
 	}
+	// Encoding and compressing the row group runs outside the file's lock, in parallel with
+	// others; appending it to the file is done under it.
 	enc := ts.encoders.Get().(*encoder)
-	defer ts.encoders.Put(enc)
-
+	rg, encErr := enc.encode(ts.columnsFor(rec), rec, rows)
 	pf.mu.Lock()
-	rg := pf.w.BeginRowGroup()
-	pf.mu.Unlock()
-	// Encoding and compressing the row group runs outside the lock, in parallel with others.
-	encErr := enc.encode(rg, rec, rows)
 	if encErr == nil {
-		encErr = rg.Flush()
+		encErr = pf.pq.append(rg)
 	}
-
-	pf.mu.Lock()
-	var n int64
-	if encErr == nil {
-		n, encErr = rg.Commit()
-	}
-	pf.rows += n
-	pf.size = pf.w.Size()
-	full := pf.size >= w.opts.FileSize
+	full := pf.pq.off >= w.opts.FileSize || len(pf.pq.rowGroups) >= maxRowGroups
 	pf.mu.Unlock()
+	ts.encoders.Put(enc)
 
 	w.mu.Lock()
 	pf.writing--
@@ -496,7 +477,7 @@ func (w *Writer) writePart(key partKey, ts *tableState, rec arrow.RecordBatch, r
 
 // file returns the open file of a partition, opening one (and committing the least recently
 // used file when too many are open).
-func (w *Writer) file(key partKey, ts *tableState, rec arrow.RecordBatch) (*partFile, error) {
+func (w *Writer) file(key partKey, ts *tableState) (*partFile, error) {
 	w.mu.Lock()
 	w.clock++
 	if pf, ok := w.files[key]; ok {
@@ -519,7 +500,7 @@ func (w *Writer) file(key partKey, ts *tableState, rec arrow.RecordBatch) (*part
 			evict = append(evict, lru)
 		} // else the writer of its last row group commits it
 	}
-	pf, err := w.newFile(key, ts, ts.fileSchema(rec))
+	pf, err := w.newFile(key, ts)
 	if err == nil {
 		pf.used = w.clock
 		pf.writing++
@@ -532,43 +513,35 @@ func (w *Writer) file(key partKey, ts *tableState, rec arrow.RecordBatch) (*part
 	return pf, err
 }
 
-func (w *Writer) newFile(key partKey, ts *tableState, schema *parquet.Schema) (*partFile, error) {
+func (w *Writer) newFile(key partKey, ts *tableState) (*partFile, error) {
 	f, err := os.CreateTemp(w.tmp, "part-*.parquet.tmp")
 	if err != nil {
 		return nil, err
 	}
-	opts := []parquet.WriterOption{
-		schema,
-		parquet.Compression(codec),
-		parquet.PageBufferSize(1 << 20),
-		parquet.CreatedBy("osprey", "", ""),
-		parquet.KeyValueMetadata(signatureKey, ts.signature),
+	pq, err := createPQFile(f)
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
 	}
-	for _, path := range ts.noBounds {
-		opts = append(opts, parquet.SkipPageBounds(path...), parquet.SkipPageStatistics(path...))
-	}
-	pw := parquet.NewGenericWriter[any](f, opts...)
-	return &partFile{key: key, table: ts, path: f.Name(), f: f, w: pw}, nil
+	return &partFile{key: key, table: ts, path: f.Name(), pq: pq}, nil
 }
 
 // finishFile writes a partition file's footer and closes it; Flush publishes it.
 func (w *Writer) finishFile(pf *partFile) error {
-	if pf.rows == 0 {
-		return errors.Join(pf.w.Close(), pf.f.Close(), os.Remove(pf.path))
+	if pf.pq.rows == 0 {
+		return errors.Join(pf.pq.f.Close(), os.Remove(pf.path))
 	}
-	if err := pf.w.Close(); err != nil {
-		pf.f.Close()
+	size, err := pf.pq.finish(pf.table.template)
+	if err != nil {
+		os.Remove(pf.path)
 		return fmt.Errorf("finish %s: %w", pf.path, err)
-	}
-	size := pf.w.File().Size()
-	if err := pf.f.Close(); err != nil {
-		return err
 	}
 	hour := time.Unix(pf.key.hour*3600, 0).UTC()
 	name := fmt.Sprintf("%s-%s.parquet", hour.Format("20060102T150405Z"), newUUID())
 	dst := filepath.Join(w.lake.PartitionDir(pf.key.db, pf.key.table, hour), name)
 	w.mu.Lock()
-	w.finished = append(w.finished, finishedFile{tmp: pf.path, dst: dst, rows: pf.rows, size: size})
+	w.finished = append(w.finished, finishedFile{tmp: pf.path, dst: dst, rows: pf.pq.rows, size: size})
 	w.mu.Unlock()
 	return nil
 }
@@ -684,7 +657,7 @@ func (w *Writer) Abort() error {
 	w.files = map[partKey]*partFile{}
 	w.mu.Unlock()
 	for _, pf := range files {
-		pf.f.Close()
+		pf.pq.f.Close()
 	}
 	return errors.Join(os.RemoveAll(w.tmp), w.lock.Close())
 }
