@@ -179,11 +179,6 @@ func (b *Builder) Rollback() {
 // End completes the current row: it checks that every field got a value and appends the
 // standard fields.
 func (b *Builder) End() {
-	for _, c := range b.Root.Fields {
-		if c.Len() != b.rows+1 {
-			panic(fmt.Sprintf("BUG: column %s has %d values in row %d", c.Node().Path, c.Len(), b.rows))
-		}
-	}
 	b.Root.Append()
 	event := b.parseUS
 	if b.rank > 0 {
@@ -221,18 +216,36 @@ func (b *Builder) End() {
 	b.releaseRetired()
 }
 
+// appendRowID appends the next id of the builder's block. hexbuf holds it in hex: within a
+// block ids follow each other, so after the first only its last digits change.
 func (b *Builder) appendRowID() {
 	if b.idBlock[0] == b.idBlock[1] {
 		b.idBlock[0] = b.ids.reserve(idBlockSize)
 		b.idBlock[1] = b.idBlock[0] + idBlockSize
+		var raw [16]byte
+		copy(raw[:8], b.ids.prefix[:])
+		binary.BigEndian.PutUint64(raw[8:], b.idBlock[0])
+		hex.Encode(b.hexbuf[:], raw[:])
 	}
-	id := b.idBlock[0]
-	b.idBlock[0]++
-	var raw [16]byte
-	copy(raw[:8], b.ids.prefix[:])
-	binary.BigEndian.PutUint64(raw[8:], id)
-	hex.Encode(b.hexbuf[:], raw[:])
 	b.rowID.AppendUTF8(b.hexbuf[:])
+	b.idBlock[0]++
+	incHex(b.hexbuf[16:])
+}
+
+// incHex adds one to a lowercase hex number in place (wrapping around at the top).
+func incHex(h []byte) {
+	for i := len(h) - 1; i >= 0; i-- {
+		switch c := h[i]; c {
+		case '9':
+			h[i] = 'a'
+			return
+		case 'f':
+			h[i] = '0' // and carry
+		default:
+			h[i] = c + 1
+			return
+		}
+	}
 }
 
 // EventRange returns the smallest and largest p_event_time of the rows built so far.
@@ -247,6 +260,12 @@ func (b *Builder) Build() arrow.RecordBatch {
 		panic("BUG: Build inside a row")
 	}
 	n := b.rows
+	// A parser that gave a column no value for a row would shift every later row of it.
+	for _, c := range b.Root.Fields {
+		if c.Len() != n {
+			panic(fmt.Sprintf("BUG: column %s has %d values for %d rows", c.Node().Path, c.Len(), n))
+		}
+	}
 	root := b.Root.build()
 	cols := make([]arrow.Array, 0, len(b.schema.Arrow.Fields()))
 	for _, child := range root.Children() {

@@ -230,8 +230,36 @@ func (s *Set) Scan(sc Scanner, v []byte) {
 }
 
 func isIP(v []byte) bool {
+	if ok, decided := isIPv4(v); decided {
+		return ok
+	}
 	_, err := netip.ParseAddr(str(v))
 	return err == nil
+}
+
+// isIPv4 checks a dotted-quad IPv4 address as netip.ParseAddr does (four decimal fields up to
+// 255, no leading zeros), at a fraction of its cost. It decides only text made of digits and
+// dots; anything else (IPv6, zones) is left to netip.
+func isIPv4(v []byte) (ok, decided bool) {
+	valid := true
+	fields, digits, val := 0, 0, 0
+	for _, c := range v {
+		switch {
+		case c >= '0' && c <= '9':
+			if digits == 1 && val == 0 {
+				valid = false // a leading zero
+			}
+			val = min(val*10+int(c-'0'), 256)
+			digits++
+		case c == '.':
+			valid = valid && digits > 0 && val <= 255
+			fields++
+			digits, val = 0, 0
+		default:
+			return false, false
+		}
+	}
+	return valid && fields == 3 && digits > 0 && val <= 255, true
 }
 
 // hostname adds an IP address or else a domain name.

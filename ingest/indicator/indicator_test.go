@@ -2,6 +2,7 @@ package indicator
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 )
 
@@ -93,5 +94,23 @@ func BenchmarkScanIP(b *testing.B) {
 	for b.Loop() {
 		s.Reset()
 		s.Scan(ScanIP, v)
+	}
+}
+
+// TestIsIPv4 checks the IPv4 fast path against netip on valid, invalid and borderline text.
+func TestIsIPv4(t *testing.T) {
+	for _, s := range []string{
+		"0.0.0.0", "1.2.3.4", "255.255.255.255", "10.0.0.1", "192.168.001.1", "256.1.1.1",
+		"1.2.3", "1.2.3.4.5", "1..2.3", ".1.2.3", "1.2.3.", "01.2.3.4", "1.2.3.04", "1.2.3.0",
+		"", ".", "1", "1234.1.1.1", "999.999.999.999", "1.2.3.4a", "::1", "::ffff:1.2.3.4",
+		"fe80::1%eth0", "1.2.3.4%x", "00.1.1.1", "0.00.1.1", "2001:db8::1", "1234::", "300.1.1.1x",
+	} {
+		_, err := netip.ParseAddr(s)
+		if got := isIP([]byte(s)); got != (err == nil) {
+			t.Errorf("isIP(%q) = %v, netip says %v", s, got, err)
+		}
+		if ok, decided := isIPv4([]byte(s)); decided && ok != (err == nil) {
+			t.Errorf("isIPv4(%q) = %v, netip says %v", s, ok, err)
+		}
 	}
 }

@@ -389,15 +389,23 @@ func (p *Parser) jsonValue(s *scanner, pl *plan, k kind) ([]byte, error) {
 		if err := p.embeddedEnd(inner); err != nil {
 			return nil, err
 		}
+		if len(n.Fields) > 0 && len(v) > 0 && v[0] == '{' {
+			p.indicate(v, n)
+		}
 	} else {
 		s.sawWS = false
-		if v, err = s.skip(); err != nil {
+		s.ws()
+		start := s.pos
+		if len(n.Fields) > 0 && k == kindObject {
+			err = p.skipIndicate(s, n, 0)
+		} else {
+			err = s.skipValue(0)
+		}
+		if err != nil {
 			return nil, err
 		}
+		v = s.data[start:s.pos]
 		compactable = s.sawWS
-	}
-	if len(n.Fields) > 0 && len(v) > 0 && v[0] == '{' {
-		p.indicate(v, n)
 	}
 	if compactable && bytes.IndexAny(v, " \t\r\n") >= 0 {
 		p.buf = compact(p.buf[:0], v)
@@ -426,6 +434,65 @@ func compact(dst, v []byte) []byte {
 		}
 	}
 	return dst
+}
+
+// skipIndicate reads a json field's object, checking its grammar as skipValue does, and scans
+// the keys the field lists for indicators on the way: one pass where skip then indicate made two.
+func (p *Parser) skipIndicate(s *scanner, n *batch.Node, depth int) error {
+	if depth > maxDepth {
+		return errTooDeep
+	}
+	s.pos++ // '{'
+	if s.peek() == '}' {
+		s.pos++
+		return nil
+	}
+	for {
+		if s.peek() != '"' {
+			return s.errorf("want a key")
+		}
+		key, err := s.str()
+		if err != nil {
+			return err
+		}
+		if err := s.expect(':'); err != nil {
+			return err
+		}
+		var f *batch.Node
+		for _, c := range n.Fields {
+			if c.Name == string(key) {
+				f = c
+				break
+			}
+		}
+		switch k := s.kind(); {
+		case f != nil && k == kindString && len(f.Scanners) > 0:
+			v, err := s.str()
+			if err != nil {
+				return err
+			}
+			start := len(p.keep) // the value may be in s.scratch: keep a copy until the row ends
+			p.keep = append(p.keep, v...)
+			p.b.Indicate(f, p.keep[start:])
+		case f != nil && k == kindObject && len(f.Fields) > 0:
+			if err := p.skipIndicate(s, f, depth+1); err != nil {
+				return err
+			}
+		default:
+			if err := s.skipValue(depth + 1); err != nil {
+				return err
+			}
+		}
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			return nil
+		default:
+			return s.errorf("want ',' or '}'")
+		}
+	}
 }
 
 // indicate scans the keys a json field lists (an object's text) for indicators.

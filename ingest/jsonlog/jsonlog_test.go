@@ -162,6 +162,14 @@ func TestErrors(t *testing.T) {
 	f(with(func(m map[string]any) { m["actor"] = "bob" }), "field actor: a string is not an object")
 	f(with(func(m map[string]any) { m["timestamp"] = "yesterday" }), "field timestamp")
 	f(with(func(m map[string]any) { m["timestamp"] = true }), "field timestamp: a true is not a timestamp")
+	// A json field is checked whole, the keys scanned for indicators included.
+	for _, bad := range []string{
+		`{"email":"a@b.c",}`, `{"email":"a@b.c" "x":1}`, `{"email":"a\qb"}`, `{"email":}`,
+		`{"x":{"email":"a@b.c",}}`, `{"email":"a@b.c","x":[1,}`,
+	} {
+		rec := strings.Replace(with(func(m map[string]any) {}), `"actor":{`, `"actor":{"attributes":`+bad+`,`, 1)
+		f(rec, "invalid JSON")
+	}
 }
 
 func TestRollbackLeavesNoTrace(t *testing.T) {

@@ -250,7 +250,7 @@ func (p *strftime) parse(s []byte) (time.Time, error) {
 	if err := checkDate(year, month, day, hour, min, sec); err != nil {
 		return time.Time{}, fmt.Errorf("%q: %w", s, err)
 	}
-	t := time.Date(year, time.Month(month), day, hour, min, sec, nsec, time.UTC)
+	t := utcDate(year, month, day, hour, min, sec, nsec)
 	return t.Add(-time.Duration(offset) * time.Second), nil
 }
 

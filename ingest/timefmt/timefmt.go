@@ -184,7 +184,32 @@ func parseDateTime(s []byte, allowSpace bool) (time.Time, []byte, error) {
 	if err := checkDate(year, month, day, hour, min, sec); err != nil {
 		return time.Time{}, nil, fmt.Errorf("%q: %w", s, err)
 	}
-	return time.Date(year, time.Month(month), day, hour, min, sec, nsec, time.UTC), rest, nil
+	return utcDate(year, month, day, hour, min, sec, nsec), rest, nil
+}
+
+// utcDate is time.Date in UTC for a checked date (a leap second carries into the next minute,
+// as time.Date normalizes it), computed with the days-from-civil algorithm: time.Date
+// normalizes every field and looks up the location, at several times the cost.
+func utcDate(year, month, day, hour, min, sec, nsec int) time.Time {
+	days := daysFromCivil(year, month, day)
+	unix := days*86400 + int64(hour*3600+min*60+sec)
+	return time.Unix(unix, int64(nsec)).UTC()
+}
+
+// daysFromCivil returns the days from 1970-01-01 to a proleptic Gregorian date
+// (http://howardhinnant.github.io/date_algorithms.html).
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 {
+		era = (y - 399) / 400
+	}
+	yoe := y - era*400                     // [0, 399]
+	doy := (153*((m+9)%12)+2)/5 + d - 1    // [0, 365], from March 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy // [0, 146096]
+	return int64(era)*146097 + int64(doe) - 719468
 }
 
 func checkDate(year, month, day, hour, min, sec int) error {
@@ -204,8 +229,13 @@ func checkDate(year, month, day, hour, min, sec int) error {
 }
 
 func daysIn(m time.Month, year int) int {
-	return time.Date(year, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
+	if m == time.February && year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+		return 29
+	}
+	return monthDays[m]
 }
+
+var monthDays = [13]int{0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
 
 // parseZone parses Z, +hh:mm, +hhmm or +hh at the start of s; it returns the offset in seconds
 // east of UTC and the bytes used.

@@ -1,6 +1,7 @@
 package timefmt
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -133,6 +134,27 @@ func BenchmarkStrftime(b *testing.B) {
 	for b.Loop() {
 		if _, err := p.Parse(in); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestUTCDate checks the civil date arithmetic against time.Date over every day of years
+// around the leap-year rules and random times, leap seconds included.
+func TestUTCDate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, year := range []int{0, 1, 4, 100, 399, 400, 1600, 1900, 1969, 1970, 2000, 2024, 2026, 2100, 9999} {
+		for m := time.January; m <= time.December; m++ {
+			want := time.Date(year, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
+			if got := daysIn(m, year); got != want {
+				t.Fatalf("daysIn(%s %d) = %d, want %d", m, year, got, want)
+			}
+			for d := 1; d <= want; d++ {
+				h, mi, s, ns := rng.IntN(24), rng.IntN(60), rng.IntN(61), rng.IntN(1e9)
+				got := utcDate(year, int(m), d, h, mi, s, ns)
+				if want := time.Date(year, m, d, h, mi, s, ns, time.UTC); !got.Equal(want) || got.Location() != time.UTC {
+					t.Fatalf("utcDate(%d-%02d-%02d %02d:%02d:%02d.%09d) = %s, want %s", year, m, d, h, mi, s, ns, got, want)
+				}
+			}
 		}
 	}
 }
