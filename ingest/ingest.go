@@ -505,7 +505,7 @@ func (w *worker) entry(c *candidate, hour int64) *entry {
 }
 
 // maxFree is how many emptied builders a worker keeps per table.
-const maxFree = 2
+const maxFree = 8
 
 func hourOf(t time.Time) int64 {
 	return t.Truncate(time.Hour).Unix() / 3600

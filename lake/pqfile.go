@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/parquet-go/parquet-go"
@@ -52,6 +54,42 @@ func newEncoder(s *arrow.Schema) (*encoder, error) {
 		return nil, err
 	}
 	return &encoder{sh: sh, cw: newChunkWriter()}, nil
+}
+
+// encoderPool keeps the encoders of a table between writes. Unlike a sync.Pool it survives
+// garbage collections: an encoder's buffers are sized by the largest row groups it wrote, and
+// regrowing them after every collection cost as much as a tenth of the writer's allocations.
+type encoderPool struct {
+	schema *arrow.Schema
+	mu     sync.Mutex
+	free   []*encoder
+}
+
+// maxIdleEncoders bounds the encoders a table keeps (as many as writers run at once, usually).
+var maxIdleEncoders = runtime.GOMAXPROCS(0)
+
+func (p *encoderPool) get() *encoder {
+	p.mu.Lock()
+	if n := len(p.free); n > 0 {
+		e := p.free[n-1]
+		p.free = p.free[:n-1]
+		p.mu.Unlock()
+		return e
+	}
+	p.mu.Unlock()
+	e, err := newEncoder(p.schema)
+	if err != nil {
+		panic("BUG: encoder of a schema that had one: " + err.Error())
+	}
+	return e
+}
+
+func (p *encoderPool) put(e *encoder) {
+	p.mu.Lock()
+	if len(p.free) < maxIdleEncoders {
+		p.free = append(p.free, e)
+	}
+	p.mu.Unlock()
 }
 
 // rowGroup is an encoded row group: its pages and its metadata, with page offsets relative to

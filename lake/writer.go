@@ -1,6 +1,7 @@
 package lake
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -88,7 +89,7 @@ type tableState struct {
 	schema    *arrow.Schema
 	signature string
 	template  format.FileMetaData // the footer fields every file of the table shares
-	encoders  sync.Pool           // *encoder
+	encoders  encoderPool
 
 	// columns are the leaf columns files are written with; their string encodings are chosen
 	// from the first large batch of the table this writer sees.
@@ -322,17 +323,10 @@ func (w *Writer) table(db, table string, s *arrow.Schema) (*tableState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("table %s.%s: %w", db, table, err)
 	}
-	ts := &tableState{schema: s, signature: sig, template: template}
-	ts.encoders.New = func() any {
-		e, err := newEncoder(s)
-		if err != nil {
-			panic("BUG: encoder of a schema that has a Parquet schema: " + err.Error())
-		}
-		return e
-	}
 	if _, err := newEncoder(s); err != nil {
 		return nil, err
 	}
+	ts := &tableState{schema: s, signature: sig, template: template, encoders: encoderPool{schema: s}}
 	w.tables[key] = ts
 	return ts, nil
 }
@@ -445,7 +439,7 @@ func (w *Writer) writePart(key partKey, ts *tableState, rec arrow.RecordBatch, r
 	}
 	// Encoding and compressing the row group runs outside the file's lock, in parallel with
 	// others; appending it to the file is done under it.
-	enc := ts.encoders.Get().(*encoder)
+	enc := ts.encoders.get()
 	rg, encErr := enc.encode(ts.columnsFor(rec), rec, rows)
 	pf.mu.Lock()
 	if encErr == nil {
@@ -453,7 +447,7 @@ func (w *Writer) writePart(key partKey, ts *tableState, rec arrow.RecordBatch, r
 	}
 	full := pf.pq.off >= w.opts.FileSize || len(pf.pq.rowGroups) >= maxRowGroups
 	pf.mu.Unlock()
-	ts.encoders.Put(enc)
+	ts.encoders.put(enc)
 
 	w.mu.Lock()
 	pf.writing--
@@ -566,28 +560,51 @@ func (w *Writer) publishFinished() error {
 		requeue(todo)
 		return fmt.Errorf("sync %s: %w", w.tmp, err)
 	}
-	for i, f := range todo {
-		if err := mkdirAll(filepath.Dir(f.dst)); err != nil {
-			requeue(todo[i:])
-			return err
+	// Renames (and the directories they need) take most of a millisecond each on some file
+	// systems: run a few at once.
+	errs := make([]error, len(todo))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(8, len(todo)) {
+		wg.Go(func() {
+			for i := range next {
+				f := todo[i]
+				if errs[i] = mkdirAll(filepath.Dir(f.dst)); errs[i] == nil {
+					errs[i] = os.Rename(f.tmp, f.dst)
+				}
+			}
+		})
+	}
+	for i := range todo {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var failed []finishedFile
+	var firstErr error
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, todo[i])
+			firstErr = cmp.Or(firstErr, err)
 		}
-		if err := os.Rename(f.tmp, f.dst); err != nil {
-			requeue(todo[i:])
-			return err
-		}
-		w.opts.Logger.Debug("committed", "file", f.dst, "rows", f.rows, "bytes", f.size)
 	}
 	if err := syncFS(w.lake.dir); err != nil {
+		requeue(failed)
 		return fmt.Errorf("sync %s: %w", w.lake.dir, err)
 	}
 	w.mu.Lock()
-	for _, f := range todo {
+	for i, f := range todo {
+		if errs[i] != nil {
+			continue
+		}
 		w.stats.Files++
 		w.stats.Rows += f.rows
 		w.stats.Bytes += f.size
+		w.opts.Logger.Debug("committed", "file", f.dst, "rows", f.rows, "bytes", f.size)
 	}
 	w.mu.Unlock()
-	return nil
+	requeue(failed)
+	return firstErr
 }
 
 // syncFS flushes the file system holding path to stable storage.

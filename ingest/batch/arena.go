@@ -13,9 +13,23 @@ import (
 //
 // An Arena is not safe for concurrent use: give each goroutine its own, shared by its builders.
 type Arena struct {
-	bytes [numClasses][][]byte
-	held  int // bytes held in free buffers
-	max   int
+	bytes  [numClasses][][]byte
+	held   int // bytes held in free buffers
+	max    int
+	consts map[string]*constant // columns of repeated names (p_log_type...), shared by builders
+}
+
+// constant returns the shared constant column of s.
+func (a *Arena) constant(s []byte) *constant {
+	c, ok := a.consts[string(s)]
+	if !ok {
+		if a.consts == nil {
+			a.consts = map[string]*constant{}
+		}
+		c = &constant{}
+		a.consts[string(s)] = c
+	}
+	return c
 }
 
 // Buffers are recycled in power-of-two size classes from minClass bytes; smaller buffers are
@@ -40,11 +54,15 @@ func class(n int) int {
 func (a *Arena) getBytes(n int) []byte {
 	c := class(n)
 	if c < numClasses {
-		if free := a.bytes[c]; len(free) > 0 {
-			b := free[len(free)-1]
-			a.bytes[c] = free[:len(free)-1]
-			a.held -= cap(b)
-			return b[:0]
+		// A buffer of the class, else one of the next two: a little more memory beats an
+		// allocation the kernel must zero.
+		for k := c; k < min(c+3, numClasses); k++ {
+			if free := a.bytes[k]; len(free) > 0 {
+				b := free[len(free)-1]
+				a.bytes[k] = free[:len(free)-1]
+				a.held -= cap(b)
+				return b[:0]
+			}
 		}
 		return make([]byte, 0, minClass<<c)
 	}
@@ -67,11 +85,33 @@ func (a *Arena) putBytes(b []byte) {
 	a.held += cap(b)
 }
 
-// offsets views an int32 slice's memory as bytes, and back, so that offsets share the pool.
-func int32Bytes(s []int32) []byte {
-	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), 4*cap(s))[:4*len(s)]
+// asBytes views a slice of fixed-width values as bytes, and fromBytes back, so that offsets and
+// numbers share the pool with string data. Arena buffers are at least minClass bytes, which Go
+// allocates aligned to 8 bytes.
+func asBytes[T int16 | int32 | int64 | float64](s []T) []byte {
+	size := int(unsafe.Sizeof(T(0)))
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), size*cap(s))[:size*len(s)]
 }
 
-func bytesInt32(b []byte) []int32 {
-	return unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(b))), cap(b)/4)[:len(b)/4]
+func fromBytes[T int16 | int32 | int64 | float64](b []byte) []T {
+	size := int(unsafe.Sizeof(T(0)))
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), cap(b)/size)[:len(b)/size]
+}
+
+// grow returns s with room for n more values, moved to a buffer from the builder's arena of at
+// least twice its capacity; the old buffer is retired.
+func grow[T int16 | int32 | int64 | float64](b *Builder, s []T, n int) []T {
+	size := int(unsafe.Sizeof(T(0)))
+	buf := fromBytes[T](b.arena.getBytes(size * max(2*cap(s), len(s)+n)))
+	buf = append(buf, s...)
+	b.retire(asBytes(s))
+	return buf
+}
+
+// growBytes is grow for bytes.
+func growBytes(b *Builder, s []byte, n int) []byte {
+	buf := b.arena.getBytes(max(2*cap(s), len(s)+n))
+	buf = append(buf, s...)
+	b.retire(s)
+	return buf
 }

@@ -49,7 +49,8 @@ type Builder struct {
 	arena   *Arena
 	retired [][]byte // buffers replaced during the current row, given to the arena when it ends
 
-	logTypeBytes, sourceIDBytes, sourceLabelBytes []byte // valid UTF-8 copies of the names
+	logTypeBytes, sourceIDBytes, sourceLabelBytes []byte      // valid UTF-8 copies of the names
+	consts                                        [3]constant // their columns: p_log_type, p_source_id, p_source_label
 }
 
 // SetArena makes the builder take and give back large buffers through an arena shared with the
@@ -84,7 +85,7 @@ func NewBuilder(s *Schema, ids *RowIDs) *Builder {
 	}
 	b.rowID = str(FieldRowID)
 	ts := func(name string) *TimeCol {
-		return &TimeCol{fixed: fixed[int64]{node: &Node{Name: name, Type: logschema.TypeTimestamp, Arrow: TimestampType}, typ: TimestampType}}
+		return &TimeCol{fixed: fixed[int64]{node: &Node{Name: name, Type: logschema.TypeTimestamp, Arrow: TimestampType}, typ: TimestampType, b: b}}
 	}
 	b.eventTime, b.parseTime = ts(FieldEventTime), ts(FieldParseTime)
 	for _, k := range s.Kinds {
@@ -216,6 +217,15 @@ func (b *Builder) End() {
 	b.releaseRetired()
 }
 
+// constant returns the column of n copies of s, from the arena's shared columns when the
+// builder has one (builders come and go with the hours they hold), else its own (column i).
+func (b *Builder) constant(i int, s []byte, n int) arrow.ArrayData {
+	if b.arena != nil {
+		return b.arena.constant(s).array(s, n)
+	}
+	return b.consts[i].array(s, n)
+}
+
 // appendRowID appends the next id of the builder's block. hexbuf holds it in hex: within a
 // block ids follow each other, so after the first only its last digits change.
 func (b *Builder) appendRowID() {
@@ -272,8 +282,8 @@ func (b *Builder) Build() arrow.RecordBatch {
 		cols = append(cols, array.MakeFromData(child))
 	}
 	for _, d := range []arrow.ArrayData{
-		constantString(b.logTypeBytes, n), b.rowID.build(), b.eventTime.build(), b.parseTime.build(),
-		constantString(b.sourceIDBytes, n), constantString(b.sourceLabelBytes, n),
+		b.constant(0, b.logTypeBytes, n), b.rowID.build(), b.eventTime.build(), b.parseTime.build(),
+		b.constant(1, b.sourceIDBytes, n), b.constant(2, b.sourceLabelBytes, n),
 	} {
 		cols = append(cols, array.MakeFromData(d))
 		d.Release()

@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"bytes"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -113,19 +114,16 @@ func (c *StringCol) Node() *Node { return c.node }
 func (c *StringCol) Len() int { return c.n }
 
 // reserve makes room for n more bytes of data and one more offset, taking larger buffers from
-// the builder's arena when there is one.
+// the builder's arena when there is one (else append grows them).
 func (c *StringCol) reserve(n int) {
-	if need := len(c.data) + n; need > cap(c.data) && c.b != nil && c.b.arena != nil && need >= minClass/2 {
-		buf := c.b.arena.getBytes(max(2*cap(c.data), need))
-		buf = append(buf, c.data...)
-		c.b.retire(c.data)
-		c.data = buf
+	if c.b == nil || c.b.arena == nil {
+		return
 	}
-	if need := len(c.offsets) + 1; need > cap(c.offsets) && c.b != nil && c.b.arena != nil && 4*need >= minClass/2 {
-		buf := bytesInt32(c.b.arena.getBytes(8 * cap(c.offsets)))
-		buf = append(buf, c.offsets...)
-		c.b.retire(int32Bytes(c.offsets))
-		c.offsets = buf
+	if len(c.data)+n > cap(c.data) {
+		c.data = growBytes(c.b, c.data, n)
+	}
+	if len(c.offsets) == cap(c.offsets) {
+		c.offsets = grow(c.b, c.offsets, 1)
 	}
 }
 
@@ -198,24 +196,35 @@ func (c *StringCol) build() arrow.ArrayData {
 	return d
 }
 
-// constantString returns an Arrow array of n copies of s.
-func constantString(s []byte, n int) arrow.ArrayData {
-	data := make([]byte, 0, n*len(s))
-	offsets := make([]int32, n+1)
-	for i := range n {
-		data = append(data, s...)
-		offsets[i+1] = int32((i + 1) * len(s))
+// constant holds n copies of a string in Arrow's layout. Its buffers are never written once
+// built: a batch of up to n rows shares them.
+type constant struct {
+	s       []byte
+	data    []byte
+	offsets []int32
+}
+
+// array returns an Arrow array of n copies of s.
+func (c *constant) array(s []byte, n int) arrow.ArrayData {
+	if string(s) != string(c.s) || len(c.offsets) < n+1 {
+		m := max(n, 2*(len(c.offsets)-1), 1024)
+		c.s = append([]byte(nil), s...)
+		c.data = bytes.Repeat(s, m)
+		c.offsets = make([]int32, m+1)
+		for i := range c.offsets {
+			c.offsets[i] = int32(i * len(s))
+		}
 	}
-	raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(offsets))), 4*len(offsets))
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(c.offsets))), 4*(n+1))
 	return array.NewData(arrow.BinaryTypes.String, n,
-		[]*memory.Buffer{nil, memory.NewBufferBytes(raw), memory.NewBufferBytes(data)}, nil, 0, 0)
+		[]*memory.Buffer{nil, memory.NewBufferBytes(raw), memory.NewBufferBytes(c.data[:n*len(s)])}, nil, 0, 0)
 }
 
 func (c *StringCol) recycle() {
 	if c.n == 0 && c.b != nil && c.b.arena != nil {
 		// The arena lends the buffers to whichever builder grows next.
 		c.b.arena.putBytes(c.spareData)
-		c.b.arena.putBytes(int32Bytes(c.spareOffsets))
+		c.b.arena.putBytes(asBytes(c.spareOffsets))
 		c.spareOffsets, c.spareData = nil, nil
 		return
 	}
@@ -242,6 +251,7 @@ func appendValidUTF8(dst, v []byte) []byte {
 type fixed[T int16 | int32 | int64 | float64] struct {
 	node *Node
 	typ  arrow.DataType
+	b    *Builder // lends buffers from its arena; receives event times (TimeCol)
 	vals []T
 	validity
 	spareVals []T
@@ -255,14 +265,20 @@ func (c *fixed[T]) Len() int { return len(c.vals) }
 
 // AppendNull implements Column.
 func (c *fixed[T]) AppendNull() {
-	var zero T
-	c.vals = append(c.vals, zero)
+	c.push(0)
 	c.set(false)
 }
 
 func (c *fixed[T]) append(v T) {
-	c.vals = append(c.vals, v)
+	c.push(v)
 	c.set(true)
+}
+
+func (c *fixed[T]) push(v T) {
+	if len(c.vals) == cap(c.vals) && c.b != nil && c.b.arena != nil {
+		c.vals = grow(c.b, c.vals, 1)
+	}
+	c.vals = append(c.vals, v)
 }
 
 func (c *fixed[T]) Truncate(n int) {
@@ -285,6 +301,11 @@ func (c *fixed[T]) build() arrow.ArrayData {
 }
 
 func (c *fixed[T]) recycle() {
+	if len(c.vals) == 0 && c.b != nil && c.b.arena != nil {
+		c.b.arena.putBytes(asBytes(c.spareVals))
+		c.spareVals = nil
+		return
+	}
 	if len(c.vals) == 0 && c.spareVals != nil {
 		c.vals, c.spareVals = c.spareVals[:0], nil
 	}
@@ -334,10 +355,7 @@ type FloatCol struct{ fixed[float64] }
 func (c *FloatCol) Append(v float64) { c.append(v) }
 
 // TimeCol holds timestamps as microseconds since the epoch, UTC.
-type TimeCol struct {
-	fixed[int64]
-	b *Builder
-}
+type TimeCol struct{ fixed[int64] }
 
 // Append adds a value and, for an event-time field, offers it as the row's event time.
 func (c *TimeCol) Append(t time.Time) {
@@ -463,6 +481,7 @@ func (c *StructCol) recycle() {
 type ListCol struct {
 	node    *Node
 	typ     arrow.DataType
+	b       *Builder // lends buffers from its arena
 	Elem    Column
 	offsets []int32
 	validity
@@ -477,14 +496,21 @@ func (c *ListCol) Len() int { return c.n }
 
 // Close ends an array whose elements were appended to Elem since the previous array.
 func (c *ListCol) Close() {
-	c.offsets = append(c.offsets, int32(c.Elem.Len()))
+	c.pushOffset()
 	c.set(true)
 }
 
 // AppendNull implements Column.
 func (c *ListCol) AppendNull() {
-	c.offsets = append(c.offsets, int32(c.Elem.Len()))
+	c.pushOffset()
 	c.set(false)
+}
+
+func (c *ListCol) pushOffset() {
+	if len(c.offsets) == cap(c.offsets) && c.b != nil && c.b.arena != nil {
+		c.offsets = grow(c.b, c.offsets, 1)
+	}
+	c.offsets = append(c.offsets, int32(c.Elem.Len()))
 }
 
 func (c *ListCol) Truncate(n int) {
@@ -506,7 +532,10 @@ func (c *ListCol) build() arrow.ArrayData {
 }
 
 func (c *ListCol) recycle() {
-	if c.n == 0 && c.spareOffsets != nil {
+	if c.n == 0 && c.b != nil && c.b.arena != nil {
+		c.b.arena.putBytes(asBytes(c.spareOffsets))
+		c.spareOffsets = nil
+	} else if c.n == 0 && c.spareOffsets != nil {
 		c.offsets, c.spareOffsets = append(c.spareOffsets[:0], 0), nil
 	}
 	c.Elem.recycle()
@@ -518,13 +547,13 @@ func newColumn(n *Node, b *Builder) Column {
 	case logschema.TypeString, logschema.TypeJSON:
 		return newStringCol(n, b)
 	case logschema.TypeInt, logschema.TypeSmallInt, logschema.TypeBigInt:
-		return &IntCol{fixed: fixed[int64]{node: n, typ: arrow.PrimitiveTypes.Int64}}
+		return &IntCol{fixed: fixed[int64]{node: n, typ: arrow.PrimitiveTypes.Int64, b: b}}
 	case logschema.TypeFloat:
-		return &FloatCol{fixed[float64]{node: n, typ: arrow.PrimitiveTypes.Float64}}
+		return &FloatCol{fixed[float64]{node: n, typ: arrow.PrimitiveTypes.Float64, b: b}}
 	case logschema.TypeBoolean:
 		return &BoolCol{node: n}
 	case logschema.TypeTimestamp:
-		return &TimeCol{fixed: fixed[int64]{node: n, typ: TimestampType}, b: b}
+		return &TimeCol{fixed: fixed[int64]{node: n, typ: TimestampType, b: b}}
 	case logschema.TypeObject:
 		c := &StructCol{node: n, Fields: make([]Column, len(n.Fields))}
 		for i, f := range n.Fields {
@@ -532,7 +561,7 @@ func newColumn(n *Node, b *Builder) Column {
 		}
 		return c
 	case logschema.TypeArray:
-		return &ListCol{node: n, typ: n.Arrow, Elem: newColumn(n.Elem, b), offsets: []int32{0}}
+		return &ListCol{node: n, typ: n.Arrow, b: b, Elem: newColumn(n.Elem, b), offsets: []int32{0}}
 	}
 	panic("BUG: column of unknown type " + string(n.Type))
 }
