@@ -128,6 +128,7 @@ func New(ctx context.Context, sink Sink, opts Options) (*Ingester, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	opts.Stream = opts.Stream.WithDefaults()
 	failures, err := FailureSchema()
 	if err != nil {
 		return nil, err
@@ -344,6 +345,13 @@ const (
 )
 
 // chunk parses the lines of a chunk.
+// oversized keeps the head of a record over the size limit as a failure.
+func (w *worker) oversized(source string, line int64, head []byte, size int64) {
+	w.failure(source, line, head, size,
+		fmt.Sprintf("record of %d bytes is over the limit of %d bytes (the first %d bytes are kept)",
+			size, w.in.opts.Stream.MaxRecordSize, len(head)), true)
+}
+
 func (w *worker) chunk(j job) {
 	w.chunks++
 	w.records = 0
@@ -355,9 +363,7 @@ func (w *worker) chunk(j job) {
 	w.fails.SetParseTime(w.parseTime)
 	c := j.chunk
 	if c.Oversized != nil {
-		w.failure(j.source, c.Line, c.Oversized.Head, c.Oversized.Size,
-			fmt.Sprintf("record of %d bytes is over the limit of %d bytes (the first %d bytes are kept)",
-				c.Oversized.Size, w.in.opts.Stream.MaxRecordSize, len(c.Oversized.Head)), true)
+		w.oversized(j.source, c.Line, c.Oversized.Head, c.Oversized.Size)
 		return
 	}
 	data := c.Data
@@ -373,9 +379,12 @@ func (w *worker) chunk(j job) {
 		if n := len(rec); n > 0 && rec[n-1] == '\r' {
 			rec = rec[:n-1]
 		}
-		if isBlank(rec) {
+		switch head, tooLong := w.in.opts.Stream.TooLong(rec); {
+		case tooLong:
+			w.oversized(j.source, line, head, int64(len(rec)))
+		case isBlank(rec):
 			w.blank++
-		} else {
+		default:
 			w.record(j.source, line, rec)
 		}
 		line++

@@ -233,9 +233,27 @@ func TestLongLines(t *testing.T) {
 		t.Fatalf("summary %+v", s)
 	}
 	f := sink.table("panther_monitor.classification_failures")[0]
-	if f["truncated"] != true || fmt.Sprint(f["raw_size"]) != fmt.Sprint(len(event)+1) || fmt.Sprint(f["line"]) != "2" ||
+	if f["truncated"] != true || fmt.Sprint(f["raw_size"]) != fmt.Sprint(len(event)) || fmt.Sprint(f["line"]) != "2" ||
 		!strings.Contains(f["error"].(string), "over the limit") || len(f["raw"].(string)) != 64<<10 {
 		t.Errorf("failure row: line %v size %v truncated %v error %q raw %d bytes", f["line"], f["raw_size"], f["truncated"], f["error"], len(f["raw"].(string)))
+	}
+}
+
+// TestLongLineWithinChunk checks the record size limit on a line that fits a chunk: the limit
+// holds whatever the chunk size.
+func TestLongLineWithinChunk(t *testing.T) {
+	event := fmt.Sprintf(`{"actionName":"BIG","actionDescription":%q,"actionResult":"SUCCEEDED","actor":{"id":"u","type":"USER"},"timestamp":"2026-11-22T10:00:00Z","pantherVersion":"1"}`, strings.Repeat("x", 5000))
+	input := auditEvent("BEFORE", "2026-11-22T10:00:00Z") + "\n" + event + "\n" + auditEvent("AFTER", "2026-11-22T10:00:00Z") + "\n"
+	opts := ingest.Options{LogTypes: logTypes(t, "Panther.Audit")}
+	opts.Stream.MaxRecordSize, opts.Stream.HeadSize = 1000, 100
+	sink, s := run(t, opts, [2]string{"big", input})
+	if s.Events["panther_audit"] != 2 || s.Failures != 1 {
+		t.Fatalf("summary %+v", s)
+	}
+	f := sink.table("panther_monitor.classification_failures")[0]
+	if f["truncated"] != true || fmt.Sprint(f["raw_size"]) != fmt.Sprint(len(event)) || fmt.Sprint(f["line"]) != "2" ||
+		!strings.Contains(f["error"].(string), "over the limit of 1000 bytes") || f["raw"] != event[:100] {
+		t.Errorf("failure row: line %v size %v truncated %v error %q raw %q", f["line"], f["raw_size"], f["truncated"], f["error"], f["raw"])
 	}
 }
 

@@ -1,8 +1,9 @@
 // Package stream turns byte streams into records: it detects gzip and zstd compression from
 // the data (never from a file name) and cuts the stream into chunks of whole lines that workers
-// parse in parallel. A line longer than the record size limit is not dropped: its beginning is
-// handed on as an oversized record so that it can be kept as a failure, and reading goes on at
-// the next line.
+// parse in parallel. A line too long to fit a chunk is not dropped: its beginning is handed on as
+// an oversized record so that it can be kept as a failure, and reading goes on at the next line.
+// Lines within a chunk may still exceed a record size limit smaller than a chunk: consumers check
+// them with Options.TooLong.
 package stream
 
 import (
@@ -71,14 +72,29 @@ type Chunk struct {
 // Oversized is the beginning of a line that exceeded the record size limit.
 type Oversized struct {
 	Head []byte // the first bytes of the line
-	Size int64  // the line's full length
+	Size int64  // the line's length, without its newline
 }
 
 // Options configure Chunks.
 type Options struct {
-	ChunkSize     int // bytes of lines per chunk; default 2 MiB
+	ChunkSize     int // bytes of lines per chunk; default 8 MiB
 	MaxRecordSize int // longest line accepted; default 32 MiB
 	HeadSize      int // bytes kept of an oversized line; default 64 KiB
+}
+
+// WithDefaults returns the options with the defaults of unset ones filled in.
+func (o Options) WithDefaults() Options {
+	o.defaults()
+	return o
+}
+
+// TooLong reports whether a line of a chunk is over the record size limit (of options with
+// their defaults), and returns the part of it an oversized record keeps.
+func (o Options) TooLong(line []byte) ([]byte, bool) {
+	if len(line) <= o.MaxRecordSize {
+		return nil, false
+	}
+	return line[:min(len(line), o.HeadSize)], true
 }
 
 func (o *Options) defaults() {
@@ -174,8 +190,11 @@ func Chunks(ctx context.Context, r io.Reader, opts Options, pool *Pool, out chan
 		}
 		if cut == 0 {
 			// No newline in a full buffer: one long line. Read on until it ends.
-			head, size, rest, err := longLine(r, buf, opts)
+			head, size, nl, rest, err := longLine(r, buf, opts)
 			total += size - int64(len(buf)) + int64(len(rest))
+			if nl {
+				size-- // the record's size, as for any line, is without its newline
+			}
 			if size > int64(opts.MaxRecordSize) {
 				if err := send(Chunk{Line: line, Oversized: &Oversized{Head: head, Size: size}}); err != nil {
 					return total, err
@@ -211,9 +230,9 @@ func Chunks(ctx context.Context, r io.Reader, opts Options, pool *Pool, out chan
 }
 
 // longLine reads the rest of a line that does not fit a chunk. It returns the line (or, when it
-// exceeds the limit, its head), the line's size, the bytes read after the line and the read error
-// that ended it early, if any.
-func longLine(r io.Reader, start []byte, opts Options) ([]byte, int64, []byte, error) {
+// exceeds the limit, its head), the bytes it took (with its newline), whether it ended with a
+// newline, the bytes read after the line and the read error that ended it early, if any.
+func longLine(r io.Reader, start []byte, opts Options) ([]byte, int64, bool, []byte, error) {
 	line := append([]byte(nil), start...)
 	size := int64(len(start))
 	over := false
@@ -227,7 +246,7 @@ func longLine(r io.Reader, start []byte, opts Options) ([]byte, int64, []byte, e
 				line = append(line, chunk[:i+1]...)
 			}
 			rest := append([]byte(nil), chunk[i+1:]...)
-			return finish(line, size, over, opts), size, rest, err
+			return finish(line, size-1, over, opts), size, true, rest, err
 		}
 		size += int64(n)
 		if !over {
@@ -237,7 +256,7 @@ func longLine(r io.Reader, start []byte, opts Options) ([]byte, int64, []byte, e
 			}
 		}
 		if err != nil {
-			return finish(line, size, over, opts), size, nil, err
+			return finish(line, size, over, opts), size, false, nil, err
 		}
 	}
 }
