@@ -55,6 +55,7 @@ func (w *worker) failure(source string, line int64, rec []byte, size int64, reas
 	}
 	c := w.failCols
 	b := w.fails
+	w.open = b
 	b.Begin()
 	c.source.AppendString(source)
 	c.line.Append(line)
@@ -68,6 +69,7 @@ func (w *worker) failure(source string, line int64, rec []byte, size int64, reas
 	c.rawSize.Append(size)
 	c.truncated.Append(truncated)
 	b.End()
+	w.open = nil
 	if b.Rows() >= 8192 || b.Size() >= 16<<20 {
 		w.flushFailures()
 	}

@@ -15,7 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -171,19 +173,81 @@ func (in *Ingester) Ingest(ctx context.Context, source string, r io.Reader) erro
 		return nil
 	}
 	defer dr.Close()
+	return in.run(ctx, source, start, comp, func(out chan<- stream.Chunk) (int64, error) {
+		return stream.Chunks(ctx, dr, in.opts.Stream, in.pool, out)
+	})
+}
+
+// IngestFile ingests a file named source. An uncompressed regular file is read in place,
+// mapped into memory, instead of copied through read calls; anything else is read as Ingest
+// reads a stream. progress, when not nil, is told the bytes of the file read as reading goes.
+func (in *Ingester) IngestFile(ctx context.Context, source string, f *os.File, progress func(n int64)) error {
+	m, err := stream.Map(f)
+	if err != nil {
+		in.streamError(source, err)
+		return nil
+	}
+	if m != nil {
+		comp, err := m.Compression()
+		if err == nil && comp == stream.None {
+			defer m.Close() // after run: every chunk is released by then
+			return in.run(ctx, source, time.Now(), comp, func(out chan<- stream.Chunk) (int64, error) {
+				if progress == nil {
+					return m.Chunks(ctx, in.opts.Stream, out)
+				}
+				tap := make(chan stream.Chunk)
+				forwarded := make(chan struct{})
+				go func() {
+					defer close(forwarded)
+					for c := range tap {
+						out <- c
+						progress(int64(len(c.Data)))
+					}
+				}()
+				n, err := m.Chunks(ctx, in.opts.Stream, tap)
+				close(tap)
+				<-forwarded
+				return n, err
+			})
+		}
+		m.Close()
+		if err != nil {
+			in.streamError(source, err)
+			return nil
+		}
+	}
+	var r io.Reader = f
+	if progress != nil {
+		r = io.TeeReader(f, progressWriter(progress))
+	}
+	return in.Ingest(ctx, source, r)
+}
+
+// progressWriter reports the bytes written to it.
+type progressWriter func(n int64)
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	p(int64(len(b)))
+	return len(b), nil
+}
+
+// run hands the chunks produce sends to the workers and waits until they are parsed.
+func (in *Ingester) run(ctx context.Context, source string, start time.Time, comp stream.Compression,
+	produce func(out chan<- stream.Chunk) (int64, error)) error {
 	out := make(chan stream.Chunk)
 	var done sync.WaitGroup
 	var n int64
 	var readErr error
 	go func() {
 		defer close(out)
-		n, readErr = stream.Chunks(ctx, dr, in.opts.Stream, in.pool, out)
+		n, readErr = produce(out)
 	}()
 	for c := range out {
 		done.Add(1)
 		select {
 		case in.chunks <- job{chunk: c, source: source, done: &done}:
 		case <-in.ctx.Done():
+			c.Release(in.pool)
 			done.Done()
 		}
 	}
@@ -270,6 +334,7 @@ type worker struct {
 	buffered int
 	fails    *batch.Builder
 	failCols failureColumns
+	open     *batch.Builder // the builder with a row in progress, if any
 
 	events           map[string]int64
 	failures, blank  int64
@@ -319,6 +384,9 @@ func (in *Ingester) newWorker() (*worker, error) {
 }
 
 func (w *worker) run() {
+	// Chunks of a mapped file point into the mapping: reading one of a file truncated meanwhile
+	// faults, which chunk recovers from.
+	debug.SetPanicOnFault(true)
 	for j := range w.in.chunks {
 		if w.in.ctx.Err() == nil {
 			w.chunk(j)
@@ -344,7 +412,6 @@ const (
 	coldShare  = 20
 )
 
-// chunk parses the lines of a chunk.
 // oversized keeps the head of a record over the size limit as a failure.
 func (w *worker) oversized(source string, line int64, head []byte, size int64) {
 	w.failure(source, line, head, size,
@@ -352,10 +419,25 @@ func (w *worker) oversized(source string, line int64, head []byte, size int64) {
 			size, w.in.opts.Stream.MaxRecordSize, len(head)), true)
 }
 
+// chunk parses the lines of a chunk.
 func (w *worker) chunk(j job) {
 	w.chunks++
 	w.records = 0
 	defer w.flushIdle()
+	defer func() {
+		// A fault reading a mapped file that was truncated: the row being built is dropped
+		// and the rest of the chunk is lost with the file's data.
+		if r := recover(); r != nil {
+			if !stream.IsFault(r) {
+				panic(r)
+			}
+			if w.open != nil {
+				w.open.Rollback()
+				w.open = nil
+			}
+			w.in.streamError(j.source, fmt.Errorf("line %d and on: %w", j.chunk.Line, stream.ErrTruncated))
+		}
+	}()
 	w.parseTime = w.in.opts.Now()
 	for _, e := range w.builders {
 		e.b.SetParseTime(w.parseTime)
@@ -437,6 +519,8 @@ func (w *worker) parse(c *candidate, rec []byte) error {
 		e = w.entry(c, hourOf(w.parseTime))
 	}
 	b := e.b
+	w.open = b
+	defer func() { w.open = nil }()
 	b.Begin()
 	if err := c.parser.Parse(rec, b); err != nil {
 		b.Rollback()
@@ -449,6 +533,7 @@ func (w *worker) parse(c *candidate, rec []byte) error {
 			c.last = next // time moved on (a late row does not change the guess)
 		}
 		e, b = next, next.b
+		w.open = b
 		b.Begin()
 		if err := c.parser.Parse(rec, b); err != nil {
 			b.Rollback()

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -454,4 +455,76 @@ func TestPantherAuditCorpus(t *testing.T) {
 		}
 	}
 	t.Logf("%d events: %d parsed, %d refused for a missing required field", len(logs), complete, len(logs)-complete)
+}
+
+// TestIngestFileMapped checks that a file read in place (mapped) gives the rows, failures and
+// counts reading it as a stream gives, and reports its progress.
+func TestIngestFileMapped(t *testing.T) {
+	var lines []string
+	base := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	for i := range 12000 {
+		lines = append(lines, auditEvent(fmt.Sprint("A", i), base.Add(time.Duration(i)*time.Minute).Format(time.RFC3339)))
+		if i%1000 == 0 {
+			lines = append(lines, "not json")
+		}
+	}
+	data := strings.Join(lines, "\n") + "\n"
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := ingest.Options{LogTypes: logTypes(t, "Panther.Audit"), Source: batch.Source{ID: "test", Label: "test label"},
+		Stream: streamOpts(64 << 10)}
+	sink := &collect{}
+	in, err := ingest.New(context.Background(), sink, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var progress atomic.Int64
+	if err := in.IngestFile(context.Background(), path, f, func(n int64) { progress.Add(n) }); err != nil {
+		t.Fatal(err)
+	}
+	s, err := in.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, ws := run(t, opts, [2]string{path, data})
+	if s.Events["panther_audit"] != 12000 || s.Failures != 12 || s.Bytes != int64(len(data)) || len(s.Errors) != 0 {
+		t.Errorf("summary %+v", s)
+	}
+	if s.Events["panther_audit"] != ws.Events["panther_audit"] || s.Failures != ws.Failures || s.Bytes != ws.Bytes {
+		t.Errorf("mapped summary %+v, read %+v", s, ws)
+	}
+	if progress.Load() != int64(len(data)) {
+		t.Errorf("progress reported %d bytes of %d", progress.Load(), len(data))
+	}
+	got := map[string]string{}
+	for _, r := range sink.table("panther_logs.panther_audit") {
+		got[r["actionName"].(string)] = fmt.Sprint(r["p_event_time"])
+	}
+	for _, r := range want.table("panther_logs.panther_audit") {
+		if got[r["actionName"].(string)] != fmt.Sprint(r["p_event_time"]) {
+			t.Fatalf("row %s differs: %s, read %s", r["actionName"], got[r["actionName"].(string)], r["p_event_time"])
+		}
+	}
+	var lineNos []string
+	for _, f := range sink.table("panther_monitor.classification_failures") {
+		lineNos = append(lineNos, fmt.Sprint(f["line"]))
+	}
+	var wantNos []string
+	for i, l := range lines {
+		if l == "not json" {
+			wantNos = append(wantNos, fmt.Sprint(i+1))
+		}
+	}
+	sort.Strings(lineNos)
+	sort.Strings(wantNos)
+	if strings.Join(lineNos, ",") != strings.Join(wantNos, ",") {
+		t.Errorf("failure lines %v, want %v", lineNos, wantNos)
+	}
 }

@@ -142,25 +142,18 @@ func runIngest(ctx context.Context, g *globals, o *ingestOptions, files []string
 
 // ingestFile ingests one file or stdin; a file that cannot be opened is reported and skipped.
 func ingestFile(ctx context.Context, in *ingest.Ingester, name string, o *ingestOptions) error {
-	var r io.Reader
-	var size int64 = -1
-	label := name
 	if name == "-" {
-		r, label = os.Stdin, "stdin"
-	} else {
-		f, err := os.Open(name)
-		if err != nil {
-			in.ReportError(name, err) // printed with the summary; the other files go on
-			return nil
-		}
-		defer f.Close()
-		if info, err := f.Stat(); err == nil && info.Mode().IsRegular() {
-			size = info.Size()
-		}
-		r = f
+		return in.Ingest(ctx, "stdin", os.Stdin)
 	}
-	if showProgress(o.progress) && size > 0 {
-		bar := progressbar.NewOptions64(size,
+	f, err := os.Open(name)
+	if err != nil {
+		in.ReportError(name, err) // printed with the summary; the other files go on
+		return nil
+	}
+	defer f.Close()
+	var progress func(int64)
+	if info, err := f.Stat(); err == nil && info.Mode().IsRegular() && info.Size() > 0 && showProgress(o.progress) {
+		bar := progressbar.NewOptions64(info.Size(),
 			progressbar.OptionSetDescription(filepath.Base(name)),
 			progressbar.OptionSetWriter(os.Stderr),
 			progressbar.OptionShowBytes(true),
@@ -168,9 +161,9 @@ func ingestFile(ctx context.Context, in *ingest.Ingester, name string, o *ingest
 			progressbar.OptionClearOnFinish(),
 		)
 		defer bar.Finish()
-		r = io.TeeReader(r, bar)
+		progress = func(n int64) { bar.Add64(n) }
 	}
-	return in.Ingest(ctx, label, r)
+	return in.IngestFile(ctx, name, f, progress)
 }
 
 func showProgress(mode string) bool {

@@ -67,6 +67,8 @@ type Chunk struct {
 	// Oversized, when set, is a line longer than the limit; Data is empty.
 	Oversized *Oversized
 	buf       *[]byte
+	mapping   *Mapping // the mapping Data points into, and where in it
+	start     int
 }
 
 // Oversized is the beginning of a line that exceeded the record size limit.
@@ -114,6 +116,10 @@ func (c *Chunk) Release(p *Pool) {
 	if c.buf != nil {
 		p.put(c.buf)
 		c.buf = nil
+	}
+	if c.mapping != nil {
+		c.mapping.release(c.start, c.start+len(c.Data))
+		c.mapping = nil
 	}
 	c.Data = nil
 }
