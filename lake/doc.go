@@ -40,11 +40,14 @@
 // # Commit protocol
 //
 // A partition file is written in <lake>/_osprey/tmp/<writer>/ and finished there (footer
-// written, closed). Flush publishes the finished files together: one syncfs makes their data
-// durable, each is renamed into its partition directory (created as needed), and a second
-// syncfs makes the new directory entries durable. A reader therefore sees a file whole or not at
-// all, and a file is reported committed only once it survives a crash. Files left in tmp by a
-// crashed writer were never visible and are removed by the next writer that opens the lake (each
-// writer holds an flock on its own tmp directory while it runs). Schema files are committed one
-// by one the same way, with fsync.
+// written, closed). Flush publishes the finished files as one unit: one syncfs makes their data
+// durable, a manifest listing the renames (and the flush's commit metadata) is written durably
+// to the writer's tmp directory, each file is renamed into its partition directory (created as
+// needed), a second syncfs makes the new directory entries durable, the commit metadata is
+// recorded in <lake>/_osprey/commits/<writer name>.json, and the manifest is removed. A reader
+// therefore sees a file whole or not at all, a file is reported committed only once it survives
+// a crash, and a flush is visible whole or not at all: the next writer that opens the lake
+// finishes a flush whose manifest a crashed writer left (each writer holds an flock on its own
+// tmp directory while it runs) and removes that writer's other files, which were never visible.
+// Schema files are committed one by one the same way, with fsync.
 package lake

@@ -1,7 +1,6 @@
 package lake
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +39,9 @@ type WriterOptions struct {
 	MaxOpenFiles int
 	// Logger receives a line for each committed file at debug level.
 	Logger *slog.Logger
+	// Name identifies the writer's commit metadata (see FlushWith); a writer without one
+	// records none.
+	Name string
 }
 
 // DefaultWriterOptions returns the defaults: 256 MiB files, 256 open partitions.
@@ -69,8 +71,8 @@ type Writer struct {
 	// Flush all at once: one syncfs makes their data durable, they are renamed into their
 	// partitions, and a second syncfs makes the new directory entries durable. Two syncs per
 	// flush instead of two fsyncs per file, which cost milliseconds each on most disks.
-	finished []finishedFile // guarded by mu
-	publish  sync.Mutex     // serializes publishing
+	finished  []finishedFile // guarded by mu
+	publishMu sync.Mutex     // serializes publishing
 }
 
 type finishedFile struct {
@@ -155,7 +157,7 @@ func (l *Lake) NewWriter(opts WriterOptions) (*Writer, error) {
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return nil, err
 	}
-	cleanStaleTemp(base, opts.Logger)
+	l.cleanStaleTemp(base, opts.Logger)
 	tmp, err := os.MkdirTemp(base, "w-")
 	if err != nil {
 		return nil, err
@@ -175,7 +177,7 @@ func (l *Lake) NewWriter(opts WriterOptions) (*Writer, error) {
 }
 
 // cleanStaleTemp removes the tmp directories of writers that are gone: their lock is free.
-func cleanStaleTemp(base string, log *slog.Logger) {
+func (l *Lake) cleanStaleTemp(base string, log *slog.Logger) {
 	entries, err := os.ReadDir(base)
 	if err != nil {
 		return
@@ -192,6 +194,13 @@ func cleanStaleTemp(base string, log *slog.Logger) {
 			continue
 		}
 		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			// The writer is gone. A flush it had begun to publish is finished; its other
+			// files were never visible and are dropped.
+			if err := l.finishFlush(dir); err != nil {
+				log.Error("could not finish the flush of an interrupted writer: its files are kept", "dir", dir, "err", err)
+				f.Close()
+				continue
+			}
 			log.Info("removing files of an interrupted writer", "dir", dir)
 			os.RemoveAll(dir)
 		}
@@ -540,61 +549,20 @@ func (w *Writer) finishFile(pf *partFile) error {
 	return nil
 }
 
-// publishFinished makes the finished files durable and visible.
-func (w *Writer) publishFinished() error {
-	w.publish.Lock()
-	defer w.publish.Unlock()
+// publishFinished publishes the finished files, with the flush's metadata (see commit.go).
+func (w *Writer) publishFinished(meta map[string]string) error {
+	w.publishMu.Lock()
+	defer w.publishMu.Unlock()
 	w.mu.Lock()
 	todo := w.finished
 	w.finished = nil
 	w.mu.Unlock()
-	if len(todo) == 0 {
-		return nil
-	}
-	requeue := func(files []finishedFile) {
-		w.mu.Lock()
-		w.finished = append(files, w.finished...)
-		w.mu.Unlock()
-	}
-	if err := syncFS(w.tmp); err != nil {
-		requeue(todo)
-		return fmt.Errorf("sync %s: %w", w.tmp, err)
-	}
-	// Renames (and the directories they need) take most of a millisecond each on some file
-	// systems: run a few at once.
-	errs := make([]error, len(todo))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(8, len(todo)) {
-		wg.Go(func() {
-			for i := range next {
-				f := todo[i]
-				if errs[i] = mkdirAll(filepath.Dir(f.dst)); errs[i] == nil {
-					errs[i] = os.Rename(f.tmp, f.dst)
-				}
-			}
-		})
-	}
-	for i := range todo {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	done, err := w.publish(todo, meta)
 	var failed []finishedFile
-	var firstErr error
-	for i, err := range errs {
-		if err != nil {
-			failed = append(failed, todo[i])
-			firstErr = cmp.Or(firstErr, err)
-		}
-	}
-	if err := syncFS(w.lake.dir); err != nil {
-		requeue(failed)
-		return fmt.Errorf("sync %s: %w", w.lake.dir, err)
-	}
 	w.mu.Lock()
 	for i, f := range todo {
-		if errs[i] != nil {
+		if !done[i] {
+			failed = append(failed, f)
 			continue
 		}
 		w.stats.Files++
@@ -602,9 +570,9 @@ func (w *Writer) publishFinished() error {
 		w.stats.Bytes += f.size
 		w.opts.Logger.Debug("committed", "file", f.dst, "rows", f.rows, "bytes", f.size)
 	}
+	w.finished = append(failed, w.finished...)
 	w.mu.Unlock()
-	requeue(failed)
-	return firstErr
+	return err
 }
 
 // syncFS flushes the file system holding path to stable storage.
@@ -633,7 +601,16 @@ func newUUID() uuid.UUID {
 
 // Flush commits every open partition file. Rows written before Flush are durable and visible
 // when it returns.
-func (w *Writer) Flush(ctx context.Context) error {
+func (w *Writer) Flush(ctx context.Context) error { return w.FlushWith(ctx, nil) }
+
+// FlushWith is Flush that also records meta as the writer's commit metadata (Lake.CommitMeta
+// of its Name) in the same unit: after a crash the metadata is the last one whose rows are
+// visible. Rows written by Write calls that return after FlushWith is called may or may not
+// be part of the flush: callers that tie metadata to rows stop writing while they flush.
+func (w *Writer) FlushWith(ctx context.Context, meta map[string]string) error {
+	if meta != nil && w.opts.Name == "" {
+		return errors.New("commit metadata for a writer without a name")
+	}
 	w.mu.Lock()
 	var todo []*partFile
 	for k, pf := range w.files {
@@ -648,8 +625,11 @@ func (w *Writer) Flush(ctx context.Context) error {
 	for _, pf := range todo {
 		errs = append(errs, w.finishFile(pf))
 	}
-	errs = append(errs, w.publishFinished())
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		// Publishing the rest would record metadata for rows of which some are lost.
+		return err
+	}
+	return w.publishFinished(meta)
 }
 
 // Close waits for writes in progress, commits every open file and releases the writer's

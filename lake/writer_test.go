@@ -423,3 +423,112 @@ func TestGlobs(t *testing.T) {
 		t.Error("HasData")
 	}
 }
+
+// TestFlushWithMeta checks that commit metadata is recorded with the flush that makes its rows
+// visible, by writer name.
+func TestFlushWithMeta(t *testing.T) {
+	l, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := l.CommitMeta("serve"); m != nil || err != nil {
+		t.Fatalf("CommitMeta of a new lake = %v, %v", m, err)
+	}
+	opts := DefaultWriterOptions()
+	opts.Name = "serve"
+	w, err := l.NewWriter(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := time.Date(2026, 11, 22, 13, 5, 0, 0, time.UTC)
+	rec := buildRecord(t, []row{{name: ptr("a"), event: h}})
+	defer rec.Release()
+	ctx := context.Background()
+	if err := w.Write(ctx, DBLogs, "t", rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.FlushWith(ctx, map[string]string{"wal": "7"}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := l.CommitMeta("serve"); err != nil || m["wal"] != "7" {
+		t.Fatalf("CommitMeta = %v, %v", m, err)
+	}
+	if got := readTable(t, l, DBLogs, "t"); len(got) != 1 {
+		t.Fatalf("%d rows visible", len(got))
+	}
+	// Metadata advances without rows too (a flush of records that all failed, say).
+	if err := w.FlushWith(ctx, map[string]string{"wal": "9"}); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := l.CommitMeta("serve"); m["wal"] != "9" {
+		t.Errorf("CommitMeta = %v", m)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	unnamed, err := l.NewWriter(DefaultWriterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unnamed.Close()
+	if err := unnamed.FlushWith(ctx, map[string]string{"x": "1"}); err == nil {
+		t.Error("metadata accepted from a writer without a name")
+	}
+}
+
+// TestInterruptedFlushIsFinished simulates a writer that crashed while publishing a flush
+// (manifest written, one file renamed, one not) and one that crashed before its manifest: the
+// next writer finishes the first flush (both files visible, metadata recorded) and drops the
+// second writer's files.
+func TestInterruptedFlushIsFinished(t *testing.T) {
+	l, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(l.Dir(), "_osprey", "tmp")
+	crashed := filepath.Join(base, "w-crashed")
+	early := filepath.Join(base, "w-early")
+	for _, d := range []string{crashed, early} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "lock"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hour := time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)
+	dstDir := l.PartitionDir(DBLogs, "t", hour)
+	m := manifest{Writer: "serve", Meta: map[string]string{"wal": "42"}, Renames: [][2]string{
+		{filepath.Join(crashed, "a.tmp"), filepath.Join(dstDir, "a.parquet")},
+		{filepath.Join(crashed, "b.tmp"), filepath.Join(dstDir, "b.parquet")},
+	}}
+	if err := os.MkdirAll(dstDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// a was renamed before the crash; b was not.
+	os.WriteFile(filepath.Join(dstDir, "a.parquet"), []byte("a"), 0o644)
+	os.WriteFile(filepath.Join(crashed, "b.tmp"), []byte("b"), 0o644)
+	if err := writeFileDurably(filepath.Join(crashed, manifestName), m); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(early, "c.tmp"), []byte("c"), 0o644)
+
+	w, err := l.NewWriter(DefaultWriterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, name := range []string{"a.parquet", "b.parquet"} {
+		if b, err := os.ReadFile(filepath.Join(dstDir, name)); err != nil || len(b) != 1 {
+			t.Errorf("%s: %q, %v", name, b, err)
+		}
+	}
+	if meta, err := l.CommitMeta("serve"); err != nil || meta["wal"] != "42" {
+		t.Errorf("CommitMeta = %v, %v", meta, err)
+	}
+	for _, d := range []string{crashed, early} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s left behind: %v", d, err)
+		}
+	}
+}

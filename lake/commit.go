@@ -1,0 +1,192 @@
+package lake
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// A flush is published as one unit. Its files were finished in the writer's tmp directory; then
+//
+//  1. syncfs makes their data durable;
+//  2. a manifest (the renames to do and the flush's metadata) is written to the tmp directory,
+//     durably;
+//  3. the files are renamed into their partitions;
+//  4. syncfs makes the renames durable;
+//  5. the metadata, if any, is recorded in _osprey/commits/<writer name>.json;
+//  6. the manifest is removed.
+//
+// A writer that opens the lake finishes the flush of a crashed writer whose manifest it finds
+// (steps 3 to 6 again; renames already done are skipped) before it removes that writer's other
+// files, which were never visible. So a flush is visible whole or not at all, and its metadata
+// is recorded exactly when its files are visible: osprey serve records there how far its
+// write-ahead log is in the lake, and a restart replays what is not.
+
+const manifestName = "manifest.json"
+
+// manifest is a flush being published.
+type manifest struct {
+	Writer  string            `json:"writer,omitempty"`
+	Renames [][2]string       `json:"renames"` // tmp, dst
+	Meta    map[string]string `json:"meta,omitempty"`
+}
+
+// CommitMeta returns the metadata of the last flush of the writer named name (see
+// Writer.FlushWith), or nil if it has none yet.
+func (l *Lake) CommitMeta(name string) (map[string]string, error) {
+	b, err := os.ReadFile(l.commitFile(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var meta map[string]string
+	if err := json.Unmarshal(b, &meta); err != nil {
+		return nil, fmt.Errorf("read commit metadata of %s: %w", name, err)
+	}
+	return meta, nil
+}
+
+func (l *Lake) commitFile(name string) string {
+	return filepath.Join(l.dir, "_osprey", "commits", name+".json")
+}
+
+// publish makes files (finished in the tmp directory) durable and visible in one unit, with the
+// metadata. It returns the files renamed and the first error; files not renamed stay in tmp.
+func (w *Writer) publish(files []finishedFile, meta map[string]string) ([]bool, error) {
+	done := make([]bool, len(files))
+	if len(files) == 0 && meta == nil {
+		return done, nil
+	}
+	if err := syncFS(w.tmp); err != nil {
+		return done, fmt.Errorf("sync %s: %w", w.tmp, err)
+	}
+	m := manifest{Writer: w.opts.Name, Meta: meta}
+	for _, f := range files {
+		m.Renames = append(m.Renames, [2]string{f.tmp, f.dst})
+	}
+	if err := writeFileDurably(filepath.Join(w.tmp, manifestName), m); err != nil {
+		return done, fmt.Errorf("write flush manifest: %w", err)
+	}
+	errs := renameAll(m.Renames)
+	var firstErr error
+	for i, err := range errs {
+		done[i] = err == nil
+		firstErr = cmp.Or(firstErr, err)
+	}
+	if firstErr != nil {
+		// The manifest stays: the next writer to open the lake, or a later flush of this one,
+		// finishes the renames.
+		return done, firstErr
+	}
+	if err := w.lake.finishCommit(m); err != nil {
+		return done, err
+	}
+	return done, os.Remove(filepath.Join(w.tmp, manifestName))
+}
+
+// finishCommit makes a flush's renames durable and records its metadata.
+func (l *Lake) finishCommit(m manifest) error {
+	if err := syncFS(l.dir); err != nil {
+		return fmt.Errorf("sync %s: %w", l.dir, err)
+	}
+	if m.Meta == nil {
+		return nil
+	}
+	if m.Writer == "" {
+		return errors.New("BUG: commit metadata of a writer without a name")
+	}
+	if err := os.MkdirAll(filepath.Dir(l.commitFile(m.Writer)), 0o755); err != nil {
+		return err
+	}
+	if err := writeFileDurably(l.commitFile(m.Writer), m.Meta); err != nil {
+		return fmt.Errorf("record commit metadata: %w", err)
+	}
+	return nil
+}
+
+// finishFlush finishes the flush an interrupted writer left in dir, if any.
+func (l *Lake) finishFlush(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, manifestName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var m manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("read %s: %w", filepath.Join(dir, manifestName), err)
+	}
+	var todo [][2]string
+	for _, r := range m.Renames {
+		if _, err := os.Stat(r[0]); err == nil {
+			todo = append(todo, r)
+		} else if _, err := os.Stat(r[1]); err != nil {
+			return fmt.Errorf("flush manifest names %s, which is neither in tmp nor published", r[1])
+		}
+	}
+	if err := errors.Join(renameAll(todo)...); err != nil {
+		return err
+	}
+	if err := l.finishCommit(m); err != nil {
+		return err
+	}
+	return os.Remove(filepath.Join(dir, manifestName))
+}
+
+// renameAll renames files into their partitions, creating directories as needed, a few at once
+// (a rename with its new directories takes most of a millisecond on some file systems). It
+// returns each rename's error.
+func renameAll(renames [][2]string) []error {
+	errs := make([]error, len(renames))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(8, len(renames)) {
+		wg.Go(func() {
+			for i := range next {
+				r := renames[i]
+				if errs[i] = mkdirAll(filepath.Dir(r[1])); errs[i] == nil {
+					errs[i] = os.Rename(r[0], r[1])
+				}
+			}
+		})
+	}
+	for i := range renames {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return errs
+}
+
+// writeFileDurably writes v as JSON to path atomically and durably: a temporary file, fsynced,
+// renamed over path, and the directory fsynced.
+func writeFileDurably(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := errors.Join(f.Sync(), f.Close()); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
