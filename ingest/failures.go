@@ -53,14 +53,14 @@ func (w *worker) failure(source string, line int64, rec []byte, size int64, reas
 	if len(rec) > maxRaw {
 		rec, truncated = rec[:maxRaw], true
 	}
-	c := w.failCols
-	b := w.fails
+	c := w.cur.failCols
+	b := w.cur.fails
 	w.open = b
 	b.Begin()
 	c.source.AppendString(source)
 	c.line.Append(line)
 	elems := c.logTypes.Elem.(*batch.StringCol)
-	for _, lt := range w.in.opts.LogTypes {
+	for _, lt := range w.cur.src.LogTypes {
 		elems.AppendString(lt.Name)
 	}
 	c.logTypes.Close()
@@ -71,20 +71,20 @@ func (w *worker) failure(source string, line int64, rec []byte, size int64, reas
 	b.End()
 	w.open = nil
 	if b.Rows() >= 8192 || b.Size() >= 16<<20 {
-		w.flushFailures()
+		w.flushFailures(w.cur)
 	}
 }
 
-func (w *worker) flushFailures() {
-	if w.fails.Rows() == 0 {
+func (w *worker) flushFailures(st *srcState) {
+	if st.fails.Rows() == 0 {
 		return
 	}
-	rec := w.fails.Build()
+	rec := st.fails.Build()
 	err := w.in.sink.Write(w.in.ctx, DBMonitor, TableFailures, rec)
 	rec.Release()
 	if err != nil {
 		w.in.fail(fmt.Errorf("write %s.%s: %w", DBMonitor, TableFailures, err))
 		return
 	}
-	w.fails.Recycle()
+	st.fails.Recycle()
 }

@@ -62,6 +62,15 @@ type Options struct {
 	Now func() time.Time
 }
 
+// Source is where records come from: its id and label fill p_source_id and p_source_label,
+// and its log types are the candidates its records are classified against (the last one that
+// matched is tried first). Options.Source and Options.LogTypes are the source of streams given
+// to Ingest and IngestFile; IngestRecords takes one per call.
+type Source struct {
+	batch.Source
+	LogTypes []*logtypes.LogType
+}
+
 // Ingester parses streams into batches. Streams are ingested one at a time (each may be
 // parsed by several workers); Close hands on what is still buffered.
 type Ingester struct {
@@ -74,6 +83,7 @@ type Ingester struct {
 	chunks  chan job
 	wg      sync.WaitGroup
 	workers []*worker
+	src     *Source // the source of Ingest and IngestFile
 
 	mu      sync.Mutex
 	summary Summary
@@ -83,9 +93,11 @@ type Ingester struct {
 }
 
 type job struct {
-	chunk  stream.Chunk
-	source string
-	done   *sync.WaitGroup
+	src     *Source
+	chunk   stream.Chunk
+	records [][]byte // records given whole (IngestRecords), instead of a chunk's lines
+	source  string   // the stream's name, for failures and errors
+	done    *sync.WaitGroup
 }
 
 // Summary counts what was ingested.
@@ -146,6 +158,7 @@ func New(ctx context.Context, sink Sink, opts Options) (*Ingester, error) {
 		chunks: make(chan job, opts.Workers),
 		ctx:    ctx, cancel: cancel,
 		summary: Summary{Events: map[string]int64{}},
+		src:     &Source{Source: opts.Source, LogTypes: opts.LogTypes},
 	}
 	for range opts.Workers {
 		w, err := in.newWorker()
@@ -245,7 +258,7 @@ func (in *Ingester) run(ctx context.Context, source string, start time.Time, com
 	for c := range out {
 		done.Add(1)
 		select {
-		case in.chunks <- job{chunk: c, source: source, done: &done}:
+		case in.chunks <- job{src: in.src, chunk: c, source: source, done: &done}:
 		case <-in.ctx.Done():
 			c.Release(in.pool)
 			done.Done()
@@ -266,6 +279,42 @@ func (in *Ingester) run(ctx context.Context, source string, start time.Time, com
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	return in.Err()
+}
+
+// IngestRecords parses records of a source (whole records, as a write-ahead log or a request
+// holds them) named name in failures, and returns once a worker has them. Rows may still be
+// buffered until Flush or Close. Calls are handed to workers in order; several may be in
+// flight at once.
+func (in *Ingester) IngestRecords(ctx context.Context, src *Source, name string, records [][]byte, done *sync.WaitGroup) error {
+	done.Add(1)
+	select {
+	case in.chunks <- job{src: src, records: records, source: name, done: done}:
+		return nil
+	case <-ctx.Done():
+		done.Done()
+		return ctx.Err()
+	case <-in.ctx.Done():
+		done.Done()
+		return in.Err()
+	}
+}
+
+// Flush hands every buffered row to the sink and returns when it has them: rows of records
+// handed in before Flush (and done with) are in the sink. It must not be called after Close.
+func (in *Ingester) Flush(ctx context.Context) error {
+	var done sync.WaitGroup
+	for _, w := range in.workers {
+		done.Add(1)
+		select {
+		case w.ctl <- func() { w.flushAll(); done.Done() }:
+		case <-ctx.Done():
+			done.Done()
+			done.Wait()
+			return ctx.Err()
+		}
+	}
+	done.Wait()
 	return in.Err()
 }
 
@@ -325,15 +374,15 @@ func (in *Ingester) Close() (Summary, error) {
 // worker parses chunks with its own parsers and builders.
 type worker struct {
 	in       *Ingester
-	types    []*candidate // in the order they are tried: the last winner first
+	ctl      chan func() // run between jobs: Flush
+	srcs     map[*Source]*srcState
+	cur      *srcState // the source of the job being parsed
 	builders map[bkey]*entry
 	records  int                         // records in the current chunk
 	free     map[string][]*batch.Builder // emptied builders of each table, for reuse
 	arena    *batch.Arena                // large buffers shared by the worker's builders
 	chunks   int64                       // chunks parsed so far
 	buffered int
-	fails    *batch.Builder
-	failCols failureColumns
 	open     *batch.Builder // the builder with a row in progress, if any
 
 	events           map[string]int64
@@ -344,6 +393,14 @@ type worker struct {
 	haveEvent        bool
 	reasons          []string
 	parseTime        time.Time
+}
+
+// srcState is what a worker keeps of a source: its candidates and its failures.
+type srcState struct {
+	src      *Source
+	types    []*candidate // in the order they are tried: the last winner first
+	fails    *batch.Builder
+	failCols failureColumns
 }
 
 type candidate struct {
@@ -362,43 +419,78 @@ type entry struct {
 }
 
 type bkey struct {
+	src   *Source
 	table string
 	hour  int64
 }
 
 func (in *Ingester) newWorker() (*worker, error) {
-	w := &worker{in: in, builders: map[bkey]*entry{}, free: map[string][]*batch.Builder{}, events: map[string]int64{}}
-	for _, lt := range in.opts.LogTypes {
+	w := &worker{in: in, ctl: make(chan func()), srcs: map[*Source]*srcState{}, builders: map[bkey]*entry{},
+		free: map[string][]*batch.Builder{}, events: map[string]int64{}}
+	w.arena = batch.NewArena(in.opts.MaxBuffered / 2)
+	if _, err := w.source(in.src); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// source returns the worker's state of a source, making it on first use.
+func (w *worker) source(src *Source) (*srcState, error) {
+	if st, ok := w.srcs[src]; ok {
+		return st, nil
+	}
+	st := &srcState{src: src}
+	for _, lt := range src.LogTypes {
 		p, err := lt.NewParser()
 		if err != nil {
 			return nil, err
 		}
-		w.types = append(w.types, &candidate{lt: lt, parser: p})
+		st.types = append(st.types, &candidate{lt: lt, parser: p})
 	}
-	w.arena = batch.NewArena(in.opts.MaxBuffered / 2)
-	w.fails = batch.NewBuilder(in.failures, in.ids)
-	w.fails.SetSource(in.opts.Source)
-	w.fails.SetArena(w.arena)
-	w.failCols = failureCols(w.fails)
-	return w, nil
+	st.fails = batch.NewBuilder(w.in.failures, w.in.ids)
+	st.fails.SetSource(src.Source)
+	st.fails.SetArena(w.arena)
+	st.failCols = failureCols(st.fails)
+	w.srcs[src] = st
+	return st, nil
 }
 
 func (w *worker) run() {
 	// Chunks of a mapped file point into the mapping: reading one of a file truncated meanwhile
 	// faults, which chunk recovers from.
 	debug.SetPanicOnFault(true)
-	for j := range w.in.chunks {
-		if w.in.ctx.Err() == nil {
-			w.chunk(j)
+	for {
+		select {
+		case f := <-w.ctl:
+			f()
+			continue
+		case j, ok := <-w.in.chunks:
+			if !ok {
+				if w.in.ctx.Err() == nil {
+					w.flushAll()
+				}
+				for _, st := range w.srcs {
+					for _, c := range st.types {
+						w.events[c.lt.Table.Table] += c.events
+						c.events = 0
+					}
+				}
+				return
+			}
+			if j.src == nil {
+				j.src = w.in.src
+			}
+			if w.in.ctx.Err() == nil {
+				if st, err := w.source(j.src); err != nil {
+					w.in.fail(err)
+				} else {
+					w.cur = st
+					w.chunk(j)
+				}
+			}
+			j.chunk.Release(w.in.pool)
+			j.done.Done()
 		}
-		j.chunk.Release(w.in.pool)
-		j.done.Done()
-	}
-	if w.in.ctx.Err() == nil {
-		w.flushAll()
-	}
-	for _, c := range w.types {
-		w.events[c.lt.Table.Table] += c.events
 	}
 }
 
@@ -419,7 +511,7 @@ func (w *worker) oversized(source string, line int64, head []byte, size int64) {
 			size, w.in.opts.Stream.MaxRecordSize, len(head)), true)
 }
 
-// chunk parses the lines of a chunk.
+// chunk parses the lines of a chunk, or the records of a job that has them whole.
 func (w *worker) chunk(j job) {
 	w.chunks++
 	w.records = 0
@@ -442,7 +534,20 @@ func (w *worker) chunk(j job) {
 	for _, e := range w.builders {
 		e.b.SetParseTime(w.parseTime)
 	}
-	w.fails.SetParseTime(w.parseTime)
+	w.cur.fails.SetParseTime(w.parseTime)
+	if j.records != nil {
+		for i, rec := range j.records {
+			switch head, tooLong := w.in.opts.Stream.TooLong(rec); {
+			case tooLong:
+				w.oversized(j.source, int64(i+1), head, int64(len(rec)))
+			case isBlank(rec):
+				w.blank++
+			default:
+				w.record(j.source, int64(i+1), rec)
+			}
+		}
+		return
+	}
 	c := j.chunk
 	if c.Oversized != nil {
 		w.oversized(j.source, c.Line, c.Oversized.Head, c.Oversized.Size)
@@ -488,17 +593,18 @@ func isBlank(b []byte) bool {
 // record classifies and parses one record.
 func (w *worker) record(source string, line int64, rec []byte) {
 	w.reasons = w.reasons[:0]
-	for i, c := range w.types {
+	types := w.cur.types
+	for i, c := range types {
 		err := w.parse(c, rec)
 		if err == nil {
 			if i > 0 {
 				// The last winner is tried first next time.
-				copy(w.types[1:i+1], w.types[:i])
-				w.types[0] = c
+				copy(types[1:i+1], types[:i])
+				types[0] = c
 			}
 			return
 		}
-		w.reasons = append(w.reasons, reason(c.lt.Name, err, len(w.types) > 1))
+		w.reasons = append(w.reasons, reason(c.lt.Name, err, len(types) > 1))
 	}
 	w.failure(source, line, rec, int64(len(rec)), strings.Join(w.reasons, "; "), false)
 }
@@ -574,7 +680,7 @@ func (w *worker) parse(c *candidate, rec []byte) error {
 
 // entry returns the builder entry of the candidate's table and an hour, creating it.
 func (w *worker) entry(c *candidate, hour int64) *entry {
-	key := bkey{c.lt.Table.Table, hour}
+	key := bkey{w.cur.src, c.lt.Table.Table, hour}
 	if e, ok := w.builders[key]; ok {
 		if c.last == nil || c.last.b == nil {
 			c.last = e
@@ -586,9 +692,9 @@ func (w *worker) entry(c *candidate, hour int64) *entry {
 		b, w.free[key.table] = free[len(free)-1], free[:len(free)-1]
 	} else {
 		b = batch.NewBuilder(c.lt.Table, w.in.ids)
-		b.SetSource(w.in.opts.Source)
 		b.SetArena(w.arena)
 	}
+	b.SetSource(key.src.Source)
 	b.SetParseTime(w.parseTime)
 	e := &entry{key: key, b: b, used: w.chunks}
 	w.builders[key] = e
@@ -672,10 +778,15 @@ func (w *worker) flushAll() {
 		if a.table != b.table {
 			return a.table < b.table
 		}
-		return a.hour < b.hour
+		if a.hour != b.hour {
+			return a.hour < b.hour
+		}
+		return a.src.ID < b.src.ID
 	})
 	for _, e := range entries {
 		w.flush(e)
 	}
-	w.flushFailures()
+	for _, st := range w.srcs {
+		w.flushFailures(st)
+	}
 }

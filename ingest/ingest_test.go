@@ -528,3 +528,63 @@ func TestIngestFileMapped(t *testing.T) {
 		t.Errorf("failure lines %v, want %v", lineNos, wantNos)
 	}
 }
+
+// TestIngestRecordsSources checks records given whole, from two sources at once: rows and
+// failures carry their own source's p_source_id and label, each source is classified against
+// its own log types, and Flush hands everything to the sink before Close.
+func TestIngestRecordsSources(t *testing.T) {
+	sink := &collect{}
+	in, err := ingest.New(context.Background(), sink, ingest.Options{LogTypes: logTypes(t, "Panther.Audit"), Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit := &ingest.Source{Source: batch.Source{ID: "http-audit", Label: "Panther audit over HTTP"}, LogTypes: logTypes(t, "Panther.Audit")}
+	r7 := &ingest.Source{Source: batch.Source{ID: "r7", Label: "Rapid7 pull"}, LogTypes: logTypes(t, "Rapid7.AuditLog")}
+	r7Event := `{"action":"LOGIN","audit_id":"a1","result":"SUCCESS","access_method":"UI","product":"idr","description":"d","time":"2026-11-22T10:00:00Z"}`
+	ctx := context.Background()
+	var done sync.WaitGroup
+	for i := range 50 {
+		recs := [][]byte{[]byte(auditEvent(fmt.Sprint("A", i), "2026-11-22T10:00:00Z")), []byte("garbage")}
+		if err := in.IngestRecords(ctx, audit, "req", recs, &done); err != nil {
+			t.Fatal(err)
+		}
+		if err := in.IngestRecords(ctx, r7, "pull", [][]byte{[]byte(r7Event), []byte(auditEvent("X", "2026-11-22T10:00:00Z"))}, &done); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done.Wait()
+	if err := in.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	audits := sink.table("panther_logs.panther_audit")
+	r7s := sink.table("panther_logs.rapid7_auditlog")
+	fails := sink.table("panther_monitor.classification_failures")
+	if len(audits) != 50 || len(r7s) != 50 || len(fails) != 100 {
+		t.Fatalf("after Flush: %d audit rows, %d Rapid7 rows, %d failures", len(audits), len(r7s), len(fails))
+	}
+	for _, r := range audits {
+		if r["p_source_id"] != "http-audit" || r["p_source_label"] != "Panther audit over HTTP" {
+			t.Fatalf("audit row source %v / %v", r["p_source_id"], r["p_source_label"])
+		}
+	}
+	for _, r := range r7s {
+		if r["p_source_id"] != "r7" {
+			t.Fatalf("Rapid7 row source %v", r["p_source_id"])
+		}
+	}
+	bySource := map[string]int{}
+	for _, f := range fails {
+		bySource[f["p_source_id"].(string)+" "+fmt.Sprint(f["log_types"])]++
+	}
+	// The audit event sent by the Rapid7 source fails: that source only takes Rapid7.AuditLog.
+	if bySource["http-audit [Panther.Audit]"] != 50 || bySource["r7 [Rapid7.AuditLog]"] != 50 {
+		t.Errorf("failures by source: %v", bySource)
+	}
+	s, err := in.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Events["panther_audit"] != 50 || s.Events["rapid7_auditlog"] != 50 || s.Failures != 100 {
+		t.Errorf("summary %+v", s)
+	}
+}
