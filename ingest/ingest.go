@@ -62,6 +62,10 @@ type Options struct {
 	Now func() time.Time
 }
 
+// errNoLogTypes refuses a stream of an ingester made without log types (one fed by
+// IngestRecords only).
+var errNoLogTypes = errors.New("no log types to parse: Options.LogTypes is empty")
+
 // Source is where records come from: its id and label fill p_source_id and p_source_label,
 // and its log types are the candidates its records are classified against (the last one that
 // matched is tried first). Options.Source and Options.LogTypes are the source of streams given
@@ -124,9 +128,6 @@ func (s Summary) Total() int64 {
 
 // New returns an ingester writing to sink. Call Close when done; ctx carries values only.
 func New(ctx context.Context, sink Sink, opts Options) (*Ingester, error) {
-	if len(opts.LogTypes) == 0 {
-		return nil, errors.New("no log types to parse")
-	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -179,6 +180,9 @@ func New(ctx context.Context, sink Sink, opts Options) (*Ingester, error) {
 // Ingest reads one stream (decompressing gzip or zstd) named source (a file path or "stdin").
 // It returns when every line has been parsed; rows may still be buffered until Close.
 func (in *Ingester) Ingest(ctx context.Context, source string, r io.Reader) error {
+	if len(in.opts.LogTypes) == 0 {
+		return errNoLogTypes
+	}
 	start := time.Now()
 	dr, comp, err := stream.Decompress(r)
 	if err != nil {
@@ -195,6 +199,9 @@ func (in *Ingester) Ingest(ctx context.Context, source string, r io.Reader) erro
 // mapped into memory, instead of copied through read calls; anything else is read as Ingest
 // reads a stream. progress, when not nil, is told the bytes of the file read as reading goes.
 func (in *Ingester) IngestFile(ctx context.Context, source string, f *os.File, progress func(n int64)) error {
+	if len(in.opts.LogTypes) == 0 {
+		return errNoLogTypes
+	}
 	m, err := stream.Map(f)
 	if err != nil {
 		in.streamError(source, err)
@@ -594,6 +601,10 @@ func isBlank(b []byte) bool {
 func (w *worker) record(source string, line int64, rec []byte) {
 	w.reasons = w.reasons[:0]
 	types := w.cur.types
+	if len(types) == 0 {
+		w.failure(source, line, rec, int64(len(rec)), fmt.Sprintf("source %q has no log types (it is not configured)", w.cur.src.ID), false)
+		return
+	}
 	for i, c := range types {
 		err := w.parse(c, rec)
 		if err == nil {

@@ -1,0 +1,427 @@
+// Package pipeline is the durable ingest path of osprey serve: sources append the records they
+// accept to a write-ahead log and acknowledge them once Append returns; a consumer reads the
+// log in order into the ingest workers; flushes publish the lake's files together with the log
+// position they hold.
+//
+// Exactly once: a flush pauses the consumer between two log entries, has the workers hand every
+// buffered row to the lake writer, and publishes the writer's files with the position of the
+// next entry as commit metadata (lake.Writer.FlushWith: the files and the metadata become
+// visible as one unit, even across a crash). Then the log drops the entries before it. At start
+// the consumer reads from the recorded position: entries whose rows are in the lake are never
+// read again, and every entry after them is. A failed flush stops the pipeline (Run returns the
+// error): the rows it held are lost from memory but not from the log, and a restart reads them
+// again.
+package pipeline
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ospreyhq/osprey/ingest"
+	"github.com/ospreyhq/osprey/ingest/batch"
+	"github.com/ospreyhq/osprey/ingest/wal"
+	"github.com/ospreyhq/osprey/lake"
+)
+
+// WriterName names the pipeline's lake writer, whose commit metadata holds the log position.
+const WriterName = "serve"
+
+// metaNext is the commit metadata key of the next log entry not in the lake.
+const metaNext = "wal.next"
+
+// Options configure a Pipeline.
+type Options struct {
+	// WALDir is the write-ahead log's directory; default <lake>/_osprey/wal.
+	WALDir string
+	// FlushAge is how long records wait at most before a flush makes them queryable; default
+	// 60 s.
+	FlushAge time.Duration
+	// FlushBytes of records appended since the last flush start a flush; default 256 MiB.
+	FlushBytes int64
+	// MaxBacklog is the most bytes of records appended and not yet read by the workers; past
+	// it, Append refuses with ErrBusy. Default 1 GiB.
+	MaxBacklog int64
+	// Workers parse records; default GOMAXPROCS.
+	Workers int
+	// Logger gets the pipeline's events; default none.
+	Logger *slog.Logger
+	// Sink, when set, receives every batch instead of the lake writer directly; it must pass
+	// each on to the writer it is given (streaming detections and metrics wrap the writer).
+	Sink func(w ingest.Sink) ingest.Sink
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Errors.
+var (
+	// ErrBusy means the pipeline is behind: the source should ask its client to retry later.
+	ErrBusy = errors.New("ingest is behind; retry later")
+	// ErrUnknownSource means records were appended for a source that is not registered.
+	ErrUnknownSource = errors.New("unknown source")
+	// ErrStopped means the pipeline has stopped (closed or failed).
+	ErrStopped = errors.New("ingest pipeline stopped")
+)
+
+// Pipeline is the durable ingest path. Its methods are safe for concurrent use.
+type Pipeline struct {
+	opts   Options
+	lake   *lake.Lake
+	log    *wal.Log
+	writer *lake.Writer
+	in     *ingest.Ingester
+
+	mu      sync.RWMutex
+	sources map[string]*ingest.Source
+	missing map[string]*ingest.Source // stand-ins for sources removed while their records wait
+
+	// dispatch is held by the consumer while it hands an entry to the workers and by a flush
+	// for its whole length, which pauses the consumer between two entries.
+	dispatch   sync.Mutex
+	inflight   sync.WaitGroup // entries handed to workers and not yet parsed
+	next       uint64         // the next entry to hand on; guarded by dispatch
+	oldest     time.Time      // when the oldest entry not yet flushed was handed on; guarded by dispatch
+	pending    int64          // bytes handed on since the last flush; guarded by dispatch
+	dispatched atomic.Uint64  // next, readable without the lock
+	progress   chan struct{}  // closed and replaced when dispatched advances; guarded by progMu
+	progMu     sync.Mutex
+	appended   atomic.Int64 // bytes appended since start
+	consumed   atomic.Int64 // bytes handed on since start
+
+	flushes    atomic.Int64
+	lastFlush  atomic.Int64 // unix nanoseconds of the last flush's end
+	flushNanos atomic.Int64 // duration of the last flush
+
+	stopOnce sync.Once
+	stopped  chan struct{}
+	err      error // why it stopped; set before stopped is closed
+}
+
+// Open recovers the lake and the log and starts the workers. Run starts reading.
+func Open(ctx context.Context, l *lake.Lake, opts Options) (*Pipeline, error) {
+	if opts.WALDir == "" {
+		opts.WALDir = l.Dir() + "/_osprey/wal"
+	}
+	if opts.FlushAge <= 0 {
+		opts.FlushAge = 60 * time.Second
+	}
+	if opts.FlushBytes <= 0 {
+		opts.FlushBytes = 256 << 20
+	}
+	if opts.MaxBacklog <= 0 {
+		opts.MaxBacklog = 1 << 30
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	// The writer finishes a flush a crash interrupted before anything reads the metadata.
+	writer, err := l.NewWriter(lake.WriterOptions{Name: WriterName, Logger: opts.Logger})
+	if err != nil {
+		return nil, err
+	}
+	meta, err := l.CommitMeta(WriterName)
+	if err != nil {
+		writer.Abort()
+		return nil, err
+	}
+	var next uint64
+	if v, ok := meta[metaNext]; ok {
+		if next, err = strconv.ParseUint(v, 10, 64); err != nil {
+			writer.Abort()
+			return nil, fmt.Errorf("commit metadata %s=%q: %w", metaNext, v, err)
+		}
+	}
+	log, err := wal.Open(opts.WALDir, wal.Options{})
+	if err != nil {
+		writer.Abort()
+		return nil, fmt.Errorf("open write-ahead log: %w", err)
+	}
+	if log.Next() < next {
+		log.Close()
+		writer.Abort()
+		return nil, fmt.Errorf("the lake holds write-ahead log entries up to %d but the log in %s ends at %d: it is not this lake's log", next, opts.WALDir, log.Next())
+	}
+	if err := log.Checkpoint(next); err != nil {
+		opts.Logger.Warn("could not remove write-ahead log segments", "err", err)
+	}
+	var sink ingest.Sink = writer
+	if opts.Sink != nil {
+		sink = opts.Sink(writer)
+	}
+	// Every record comes with its source: the ingester has none of its own.
+	in, err := ingest.New(ctx, sink, ingest.Options{Workers: opts.Workers, Now: opts.Now})
+	if err != nil {
+		log.Close()
+		writer.Abort()
+		return nil, err
+	}
+	p := &Pipeline{opts: opts, lake: l, log: log, writer: writer, in: in,
+		sources: map[string]*ingest.Source{}, missing: map[string]*ingest.Source{}, next: next,
+		stopped: make(chan struct{}), progress: make(chan struct{})}
+	p.dispatched.Store(next)
+	if backlog := log.Next() - next; backlog > 0 {
+		opts.Logger.Info("reading write-ahead log entries not yet in the lake", "entries", backlog, "from", next)
+	}
+	return p, nil
+}
+
+// SetSource registers or replaces a source; records appended for it are parsed with it.
+func (p *Pipeline) SetSource(src *ingest.Source) {
+	p.mu.Lock()
+	p.sources[src.ID] = src
+	p.mu.Unlock()
+}
+
+// RemoveSource unregisters a source. Its records already in the log are still read, as
+// failures naming the missing source.
+func (p *Pipeline) RemoveSource(id string) {
+	p.mu.Lock()
+	delete(p.sources, id)
+	p.mu.Unlock()
+}
+
+// Source returns a registered source.
+func (p *Pipeline) Source(id string) (*ingest.Source, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	s, ok := p.sources[id]
+	return s, ok
+}
+
+// Append adds records of a source and returns once they are durable: the caller may then
+// acknowledge them. It refuses with ErrBusy when the workers are too far behind.
+func (p *Pipeline) Append(ctx context.Context, source string, records [][]byte) error {
+	if _, ok := p.Source(source); !ok {
+		return fmt.Errorf("%w %q", ErrUnknownSource, source)
+	}
+	select {
+	case <-p.stopped:
+		return ErrStopped
+	default:
+	}
+	if p.Backlog() > p.opts.MaxBacklog {
+		return ErrBusy
+	}
+	var size int64
+	for _, r := range records {
+		size += int64(len(r))
+	}
+	if _, err := p.log.Append(ctx, wal.Entry{Source: source, Records: records}); err != nil {
+		if errors.Is(err, wal.ErrClosed) {
+			return ErrStopped
+		}
+		return err
+	}
+	p.appended.Add(size)
+	return nil
+}
+
+// Backlog returns the bytes of records appended and not yet handed to the workers.
+func (p *Pipeline) Backlog() int64 { return p.appended.Load() - p.consumed.Load() }
+
+// Run reads the log into the workers and flushes on age and size until ctx is done or the
+// pipeline fails. It returns nil after a clean stop (see Close) and the error otherwise.
+func (p *Pipeline) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		err := p.log.Read(ctx, p.dispatched.Load(), p.consume)
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, wal.ErrClosed) {
+			p.stop(fmt.Errorf("read write-ahead log: %w", err))
+		}
+		cancel()
+	})
+	wg.Go(func() {
+		tick := time.NewTicker(min(time.Second, p.opts.FlushAge/4))
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.stopped:
+				cancel()
+				return
+			case <-tick.C:
+				if err := p.maybeFlush(ctx); err != nil {
+					p.stop(err)
+					cancel()
+					return
+				}
+			}
+		}
+	})
+	select {
+	case <-ctx.Done():
+	case <-p.stopped:
+	}
+	cancel()
+	wg.Wait()
+	select {
+	case <-p.stopped:
+		return p.err
+	default:
+		return nil
+	}
+}
+
+// consume hands an entry to the workers.
+func (p *Pipeline) consume(seq uint64, e wal.Entry) error {
+	p.dispatch.Lock()
+	defer p.dispatch.Unlock()
+	src, ok := p.Source(e.Source)
+	if !ok {
+		// Records of a source removed since they were accepted: kept as failures.
+		if src, ok = p.missing[e.Source]; !ok {
+			src = &ingest.Source{Source: batch.Source{ID: e.Source, Label: e.Source}}
+			p.missing[e.Source] = src
+		}
+	}
+	// The entry's records are the reader's buffer: the workers get a copy.
+	var size int
+	for _, r := range e.Records {
+		size += len(r)
+	}
+	buf := make([]byte, 0, size)
+	records := make([][]byte, len(e.Records))
+	for i, r := range e.Records {
+		buf = append(buf, r...)
+		records[i] = buf[len(buf)-len(r) : len(buf) : len(buf)]
+	}
+	if err := p.in.IngestRecords(context.Background(), src, e.Source, records, &p.inflight); err != nil {
+		return err
+	}
+	if p.pending == 0 {
+		p.oldest = p.opts.Now()
+	}
+	p.pending += int64(size)
+	p.consumed.Add(int64(size))
+	p.next = seq + 1
+	p.dispatched.Store(p.next)
+	p.progMu.Lock()
+	close(p.progress)
+	p.progress = make(chan struct{})
+	p.progMu.Unlock()
+	return nil
+}
+
+// Sync makes every record appended before it durable in the lake and visible: it waits until
+// the consumer has handed them on (Run must be running), then flushes.
+func (p *Pipeline) Sync(ctx context.Context) error {
+	target := p.log.Next()
+	for {
+		p.progMu.Lock()
+		ch := p.progress
+		p.progMu.Unlock()
+		if p.dispatched.Load() >= target {
+			return p.Flush(ctx)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.stopped:
+			return cmp.Or(p.err, ErrStopped)
+		}
+	}
+}
+
+// maybeFlush flushes when the oldest record handed on is FlushAge old or FlushBytes are
+// pending.
+func (p *Pipeline) maybeFlush(ctx context.Context) error {
+	p.dispatch.Lock()
+	due := p.pending > 0 && (p.opts.Now().Sub(p.oldest) >= p.opts.FlushAge || p.pending >= p.opts.FlushBytes)
+	p.dispatch.Unlock()
+	if !due {
+		return nil
+	}
+	return p.Flush(ctx)
+}
+
+// Flush makes every record handed on so far durable in the lake and visible, and drops the
+// log entries it no longer needs.
+func (p *Pipeline) Flush(ctx context.Context) error {
+	p.dispatch.Lock()
+	defer p.dispatch.Unlock()
+	start := time.Now()
+	p.inflight.Wait()
+	if err := p.in.Flush(ctx); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	next := p.next
+	if err := p.writer.FlushWith(ctx, map[string]string{metaNext: strconv.FormatUint(next, 10)}); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	if err := p.log.Checkpoint(next); err != nil {
+		p.opts.Logger.Warn("could not remove write-ahead log segments", "err", err)
+	}
+	p.pending = 0
+	p.flushes.Add(1)
+	p.lastFlush.Store(time.Now().UnixNano())
+	p.flushNanos.Store(int64(time.Since(start)))
+	p.opts.Logger.Debug("flushed", "next", next, "took", time.Since(start))
+	return nil
+}
+
+// stop records why the pipeline stopped.
+func (p *Pipeline) stop(err error) {
+	p.stopOnce.Do(func() {
+		p.err = err
+		close(p.stopped)
+		p.opts.Logger.Error("ingest pipeline stopped", "err", err)
+	})
+}
+
+// Close stops the pipeline after Run has returned: a last flush when it had not failed, then
+// the workers, the writer and the log. Appends after Close fail with ErrStopped.
+func (p *Pipeline) Close(ctx context.Context) error {
+	failed := false
+	select {
+	case <-p.stopped:
+		failed = true
+	default:
+	}
+	var errs []error
+	if !failed {
+		errs = append(errs, p.Flush(ctx))
+	}
+	p.stop(ErrStopped)
+	_, err := p.in.Close()
+	errs = append(errs, err)
+	if failed {
+		errs = append(errs, p.writer.Abort())
+	} else {
+		errs = append(errs, p.writer.Close())
+	}
+	errs = append(errs, p.log.Close())
+	return errors.Join(errs...)
+}
+
+// Stats are the pipeline's figures for monitoring.
+type Stats struct {
+	WALBytes      int64         // bytes in the write-ahead log's segments
+	Backlog       int64         // bytes appended and not yet handed to the workers
+	Flushes       int64         // flushes since start
+	LastFlush     time.Time     // when the last flush ended
+	FlushDuration time.Duration // how long the last flush took
+	Writer        lake.Stats    // what the lake writer committed since start
+}
+
+// Stats returns the pipeline's figures.
+func (p *Pipeline) Stats() Stats {
+	s := Stats{WALBytes: p.log.Size(), Backlog: p.Backlog(), Flushes: p.flushes.Load(),
+		FlushDuration: time.Duration(p.flushNanos.Load()), Writer: p.writer.Stats()}
+	if t := p.lastFlush.Load(); t > 0 {
+		s.LastFlush = time.Unix(0, t)
+	}
+	return s
+}
