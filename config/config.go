@@ -1,0 +1,304 @@
+// Package config is osprey's configuration file (osprey.yml): the lake, what osprey serve
+// listens on, how it flushes, and its sources. Every field has a default, so an empty file (or
+// none) is a working local setup: the lake in ./osprey-data and HTTP on 127.0.0.1:8080.
+//
+//	lake: ./osprey-data          # the lake directory
+//	listen: 127.0.0.1:8080       # HTTP sources (/http/<id>), /healthz and /metrics
+//	workers: 0                   # parsing workers; 0: one per CPU
+//	schemas: ""                  # a directory of custom log schemas
+//	flush:
+//	  age: 60s                   # records wait at most this long before they are queryable
+//	  bytes: 256MiB              # or until this much is waiting
+//	  maxBacklog: 1GiB           # past this much not yet parsed, sources answer 429
+//	sources:
+//	  - id: fluentbit            # the URL path /http/fluentbit; p_source_id of its rows
+//	    type: http               # http or syslog
+//	    label: Fluent Bit        # p_source_label; default the id
+//	    logTypes: [Linux.Auditd] # the candidates each record is classified against
+//	    stream: json             # auto, lines, json, jsonarray or cloudwatch (http)
+//	    envelope: ""             # jsonarray: the field holding the array, such as Records
+//	    auth:                    # http: none, header, hmac, bearer or basic
+//	      type: header
+//	      header: x-sender-header
+//	      secretEnv: FLUENTBIT_SECRET   # or secret: (inline) or secretFile: (a file)
+//	    maxBody: 10MiB           # http: request body limit (413 past it)
+//	    maxRecords: 100000       # http: records per request (413 past it)
+//	    dropOffAlarm: 24h        # alarm when no event comes for this long; 0 or off: never
+//	  - id: syslog
+//	    type: syslog
+//	    listen: [udp://127.0.0.1:5514, tcp://127.0.0.1:5514]
+//	    logTypes: [Syslog.RFC5424, Syslog.RFC3164]
+//
+// Secrets are never written back or logged. Sizes take KiB, MiB, GiB (or KB, MB, GB, or plain
+// bytes); durations take Go's units (s, m, h) and d for days.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+)
+
+// Config is osprey's configuration.
+type Config struct {
+	Lake    string   `yaml:"lake"`
+	Listen  string   `yaml:"listen"`
+	Workers int      `yaml:"workers"`
+	Schemas string   `yaml:"schemas"`
+	Flush   Flush    `yaml:"flush"`
+	Sources []Source `yaml:"sources"`
+}
+
+// Flush is osprey serve's flush policy.
+type Flush struct {
+	Age        Duration `yaml:"age"`
+	Bytes      Size     `yaml:"bytes"`
+	MaxBacklog Size     `yaml:"maxBacklog"`
+}
+
+// Source types.
+const (
+	SourceHTTP   = "http"
+	SourceSyslog = "syslog"
+)
+
+// Source is a source of records.
+type Source struct {
+	ID           string   `yaml:"id"`
+	Type         string   `yaml:"type"`
+	Label        string   `yaml:"label"`
+	LogTypes     []string `yaml:"logTypes"`
+	Stream       string   `yaml:"stream"`
+	Envelope     string   `yaml:"envelope"`
+	Auth         Auth     `yaml:"auth"`
+	MaxBody      Size     `yaml:"maxBody"`
+	MaxRecords   int      `yaml:"maxRecords"`
+	Listen       Strings  `yaml:"listen"`
+	DropOffAlarm Duration `yaml:"dropOffAlarm"`
+}
+
+// Auth is an HTTP source's authentication.
+type Auth struct {
+	Type       string `yaml:"type"`
+	Header     string `yaml:"header"`
+	Username   string `yaml:"username"`
+	Encoding   string `yaml:"encoding"`
+	Secret     string `yaml:"secret"`
+	SecretEnv  string `yaml:"secretEnv"`
+	SecretFile string `yaml:"secretFile"`
+}
+
+// Defaults.
+const (
+	DefaultLake   = "osprey-data"
+	DefaultListen = "127.0.0.1:8080"
+)
+
+// Default returns the configuration of an empty file.
+func Default() *Config {
+	return &Config{
+		Lake:   DefaultLake,
+		Listen: DefaultListen,
+		Flush:  Flush{Age: Duration(60 * time.Second), Bytes: 256 << 20, MaxBacklog: 1 << 30},
+	}
+}
+
+// Load reads a configuration file over the defaults and checks it. Errors name the file and,
+// where the YAML library knows it, the line.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, path)
+}
+
+// Parse reads a configuration (named name in errors) over the defaults and checks it.
+func Parse(data []byte, name string) (*Config, error) {
+	c := Default()
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return c, c.Validate()
+	}
+	if err := yaml.UnmarshalWithOptions(data, c, yaml.Strict()); err != nil {
+		return nil, fmt.Errorf("%s: %s", name, yaml.FormatError(err, false, false))
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return c, nil
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// Validate checks the configuration and fills the defaults of its sources.
+func (c *Config) Validate() error {
+	if c.Lake == "" {
+		c.Lake = DefaultLake
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Workers < 0 {
+		return errors.New("workers must not be negative")
+	}
+	if c.Flush.Age <= 0 || c.Flush.Bytes <= 0 || c.Flush.MaxBacklog <= 0 {
+		return errors.New("flush age, bytes and maxBacklog must be positive")
+	}
+	seen := map[string]bool{}
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		if err := s.Validate(); err != nil {
+			return fmt.Errorf("sources[%d]: %w", i, err)
+		}
+		if seen[s.ID] {
+			return fmt.Errorf("sources[%d]: id %q is used twice", i, s.ID)
+		}
+		seen[s.ID] = true
+	}
+	return nil
+}
+
+// Validate checks a source and fills its defaults.
+func (s *Source) Validate() error {
+	if !idPattern.MatchString(s.ID) {
+		return fmt.Errorf("id %q: want 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit", s.ID)
+	}
+	if s.Label == "" {
+		s.Label = s.ID
+	}
+	if len(s.LogTypes) == 0 {
+		return fmt.Errorf("source %s: logTypes is empty", s.ID)
+	}
+	if s.MaxBody < 0 || s.MaxRecords < 0 || s.DropOffAlarm < 0 {
+		return fmt.Errorf("source %s: limits must not be negative", s.ID)
+	}
+	switch s.Type {
+	case SourceHTTP:
+		if len(s.Listen) > 0 {
+			return fmt.Errorf("source %s: an http source is served on the main listen address; listen is for syslog", s.ID)
+		}
+		switch s.Stream {
+		case "", "auto", "lines", "json", "jsonarray", "cloudwatch":
+		default:
+			return fmt.Errorf("source %s: stream %q (want auto, lines, json, jsonarray or cloudwatch)", s.ID, s.Stream)
+		}
+		if s.Envelope != "" && s.Stream != "jsonarray" {
+			return fmt.Errorf("source %s: envelope is for the jsonarray stream", s.ID)
+		}
+		n := 0
+		for _, v := range []string{s.Auth.Secret, s.Auth.SecretEnv, s.Auth.SecretFile} {
+			if v != "" {
+				n++
+			}
+		}
+		if n > 1 {
+			return fmt.Errorf("source %s: give one of secret, secretEnv and secretFile", s.ID)
+		}
+	case SourceSyslog:
+		if len(s.Listen) == 0 {
+			return fmt.Errorf("source %s: a syslog source needs listen addresses (udp://host:port or tcp://host:port)", s.ID)
+		}
+		for _, l := range s.Listen {
+			if !strings.HasPrefix(l, "udp://") && !strings.HasPrefix(l, "tcp://") {
+				return fmt.Errorf("source %s: listen %q: want udp://host:port or tcp://host:port", s.ID, l)
+			}
+		}
+		if s.Auth != (Auth{}) || s.Stream != "" || s.Envelope != "" || s.MaxBody != 0 {
+			return fmt.Errorf("source %s: auth, stream, envelope and maxBody are for http sources", s.ID)
+		}
+	default:
+		return fmt.Errorf("source %s: type %q (want http or syslog)", s.ID, s.Type)
+	}
+	return nil
+}
+
+// SecretValue returns an HTTP source's secret: inline, from an environment variable or from a file.
+func (a Auth) SecretValue() (string, error) {
+	switch {
+	case a.SecretEnv != "":
+		v, ok := os.LookupEnv(a.SecretEnv)
+		if !ok || v == "" {
+			return "", fmt.Errorf("environment variable %s (the secret) is not set", a.SecretEnv)
+		}
+		return v, nil
+	case a.SecretFile != "":
+		b, err := os.ReadFile(a.SecretFile)
+		if err != nil {
+			return "", fmt.Errorf("read the secret: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	return a.Secret, nil
+}
+
+// Size is a number of bytes, written 10MiB, 1GB or 4096.
+type Size int64
+
+var sizeUnits = map[string]int64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30}
+
+// UnmarshalYAML reads a size.
+func (s *Size) UnmarshalYAML(b []byte) error {
+	text := strings.TrimSpace(string(b))
+	i := strings.IndexFunc(text, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := text, ""
+	if i >= 0 {
+		num, unit = strings.TrimSpace(text[:i]), strings.ToUpper(strings.TrimSpace(text[i:]))
+	}
+	mult, ok := sizeUnits[unit]
+	f, err := strconv.ParseFloat(num, 64)
+	if !ok || err != nil || f < 0 {
+		return fmt.Errorf("size %q: want a number of bytes with an optional unit (KiB, MiB, GiB, KB, MB, GB)", text)
+	}
+	*s = Size(f * float64(mult))
+	return nil
+}
+
+// Duration is a duration, written 60s, 5m, 24h or 7d; 0 or "off" is zero.
+type Duration time.Duration
+
+// UnmarshalYAML reads a duration.
+func (d *Duration) UnmarshalYAML(b []byte) error {
+	text := strings.Trim(strings.TrimSpace(string(b)), `"'`)
+	if text == "0" || text == "off" {
+		*d = 0
+		return nil
+	}
+	if days, ok := strings.CutSuffix(text, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return fmt.Errorf("duration %q", text)
+		}
+		*d = Duration(time.Duration(n) * 24 * time.Hour)
+		return nil
+	}
+	v, err := time.ParseDuration(text)
+	if err != nil {
+		return fmt.Errorf("duration %q: want a number with a unit: s, m, h or d", text)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Strings is a list of strings that may be written as one string.
+type Strings []string
+
+// UnmarshalYAML reads a string or a list of strings.
+func (s *Strings) UnmarshalYAML(b []byte) error {
+	var one string
+	if err := yaml.Unmarshal(b, &one); err == nil {
+		*s = Strings{one}
+		return nil
+	}
+	var many []string
+	if err := yaml.Unmarshal(b, &many); err != nil {
+		return errors.New("want a string or a list of strings")
+	}
+	*s = many
+	return nil
+}

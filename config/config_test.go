@@ -1,0 +1,68 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestGood(t *testing.T) {
+	c, err := Load("testdata/good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Lake != "/var/lib/osprey" || c.Listen != "127.0.0.1:9090" || time.Duration(c.Flush.Age) != 30*time.Second ||
+		c.Flush.Bytes != 64<<20 || c.Flush.MaxBacklog != 1<<30 {
+		t.Errorf("config %+v", c)
+	}
+	if len(c.Sources) != 3 {
+		t.Fatalf("%d sources", len(c.Sources))
+	}
+	fb, trail, sys := c.Sources[0], c.Sources[1], c.Sources[2]
+	if fb.Label != "fluentbit" || fb.MaxBody != 5<<20 || fb.Auth.Type != "header" {
+		t.Errorf("fluentbit %+v", fb)
+	}
+	if time.Duration(trail.DropOffAlarm) != 48*time.Hour || trail.Envelope != "Records" {
+		t.Errorf("trail %+v", trail)
+	}
+	if len(sys.Listen) != 1 || sys.Listen[0] != "udp://127.0.0.1:5514" {
+		t.Errorf("syslog %+v", sys)
+	}
+	t.Setenv("OSPREY_TEST_SECRET", "s3cret")
+	if s, err := fb.Auth.SecretValue(); s != "s3cret" || err != nil {
+		t.Errorf("secret %q, %v", s, err)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse(nil, "empty.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Lake != DefaultLake || c.Listen != DefaultListen || len(c.Sources) != 0 {
+		t.Errorf("defaults %+v", c)
+	}
+}
+
+func TestBad(t *testing.T) {
+	f := func(yml, want string) {
+		t.Helper()
+		_, err := Parse([]byte(yml), "bad.yml")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", yml, err, want)
+		}
+	}
+	f("lisen: x", "unknown field \"lisen\"")
+	f("flush:\n  age: soon", "duration \"soon\"")
+	f("flush:\n  bytes: 3 parsecs", "size \"3 parsecs\"")
+	f("sources:\n  - id: a\n    type: http", "logTypes is empty")
+	f("sources:\n  - id: 'a b'\n    type: http\n    logTypes: [X]", "id \"a b\"")
+	f("sources:\n  - id: a\n    type: ftp\n    logTypes: [X]", "type \"ftp\"")
+	f("sources:\n  - id: a\n    type: http\n    logTypes: [X]\n  - id: a\n    type: http\n    logTypes: [X]", "used twice")
+	f("sources:\n  - id: a\n    type: http\n    logTypes: [X]\n    stream: xml", "stream \"xml\"")
+	f("sources:\n  - id: a\n    type: http\n    logTypes: [X]\n    envelope: Records", "envelope is for the jsonarray")
+	f("sources:\n  - id: a\n    type: syslog\n    logTypes: [X]", "needs listen")
+	f("sources:\n  - id: a\n    type: syslog\n    listen: 127.0.0.1:514\n    logTypes: [X]", "want udp://")
+	f("sources:\n  - id: a\n    type: http\n    logTypes: [X]\n    auth:\n      secret: x\n      secretEnv: Y", "one of secret")
+	f("workers: -1", "workers")
+}
