@@ -302,3 +302,60 @@ func (s *Strings) UnmarshalYAML(b []byte) error {
 	*s = many
 	return nil
 }
+
+// LakeSourcesFile is where osprey source add|remove keep sources, in the lake.
+func LakeSourcesFile(lakeDir string) string {
+	return lakeDir + "/_osprey/sources.yml"
+}
+
+// LoadLakeSources reads the sources kept in a lake (none if it has no file).
+func LoadLakeSources(lakeDir string) ([]Source, error) {
+	path := LakeSourcesFile(lakeDir)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var f struct {
+		Sources []Source `yaml:"sources"`
+	}
+	if err := yaml.UnmarshalWithOptions(data, &f, yaml.Strict()); err != nil {
+		return nil, fmt.Errorf("%s: %s", path, yaml.FormatError(err, false, false))
+	}
+	for i := range f.Sources {
+		if err := f.Sources[i].Validate(); err != nil {
+			return nil, fmt.Errorf("%s: sources[%d]: %w", path, i, err)
+		}
+	}
+	return f.Sources, nil
+}
+
+// SaveLakeSources writes the sources kept in a lake, atomically; the file is readable by its
+// owner only (it may hold secrets).
+func SaveLakeSources(lakeDir string, sources []Source) error {
+	data, err := yaml.Marshal(struct {
+		Sources []Source `yaml:"sources"`
+	}{sources})
+	if err != nil {
+		return err
+	}
+	path := LakeSourcesFile(lakeDir)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// MarshalYAML writes a size in bytes.
+func (s Size) MarshalYAML() ([]byte, error) { return []byte(strconv.FormatInt(int64(s), 10)), nil }
+
+// MarshalYAML writes a duration in Go's notation.
+func (d Duration) MarshalYAML() ([]byte, error) {
+	if d == 0 {
+		return []byte("0"), nil
+	}
+	return []byte(time.Duration(d).String()), nil
+}

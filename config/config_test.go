@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -65,4 +67,37 @@ func TestBad(t *testing.T) {
 	f("sources:\n  - id: a\n    type: syslog\n    listen: 127.0.0.1:514\n    logTypes: [X]", "want udp://")
 	f("sources:\n  - id: a\n    type: http\n    logTypes: [X]\n    auth:\n      secret: x\n      secretEnv: Y", "one of secret")
 	f("workers: -1", "workers")
+}
+
+func TestLakeSources(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(dir+"/_osprey", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := LoadLakeSources(dir); s != nil || err != nil {
+		t.Fatalf("no file: %v, %v", s, err)
+	}
+	in := []Source{
+		{ID: "a", Type: SourceHTTP, LogTypes: []string{"Panther.Audit"}, Auth: Auth{Type: "bearer", Secret: "t"}, MaxBody: 1 << 20, DropOffAlarm: Duration(time.Hour)},
+		{ID: "b", Type: SourceSyslog, LogTypes: []string{"Syslog.RFC5424"}, Listen: Strings{"udp://127.0.0.1:5514"}},
+	}
+	for i := range in {
+		if err := in[i].Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := SaveLakeSources(dir, in); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(LakeSourcesFile(dir))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("sources file mode %v, %v", info.Mode(), err)
+	}
+	out, err := LoadLakeSources(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(out) != fmt.Sprint(in) {
+		t.Errorf("read back %+v, wrote %+v", out, in)
+	}
 }

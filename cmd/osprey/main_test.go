@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -13,7 +11,7 @@ import (
 // in the script's work directory, then query it.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"osprey": func() { os.Exit(run(context.Background(), os.Args[1:])) },
+		"osprey": main, // with its signal handling: serve tests stop it with SIGTERM
 	})
 }
 

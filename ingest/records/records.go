@@ -2,8 +2,10 @@
 // lines, a stream of JSON values (NDJSON or concatenated objects), a JSON array (optionally
 // under an envelope field such as CloudTrail's "Records"), or a CloudWatch Logs subscription
 // payload. Records are parsed later; splitting only finds their boundaries, checking the JSON
-// structure enough to find them (brackets, strings and escapes), so that a malformed body is
-// refused as a whole before anything in it is acknowledged.
+// structure enough to find them (brackets, strings and escapes). In a stream of JSON values,
+// text that is not JSON becomes a record of its own, a line at a time (to be kept as a
+// failure); an array, envelope or CloudWatch payload that is malformed cannot be split and the
+// body is refused as a whole, before anything in it is acknowledged.
 package records
 
 import (
@@ -129,15 +131,20 @@ func lines(body []byte, max int) [][]byte {
 	return recs
 }
 
-// values splits JSON values separated by white space.
+// values splits JSON values separated by white space. Text that is not a JSON value is not
+// lost: the rest of its line is a record of its own (a failure once parsed), and splitting
+// goes on at the next line.
 func values(body []byte, max int) ([][]byte, error) {
 	var recs [][]byte
 	for i := skipSpace(body, 0); i < len(body); i = skipSpace(body, i) {
 		end, err := valueEnd(body, i)
-		if err != nil {
-			return nil, err
+		if err != nil || !validToken(body[i:end]) {
+			end = i + bytes.IndexByte(body[i:], '\n')
+			if end < i {
+				end = len(body)
+			}
 		}
-		recs = append(recs, body[i:end])
+		recs = append(recs, bytes.TrimRight(body[i:end], " \t\r"))
 		if max > 0 && len(recs) > max {
 			break
 		}
@@ -273,6 +280,20 @@ func cloudWatch(body []byte) ([][]byte, error) {
 		recs = append(recs, []byte(e.Message))
 	}
 	return recs, nil
+}
+
+// validToken reports whether a value valueEnd delimited is JSON: an object, array or string
+// (checked by their delimiters), or a literal or number.
+func validToken(v []byte) bool {
+	switch {
+	case len(v) == 0:
+		return false
+	case v[0] == '{' || v[0] == '[' || v[0] == '"':
+		return true
+	case string(v) == "true" || string(v) == "false" || string(v) == "null":
+		return true
+	}
+	return json.Valid(v) // a number
 }
 
 func skipSpace(b []byte, i int) int {

@@ -1,0 +1,385 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/spf13/cobra"
+
+	"github.com/ospreyhq/osprey/config"
+	"github.com/ospreyhq/osprey/ingest"
+	"github.com/ospreyhq/osprey/ingest/batch"
+	"github.com/ospreyhq/osprey/ingest/httpsrc"
+	"github.com/ospreyhq/osprey/ingest/logtypes"
+	"github.com/ospreyhq/osprey/ingest/pipeline"
+	"github.com/ospreyhq/osprey/ingest/records"
+	"github.com/ospreyhq/osprey/lake"
+	"github.com/ospreyhq/osprey/metrics"
+)
+
+type serveOptions struct {
+	config string
+	listen string
+}
+
+func newServe(g *globals) *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the ingest daemon: HTTP and syslog sources, durable, into the lake",
+		Long: `Serve runs until SIGINT or SIGTERM, then flushes and exits. It accepts records from its
+sources (see the configuration file, and osprey source add), writes each accepted request to a
+write-ahead log before answering it, and flushes the lake on age (60 s by default) and size:
+an answered request is never lost, even if the process is killed, and its records are in the
+lake exactly once.
+
+Without --config it serves the lake given by --lake on 127.0.0.1:8080 with the sources added
+by osprey source add.
+
+Endpoints: POST /http/<source-id> (HTTP sources), GET /healthz, GET /metrics (Prometheus).`,
+		Example: `  osprey serve --config osprey.yml
+  osprey source add fluentbit --log-type Linux.Auditd --stream json --auth header --header x-sender-header --secret-env FB_SECRET
+  osprey serve --lake /var/lib/osprey --listen 127.0.0.1:8080`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg := config.Default()
+			if o.config != "" {
+				var err error
+				if cfg, err = config.Load(o.config); err != nil {
+					return err
+				}
+			}
+			if cmd.Flags().Changed("lake") || o.config == "" {
+				cfg.Lake = g.lakeDir
+			}
+			if o.listen != "" {
+				cfg.Listen = o.listen
+			}
+			return runServe(cmd.Context(), g, cfg)
+		},
+	}
+	cmd.Flags().StringVar(&o.config, "config", "", "configuration file (see the config package documentation)")
+	cmd.Flags().StringVar(&o.listen, "listen", "", "HTTP address (default the config's, else 127.0.0.1:8080)")
+	return cmd
+}
+
+// server is a running osprey serve.
+type server struct {
+	cfg  *config.Config
+	lake *lake.Lake
+	reg  *logtypes.Registry
+	pipe *pipeline.Pipeline
+	http *httpsrc.Handler
+	log  *slog.Logger
+
+	metrics  metrics.Registry
+	events   metrics.Vec // rows written, by source and log type
+	failures metrics.Vec // records no log type accepted, by source
+	requests metrics.Vec // HTTP requests, by source and code
+	bytesIn  metrics.Vec // bytes received, by source
+	ackTime  metrics.Vec // seconds spent answering successful HTTP requests, by source
+
+	mu       sync.Mutex
+	active   map[string]config.Source // sources in effect, by id
+	lastSeen map[string]time.Time     // when each source last had an event written
+}
+
+func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
+	log := g.logger()
+	l, err := lake.Open(cfg.Lake)
+	if err != nil {
+		return err
+	}
+	unlock, err := lockServe(l)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	reg, err := logtypes.Builtin()
+	if err != nil {
+		return err
+	}
+	s := &server{cfg: cfg, lake: l, reg: reg, log: log, active: map[string]config.Source{}, lastSeen: map[string]time.Time{}}
+	s.registerMetrics()
+	s.pipe, err = pipeline.Open(ctx, l, pipeline.Options{
+		FlushAge: time.Duration(cfg.Flush.Age), FlushBytes: int64(cfg.Flush.Bytes), MaxBacklog: int64(cfg.Flush.MaxBacklog),
+		Workers: cfg.Workers, Logger: log,
+		Sink: func(w ingest.Sink) ingest.Sink { return &countingSink{next: w, s: s} },
+	})
+	if err != nil {
+		return err
+	}
+	s.http = httpsrc.New(s.pipe, classifyAppend, s, log)
+	if err := s.applySources(); err != nil {
+		s.pipe.Close(context.WithoutCancel(ctx))
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		s.pipe.Close(context.WithoutCancel(ctx))
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/http/", s.http)
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		s.metrics.WriteText(w)
+	})
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	log.Info("serving", "listen", ln.Addr().String(), "lake", l.Dir(), "sources", len(s.active))
+	fmt.Fprintf(os.Stderr, "osprey serve: listening on http://%s, lake %s, %d sources\n", ln.Addr(), l.Dir(), len(s.active))
+
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	var wg sync.WaitGroup
+	pipeErr := make(chan error, 1)
+	wg.Go(func() { pipeErr <- s.pipe.Run(runCtx) })
+	httpErr := make(chan error, 1)
+	wg.Go(func() { httpErr <- hs.Serve(ln) })
+	wg.Go(func() { s.watchSources(runCtx) })
+
+	var failure error
+	select {
+	case <-ctx.Done():
+		log.Info("stopping")
+	case err := <-pipeErr:
+		failure = fmt.Errorf("ingest stopped: %w", err)
+		pipeErr <- err
+	case err := <-httpErr:
+		failure = fmt.Errorf("http server: %w", err)
+		httpErr <- err
+	}
+	// Stop taking requests (and finish those in flight), then stop reading the log, then the
+	// last flush.
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	stopRun()
+	wg.Wait()
+	if err := <-pipeErr; err != nil && failure == nil {
+		failure = fmt.Errorf("ingest stopped: %w", err)
+	}
+	if err := s.pipe.Close(shutdownCtx); err != nil && failure == nil {
+		failure = err
+	}
+	if failure != nil {
+		return failure
+	}
+	st := s.pipe.Stats()
+	fmt.Fprintf(os.Stderr, "osprey serve: stopped; %d files, %d rows committed\n", st.Writer.Files, st.Writer.Rows)
+	return nil
+}
+
+// lockServe takes the lake's serve lock: one osprey serve per lake (the write-ahead log and the
+// commit metadata are its own).
+func lockServe(l *lake.Lake) (func(), error) {
+	path := filepath.Join(l.Dir(), "_osprey", "serve.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another osprey serve runs on the lake %s", l.Dir())
+	}
+	return func() { f.Close() }, nil
+}
+
+func classifyAppend(err error) error {
+	switch {
+	case errors.Is(err, pipeline.ErrBusy):
+		return httpsrc.ErrBusy
+	case errors.Is(err, pipeline.ErrStopped):
+		return httpsrc.ErrStopped
+	}
+	return err
+}
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	st := s.pipe.Stats()
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"status":"ok","wal_bytes":%d,"backlog_bytes":%d,"flushes":%d}`+"\n", st.WALBytes, st.Backlog, st.Flushes)
+}
+
+func (s *server) registerMetrics() {
+	m := &s.metrics
+	s.events = m.Counter("osprey_events_total", "Events parsed and written to the lake, by source and log type.", "source", "log_type")
+	s.failures = m.Counter("osprey_classification_failures_total", "Records no log type of their source accepted, by source.", "source")
+	s.requests = m.Counter("osprey_http_requests_total", "HTTP source requests, by source and status code.", "source", "code")
+	s.bytesIn = m.Counter("osprey_bytes_received_total", "Bytes received by sources (as sent, before decoding).", "source")
+	s.ackTime = m.Counter("osprey_http_ack_seconds_total", "Time spent answering successful HTTP source requests (divide by their count for the mean).", "source")
+	m.GaugeFunc("osprey_wal_bytes", "Bytes in the write-ahead log.", func() float64 { return float64(s.pipe.Stats().WALBytes) })
+	m.GaugeFunc("osprey_buffered_bytes", "Bytes of records accepted and not yet parsed.", func() float64 { return float64(s.pipe.Stats().Backlog) })
+	m.GaugeFunc("osprey_flushes_total", "Lake flushes since start.", func() float64 { return float64(s.pipe.Stats().Flushes) })
+	m.GaugeFunc("osprey_flush_seconds", "Duration of the last lake flush.", func() float64 { return s.pipe.Stats().FlushDuration.Seconds() })
+	m.GaugeFunc("osprey_files_committed_total", "Parquet files committed to the lake since start.", func() float64 { return float64(s.pipe.Stats().Writer.Files) })
+}
+
+// Request implements httpsrc.Observer.
+func (s *server) Request(source string, code int, n int, size int64, took time.Duration) {
+	s.requests.Add(1, source, fmt.Sprint(code))
+	s.bytesIn.Add(float64(size), source)
+	if code == http.StatusOK {
+		s.ackTime.Add(took.Seconds(), source)
+	}
+}
+
+// countingSink counts the rows handed to the lake writer, by source and log type.
+type countingSink struct {
+	next ingest.Sink
+	s    *server
+}
+
+func (c *countingSink) Write(ctx context.Context, db, table string, rec arrow.RecordBatch) error {
+	if err := c.next.Write(ctx, db, table, rec); err != nil {
+		return err
+	}
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	source := constantColumn(rec, batch.FieldSourceID)
+	if db == ingest.DBMonitor && table == ingest.TableFailures {
+		c.s.failures.Add(float64(rec.NumRows()), source)
+		return nil
+	}
+	c.s.events.Add(float64(rec.NumRows()), source, constantColumn(rec, batch.FieldLogType))
+	c.s.mu.Lock()
+	c.s.lastSeen[source] = time.Now()
+	c.s.mu.Unlock()
+	return nil
+}
+
+// constantColumn returns the first value of a string column that is the same in every row of a
+// batch (p_source_id, p_log_type).
+func constantColumn(rec arrow.RecordBatch, name string) string {
+	idx := rec.Schema().FieldIndices(name)
+	if len(idx) == 0 {
+		return ""
+	}
+	if col, ok := rec.Column(idx[0]).(*array.String); ok && col.Len() > 0 {
+		return col.Value(0)
+	}
+	return ""
+}
+
+// applySources puts in effect the sources of the configuration file and of the lake.
+func (s *server) applySources() error {
+	kept, err := config.LoadLakeSources(s.lake.Dir())
+	if err != nil {
+		return err
+	}
+	want := map[string]config.Source{}
+	for _, src := range kept {
+		want[src.ID] = src
+	}
+	for _, src := range s.cfg.Sources { // the configuration file wins
+		want[src.ID] = src
+	}
+	for id, src := range want {
+		if err := s.setSource(src); err != nil {
+			return fmt.Errorf("source %s: %w", id, err)
+		}
+	}
+	s.mu.Lock()
+	var gone []string
+	for id := range s.active {
+		if _, ok := want[id]; !ok {
+			gone = append(gone, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range gone {
+		s.http.RemoveSource(id)
+		s.pipe.RemoveSource(id)
+		s.mu.Lock()
+		delete(s.active, id)
+		s.mu.Unlock()
+		s.log.Info("source removed", "source", id)
+	}
+	return nil
+}
+
+// setSource puts a source in effect (or updates it).
+func (s *server) setSource(src config.Source) error {
+	s.mu.Lock()
+	old, ok := s.active[src.ID]
+	s.mu.Unlock()
+	if ok && fmt.Sprint(old) == fmt.Sprint(src) {
+		return nil
+	}
+	var lts []*logtypes.LogType
+	for _, name := range src.LogTypes {
+		lt, err := s.reg.Lookup(name)
+		if err != nil {
+			return err
+		}
+		lts = append(lts, lt)
+	}
+	switch src.Type {
+	case config.SourceHTTP:
+		secret, err := src.Auth.SecretValue()
+		if err != nil {
+			return err
+		}
+		hs := &httpsrc.Source{
+			ID:      src.ID,
+			Auth:    httpsrc.Auth{Type: src.Auth.Type, Header: src.Auth.Header, Secret: secret, Username: src.Auth.Username, Encoding: src.Auth.Encoding},
+			Split:   records.Splitter{Kind: records.Kind(src.Stream), Envelope: src.Envelope, MaxRecords: src.MaxRecords},
+			MaxBody: int64(src.MaxBody),
+		}
+		s.pipe.SetSource(&ingest.Source{Source: batch.Source{ID: src.ID, Label: src.Label}, LogTypes: lts})
+		if err := s.http.SetSource(hs); err != nil {
+			return err
+		}
+	case config.SourceSyslog:
+		return fmt.Errorf("syslog sources are not served yet")
+	}
+	s.mu.Lock()
+	s.active[src.ID] = src
+	s.mu.Unlock()
+	s.log.Info("source in effect", "source", src.ID, "type", src.Type, "log_types", src.LogTypes)
+	return nil
+}
+
+// watchSources applies changes to the lake's sources file (osprey source add|remove) while
+// serving.
+func (s *server) watchSources(ctx context.Context) {
+	path := config.LakeSourcesFile(s.lake.Dir())
+	mtime := func() time.Time {
+		if info, err := os.Stat(path); err == nil {
+			return info.ModTime()
+		}
+		return time.Time{}
+	}
+	last := mtime()
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if m := mtime(); !m.Equal(last) {
+				last = m
+				if err := s.applySources(); err != nil {
+					s.log.Error("could not apply the lake's sources", "err", err)
+				}
+			}
+		}
+	}
+}
