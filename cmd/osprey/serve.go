@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/ospreyhq/osprey/ingest/logtypes"
 	"github.com/ospreyhq/osprey/ingest/pipeline"
 	"github.com/ospreyhq/osprey/ingest/records"
+	"github.com/ospreyhq/osprey/ingest/syslogsrc"
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/metrics"
 )
@@ -91,8 +93,9 @@ type server struct {
 	ackTime  metrics.Vec // seconds spent answering successful HTTP requests, by source
 
 	mu       sync.Mutex
-	active   map[string]config.Source // sources in effect, by id
-	lastSeen map[string]time.Time     // when each source last had an event written
+	active   map[string]config.Source     // sources in effect, by id
+	syslog   map[string]*syslogsrc.Server // the listeners of syslog sources, by id
+	lastSeen map[string]time.Time         // when each source last had an event written
 }
 
 func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
@@ -110,7 +113,8 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	s := &server{cfg: cfg, lake: l, reg: reg, log: log, active: map[string]config.Source{}, lastSeen: map[string]time.Time{}}
+	s := &server{cfg: cfg, lake: l, reg: reg, log: log, active: map[string]config.Source{},
+		syslog: map[string]*syslogsrc.Server{}, lastSeen: map[string]time.Time{}}
 	s.registerMetrics()
 	s.pipe, err = pipeline.Open(ctx, l, pipeline.Options{
 		FlushAge: time.Duration(cfg.Flush.Age), FlushBytes: int64(cfg.Flush.Bytes), MaxBacklog: int64(cfg.Flush.MaxBacklog),
@@ -121,13 +125,15 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 		return err
 	}
 	s.http = httpsrc.New(s.pipe, classifyAppend, s, log)
-	if err := s.applySources(); err != nil {
+	if err := s.applySources(ctx); err != nil {
+		s.closeSyslog()
 		s.pipe.Close(context.WithoutCancel(ctx))
 		return err
 	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		s.closeSyslog()
 		s.pipe.Close(context.WithoutCancel(ctx))
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
@@ -141,6 +147,9 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	log.Info("serving", "listen", ln.Addr().String(), "lake", l.Dir(), "sources", len(s.active))
 	fmt.Fprintf(os.Stderr, "osprey serve: listening on http://%s, lake %s, %d sources\n", ln.Addr(), l.Dir(), len(s.active))
+	for id, srv := range s.syslog {
+		fmt.Fprintf(os.Stderr, "osprey serve: syslog source %s on %s\n", id, strings.Join(srv.Addrs(), " "))
+	}
 
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRun()
@@ -169,6 +178,7 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	if err := hs.Shutdown(shutdownCtx); err != nil {
 		log.Warn("http shutdown", "err", err)
 	}
+	s.closeSyslog()
 	stopRun()
 	wg.Wait()
 	if err := <-pipeErr; err != nil && failure == nil {
@@ -277,8 +287,21 @@ func constantColumn(rec arrow.RecordBatch, name string) string {
 	return ""
 }
 
+// closeSyslog stops the syslog listeners, appending what they hold.
+func (s *server) closeSyslog() {
+	s.mu.Lock()
+	servers := s.syslog
+	s.syslog = map[string]*syslogsrc.Server{}
+	s.mu.Unlock()
+	for id, srv := range servers {
+		if err := srv.Close(); err != nil {
+			s.log.Warn("syslog source stop", "source", id, "err", err)
+		}
+	}
+}
+
 // applySources puts in effect the sources of the configuration file and of the lake.
-func (s *server) applySources() error {
+func (s *server) applySources(ctx context.Context) error {
 	kept, err := config.LoadLakeSources(s.lake.Dir())
 	if err != nil {
 		return err
@@ -291,7 +314,7 @@ func (s *server) applySources() error {
 		want[src.ID] = src
 	}
 	for id, src := range want {
-		if err := s.setSource(src); err != nil {
+		if err := s.setSource(ctx, src); err != nil {
 			return fmt.Errorf("source %s: %w", id, err)
 		}
 	}
@@ -305,17 +328,22 @@ func (s *server) applySources() error {
 	s.mu.Unlock()
 	for _, id := range gone {
 		s.http.RemoveSource(id)
-		s.pipe.RemoveSource(id)
 		s.mu.Lock()
+		srv := s.syslog[id]
+		delete(s.syslog, id)
 		delete(s.active, id)
 		s.mu.Unlock()
+		if srv != nil {
+			srv.Close()
+		}
+		s.pipe.RemoveSource(id)
 		s.log.Info("source removed", "source", id)
 	}
 	return nil
 }
 
 // setSource puts a source in effect (or updates it).
-func (s *server) setSource(src config.Source) error {
+func (s *server) setSource(ctx context.Context, src config.Source) error {
 	s.mu.Lock()
 	old, ok := s.active[src.ID]
 	s.mu.Unlock()
@@ -347,7 +375,24 @@ func (s *server) setSource(src config.Source) error {
 			return err
 		}
 	case config.SourceSyslog:
-		return fmt.Errorf("syslog sources are not served yet")
+		s.pipe.SetSource(&ingest.Source{Source: batch.Source{ID: src.ID, Label: src.Label}, LogTypes: lts})
+		s.mu.Lock()
+		old := s.syslog[src.ID]
+		delete(s.syslog, src.ID)
+		s.mu.Unlock()
+		if old != nil {
+			old.Close()
+		}
+		srv, err := syslogsrc.Start(ctx, src.ID, src.Listen, s.pipe, syslogsrc.Options{
+			Retryable: func(err error) bool { return errors.Is(err, pipeline.ErrBusy) },
+			Logger:    s.log,
+		})
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.syslog[src.ID] = srv
+		s.mu.Unlock()
 	}
 	s.mu.Lock()
 	s.active[src.ID] = src
@@ -376,7 +421,7 @@ func (s *server) watchSources(ctx context.Context) {
 		case <-tick.C:
 			if m := mtime(); !m.Equal(last) {
 				last = m
-				if err := s.applySources(); err != nil {
+				if err := s.applySources(ctx); err != nil {
 					s.log.Error("could not apply the lake's sources", "err", err)
 				}
 			}
