@@ -23,7 +23,8 @@
 //	      secretEnv: FLUENTBIT_SECRET   # or secret: (inline) or secretFile: (a file)
 //	    maxBody: 10MiB           # http: request body limit (413 past it)
 //	    maxRecords: 100000       # http: records per request (413 past it)
-//	    dropOffAlarm: 24h        # alarm when no event comes for this long; 0 or off: never
+//	    dropOffAlarm: 24h        # alarm when no event comes for this long; 0 or off: never;
+//	                             # default 24h, off for a source of Panther.Audit only
 //	  - id: syslog
 //	    type: syslog
 //	    listen: [udp://127.0.0.1:5514, tcp://127.0.0.1:5514]
@@ -48,7 +49,7 @@ import (
 // Config is osprey's configuration.
 type Config struct {
 	Lake    string   `yaml:"lake"`
-	Listen  string   `yaml:"listen"`
+	Listen  string   `yaml:"listen,omitempty"`
 	Workers int      `yaml:"workers"`
 	Schemas string   `yaml:"schemas"`
 	Flush   Flush    `yaml:"flush"`
@@ -70,28 +71,47 @@ const (
 
 // Source is a source of records.
 type Source struct {
-	ID           string   `yaml:"id"`
-	Type         string   `yaml:"type"`
-	Label        string   `yaml:"label"`
-	LogTypes     []string `yaml:"logTypes"`
-	Stream       string   `yaml:"stream"`
-	Envelope     string   `yaml:"envelope"`
-	Auth         Auth     `yaml:"auth"`
-	MaxBody      Size     `yaml:"maxBody"`
-	MaxRecords   int      `yaml:"maxRecords"`
-	Listen       Strings  `yaml:"listen"`
-	DropOffAlarm Duration `yaml:"dropOffAlarm"`
+	ID           string    `yaml:"id"`
+	Type         string    `yaml:"type"`
+	Label        string    `yaml:"label,omitempty"`
+	LogTypes     []string  `yaml:"logTypes"`
+	Stream       string    `yaml:"stream,omitempty"`
+	Envelope     string    `yaml:"envelope,omitempty"`
+	Auth         Auth      `yaml:"auth,omitempty"`
+	MaxBody      Size      `yaml:"maxBody,omitempty"`
+	MaxRecords   int       `yaml:"maxRecords,omitempty"`
+	Listen       Strings   `yaml:"listen,omitempty"`
+	DropOffAlarm *Duration `yaml:"dropOffAlarm,omitempty"` // nil: the default (see AlarmAfter)
+}
+
+// DefaultDropOffAlarm is how long a source may go without events before an alarm, unless it
+// says otherwise.
+const DefaultDropOffAlarm = 24 * time.Hour
+
+// AlarmAfter returns how long the source may go without events before a drop-off alarm, or 0
+// for never. The default is DefaultDropOffAlarm, except for a source of Panther's audit log
+// only, which is quiet whenever nobody works in Panther.
+func (s *Source) AlarmAfter() time.Duration {
+	if s.DropOffAlarm != nil {
+		return time.Duration(*s.DropOffAlarm)
+	}
+	for _, lt := range s.LogTypes {
+		if lt != "Panther.Audit" {
+			return DefaultDropOffAlarm
+		}
+	}
+	return 0
 }
 
 // Auth is an HTTP source's authentication.
 type Auth struct {
-	Type       string `yaml:"type"`
-	Header     string `yaml:"header"`
-	Username   string `yaml:"username"`
-	Encoding   string `yaml:"encoding"`
-	Secret     string `yaml:"secret"`
-	SecretEnv  string `yaml:"secretEnv"`
-	SecretFile string `yaml:"secretFile"`
+	Type       string `yaml:"type,omitempty"`
+	Header     string `yaml:"header,omitempty"`
+	Username   string `yaml:"username,omitempty"`
+	Encoding   string `yaml:"encoding,omitempty"`
+	Secret     string `yaml:"secret,omitempty"`
+	SecretEnv  string `yaml:"secretEnv,omitempty"`
+	SecretFile string `yaml:"secretFile,omitempty"`
 }
 
 // Defaults.
@@ -175,7 +195,7 @@ func (s *Source) Validate() error {
 	if len(s.LogTypes) == 0 {
 		return fmt.Errorf("source %s: logTypes is empty", s.ID)
 	}
-	if s.MaxBody < 0 || s.MaxRecords < 0 || s.DropOffAlarm < 0 {
+	if s.MaxBody < 0 || s.MaxRecords < 0 || (s.DropOffAlarm != nil && *s.DropOffAlarm < 0) {
 		return fmt.Errorf("source %s: limits must not be negative", s.ID)
 	}
 	switch s.Type {

@@ -1,8 +1,8 @@
 package config
 
 import (
-	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +24,7 @@ func TestGood(t *testing.T) {
 	if fb.Label != "fluentbit" || fb.MaxBody != 5<<20 || fb.Auth.Type != "header" {
 		t.Errorf("fluentbit %+v", fb)
 	}
-	if time.Duration(trail.DropOffAlarm) != 48*time.Hour || trail.Envelope != "Records" {
+	if trail.AlarmAfter() != 48*time.Hour || trail.Envelope != "Records" || fb.AlarmAfter() != DefaultDropOffAlarm {
 		t.Errorf("trail %+v", trail)
 	}
 	if len(sys.Listen) != 1 || sys.Listen[0] != "udp://127.0.0.1:5514" {
@@ -78,7 +78,7 @@ func TestLakeSources(t *testing.T) {
 		t.Fatalf("no file: %v, %v", s, err)
 	}
 	in := []Source{
-		{ID: "a", Type: SourceHTTP, LogTypes: []string{"Panther.Audit"}, Auth: Auth{Type: "bearer", Secret: "t"}, MaxBody: 1 << 20, DropOffAlarm: Duration(time.Hour)},
+		{ID: "a", Type: SourceHTTP, LogTypes: []string{"Panther.Audit"}, Auth: Auth{Type: "bearer", Secret: "t"}, MaxBody: 1 << 20, DropOffAlarm: ptr(Duration(time.Hour))},
 		{ID: "b", Type: SourceSyslog, LogTypes: []string{"Syslog.RFC5424"}, Listen: Strings{"udp://127.0.0.1:5514"}},
 	}
 	for i := range in {
@@ -97,7 +97,27 @@ func TestLakeSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(out) != fmt.Sprint(in) {
+	if !reflect.DeepEqual(out, in) {
 		t.Errorf("read back %+v, wrote %+v", out, in)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestAlarmAfter(t *testing.T) {
+	off := Duration(0)
+	for _, tc := range []struct {
+		s    Source
+		want time.Duration
+	}{
+		{Source{LogTypes: []string{"Linux.Auditd"}}, DefaultDropOffAlarm},
+		{Source{LogTypes: []string{"Panther.Audit"}}, 0},
+		{Source{LogTypes: []string{"Panther.Audit", "Linux.Auditd"}}, DefaultDropOffAlarm},
+		{Source{LogTypes: []string{"Panther.Audit"}, DropOffAlarm: ptr(Duration(time.Hour))}, time.Hour},
+		{Source{LogTypes: []string{"Linux.Auditd"}, DropOffAlarm: &off}, 0},
+	} {
+		if got := tc.s.AlarmAfter(); got != tc.want {
+			t.Errorf("%v: %v, want %v", tc.s.LogTypes, got, tc.want)
+		}
 	}
 }

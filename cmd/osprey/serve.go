@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -91,6 +93,7 @@ type server struct {
 	requests metrics.Vec // HTTP requests, by source and code
 	bytesIn  metrics.Vec // bytes received, by source
 	ackTime  metrics.Vec // seconds spent answering successful HTTP requests, by source
+	alarms   metrics.Vec // drop-off alarms raised, by source and state
 
 	mu       sync.Mutex
 	active   map[string]config.Source     // sources in effect, by id
@@ -125,6 +128,11 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 		return err
 	}
 	s.http = httpsrc.New(s.pipe, classifyAppend, s, log)
+	alarmType, err := reg.Lookup("Osprey.SourceAlarm")
+	if err != nil {
+		return err
+	}
+	s.pipe.SetSource(&ingest.Source{Source: batch.Source{ID: monitorSource, Label: "osprey serve"}, LogTypes: []*logtypes.LogType{alarmType}})
 	if err := s.applySources(ctx); err != nil {
 		s.closeSyslog()
 		s.pipe.Close(context.WithoutCancel(ctx))
@@ -159,6 +167,7 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	httpErr := make(chan error, 1)
 	wg.Go(func() { httpErr <- hs.Serve(ln) })
 	wg.Go(func() { s.watchSources(runCtx) })
+	wg.Go(func() { s.watchDropOff(runCtx, time.Now()) })
 
 	var failure error
 	select {
@@ -233,6 +242,7 @@ func (s *server) registerMetrics() {
 	s.requests = m.Counter("osprey_http_requests_total", "HTTP source requests, by source and status code.", "source", "code")
 	s.bytesIn = m.Counter("osprey_bytes_received_total", "Bytes received by sources (as sent, before decoding).", "source")
 	s.ackTime = m.Counter("osprey_http_ack_seconds_total", "Time spent answering successful HTTP source requests (divide by their count for the mean).", "source")
+	s.alarms = m.Counter("osprey_source_alarms_total", "Drop-off alarms (Osprey.SourceAlarm events), by source and state.", "source", "state")
 	m.GaugeFunc("osprey_wal_bytes", "Bytes in the write-ahead log.", func() float64 { return float64(s.pipe.Stats().WALBytes) })
 	m.GaugeFunc("osprey_buffered_bytes", "Bytes of records accepted and not yet parsed.", func() float64 { return float64(s.pipe.Stats().Backlog) })
 	m.GaugeFunc("osprey_flushes_total", "Lake flushes since start.", func() float64 { return float64(s.pipe.Stats().Flushes) })
@@ -347,7 +357,7 @@ func (s *server) setSource(ctx context.Context, src config.Source) error {
 	s.mu.Lock()
 	old, ok := s.active[src.ID]
 	s.mu.Unlock()
-	if ok && fmt.Sprint(old) == fmt.Sprint(src) {
+	if ok && reflect.DeepEqual(old, src) {
 		return nil
 	}
 	var lts []*logtypes.LogType
@@ -424,6 +434,44 @@ func (s *server) watchSources(ctx context.Context) {
 				if err := s.applySources(ctx); err != nil {
 					s.log.Error("could not apply the lake's sources", "err", err)
 				}
+			}
+		}
+	}
+}
+
+// watchDropOff raises drop-off alarms (see dropOff) as events of the monitor source.
+func (s *server) watchDropOff(ctx context.Context, start time.Time) {
+	d := &dropOff{start: start, silent: map[string]bool{}}
+	// Check often enough for the shortest drop-off period, and at least once a minute.
+	period := time.Minute
+	s.mu.Lock()
+	for _, src := range s.active {
+		if a := src.AlarmAfter(); a > 0 {
+			period = min(period, max(a/4, 100*time.Millisecond))
+		}
+	}
+	s.mu.Unlock()
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			s.mu.Lock()
+			sources := maps.Clone(s.active)
+			seen := maps.Clone(s.lastSeen)
+			s.mu.Unlock()
+			alarms := d.check(now, sources, seen)
+			if len(alarms) == 0 {
+				continue
+			}
+			for _, a := range alarms {
+				s.log.Warn(a.Message, "source", a.SourceID, "state", a.State)
+				s.alarms.Add(1, a.SourceID, a.State)
+			}
+			if err := s.pipe.Append(ctx, monitorSource, alarmRecords(alarms)); err != nil {
+				s.log.Error("could not record drop-off alarms", "err", err)
 			}
 		}
 	}

@@ -343,3 +343,35 @@ func TestServeKill9(t *testing.T) {
 		t.Errorf("%d files hold %v rows, want %d", len(files), got, len(present))
 	}
 }
+
+// TestServeDropOff checks that a source without events raises an Osprey.SourceAlarm event,
+// which lands in the lake like any other.
+func TestServeDropOff(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "lake")
+	osprey(t, "--lake", dir, "source", "add", "fb", "--log-type", "Linux.Auditd", "--drop-off", "300ms")
+	cfg := filepath.Join(t.TempDir(), "osprey.yml")
+	os.WriteFile(cfg, []byte("flush:\n  age: 200ms\n"), 0o644)
+	d := startServe(t, dir, "--config", cfg)
+	defer d.cmd.Process.Kill()
+	const want = `osprey_source_alarms_total{source="fb",state="silent"} 1`
+	var text string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !strings.Contains(text, want); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(d.url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		text = string(b)
+	}
+	if !strings.Contains(text, want) {
+		t.Fatalf("no alarm in the metrics:\n%s", text)
+	}
+	if err := d.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("%v\n%s", err, d.output())
+	}
+	got := lakeQuery(t, dir, `SELECT state, sourceId, thresholdSeconds, p_source_id, p_log_type FROM panther_logs.osprey_sourcealarm`)
+	if len(got) != 1 || got[0] != "silent fb 0 osprey Osprey.SourceAlarm" {
+		t.Errorf("alarm rows %v", got)
+	}
+}

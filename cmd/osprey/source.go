@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -45,6 +44,7 @@ func newSourceAdd(g *globals) *cobra.Command {
 				}
 			}
 			if dropOff != "" {
+				s.DropOffAlarm = new(config.Duration)
 				if err := s.DropOffAlarm.UnmarshalYAML([]byte(dropOff)); err != nil {
 					return err
 				}
@@ -114,7 +114,7 @@ func newSourceAdd(g *globals) *cobra.Command {
 	f.StringVar(&maxBody, "max-body", "", "http: request body limit, such as 10MiB")
 	f.IntVar(&s.MaxRecords, "max-records", 0, "http: records per request limit (default 100000)")
 	f.StringSliceVar((*[]string)(&s.Listen), "listen", nil, "syslog: udp://host:port or tcp://host:port (repeatable)")
-	f.StringVar(&dropOff, "drop-off", "", "alarm when no event comes for this long, such as 24h; off to disable")
+	f.StringVar(&dropOff, "drop-off", "", "alarm when no event comes for this long, such as 24h; off to disable (default 24h, off for Panther.Audit only)")
 	return cmd
 }
 
@@ -162,8 +162,8 @@ func newSourceList(g *globals) *cobra.Command {
 					auth = "none"
 				}
 				drop := "off"
-				if s.DropOffAlarm > 0 {
-					drop = time.Duration(s.DropOffAlarm).String()
+				if d := s.AlarmAfter(); d > 0 {
+					drop = d.String()
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Type, strings.Join(s.LogTypes, ","), endpoint, auth, drop, where[s.ID])
 			}
