@@ -9,6 +9,10 @@
 // COPY (SELECT * FROM read_json('file')) TO 'out.parquet' through duckdb-go, each as a
 // subprocess, and prints the median events/s of both, their ratio and each one's peak memory.
 // The file is kept in DIR and reused by later runs with the same size.
+//
+//	osprey-bench serve [--duration 30s] [--clients 16] [--batch 500] [--osprey bin/osprey]
+//
+// is the load test of osprey serve (see serve.go).
 package main
 
 import (
@@ -41,6 +45,8 @@ func main() {
 		err = duckdbCopy(os.Args[2:])
 	case "gen":
 		err = gen(os.Args[2:])
+	case "serve":
+		err = benchServe(os.Args[2:])
 	default:
 		usage()
 	}
@@ -54,6 +60,8 @@ func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
   osprey-bench ingest [--size 1GiB] [--runs 3] [--dir DIR] [--osprey PATH]
       osprey ingest vs DuckDB COPY (SELECT * FROM read_json(file)) TO parquet, same input, same run
+  osprey-bench serve [--duration 30s] [--clients 16] [--batch 500] [--osprey PATH]
+      load test of osprey serve over HTTP on loopback: events/s, ack latency p50/p99, peak RSS
   osprey-bench gen --size 1GiB --out FILE
       write the Panther.Audit input file only`)
 	os.Exit(2)

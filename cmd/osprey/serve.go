@@ -188,6 +188,16 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 		log.Warn("http shutdown", "err", err)
 	}
 	s.closeSyslog()
+	if failure == nil {
+		// Nothing more comes in: read what the log holds into the lake before stopping, so
+		// that everything acknowledged is queryable now rather than after the next start.
+		drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		if err := s.pipe.Sync(drainCtx); err != nil {
+			log.Warn("stopping before the write-ahead log was read into the lake; the rest is read at the next start",
+				"backlog_bytes", s.pipe.Backlog(), "err", err)
+		}
+		cancelDrain()
+	}
 	stopRun()
 	wg.Wait()
 	if err := <-pipeErr; err != nil && failure == nil {
