@@ -120,11 +120,15 @@ func leafValues(b *leafBuf) (v values) {
 	return v
 }
 
-// strAt returns string value i without copying it.
-func strAt(a *array.String, i int32) []byte {
-	offs := a.ValueOffsets()
-	data := a.ValueBytes()
-	return data[offs[i]:offs[i+1]]
+// strBuffers returns a string array's offsets (indexed like the array: one per value and one
+// more) and its whole data buffer, which they index. (ValueBytes starts at the first value of
+// a sliced array, while its offsets do not start at 0.)
+func strBuffers(a *array.String) ([]int32, []byte) {
+	var data []byte
+	if buf := a.Data().Buffers()[2]; buf != nil {
+		data = buf.Bytes()
+	}
+	return a.ValueOffsets(), data
 }
 
 // encodeChunk appends the pages of a column chunk to cw.out and returns its metadata, with
@@ -321,7 +325,7 @@ func pageSpans(spans []pageSpan, col *column, b *leafBuf, vals values, dict bool
 func appendPlain(dst []byte, kind parquet.Kind, v values, idx []int32) []byte {
 	switch kind {
 	case parquet.ByteArray:
-		offs, data := v.str.ValueOffsets(), v.str.ValueBytes()
+		offs, data := strBuffers(v.str)
 		for _, i := range idx {
 			s := data[offs[i]:offs[i+1]]
 			dst = binary.LittleEndian.AppendUint32(dst, uint32(len(s)))
@@ -447,7 +451,7 @@ func (cw *chunkWriter) buildDict(a *array.String, idx []int32) bool {
 	d := &cw.dict
 	d.reset(len(idx))
 	keys := cw.keys[:0]
-	offs, data := a.ValueOffsets(), a.ValueBytes()
+	offs, data := strBuffers(a)
 	var last []byte
 	lastKey := int32(-1)
 	for _, i := range idx {

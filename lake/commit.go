@@ -1,7 +1,6 @@
 package lake
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,10 +28,11 @@ import (
 
 const manifestName = "manifest.json"
 
-// manifest is a flush being published.
+// manifest is a flush (or compaction) being published.
 type manifest struct {
 	Writer  string            `json:"writer,omitempty"`
-	Renames [][2]string       `json:"renames"` // tmp, dst
+	Renames [][2]string       `json:"renames"`           // tmp, dst
+	Deletes []string          `json:"deletes,omitempty"` // files the new ones replace (compaction)
 	Meta    map[string]string `json:"meta,omitempty"`
 }
 
@@ -64,37 +64,52 @@ func (w *Writer) publish(files []finishedFile, meta map[string]string) ([]bool, 
 	if len(files) == 0 && meta == nil {
 		return done, nil
 	}
-	if err := syncFS(w.tmp); err != nil {
-		return done, fmt.Errorf("sync %s: %w", w.tmp, err)
-	}
 	m := manifest{Writer: w.opts.Name, Meta: meta}
 	for _, f := range files {
 		m.Renames = append(m.Renames, [2]string{f.tmp, f.dst})
 	}
-	if err := writeFileDurably(filepath.Join(w.tmp, manifestName), m); err != nil {
-		return done, fmt.Errorf("write flush manifest: %w", err)
+	errs, err := w.publishManifest(m)
+	for i := range done {
+		done[i] = errs == nil || errs[i] == nil
 	}
-	errs := renameAll(m.Renames)
-	var firstErr error
-	for i, err := range errs {
-		done[i] = err == nil
-		firstErr = cmp.Or(firstErr, err)
-	}
-	if firstErr != nil {
-		// The manifest stays: the next writer to open the lake, or a later flush of this one,
-		// finishes the renames.
-		return done, firstErr
-	}
-	if err := w.lake.finishCommit(m); err != nil {
-		return done, err
-	}
-	return done, os.Remove(filepath.Join(w.tmp, manifestName))
+	return done, err
 }
 
-// finishCommit makes a flush's renames durable and records its metadata.
+// publishManifest publishes a manifest's renames and removals as one unit (see the top of the
+// file). On a failed rename it returns each rename's error, and the manifest stays for the
+// next writer (or a later flush of this one) to finish.
+func (w *Writer) publishManifest(m manifest) ([]error, error) {
+	if err := syncFS(w.tmp); err != nil {
+		return nil, fmt.Errorf("sync %s: %w", w.tmp, err)
+	}
+	if err := writeFileDurably(filepath.Join(w.tmp, manifestName), m); err != nil {
+		return nil, fmt.Errorf("write flush manifest: %w", err)
+	}
+	errs := renameAll(m.Renames)
+	if err := errors.Join(errs...); err != nil {
+		return errs, err
+	}
+	if err := w.lake.finishCommit(m); err != nil {
+		return errs, err
+	}
+	return errs, os.Remove(filepath.Join(w.tmp, manifestName))
+}
+
+// finishCommit makes a flush's renames durable, removes the files they replace and records its
+// metadata.
 func (l *Lake) finishCommit(m manifest) error {
 	if err := syncFS(l.dir); err != nil {
 		return fmt.Errorf("sync %s: %w", l.dir, err)
+	}
+	if len(m.Deletes) > 0 {
+		for _, p := range m.Deletes {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		if err := syncFS(l.dir); err != nil {
+			return fmt.Errorf("sync %s: %w", l.dir, err)
+		}
 	}
 	if m.Meta == nil {
 		return nil

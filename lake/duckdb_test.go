@@ -30,8 +30,21 @@ func TestDuckDBReadsChunks(t *testing.T) {
 	start := time.Date(2026, 11, 22, 10, 30, 0, 0, time.UTC)
 	rec, rows := lake.RandomRecord(t, rand.New(rand.NewPCG(5, 6)), 20000, start, 250*time.Millisecond)
 	defer rec.Release()
-	if err := w.Write(ctx, lake.DBLogs, "nested", rec); err != nil {
-		t.Fatal(err)
+	// Written in four flushes (several files per partition), then compacted: DuckDB reads
+	// the merged files.
+	for i := int64(0); i < 4; i++ {
+		part := rec.NewSlice(i*5000, (i+1)*5000)
+		if err := w.Write(ctx, lake.DBLogs, "nested", part); err != nil {
+			t.Fatal(err)
+		}
+		part.Release()
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := w.Compact(ctx, lake.DBLogs, "nested", start.Add(24*time.Hour), 2)
+	if err != nil || st.FilesOut != 2 || st.FilesIn < 5 {
+		t.Fatalf("compaction %+v, %v", st, err)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)

@@ -273,7 +273,9 @@ func (n *listShred) bind(arr arrow.Array) {
 		n.elem.bind(nil)
 		return
 	}
-	n.offsets = a.Offsets()
+	// Offsets() is the whole buffer, also for a sliced array: index it from the array's own
+	// offset. The values are the whole child array, which the offsets index.
+	n.offsets = a.Offsets()[a.Data().Offset():]
 	n.elem.bind(a.ListValues())
 }
 

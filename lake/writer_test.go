@@ -532,3 +532,89 @@ func TestInterruptedFlushIsFinished(t *testing.T) {
 		}
 	}
 }
+
+// TestCompact writes a partition in several flushes (several files) and compacts it: one file
+// with every row, read back the same, and the files of a current hour left alone.
+func TestCompact(t *testing.T) {
+	l, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := l.NewWriter(DefaultWriterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx := context.Background()
+	old := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	current := time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)
+	for i := range 5 {
+		rec := buildRecord(t, []row{
+			{name: ptr(fmt.Sprint("old", i)), uid: ptr(int64(i)), success: ptr(i%2 == 0), actor: &actorVal{id: "a", tags: []string{"x"}}, errors: []string{"e"}, event: old.Add(time.Duration(i) * time.Minute)},
+			{name: ptr(fmt.Sprint("new", i)), event: current.Add(time.Duration(i) * time.Minute)},
+		})
+		if err := w.Write(ctx, DBLogs, "t", rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := readTable(t, l, DBLogs, "t")
+	st, err := w.Compact(ctx, DBLogs, "t", current.Add(30*time.Minute), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Partitions != 1 || st.FilesIn != 5 || st.FilesOut != 1 || st.Rows != 5 {
+		t.Errorf("stats %+v", st)
+	}
+	oldFiles, _ := filepath.Glob(filepath.Join(l.PartitionDir(DBLogs, "t", old), "*.parquet"))
+	curFiles, _ := filepath.Glob(filepath.Join(l.PartitionDir(DBLogs, "t", current), "*.parquet"))
+	if len(oldFiles) != 1 || len(curFiles) != 5 {
+		t.Errorf("%d files in the past hour, %d in the current one", len(oldFiles), len(curFiles))
+	}
+	after := readTable(t, l, DBLogs, "t")
+	if strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Errorf("rows changed:\n%s\nwas:\n%s", strings.Join(after, "\n"), strings.Join(before, "\n"))
+	}
+	pf := openParquet(t, oldFiles[0])
+	if n := len(pf.Metadata().RowGroups); n != 5 || pf.NumRows() != 5 {
+		t.Errorf("merged file: %d row groups, %d rows", n, pf.NumRows())
+	}
+	// Nothing left to do the second time.
+	if st, err := w.Compact(ctx, DBLogs, "t", current.Add(30*time.Minute), 2); err != nil || st.Partitions != 0 {
+		t.Errorf("second compaction: %+v, %v", st, err)
+	}
+}
+
+// TestInterruptedCompactionIsFinished: a compaction that crashed after renaming its merged file
+// but before removing the files it replaces is finished by the next writer (no duplicates).
+func TestInterruptedCompactionIsFinished(t *testing.T) {
+	l, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed := filepath.Join(l.Dir(), "_osprey", "tmp", "w-crashed")
+	os.MkdirAll(crashed, 0o755)
+	os.WriteFile(filepath.Join(crashed, "lock"), nil, 0o644)
+	dir := l.PartitionDir(DBLogs, "t", time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC))
+	os.MkdirAll(dir, 0o755)
+	for _, n := range []string{"a.parquet", "b.parquet", "merged.parquet"} {
+		os.WriteFile(filepath.Join(dir, n), []byte(n), 0o644)
+	}
+	m := manifest{Renames: [][2]string{{filepath.Join(crashed, "merged.tmp"), filepath.Join(dir, "merged.parquet")}},
+		Deletes: []string{filepath.Join(dir, "a.parquet"), filepath.Join(dir, "b.parquet")}}
+	if err := writeFileDurably(filepath.Join(crashed, manifestName), m); err != nil {
+		t.Fatal(err)
+	}
+	w, err := l.NewWriter(DefaultWriterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.parquet"))
+	if len(files) != 1 || filepath.Base(files[0]) != "merged.parquet" {
+		t.Errorf("files after recovery: %v", files)
+	}
+}

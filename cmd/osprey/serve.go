@@ -168,6 +168,7 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	wg.Go(func() { httpErr <- hs.Serve(ln) })
 	wg.Go(func() { s.watchSources(runCtx) })
 	wg.Go(func() { s.watchDropOff(runCtx, time.Now()) })
+	wg.Go(func() { s.compactLoop(runCtx) })
 
 	var failure error
 	select {
@@ -482,6 +483,32 @@ func (s *server) watchDropOff(ctx context.Context, start time.Time) {
 			}
 			if err := s.pipe.Append(ctx, monitorSource, alarmRecords(alarms)); err != nil {
 				s.log.Error("could not record drop-off alarms", "err", err)
+			}
+		}
+	}
+}
+
+// compactInterval is how often serve merges the files of past hours.
+const compactInterval = 10 * time.Minute
+
+// compactLoop merges, every compactInterval, the files of the partitions whose hour ended at
+// least a flush age (plus a minute) ago: each flush makes a file per partition, and an hour
+// over is better read as one file.
+func (s *server) compactLoop(ctx context.Context) {
+	tick := time.NewTicker(compactInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			cutoff := now.Add(-time.Duration(s.cfg.Flush.Age) - time.Minute)
+			st, err := s.pipe.Compact(ctx, cutoff)
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("compaction", "err", err)
+			}
+			if st.Partitions > 0 {
+				s.log.Info("compacted", "partitions", st.Partitions, "files_in", st.FilesIn, "rows", st.Rows)
 			}
 		}
 	}

@@ -425,3 +425,32 @@ func (p *Pipeline) Stats() Stats {
 	}
 	return s
 }
+
+// Compact merges the files of every partition whose hour ended before cutoff (see
+// lake.Writer.Compact) in every table of the lake.
+func (p *Pipeline) Compact(ctx context.Context, cutoff time.Time) (lake.CompactStats, error) {
+	return CompactLake(ctx, p.lake, p.writer, cutoff)
+}
+
+// CompactLake compacts every table of a lake with a writer.
+func CompactLake(ctx context.Context, l *lake.Lake, w *lake.Writer, cutoff time.Time) (lake.CompactStats, error) {
+	var total lake.CompactStats
+	for _, db := range lake.Databases {
+		tables, err := l.Tables(db)
+		if err != nil {
+			return total, err
+		}
+		for _, t := range tables {
+			st, err := w.Compact(ctx, db, t.Name, cutoff, 2)
+			total.Partitions += st.Partitions
+			total.FilesIn += st.FilesIn
+			total.FilesOut += st.FilesOut
+			total.Rows += st.Rows
+			total.Bytes += st.Bytes
+			if err != nil {
+				return total, fmt.Errorf("compact %s.%s: %w", db, t.Name, err)
+			}
+		}
+	}
+	return total, nil
+}
