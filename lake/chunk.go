@@ -74,6 +74,7 @@ type chunkWriter struct {
 	spans  []pageSpan
 	header bytes.Buffer
 	enc    *thrift.Encoder
+	raw    bool // pages are not compressed (files read once, at once)
 }
 
 func newChunkWriter() *chunkWriter {
@@ -143,6 +144,9 @@ func (cw *chunkWriter) encodeChunk(col *column, b *leafBuf) (format.ColumnChunk,
 		Codec:        format.Zstd,
 		NumValues:    int64(n),
 	}
+	if cw.raw {
+		md.Codec = format.Uncompressed
+	}
 	md.Statistics.NullCount = int64(n - len(b.idx))
 
 	useDict := col.dict && len(b.idx) > 0 && cw.buildDict(vals.str, b.idx)
@@ -158,7 +162,7 @@ func (cw *chunkWriter) encodeChunk(col *column, b *leafBuf) (format.ColumnChunk,
 			return format.ColumnChunk{}, false, err
 		}
 		cw.dictStats(&md.Statistics)
-	} else {
+	} else if !cw.raw {
 		valueStats(col.kind, vals, b.idx, &md.Statistics)
 	}
 
@@ -227,20 +231,24 @@ var (
 
 // writePage compresses cw.body and appends it with its header to cw.out.
 func (cw *chunkWriter) writePage(h *format.PageHeader, md *format.ColumnMetaData) error {
-	var err error
-	if cw.comp, err = codec.Encode(cw.comp[:0], cw.body); err != nil {
-		return fmt.Errorf("compress page: %w", err)
+	payload := cw.body
+	if !cw.raw {
+		var err error
+		if cw.comp, err = codec.Encode(cw.comp[:0], cw.body); err != nil {
+			return fmt.Errorf("compress page: %w", err)
+		}
+		payload = cw.comp
 	}
 	h.UncompressedPageSize = int32(len(cw.body))
-	h.CompressedPageSize = int32(len(cw.comp))
+	h.CompressedPageSize = int32(len(payload))
 	cw.header.Reset()
 	if err := cw.enc.Encode(h); err != nil {
 		return fmt.Errorf("encode page header: %w", err)
 	}
 	cw.out = append(cw.out, cw.header.Bytes()...)
-	cw.out = append(cw.out, cw.comp...)
+	cw.out = append(cw.out, payload...)
 	md.TotalUncompressedSize += int64(cw.header.Len() + len(cw.body))
-	md.TotalCompressedSize += int64(cw.header.Len() + len(cw.comp))
+	md.TotalCompressedSize += int64(cw.header.Len() + len(payload))
 	return nil
 }
 
