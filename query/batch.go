@@ -1,0 +1,330 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/ospreyhq/osprey/lake"
+)
+
+// A BatchDB runs statements over record batches bound as tables, not over the lake: streaming
+// detections bind each new batch of a table as panther_logs.<table> and run their rules on it.
+//
+// A batch reaches DuckDB as a Parquet file written by the lake's own encoder (lake.WriteFile)
+// and copied into an in-memory table, so its columns have exactly the types they have in the
+// lake (JSON columns are JSON, p_event_time is TIMESTAMPTZ): a rule binds the same way on a
+// batch as over the lake. The file lives in a temporary directory (on tmpfs when there is one)
+// only until the copy is made. DuckDB's Arrow scan would skip the file but needs the
+// duckdb_arrow build tag, and its registered views are unsafe under projections (DESIGN.md).
+//
+// A table keeps its identity while the batches bound to it have the same columns (its rows are
+// replaced, not the table), so that statements prepared over it stay valid: QueryPrepared
+// parses and plans a statement once, not for every batch.
+type BatchDB struct {
+	db     *sql.DB
+	conn   *sql.Conn
+	dir    string
+	seq    int
+	dbs    map[string]bool   // schemas created
+	tables map[string]string // "db.table" -> the signature of its columns
+	stmts  map[string]*sql.Stmt
+	aggs   map[string]bool // names of aggregate functions
+}
+
+// BatchOptions configure a BatchDB.
+type BatchOptions struct {
+	// Dir is where batch files are written for the moment of the copy; default /dev/shm when
+	// it exists, else the system's temporary directory.
+	Dir string
+	// MemoryLimit is DuckDB's memory_limit; default 1GB. A batch and the results of the
+	// statements over it must fit.
+	MemoryLimit string
+}
+
+// OpenBatchDB starts an empty in-memory DuckDB with one thread: batches are small, and
+// detections run one BatchDB per ingest worker. Like Open, it never reaches the network and
+// reads no file but its own batches.
+func OpenBatchDB(ctx context.Context, opts BatchOptions) (*BatchDB, error) {
+	if opts.MemoryLimit == "" {
+		opts.MemoryLimit = "1GB"
+	}
+	base := opts.Dir
+	if base == "" {
+		base = os.TempDir()
+		if info, err := os.Stat("/dev/shm"); err == nil && info.IsDir() && writable("/dev/shm") {
+			base = "/dev/shm"
+		}
+	}
+	dir, err := os.MkdirTemp(base, "osprey-batch-")
+	if err != nil {
+		return nil, fmt.Errorf("batch directory: %w", err)
+	}
+	settings := []string{
+		"SET autoinstall_known_extensions = false",
+		"SET autoload_known_extensions = false",
+		"SET memory_limit = " + quote(opts.MemoryLimit),
+		"SET threads = 1",
+		"SET TimeZone = 'UTC'",
+	}
+	settings = append(settings, lockdown(dir)...)
+	connector, err := duckdb.NewConnector("?autoinstall_known_extensions=false&autoload_known_extensions=false", func(ex driver.ExecerContext) error {
+		return nil
+	})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start duckdb: %w", err)
+	}
+	b := &BatchDB{db: sql.OpenDB(connector), dir: dir, dbs: map[string]bool{}, tables: map[string]string{}, stmts: map[string]*sql.Stmt{}}
+	b.db.SetMaxOpenConns(1)
+	if b.conn, err = b.db.Conn(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if err := registerFunctions(ctx, b.db); err != nil {
+		b.Close()
+		return nil, err
+	}
+	for _, s := range settings {
+		if _, err := b.conn.ExecContext(ctx, s); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return b, nil
+}
+
+func writable(dir string) bool {
+	f, err := os.CreateTemp(dir, ".osprey-probe-")
+	if err != nil {
+		return false
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return true
+}
+
+// Close releases the database and removes its directory.
+func (b *BatchDB) Close() error {
+	var err error
+	b.dropStatements()
+	if b.conn != nil {
+		err = b.conn.Close()
+	}
+	return errors.Join(err, b.db.Close(), os.RemoveAll(b.dir))
+}
+
+// Bind makes db.table hold the rows of recs (batches of one schema), and only them. The table
+// has one more column, file_row_number: the number of each row in recs, from 0.
+func (b *BatchDB) Bind(ctx context.Context, db, table string, recs ...arrow.RecordBatch) error {
+	if len(recs) == 0 {
+		return errors.New("bind: no batch")
+	}
+	if err := lake.CheckName(db); err != nil {
+		return err
+	}
+	if err := lake.CheckName(table); err != nil {
+		return err
+	}
+	if !b.dbs[db] {
+		if _, err := b.conn.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+ident(db)); err != nil {
+			return err
+		}
+		b.dbs[db] = true
+	}
+	// The table is a view over a file of the batch, replaced by each bind: DuckDB reads the
+	// file in each statement's scan instead of copying it into a table first, which costs more
+	// than a scan (about a microsecond a row).
+	name := ident(db) + "." + ident(table)
+	path := filepath.Join(b.dir, db+"."+table+".parquet")
+	b.seq++
+	tmp := filepath.Join(b.dir, "b"+strconv.Itoa(b.seq)+".tmp")
+	if _, err := lake.WriteScratchFile(tmp, recs...); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("bind %s.%s: %w", db, table, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("bind %s.%s: %w", db, table, err)
+	}
+	sig := lake.Signature(recs[0].Schema())
+	if b.tables[name] != sig {
+		// New columns: statements prepared over the old ones are dropped.
+		b.dropStatements()
+		delete(b.tables, name)
+		stmt := fmt.Sprintf("CREATE OR REPLACE VIEW %s AS SELECT * FROM read_parquet(%s, file_row_number = true)", name, quote(path))
+		if _, err := b.conn.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("bind %s.%s: %w", db, table, err)
+		}
+	}
+	b.tables[name] = sig
+	return nil
+}
+
+func (b *BatchDB) dropStatements() {
+	for k, st := range b.stmts {
+		st.Close()
+		delete(b.stmts, k)
+	}
+}
+
+// QueryPrepared is Query through a prepared statement, prepared on first use and kept while
+// the tables it reads keep their columns.
+func (b *BatchDB) QueryPrepared(ctx context.Context, stmt string, now time.Time) (*sql.Rows, error) {
+	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn))
+	if err != nil {
+		return nil, err
+	}
+	st := b.stmts[run]
+	if st == nil {
+		if st, err = b.conn.PrepareContext(ctx, run); err != nil {
+			return nil, oneLine(err)
+		}
+		if len(b.stmts) >= maxStatements {
+			b.dropStatements()
+		}
+		b.stmts[run] = st
+	}
+	rows, err := st.QueryContext(ctx)
+	if err != nil {
+		return nil, oneLine(err)
+	}
+	return rows, nil
+}
+
+// rowNumberColumn is the column of a bound table that numbers its rows.
+const rowNumberColumn = "file_row_number"
+
+// maxStatements bounds the prepared statements a BatchDB keeps (a statement whose macros
+// count back from now changes text as time passes).
+const maxStatements = 256
+
+// BindSchema makes db.table an empty table of the schema, to check that statements bind.
+func (b *BatchDB) BindSchema(ctx context.Context, db, table string, s *arrow.Schema) error {
+	rec := emptyRecord(s)
+	defer rec.Release()
+	return b.Bind(ctx, db, table, rec)
+}
+
+// Query runs a statement over the bound tables after expanding Panther's macros, counting back
+// from now.
+func (b *BatchDB) Query(ctx context.Context, stmt string, now time.Time) (*sql.Rows, error) {
+	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn))
+	if err != nil {
+		return nil, err
+	}
+	rows, err := b.conn.QueryContext(ctx, run)
+	if err != nil {
+		return nil, oneLine(err)
+	}
+	return rows, nil
+}
+
+// Check reports whether a statement binds against the bound tables, without running it; the
+// names of its result columns are returned.
+func (b *BatchDB) Check(ctx context.Context, stmt string, now time.Time) ([]string, error) {
+	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn))
+	if err != nil {
+		return nil, err
+	}
+	// database/sql exposes no result columns of a prepared statement; LIMIT 0 runs nothing.
+	run = strings.TrimRight(strings.TrimSpace(run), ";")
+	rows, err := b.conn.QueryContext(ctx, "SELECT * FROM ("+run+"\n) LIMIT 0")
+	if err != nil {
+		return nil, oneLine(err)
+	}
+	defer rows.Close()
+	return rows.Columns()
+}
+
+func emptyRecord(s *arrow.Schema) arrow.RecordBatch {
+	rb := array.NewRecordBuilder(memory.DefaultAllocator, s)
+	defer rb.Release()
+	return rb.NewRecordBatch()
+}
+
+// oneLine reduces a DuckDB error to its first line, where the message is.
+func oneLine(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &Error{Msg: firstLine(strings.TrimSpace(err.Error())), Err: err}
+}
+
+// Columns returns the column references of a statement, each as the parts of its name in
+// lowercase (DuckDB's identifiers are case-insensitive): actor.name is ["actor", "name"], which
+// may be field name of column actor or column name of table actor. all is set when the
+// statement may read every column of a table: it uses COLUMNS(...), or a table as a value
+// (to_json(t)). Macros are expanded first.
+func (b *BatchDB) Columns(ctx context.Context, stmt string, now time.Time) (refs [][]string, all bool, err error) {
+	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn))
+	if err != nil {
+		return nil, false, err
+	}
+	tree, err := b.syntaxTree(ctx, run)
+	if err != nil {
+		return nil, false, err
+	}
+	tables := map[string]bool{}
+	walk(tree, func(m map[string]any) {
+		switch m["class"] {
+		case "COLUMN_REF":
+			names, _ := m["column_names"].([]any)
+			ref := make([]string, 0, len(names))
+			for _, n := range names {
+				ref = append(ref, strings.ToLower(fmt.Sprint(n)))
+			}
+			refs = append(refs, ref)
+		case "STAR":
+			if m["columns"] == true {
+				all = true
+			}
+			for _, key := range []string{"exclude_list", "replace_list", "rename_list", "qualified_exclude_list"} {
+				list, _ := m[key].([]any)
+				for _, e := range list {
+					walkStrings(e, func(s string) { refs = append(refs, []string{strings.ToLower(s)}) })
+				}
+			}
+		}
+		if m["type"] == "BASE_TABLE" {
+			for _, key := range []string{"table_name", "alias"} {
+				if s, _ := m[key].(string); s != "" {
+					tables[strings.ToLower(s)] = true
+				}
+			}
+		}
+	})
+	for _, r := range refs {
+		if len(r) == 1 && tables[r[0]] {
+			all = true
+		}
+	}
+	return refs, all, nil
+}
+
+func walkStrings(v any, fn func(string)) {
+	switch v := v.(type) {
+	case string:
+		fn(v)
+	case []any:
+		for _, e := range v {
+			walkStrings(e, fn)
+		}
+	case map[string]any:
+		for _, e := range v {
+			walkStrings(e, fn)
+		}
+	}
+}
