@@ -36,6 +36,12 @@ type Sink interface {
 	Write(ctx context.Context, db, table string, rec arrow.RecordBatch) error
 }
 
+// A Keeper is a Sink that may keep a record after Write returns (having retained it): a worker
+// asks before it builds the record, and does not reuse the memory of a record kept.
+type Keeper interface {
+	Keeps(db, table string, rows int64) bool
+}
+
 // Databases written by ingest.
 const (
 	DBLogs    = "panther_logs"
@@ -731,6 +737,8 @@ func (w *worker) flush(e *entry) {
 		return
 	}
 	size := b.Size()
+	keeper, _ := w.in.sink.(Keeper)
+	kept := keeper != nil && keeper.Keeps(DBLogs, e.key.table, int64(b.Rows()))
 	rec := b.Build()
 	w.buffered -= size
 	if w.buffered < 0 {
@@ -741,6 +749,9 @@ func (w *worker) flush(e *entry) {
 	if err != nil {
 		w.in.fail(fmt.Errorf("write %s.%s: %w", DBLogs, e.key.table, err))
 		return
+	}
+	if kept {
+		return // the record's buffers are the sink's now: the builder goes with them
 	}
 	// The sink is done with the record: its buffers go back to the arena, and the builder
 	// serves the table's next hour.

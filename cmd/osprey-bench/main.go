@@ -13,6 +13,10 @@
 //	osprey-bench serve [--duration 30s] [--clients 16] [--batch 500] [--osprey bin/osprey]
 //
 // is the load test of osprey serve (see serve.go).
+//
+//	osprey-bench detect [--rules 50] [--size 1GiB] [--runs 3] [--osprey bin/osprey]
+//
+// measures what streaming rules cost ingest (see detect.go).
 package main
 
 import (
@@ -47,6 +51,8 @@ func main() {
 		err = gen(os.Args[2:])
 	case "serve":
 		err = benchServe(os.Args[2:])
+	case "detect":
+		err = benchDetect(os.Args[2:])
 	default:
 		usage()
 	}
@@ -62,6 +68,8 @@ func usage() {
       osprey ingest vs DuckDB COPY (SELECT * FROM read_json(file)) TO parquet, same input, same run
   osprey-bench serve [--duration 30s] [--clients 16] [--batch 500] [--osprey PATH]
       load test of osprey serve over HTTP on loopback: events/s, ack latency p50/p99, peak RSS
+  osprey-bench detect [--rules 50] [--size 1GiB] [--runs 3] [--osprey PATH]
+      osprey ingest with no rule vs with N streaming rules, same input, same run
   osprey-bench gen --size 1GiB --out FILE
       write the Panther.Audit input file only`)
 	os.Exit(2)

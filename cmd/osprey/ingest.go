@@ -22,6 +22,10 @@ import (
 	"github.com/ospreyhq/osprey/lake"
 )
 
+// ingestWriter names the lake writer of osprey ingest (its commit metadata carries the alert
+// store's epoch).
+const ingestWriter = "ingest"
+
 type ingestOptions struct {
 	logTypes    []string
 	sourceID    string
@@ -30,6 +34,8 @@ type ingestOptions struct {
 	quiet       bool
 	progress    string
 	memLimit    string
+	detections  []string
+	noDetect    bool
 }
 
 func newIngest(g *globals) *cobra.Command {
@@ -62,6 +68,8 @@ appear in the lake whole, never half-written.`,
 	f.IntVar(&o.workers, "workers", 0, "parsing goroutines (default: one per CPU)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only failures")
 	f.StringVar(&o.progress, "progress", "auto", "show a progress bar: auto (when stderr is a terminal), always or never")
+	f.StringArrayVar(&o.detections, "detections", nil, "a directory of detection specs whose streaming rules run on the events (repeatable)")
+	f.BoolVar(&o.noDetect, "no-detections", false, "run no streaming rule (a bulk import of old logs that should raise no alert)")
 	f.StringVar(&o.memLimit, "memory-limit", "768MiB", "soft limit of the memory the Go runtime aims to stay under (garbage collection works harder near it)")
 	return cmd
 }
@@ -93,11 +101,26 @@ func runIngest(ctx context.Context, g *globals, o *ingestOptions, files []string
 	if err != nil {
 		return err
 	}
-	w, err := l.NewWriter(defaultWriterOptions(g))
+	wopts := defaultWriterOptions(g)
+	wopts.Name = ingestWriter
+	w, err := l.NewWriter(wopts)
 	if err != nil {
 		return err
 	}
-	in, err := ingest.New(ctx, w, ingest.Options{
+	log := g.logger()
+	var sink ingest.Sink = w
+	var det *detector
+	if !o.noDetect && len(o.detections) > 0 {
+		if det, err = openDetector(ctx, l, o.detections, w, o.workers, nil, log); err != nil {
+			w.Abort()
+			return err
+		}
+	}
+	if det != nil {
+		defer det.Close()
+		sink = det.engine
+	}
+	in, err := ingest.New(ctx, sink, ingest.Options{
 		LogTypes: types,
 		Source:   batch.Source{ID: o.sourceID, Label: o.sourceLabel},
 		Workers:  o.workers,
@@ -116,13 +139,18 @@ func runIngest(ctx context.Context, g *globals, o *ingestOptions, files []string
 			break
 		}
 	}
-	log := g.logger()
 	summary, closeErr := in.Close()
 	if closeErr != nil {
 		w.Abort()
 		return closeErr
 	}
 	log.Debug("parsed", "elapsed", time.Since(start))
+	if det != nil {
+		if err := det.flush(ctx, w, ingestWriter); err != nil {
+			w.Abort()
+			return fmt.Errorf("commit: %w", err)
+		}
+	}
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -134,6 +162,11 @@ func runIngest(ctx context.Context, g *globals, o *ingestOptions, files []string
 		return ingestErr
 	}
 	printSummary(os.Stderr, summary, st, l, o.quiet, interrupted)
+	if det != nil && !o.quiet {
+		ds := det.engine.Stats()
+		fmt.Fprintf(os.Stderr, "detections: %d rules on %d batches: %s matches, %d alerts raised, %d rule errors (%s evaluating)\n",
+			det.rules, ds.Batches, count(ds.Matches), ds.Raised, ds.RuleErrors, ds.Evaluating.Round(time.Millisecond))
+	}
 	if summary.Failures > 0 || len(summary.Errors) > 0 || interrupted {
 		return exitError{1}
 	}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/ospreyhq/osprey/detections"
+	"github.com/ospreyhq/osprey/detections/alert"
+	"github.com/ospreyhq/osprey/detections/engine"
+	"github.com/ospreyhq/osprey/lake"
+)
+
+// alertDir is where a lake keeps its alert store.
+func alertDir(l *lake.Lake) string { return filepath.Join(l.Dir(), "_osprey", "alerts") }
+
+// detector is the streaming detections of a command that ingests: the rules' engine in front
+// of the lake writer, and the alert store it counts matches in.
+type detector struct {
+	engine *engine.Engine
+	store  *alert.Store
+	log    *slog.Logger
+	rules  int // enabled rules
+}
+
+// openDetector loads the rules of dirs and starts an engine writing to next. It returns nil
+// when no rule is enabled.
+func openDetector(ctx context.Context, l *lake.Lake, dirs []string, next engine.Sink, workers int, notify func(*alert.Alert) error, log *slog.Logger) (*detector, error) {
+	set, err := loadDetections(dirs)
+	if err != nil {
+		return nil, err
+	}
+	enabled := 0
+	for _, r := range set.Rules {
+		if r.Enabled {
+			enabled++
+		}
+	}
+	if enabled == 0 {
+		return nil, nil
+	}
+	store, err := alert.Open(alertDir(l), engine.CommittedEpoch(l))
+	if errors.Is(err, alert.ErrLocked) {
+		return nil, fmt.Errorf("detections: %w (osprey serve?): stop it, or ingest with --no-detections", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("detections: %w", err)
+	}
+	e, err := engine.New(ctx, set, store, next, engine.Options{Workers: workers, Notify: notify, Logger: log})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	log.Debug("detections", "rules", enabled, "tables", e.Tables())
+	return &detector{engine: e, store: store, log: log, rules: enabled}, nil
+}
+
+// loadDetections loads the specs of the directories into one set.
+func loadDetections(dirs []string) (*detections.Set, error) {
+	set := &detections.Set{Rules: map[string]*detections.Rule{}, ScheduledQueries: map[string]*detections.ScheduledQuery{}, ScheduledRules: map[string]*detections.ScheduledRule{}}
+	for _, dir := range dirs {
+		s, err := detections.Load(dir)
+		if err != nil {
+			return nil, err
+		}
+		for id, r := range s.Rules {
+			if prev, dup := set.Rules[id]; dup {
+				return nil, fmt.Errorf("%s:%d: rule %s is also defined in %s:%d", r.File, r.Line, id, prev.File, prev.Line)
+			}
+			set.Rules[id] = r
+		}
+		for id, q := range s.ScheduledQueries {
+			set.ScheduledQueries[id] = q
+		}
+		for id, r := range s.ScheduledRules {
+			set.ScheduledRules[id] = r
+		}
+	}
+	return set, nil
+}
+
+// flush commits what w holds with the alert store's epoch.
+func (d *detector) flush(ctx context.Context, w *lake.Writer, writer string) error {
+	meta, err := d.engine.Prepare(ctx, writer)
+	if err != nil {
+		return err
+	}
+	if err := w.FlushWith(ctx, meta); err != nil {
+		d.engine.Abort(meta)
+		return err
+	}
+	return d.engine.Commit(meta)
+}
+
+func (d *detector) Close() error {
+	return errors.Join(d.engine.Close(), d.store.Close())
+}
