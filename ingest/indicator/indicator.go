@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"unsafe"
+
+	"golang.org/x/net/idna"
 )
 
 // Kind is an indicator column.
@@ -184,7 +186,7 @@ func (s *Set) Scan(sc Scanner, v []byte) {
 			s.add(IPAddress, v)
 		}
 	case ScanDomain:
-		s.add(DomainName, v)
+		s.domain(v)
 	case ScanHostname:
 		s.hostname(v)
 	case ScanURL:
@@ -271,6 +273,22 @@ func (s *Set) hostname(v []byte) {
 		s.add(IPAddress, v)
 		return
 	}
+	s.domain(v)
+}
+
+// domain adds a domain name without the dot that ends a fully qualified name, with labels in
+// IDNA ASCII form (xn--...) turned into Unicode, as Panther stores them.
+func (s *Set) domain(v []byte) {
+	if n := len(v); n > 1 && v[n-1] == '.' {
+		v = v[:n-1]
+	}
+	if bytes.Contains(v, []byte("xn--")) {
+		if u, err := idna.Lookup.ToUnicode(str(v)); err == nil && u != str(v) {
+			start := len(s.owned)
+			s.owned = append(s.owned, u...)
+			v = s.owned[start:]
+		}
+	}
 	s.add(DomainName, v)
 }
 
@@ -339,6 +357,9 @@ func isAccountID(v []byte) bool {
 // arn adds an ARN (arn:partition:service:region:account:resource) with its account id and,
 // for EC2 instances, the instance id.
 func (s *Set) arn(v []byte) {
+	if !bytes.HasPrefix(v, []byte("arn:")) {
+		return
+	}
 	parts := bytes.SplitN(v, []byte(":"), 6)
 	if len(parts) != 6 || string(parts[0]) != "arn" || len(parts[1]) == 0 || len(parts[2]) == 0 {
 		return
