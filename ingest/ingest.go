@@ -1,15 +1,19 @@
 // Package ingest turns streams of log records into Arrow record batches of lake tables.
 //
-// An Ingester runs a pool of workers. Each stream is decompressed and cut into chunks of lines
-// (package stream); a worker classifies each line against the candidate log types (the last
-// type that matched is tried first), parses it into a batch builder of the row's table and event
-// hour, and hands full batches to a Sink (the lake writer, and detections as they are added).
-// A line that no candidate accepts becomes a row of panther_monitor.classification_failures with
-// its source, line number, the reason from each candidate and the raw text; the rest of the
-// stream goes on.
+// An Ingester runs a pool of workers. Each stream is decompressed and cut into chunks of records
+// (package stream): lines, or JSON values for a stream of JSON documents (a pretty-printed
+// file, a JSON array, CloudTrail's {"Records": [...]}); the framing is sniffed from the stream's
+// first bytes unless set. A worker splits a record that is an envelope of a candidate log type
+// into its records, and classifies each against the candidate log types: a cheap check first
+// (LogType.Check), then a parse, the last type that matched tried first. It parses the record
+// into a batch builder of the row's table and event hour, and hands full batches to a Sink (the
+// lake writer, and detections as they are added). A record that no candidate accepts becomes a
+// row of panther_monitor.classification_failures with its source, line number, the reason from
+// each candidate and the raw text; the rest of the stream goes on.
 package ingest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -18,6 +22,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -58,6 +63,8 @@ type Options struct {
 	MaxBuffered int
 	// Stream configures chunking and the record size limit.
 	Stream stream.Options
+	// Framing is how streams are cut into records; default stream.Auto (sniffed).
+	Framing stream.Framing
 	// Now returns the parse time; default time.Now.
 	Now func() time.Time
 }
@@ -65,11 +72,12 @@ type Options struct {
 // Ingester parses streams into batches. Streams are ingested one at a time (each may be
 // parsed by several workers); Close hands on what is still buffered.
 type Ingester struct {
-	opts     Options
-	sink     Sink
-	ids      *batch.RowIDs
-	failures *batch.Schema
-	pool     *stream.Pool
+	opts      Options
+	sink      Sink
+	envelopes []string // the envelope keys of the candidate log types
+	ids       *batch.RowIDs
+	failures  *batch.Schema
+	pool      *stream.Pool
 
 	chunks  chan job
 	wg      sync.WaitGroup
@@ -95,6 +103,7 @@ type Summary struct {
 	Events   map[string]int64 // rows per table
 	Failures int64            // lines no log type accepted
 	Blank    int64            // empty lines, skipped
+	Skipped  int64            // records without data (CSV headers), skipped
 	Errors   []string         // stream errors (a truncated gzip, a read error)
 	Latest   time.Time        // the latest p_event_time written
 	Earliest time.Time        // the earliest p_event_time written
@@ -130,6 +139,9 @@ func New(ctx context.Context, sink Sink, opts Options) (*Ingester, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Framing == "" {
+		opts.Framing = stream.Auto
+	}
 	opts.Stream = opts.Stream.WithDefaults()
 	failures, err := FailureSchema()
 	if err != nil {
@@ -146,6 +158,11 @@ func New(ctx context.Context, sink Sink, opts Options) (*Ingester, error) {
 		chunks: make(chan job, opts.Workers),
 		ctx:    ctx, cancel: cancel,
 		summary: Summary{Events: map[string]int64{}},
+	}
+	for _, lt := range opts.LogTypes {
+		if lt.Envelope != "" && !slices.Contains(in.envelopes, lt.Envelope) {
+			in.envelopes = append(in.envelopes, lt.Envelope)
+		}
 	}
 	for range opts.Workers {
 		w, err := in.newWorker()
@@ -173,8 +190,23 @@ func (in *Ingester) Ingest(ctx context.Context, source string, r io.Reader) erro
 		return nil
 	}
 	defer dr.Close()
+	framing := in.opts.Framing
+	var r2 io.Reader = dr
+	if framing == stream.Auto {
+		br := bufio.NewReaderSize(dr, stream.SniffSize)
+		head, err := br.Peek(stream.SniffSize)
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+			in.streamError(source, err)
+			return nil
+		}
+		framing = stream.Sniff(head, in.envelopes)
+		r2 = br
+	}
 	return in.run(ctx, source, start, comp, func(out chan<- stream.Chunk) (int64, error) {
-		return stream.Chunks(ctx, dr, in.opts.Stream, in.pool, out)
+		if framing == stream.JSON {
+			return stream.JSONChunks(ctx, r2, in.opts.Stream, in.envelopes, in.pool, out)
+		}
+		return stream.Chunks(ctx, r2, in.opts.Stream, in.pool, out)
 	})
 }
 
@@ -189,7 +221,11 @@ func (in *Ingester) IngestFile(ctx context.Context, source string, f *os.File, p
 	}
 	if m != nil {
 		comp, err := m.Compression()
-		if err == nil && comp == stream.None {
+		framing := in.opts.Framing
+		if err == nil && framing == stream.Auto {
+			framing, err = m.Sniff(in.envelopes)
+		}
+		if err == nil && comp == stream.None && framing != stream.JSON {
 			defer m.Close() // after run: every chunk is released by then
 			return in.run(ctx, source, time.Now(), comp, func(out chan<- stream.Chunk) (int64, error) {
 				if progress == nil {
@@ -212,6 +248,10 @@ func (in *Ingester) IngestFile(ctx context.Context, source string, f *os.File, p
 		}
 		m.Close()
 		if err != nil {
+			in.streamError(source, err)
+			return nil
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			in.streamError(source, err)
 			return nil
 		}
@@ -309,6 +349,7 @@ func (in *Ingester) Close() (Summary, error) {
 		}
 		s.Failures += w.failures
 		s.Blank += w.blank
+		s.Skipped += w.skipped
 		if w.haveEvent {
 			if s.Latest.IsZero() || w.latest.After(s.Latest) {
 				s.Latest = w.latest
@@ -336,14 +377,14 @@ type worker struct {
 	failCols failureColumns
 	open     *batch.Builder // the builder with a row in progress, if any
 
-	events           map[string]int64
-	failures, blank  int64
-	earliest, latest time.Time
-	earliestHour     int64
-	latestHour       int64
-	haveEvent        bool
-	reasons          []string
-	parseTime        time.Time
+	events                   map[string]int64
+	failures, blank, skipped int64
+	earliest, latest         time.Time
+	earliestHour             int64
+	latestHour               int64
+	haveEvent                bool
+	reasons                  []reason
+	parseTime                time.Time
 }
 
 type candidate struct {
@@ -485,12 +526,40 @@ func isBlank(b []byte) bool {
 	return true
 }
 
-// record classifies and parses one record.
+// record classifies and parses one record, or each record of an envelope.
 func (w *worker) record(source string, line int64, rec []byte) {
+	if len(w.in.envelopes) > 0 {
+		if elems, ok, err := stream.SplitEnvelope(rec, w.in.envelopes); ok {
+			for _, e := range elems {
+				w.classify(source, line, e)
+			}
+			if err != nil {
+				w.failure(source, line, rec, int64(len(rec)), err.Error(), false)
+			}
+			return
+		}
+	}
+	w.classify(source, line, rec)
+}
+
+// classify parses a record as the first candidate log type that accepts it.
+func (w *worker) classify(source string, line int64, rec []byte) {
 	w.reasons = w.reasons[:0]
+	many := len(w.types) > 1
 	for i, c := range w.types {
-		err := w.parse(c, rec)
+		// The cheap check saves a parse of each log type that cannot match; with a single
+		// candidate the parse itself gives the most precise reason.
+		var err error
+		if many {
+			err = c.lt.Check(rec)
+		}
 		if err == nil {
+			err = w.parse(c, rec)
+		}
+		if err == nil || errors.Is(err, logtypes.ErrSkip) {
+			if err != nil {
+				w.skipped++
+			}
 			if i > 0 {
 				// The last winner is tried first next time.
 				copy(w.types[1:i+1], w.types[:i])
@@ -498,16 +567,38 @@ func (w *worker) record(source string, line int64, rec []byte) {
 			}
 			return
 		}
-		w.reasons = append(w.reasons, reason(c.lt.Name, err, len(w.types) > 1))
+		w.reasons = append(w.reasons, reason{c.lt.Name, err.Error()})
 	}
-	w.failure(source, line, rec, int64(len(rec)), strings.Join(w.reasons, "; "), false)
+	w.failure(source, line, rec, int64(len(rec)), explain(w.reasons), false)
 }
 
-func reason(logType string, err error, many bool) string {
-	if many {
-		return logType + ": " + err.Error()
+// reason is why a log type refused a record.
+type reason struct{ logType, text string }
+
+// explain joins the reasons of the log types that refused a record, naming the types that
+// gave the same reason together: "Okta.SystemLog: required field uuid is missing; not a JSON
+// object (Linux.Auditd, Syslog.RFC3164)".
+func explain(reasons []reason) string {
+	if len(reasons) == 1 {
+		return reasons[0].text
 	}
-	return err.Error()
+	byText := map[string][]string{}
+	var order []string
+	for _, r := range reasons {
+		if _, ok := byText[r.text]; !ok {
+			order = append(order, r.text)
+		}
+		byText[r.text] = append(byText[r.text], r.logType)
+	}
+	parts := make([]string, len(order))
+	for i, text := range order {
+		if types := byText[text]; len(types) == 1 {
+			parts[i] = types[0] + ": " + text
+		} else {
+			parts[i] = text + " (" + strings.Join(types, ", ") + ")"
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // parse parses rec as a candidate's row into the builder of its table and event hour.

@@ -20,6 +20,9 @@ func Map(f *os.File) (*Mapping, error) { return nil, nil }
 // Compression is never called: Map returns no mapping.
 func (m *Mapping) Compression() (Compression, error) { return None, nil }
 
+// Sniff is never called: Map returns no mapping.
+func (m *Mapping) Sniff(envelopes []string) (Framing, error) { return Lines, nil }
+
 // Close does nothing.
 func (m *Mapping) Close() error { return nil }
 
