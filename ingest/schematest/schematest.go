@@ -12,6 +12,7 @@ package schematest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -152,6 +153,46 @@ func Rows(lt *logtypes.LogType, input []byte, parseTime time.Time) ([][]byte, er
 		rows[i] = batch.AppendRowJSON(nil, rec, i)
 	}
 	return rows, nil
+}
+
+// Records cuts the contents of a log file into records the way ingest does: lines, or the JSON
+// values of a file of JSON documents (an array, pretty-printed objects, envelopes), with the
+// records of envelopes split out. Blank lines are left out.
+func Records(data []byte, envelopes []string) ([][]byte, error) {
+	var recs [][]byte
+	add := func(rec []byte) {
+		if elems, ok, err := stream.SplitEnvelope(rec, envelopes); ok && err == nil {
+			recs = append(recs, elems...)
+			return
+		}
+		if len(bytes.TrimSpace(rec)) > 0 {
+			recs = append(recs, rec)
+		}
+	}
+	if stream.Sniff(data[:min(len(data), stream.SniffSize)], envelopes) == stream.Lines {
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			add(bytes.TrimSuffix(line, []byte("\r")))
+		}
+		return recs, nil
+	}
+	out := make(chan stream.Chunk, 16)
+	pool := stream.NewPool(1)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := stream.JSONChunks(context.Background(), bytes.NewReader(data), stream.Options{}, envelopes, pool, out)
+		close(out)
+		errc <- err
+	}()
+	for c := range out {
+		if c.Oversized != nil {
+			continue
+		}
+		for _, line := range bytes.Split(bytes.TrimSuffix(c.Data, []byte("\n")), []byte("\n")) {
+			add(append([]byte(nil), line...))
+		}
+		c.Release(pool)
+	}
+	return recs, <-errc
 }
 
 // Failure is a case whose rows differ from the expected ones.
@@ -458,4 +499,82 @@ func show(v any) string {
 		return string(data[:max]) + "..."
 	}
 	return string(data)
+}
+
+// Format writes cases as a test file, one YAML document each. Results are written as indented
+// JSON blocks; inputs as blocks when they are one printable line, else as quoted strings.
+func Format(cases []Case) []byte {
+	var b bytes.Buffer
+	for _, c := range cases {
+		b.WriteString("---\n")
+		fmt.Fprintf(&b, "name: %s\n", quoteYAML(c.Name))
+		fmt.Fprintf(&b, "logType: %s\n", c.LogType)
+		writeBlock(&b, "input", c.Input)
+		want := c.Want()
+		if len(want) == 1 {
+			writeBlock(&b, "result", indentJSON(want[0]))
+			continue
+		}
+		b.WriteString("results:\n")
+		for _, w := range want {
+			var item bytes.Buffer
+			writeBlock(&item, "", indentJSON(w))
+			b.WriteString("  -" + strings.TrimPrefix(item.String(), ":"))
+		}
+	}
+	return b.Bytes()
+}
+
+func writeBlock(b *bytes.Buffer, key, text string) {
+	if !blockable(text) {
+		fmt.Fprintf(b, "%s: %s\n", key, quoteJSON(text))
+		return
+	}
+	indent := "  "
+	if key == "" {
+		indent = "    "
+	}
+	fmt.Fprintf(b, "%s: |-\n", key)
+	for _, line := range strings.Split(text, "\n") {
+		b.WriteString(indent + line + "\n")
+	}
+}
+
+// blockable reports whether text can be a YAML literal block: printable lines without
+// leading white space on the first or trailing white space on any.
+func blockable(text string) bool {
+	if text == "" || text[0] == ' ' || text[0] == '\t' {
+		return false
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if strings.TrimRight(line, " \t") != line {
+			return false
+		}
+		for _, r := range line {
+			if r < 0x20 || r == 0x7f || r == '\ufeff' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func quoteJSON(s string) string {
+	data, _ := json.Marshal(s)
+	return string(data)
+}
+
+func quoteYAML(s string) string {
+	if s == "" || strings.ContainsAny(s, ":#{}[],&*!|>'\"%@`") || s != strings.TrimSpace(s) {
+		return quoteJSON(s)
+	}
+	return s
+}
+
+func indentJSON(s string) string {
+	var out bytes.Buffer
+	if err := json.Indent(&out, []byte(s), "", "  "); err != nil {
+		return s
+	}
+	return out.String()
 }
