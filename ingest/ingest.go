@@ -383,7 +383,7 @@ type worker struct {
 	earliestHour             int64
 	latestHour               int64
 	haveEvent                bool
-	reasons                  []reason
+	reasons                  []Refusal
 	parseTime                time.Time
 }
 
@@ -567,28 +567,28 @@ func (w *worker) classify(source string, line int64, rec []byte) {
 			}
 			return
 		}
-		w.reasons = append(w.reasons, reason{c.lt.Name, err.Error()})
+		w.reasons = append(w.reasons, Refusal{c.lt.Name, err.Error()})
 	}
-	w.failure(source, line, rec, int64(len(rec)), explain(w.reasons), false)
+	w.failure(source, line, rec, int64(len(rec)), Explain(w.reasons), false)
 }
 
-// reason is why a log type refused a record.
-type reason struct{ logType, text string }
+// Refusal is why a log type refused a record.
+type Refusal struct{ LogType, Reason string }
 
-// explain joins the reasons of the log types that refused a record, naming the types that
+// Explain joins the reasons of the log types that refused a record, naming the types that
 // gave the same reason together: "Okta.SystemLog: required field uuid is missing; not a JSON
 // object (Linux.Auditd, Syslog.RFC3164)".
-func explain(reasons []reason) string {
+func Explain(reasons []Refusal) string {
 	if len(reasons) == 1 {
-		return reasons[0].text
+		return reasons[0].Reason
 	}
 	byText := map[string][]string{}
 	var order []string
 	for _, r := range reasons {
-		if _, ok := byText[r.text]; !ok {
-			order = append(order, r.text)
+		if _, ok := byText[r.Reason]; !ok {
+			order = append(order, r.Reason)
 		}
-		byText[r.text] = append(byText[r.text], r.logType)
+		byText[r.Reason] = append(byText[r.Reason], r.LogType)
 	}
 	parts := make([]string, len(order))
 	for i, text := range order {

@@ -274,7 +274,7 @@ func (r *Registry) LoadDir(dir string) ([]*LogType, error) {
 		return nil, err
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("no schema files (*.yml, *.yaml) in %s", dir)
+		return nil, fmt.Errorf("%w in %s", ErrNoSchemas, dir)
 	}
 	var added []*LogType
 	var errs []error
@@ -291,6 +291,29 @@ func (r *Registry) LoadDir(dir string) ([]*LogType, error) {
 		added = append(added, r.types[s.Schema])
 	}
 	return added, errors.Join(errs...)
+}
+
+// ErrNoSchemas is returned by LoadDir for a directory without schema files.
+var ErrNoSchemas = errors.New("no schema files (*.yml, *.yaml)")
+
+// AddBuiltins adds the built-in log types that the registry does not define already (by name or
+// by table), so that custom schemas may stand in for built-in ones (osprey schema test).
+func (r *Registry) AddBuiltins() error {
+	b, err := Builtin()
+	if err != nil {
+		return err
+	}
+	tables := map[string]bool{}
+	for _, t := range r.types {
+		tables[t.Table.Table] = true
+	}
+	for _, t := range b.All() {
+		if _, ok := r.types[t.Name]; ok || tables[t.Table.Table] {
+			continue
+		}
+		r.types[t.Name] = t
+	}
+	return nil
 }
 
 // IsSchemaFile reports whether a file name is that of a schema (not of schema tests).
