@@ -607,3 +607,53 @@ func TestSkippedRecords(t *testing.T) {
 		t.Errorf("summary %+v, want 2 rows, 2 headers skipped, 1 failure", sum)
 	}
 }
+
+// TestCloudTrailCorpus ingests real CloudTrail data: events shipped one per line by Logstash,
+// and the Records files (pretty-printed, gzip, with new, missing and broken fields) of the AWS
+// CloudTrail processing library. Each event is a row; what is not an event is a failure.
+func TestCloudTrailCorpus(t *testing.T) {
+	const dir = "../../shared/corpora/cloudtrail"
+	files, _ := filepath.Glob(filepath.Join(dir, "awslib", "*"))
+	if len(files) == 0 {
+		t.Skipf("corpus not at %s", dir)
+	}
+	files = append(files, filepath.Join(dir, "otrf-ec2_proxy_s3_exfiltration.jsonl"))
+	var streams [][2]string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, [2]string{filepath.Base(f), string(data)})
+	}
+	sink, s := run(t, ingest.Options{LogTypes: logTypes(t, "AWS.CloudTrail")}, streams...)
+	// 103 Logstash events, and 6 + 6 (gzip) + 3 + 2 + 2 + 1 + 1 events of the Records files.
+	if got := s.Events["aws_cloudtrail"]; got != 124 {
+		t.Errorf("%d events, want 124", got)
+	}
+	perFile := map[string]int{}
+	for _, f := range sink.table("panther_monitor.classification_failures") {
+		perFile[f["source"].(string)]++
+	}
+	want := map[string]int{
+		"SQSMessageBody": 1, "SQSMessageBodyWrongFormat": 1, // SNS notifications, not events
+		"SerializerAllFieldsNull.json":         1, // an event of nulls only
+		"SerializerTestFileBadJsonFormat.json": 1, // a brace missing: the rest is one bad record
+		"SerializerTestFileMissField.json":     1, // eventTime "ThisIsAWrongEventTime"
+	}
+	if fmt.Sprint(perFile) != fmt.Sprint(want) {
+		t.Errorf("failures per file %v, want %v", perFile, want)
+	}
+	var logstash int
+	for _, r := range sink.table("panther_logs.aws_cloudtrail") {
+		if r["@timestamp"] != nil {
+			logstash++
+			if r["p_event_time"] != r["@timestamp"] {
+				t.Errorf("p_event_time %v, @timestamp %v", r["p_event_time"], r["@timestamp"])
+			}
+		}
+	}
+	if logstash != 103 {
+		t.Errorf("%d rows with @timestamp, want 103", logstash)
+	}
+}

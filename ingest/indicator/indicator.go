@@ -360,8 +360,17 @@ func (s *Set) arn(v []byte) {
 	if !bytes.HasPrefix(v, []byte("arn:")) {
 		return
 	}
-	parts := bytes.SplitN(v, []byte(":"), 6)
-	if len(parts) != 6 || string(parts[0]) != "arn" || len(parts[1]) == 0 || len(parts[2]) == 0 {
+	// arn:partition:service:region:account:resource, cut without allocating.
+	var parts [5][]byte
+	rest := v
+	for i := range parts {
+		j := bytes.IndexByte(rest, ':')
+		if j < 0 {
+			return
+		}
+		parts[i], rest = rest[:j], rest[j+1:]
+	}
+	if len(parts[1]) == 0 || len(parts[2]) == 0 {
 		return
 	}
 	s.add(AWSARN, v)
@@ -369,7 +378,7 @@ func (s *Set) arn(v []byte) {
 		s.add(AWSAccountID, parts[4])
 	}
 	if string(parts[2]) == "ec2" {
-		if id, ok := bytes.CutPrefix(parts[5], []byte("instance/")); ok {
+		if id, ok := bytes.CutPrefix(rest, []byte("instance/")); ok {
 			s.add(AWSInstanceID, id)
 		}
 	}

@@ -363,13 +363,17 @@ func (r *Registry) All() []*LogType {
 
 // makeCheck returns the cheap test of a schema's records: a JSON record is an object that names
 // every required top-level field (unless a transformation fills it); a fastmatch record starts
-// with the literal text of one of its patterns.
+// with the literal text of one of its patterns; a regex record has the literal text the
+// expression requires.
 func makeCheck(s *logschema.Schema, t *batch.Schema) func([]byte) error {
 	if s.Parser != nil {
 		if fm := s.Parser.FastMatch; fm != nil {
 			return fastMatchCheck(fm.Match)
 		}
-		if s.Parser.Regex != nil || s.Parser.CSV != nil {
+		if re := s.Parser.Regex; re != nil {
+			return regexCheck(re)
+		}
+		if s.Parser.CSV != nil {
 			return nil
 		}
 	}
@@ -401,6 +405,25 @@ func makeCheck(s *logschema.Schema, t *batch.Schema) func([]byte) error {
 }
 
 var errNotJSONObject = errors.New("not a JSON object")
+
+func regexCheck(re *logschema.RegexParser) func([]byte) error {
+	lits, err := textlog.RequiredLiterals(re.Match, re.PatternDefinitions)
+	if err != nil || len(lits) == 0 {
+		return nil // NewParser reports the error
+	}
+	errs := make([]error, len(lits))
+	for i, l := range lits {
+		errs[i] = fmt.Errorf("does not match the regex: no %q", l)
+	}
+	return func(rec []byte) error {
+		for i, l := range lits {
+			if !bytes.Contains(rec, l) {
+				return errs[i]
+			}
+		}
+		return nil
+	}
+}
 
 func fastMatchCheck(patterns []string) func([]byte) error {
 	var prefixes [][]byte

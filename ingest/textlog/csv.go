@@ -3,7 +3,6 @@ package textlog
 import (
 	"bytes"
 	"fmt"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/ospreyhq/osprey/ingest/logschema"
@@ -84,15 +83,40 @@ func (c *csvSplit) isHeader(fields [][]byte) bool {
 			}
 			continue
 		}
-		if c.columns[i] != "" && normName(string(bytes.TrimSpace(f))) != normName(c.columns[i]) {
+		if c.columns[i] != "" && !sameName(bytes.TrimSpace(f), c.columns[i]) {
 			return false
 		}
 	}
 	return true
 }
 
-func normName(s string) string {
-	return strings.NewReplacer("-", "", "_", "", " ", "").Replace(strings.ToLower(s))
+// sameName compares names without regard to ASCII case, '-', '_' or spaces (account-id is
+// account_id).
+func sameName(a []byte, b string) bool {
+	i, j := 0, 0
+	for {
+		for i < len(a) && (a[i] == '-' || a[i] == '_' || a[i] == ' ') {
+			i++
+		}
+		for j < len(b) && (b[j] == '-' || b[j] == '_' || b[j] == ' ') {
+			j++
+		}
+		if i == len(a) || j == len(b) {
+			return i == len(a) && j == len(b)
+		}
+		x, y := a[i], b[j]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+		i++
+		j++
+	}
 }
 
 // fields cuts a row into values; quoted values are unquoted into c.scratch.

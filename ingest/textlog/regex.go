@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 )
@@ -177,4 +178,40 @@ func (r *regex) split(rec []byte, vals []value) ([]value, error) {
 		vals = append(vals, value{name: name, v: rec[m[2*i]:m[2*i+1]]})
 	}
 	return vals, nil
+}
+
+// RequiredLiterals returns text that every record a regex parser matches contains: the literal
+// parts the expression cannot do without. A record lacking one of them cannot match, which is
+// cheaper to find out than running the expression.
+func RequiredLiterals(parts []string, defs map[string]string) ([][]byte, error) {
+	r, err := newRegex(parts, defs)
+	if err != nil {
+		return nil, err
+	}
+	re, err := syntax.Parse(r.re.String(), syntax.Perl)
+	if err != nil {
+		return nil, err
+	}
+	var lits [][]byte
+	var walk func(n *syntax.Regexp)
+	walk = func(n *syntax.Regexp) {
+		switch n.Op {
+		case syntax.OpLiteral:
+			if n.Flags&syntax.FoldCase == 0 {
+				lits = append(lits, []byte(string(n.Rune)))
+			}
+		case syntax.OpCapture, syntax.OpPlus:
+			walk(n.Sub[0])
+		case syntax.OpRepeat:
+			if n.Min > 0 {
+				walk(n.Sub[0])
+			}
+		case syntax.OpConcat:
+			for _, s := range n.Sub {
+				walk(s)
+			}
+		}
+	}
+	walk(re.Simplify())
+	return lits, nil
 }

@@ -2,6 +2,7 @@ package textlog_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -351,4 +352,20 @@ func TestSchemaErrors(t *testing.T) {
 	f("  csv:\n    delimiter: ';;'\n    columns: [a]\n", "single character")
 	f("  csv:\n    delimiter: ','\n", "columns or hasHeader")
 	f("  fastmatch:\n    match: ['%{a}']\n    expandFields: {b: '%{a'}\n", "expandFields b")
+}
+
+func TestRequiredLiterals(t *testing.T) {
+	f := func(parts []string, want string) {
+		t.Helper()
+		lits, err := textlog.RequiredLiterals(parts, map[string]string{"Q": `[^"]*`})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := fmt.Sprintf("%q", lits)
+		if got != want {
+			t.Errorf("%q: got %s, want %s", parts, got, want)
+		}
+	}
+	f([]string{`^%{NOTSPACE:a} \[mws-audit\] "%{Q:b}"`, `( x)?`, `(?i:CASE)`, `(y|z)`, `w+`, `v{2}`}, `[" [mws-audit] \"" "\"" "w" "v" "v"]`)
+	f([]string{`%{GREEDYDATA:all}`}, `[]`)
 }
