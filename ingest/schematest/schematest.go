@@ -148,6 +148,9 @@ func Rows(lt *logtypes.LogType, input []byte, parseTime time.Time) ([][]byte, er
 	}
 	rec := b.Build()
 	defer rec.Release()
+	if err := lt.Table.Check(rec); err != nil {
+		return nil, fmt.Errorf("a row does not fit the table: %w", err)
+	}
 	rows := make([][]byte, rec.NumRows())
 	for i := range rows {
 		rows[i] = batch.AppendRowJSON(nil, rec, i)
