@@ -20,6 +20,7 @@ import (
 	"github.com/ospreyhq/osprey/ingest/logschema"
 	"github.com/ospreyhq/osprey/ingest/logtypes"
 	"github.com/ospreyhq/osprey/ingest/schematest"
+	"github.com/ospreyhq/osprey/ingest/stream"
 )
 
 // loadRegistry returns the built-in log types and the custom ones of a schema directory.
@@ -265,23 +266,33 @@ func checkSchemaName(name string) error {
 	return s.Validate()
 }
 
-// eachInput calls fn with each record of the files (stdin when none), numbered from 1.
+// eachInput calls fn with each record of the files (stdin when none; gzip and zstd read as
+// ingest reads them), numbered from 1.
 func eachInput(files []string, envelopes []string, fn func(src string, n int, rec []byte) error) error {
 	if len(files) == 0 {
 		files = []string{"-"}
 	}
 	for _, f := range files {
-		var data []byte
-		var err error
 		src := f
+		var r io.Reader = os.Stdin
 		if f == "-" {
 			src = "stdin"
-			data, err = io.ReadAll(bufio.NewReader(os.Stdin))
 		} else {
-			data, err = os.ReadFile(f)
+			file, err := os.Open(f)
+			if err != nil {
+				return err
+			}
+			defer file.Close()
+			r = file
 		}
+		dr, _, err := stream.Decompress(r)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", src, err)
+		}
+		data, err := io.ReadAll(dr)
+		dr.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", src, err)
 		}
 		recs, err := schematest.Records(data, envelopes)
 		if err != nil {
