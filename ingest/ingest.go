@@ -75,6 +75,7 @@ type Ingester struct {
 	opts      Options
 	sink      Sink
 	envelopes []string // the envelope keys of the candidate log types
+	headers   bool     // a candidate log type takes its columns from a stream's first line
 	ids       *batch.RowIDs
 	failures  *batch.Schema
 	pool      *stream.Pool
@@ -93,6 +94,7 @@ type Ingester struct {
 type job struct {
 	chunk  stream.Chunk
 	source string
+	header []byte // the stream's first line, for log types whose columns it names
 	done   *sync.WaitGroup
 }
 
@@ -163,6 +165,7 @@ func New(ctx context.Context, sink Sink, opts Options) (*Ingester, error) {
 		if lt.Envelope != "" && !slices.Contains(in.envelopes, lt.Envelope) {
 			in.envelopes = append(in.envelopes, lt.Envelope)
 		}
+		in.headers = in.headers || lt.NeedsHeader()
 	}
 	for range opts.Workers {
 		w, err := in.newWorker()
@@ -192,17 +195,23 @@ func (in *Ingester) Ingest(ctx context.Context, source string, r io.Reader) erro
 	defer dr.Close()
 	framing := in.opts.Framing
 	var r2 io.Reader = dr
-	if framing == stream.Auto {
+	var header []byte
+	if framing == stream.Auto || in.headers {
 		br := bufio.NewReaderSize(dr, stream.SniffSize)
 		head, err := br.Peek(stream.SniffSize)
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
 			in.streamError(source, err)
 			return nil
 		}
-		framing = stream.Sniff(head, in.envelopes)
+		if framing == stream.Auto {
+			framing = stream.Sniff(head, in.envelopes)
+		}
+		if in.headers {
+			header = firstLine(head)
+		}
 		r2 = br
 	}
-	return in.run(ctx, source, start, comp, func(out chan<- stream.Chunk) (int64, error) {
+	return in.run(ctx, source, start, comp, header, func(out chan<- stream.Chunk) (int64, error) {
 		if framing == stream.JSON {
 			return stream.JSONChunks(ctx, r2, in.opts.Stream, in.envelopes, in.pool, out)
 		}
@@ -225,9 +234,16 @@ func (in *Ingester) IngestFile(ctx context.Context, source string, f *os.File, p
 		if err == nil && framing == stream.Auto {
 			framing, err = m.Sniff(in.envelopes)
 		}
+		var header []byte
+		if err == nil && in.headers {
+			var head []byte
+			if head, err = m.Head(stream.SniffSize); err == nil {
+				header = firstLine(head)
+			}
+		}
 		if err == nil && comp == stream.None && framing != stream.JSON {
 			defer m.Close() // after run: every chunk is released by then
-			return in.run(ctx, source, time.Now(), comp, func(out chan<- stream.Chunk) (int64, error) {
+			return in.run(ctx, source, time.Now(), comp, header, func(out chan<- stream.Chunk) (int64, error) {
 				if progress == nil {
 					return m.Chunks(ctx, in.opts.Stream, out)
 				}
@@ -271,8 +287,17 @@ func (p progressWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// run hands the chunks produce sends to the workers and waits until they are parsed.
-func (in *Ingester) run(ctx context.Context, source string, start time.Time, comp stream.Compression,
+// firstLine returns a copy of the first line of a stream's head.
+func firstLine(head []byte) []byte {
+	if i := bytes.IndexByte(head, '\n'); i >= 0 {
+		head = head[:i]
+	}
+	return append([]byte(nil), bytes.TrimSuffix(head, []byte("\r"))...)
+}
+
+// run hands the chunks produce sends to the workers and waits until they are parsed. header is
+// the stream's first line, for the parsers that take their columns from it.
+func (in *Ingester) run(ctx context.Context, source string, start time.Time, comp stream.Compression, header []byte,
 	produce func(out chan<- stream.Chunk) (int64, error)) error {
 	out := make(chan stream.Chunk)
 	var done sync.WaitGroup
@@ -285,7 +310,7 @@ func (in *Ingester) run(ctx context.Context, source string, start time.Time, com
 	for c := range out {
 		done.Add(1)
 		select {
-		case in.chunks <- job{chunk: c, source: source, done: &done}:
+		case in.chunks <- job{chunk: c, source: source, header: header, done: &done}:
 		case <-in.ctx.Done():
 			c.Release(in.pool)
 			done.Done()
@@ -384,6 +409,7 @@ type worker struct {
 	latestHour               int64
 	haveEvent                bool
 	reasons                  []Refusal
+	header                   []byte // the stream header the parsers were last given
 	parseTime                time.Time
 }
 
@@ -484,6 +510,14 @@ func (w *worker) chunk(j job) {
 		e.b.SetParseTime(w.parseTime)
 	}
 	w.fails.SetParseTime(w.parseTime)
+	if j.header != nil && !bytes.Equal(j.header, w.header) {
+		w.header = j.header
+		for _, c := range w.types {
+			if hp, ok := c.parser.(interface{ SetHeader([]byte) }); ok && c.lt.NeedsHeader() {
+				hp.SetHeader(j.header)
+			}
+		}
+	}
 	c := j.chunk
 	if c.Oversized != nil {
 		w.oversized(j.source, c.Line, c.Oversized.Head, c.Oversized.Size)

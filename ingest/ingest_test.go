@@ -657,3 +657,35 @@ func TestCloudTrailCorpus(t *testing.T) {
 		t.Errorf("%d rows with @timestamp, want 103", logstash)
 	}
 }
+
+// TestHeaderColumns ingests CSV files whose header names the columns, in small chunks spread
+// over workers: the workers that never see the header still know the columns.
+func TestHeaderColumns(t *testing.T) {
+	s, err := logschema.Parse([]byte("schema: Test.Header\nparser:\n  csv:\n    delimiter: ','\n    hasHeader: true\nfields:\n  - name: n\n    type: bigint\n    required: true\n  - name: who\n    type: string\n    required: true\n"), "h.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := logtypes.New()
+	if err := reg.Add(s, false); err != nil {
+		t.Fatal(err)
+	}
+	lt, _ := reg.Lookup("Test.Header")
+	var a, b strings.Builder
+	a.WriteString("who,n\n")
+	b.WriteString("n,extra,who\n")
+	for i := range 2000 {
+		fmt.Fprintf(&a, "user%d,%d\n", i, i)
+		fmt.Fprintf(&b, "%d,x,other%d\n", i, i)
+	}
+	opts := ingest.Options{LogTypes: []*logtypes.LogType{lt}, Workers: 3, Stream: stream.Options{ChunkSize: 1024}}
+	sink, sum := run(t, opts, [2]string{"a.csv", a.String()}, [2]string{"b.csv", b.String()})
+	if sum.Events["test_header"] != 4000 || sum.Skipped != 2 || sum.Failures != 0 {
+		t.Fatalf("summary %+v, want 4000 rows, 2 headers skipped", sum)
+	}
+	for _, r := range sink.table("panther_logs.test_header") {
+		who := r["who"].(string)
+		if !strings.HasSuffix(who, fmt.Sprint(r["n"])) {
+			t.Fatalf("row %v: columns mixed up", r)
+		}
+	}
+}

@@ -118,6 +118,11 @@ type LogType struct {
 	check  func(rec []byte) error
 }
 
+// NeedsHeader reports whether the log type's parser takes its columns from the first line of a
+// stream (a CSV schema with hasHeader and no columns): ingest then hands that line to the
+// parsers of every worker (see textlog.Parser.SetHeader).
+func (t *LogType) NeedsHeader() bool { return textlog.NeedsHeader(t.Schema.Parser) }
+
 // ParserName describes how the records are parsed: json, fastmatch, regex, csv or native
 // <name> (with "as JSON" when the native name has no Go parser).
 func (t *LogType) ParserName() string {

@@ -88,6 +88,20 @@ func (m *Mapping) Sniff(envelopes []string) (f Framing, err error) {
 	return Sniff(m.data[:min(len(m.data), SniffSize)], envelopes), nil
 }
 
+// Head returns a copy of the first n bytes of the mapped data (fewer in a smaller file).
+func (m *Mapping) Head(n int) (head []byte, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if !IsFault(r) {
+				panic(r)
+			}
+			err = ErrTruncated
+		}
+	}()
+	return append([]byte(nil), m.data[:min(len(m.data), n)]...), nil
+}
+
 // Close unmaps the file. Every chunk must have been released.
 func (m *Mapping) Close() error {
 	if m.data == nil {

@@ -14,12 +14,13 @@ import (
 //
 // With hasHeader, a header row is skipped (ErrSkip): when columns are given, a row whose values
 // are the column names (compared without regard to case, '-' or '_') is the header; without
-// columns, the first row the parser sees names the columns, and a later row equal to it is
-// skipped too.
+// columns, the header row names the columns (the first row the parser sees, or the first line
+// of the stream given with SetHeader), and a later row equal to it is skipped too.
 type csvSplit struct {
 	delim     []byte
 	columns   []string
 	hasHeader bool
+	fromRow   bool // the columns are to come from a header row
 	learned   bool // columns came from a header row
 	vals      [][]byte
 	scratch   []byte
@@ -39,7 +40,23 @@ func newCSV(c *logschema.CSVParser) (*csvSplit, error) {
 	if len(c.Columns) == 0 && !c.HasHeader {
 		return nil, fmt.Errorf("csv needs columns or hasHeader: true")
 	}
-	return &csvSplit{delim: []byte(d), columns: c.Columns, hasHeader: c.HasHeader}, nil
+	return &csvSplit{delim: []byte(d), columns: c.Columns, hasHeader: c.HasHeader, fromRow: c.HasHeader && len(c.Columns) == 0}, nil
+}
+
+// setHeader takes the column names from a header row.
+func (c *csvSplit) setHeader(line []byte) {
+	if !c.fromRow {
+		return
+	}
+	fields, err := c.fields(line)
+	if err != nil {
+		return
+	}
+	c.columns = make([]string, len(fields))
+	for i, f := range fields {
+		c.columns[i] = string(bytes.TrimSpace(f))
+	}
+	c.learned = true
 }
 
 func (c *csvSplit) split(rec []byte, vals []value) ([]value, error) {

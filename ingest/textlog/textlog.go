@@ -159,6 +159,23 @@ func parseTemplate(t string) ([]templatePart, error) {
 	return parts, nil
 }
 
+// SetHeader tells a CSV parser whose columns come from a header row (hasHeader without columns)
+// the first line of the stream its records come from: with records of one stream parsed by
+// several workers, the one that reads the header is not the only one that needs it.
+func (p *Parser) SetHeader(line []byte) {
+	if c, ok := p.split.(*csvSplit); ok {
+		if len(p.common.skipPrefix) > 0 {
+			line = bytes.TrimPrefix(line, p.common.skipPrefix)
+		}
+		c.setHeader(line)
+	}
+}
+
+// NeedsHeader reports whether a schema's parser takes its columns from a header row.
+func NeedsHeader(spec *logschema.Parser) bool {
+	return spec != nil && spec.CSV != nil && spec.CSV.HasHeader && len(spec.CSV.Columns) == 0
+}
+
 // Parse cuts a record into values and decodes them into the builder's open row.
 func (p *Parser) Parse(rec []byte, b *batch.Builder) error {
 	if len(p.common.skipPrefix) > 0 {
