@@ -124,6 +124,9 @@ func (p *Parser) Parse(rec []byte, b *batch.Builder) error {
 		return errNoMsg
 	}
 	typ := line[len(typePrefix):mi]
+	if len(typ) == 0 {
+		return fmt.Errorf("not an audit record: empty type")
+	}
 	msg, err := auparse.ParseLogLine(string(line))
 	if err != nil {
 		// Record types newer than go-libaudit are kept under their own name.

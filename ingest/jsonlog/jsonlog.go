@@ -13,6 +13,7 @@ package jsonlog
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"strconv"
@@ -437,7 +438,9 @@ func (p *Parser) jsonValue(s *scanner, pl *plan, k kind) ([]byte, error) {
 		v = s.data[start:s.pos]
 		compactable = s.sawWS
 	}
-	if compactable && bytes.IndexAny(v, " \t\r\n") >= 0 {
+	// The column must hold valid JSON: white space between tokens goes, and control
+	// characters that some writers leave raw inside strings are escaped.
+	if compactable && bytes.IndexAny(v, " \t\r\n") >= 0 || hasControl(v) {
 		p.buf = compact(p.buf[:0], v)
 		v = p.buf
 	}
@@ -504,8 +507,10 @@ func (p *Parser) indicateValue(s *scanner, n *batch.Node, depth int) bool {
 	return err == nil
 }
 
-// compact appends valid JSON text without the white space between tokens.
+// compact appends JSON text without the white space between tokens, escaping control
+// characters inside strings.
 func compact(dst, v []byte) []byte {
+	const hex = "0123456789abcdef"
 	for i := 0; i < len(v); i++ {
 		switch c := v[i]; c {
 		case ' ', '\t', '\r', '\n':
@@ -517,13 +522,42 @@ func compact(dst, v []byte) []byte {
 				}
 				j++
 			}
-			dst = append(dst, v[i:j+1]...)
+			end := min(j+1, len(v))
+			str := v[i:end]
+			if !hasControl(str) {
+				dst = append(dst, str...)
+			} else {
+				for _, b := range str {
+					if b < 0x20 {
+						dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xf])
+					} else {
+						dst = append(dst, b)
+					}
+				}
+			}
 			i = j
 		default:
 			dst = append(dst, c)
 		}
 	}
 	return dst
+}
+
+// hasControl reports whether b holds a byte below 0x20, eight bytes at a time.
+func hasControl(b []byte) bool {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if (x-lsb*0x20)&^x&msb != 0 {
+			return true
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 // skipIndicate reads a json field's object, checking its grammar as skipValue does, and scans

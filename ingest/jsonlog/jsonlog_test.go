@@ -360,3 +360,16 @@ fields:
 		t.Errorf("got %s, want %s (keys are not values)", b, want)
 	}
 }
+
+// TestJSONFieldsStayValid checks that a json column holds valid JSON even when the record has
+// raw control characters inside strings, which some writers leave and the decoder tolerates.
+func TestJSONFieldsStayValid(t *testing.T) {
+	s := compile(t, "schema: Test.Raw\nfields:\n  - name: j\n    type: json\n  - name: s\n    type: string\n")
+	got, errs := rows(t, s, "{\"j\":{\"k\":\"a\x07b\tc\",\"n\":[1, 2]},\"s\":\"x\ty\"}")
+	if errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if got[0]["j"] != `{"k":"a\u0007b\u0009c","n":[1,2]}` || got[0]["s"] != "x\ty" {
+		t.Errorf("j = %q, s = %q", got[0]["j"], got[0]["s"])
+	}
+}
