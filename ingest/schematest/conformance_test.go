@@ -68,4 +68,28 @@ func TestPantherConformance(t *testing.T) {
 	if rate < minPassRate {
 		t.Errorf("pass rate %.1f%% is below %.0f%%", 100*rate, 100*minPassRate)
 	}
+
+	// Panther v1's parser tests, run with the same schemas.
+	v1, _ := filepath.Glob(filepath.Join(corpus, "..", "panther-v1-parser-tests", "*_tests.yml"))
+	var v1Cases, v1Failed int
+	for _, f := range v1 {
+		cs, err := schematest.LoadFile(f)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		for i := range cs {
+			v1Cases++
+			if err := schematest.Run(reg, &cs[i], parseTime); err != nil {
+				v1Failed++
+				t.Logf("FAIL %v", err)
+			}
+		}
+	}
+	if len(v1) > 0 {
+		t.Logf("Panther v1 parser tests: %d of %d cases pass, %d files", v1Cases-v1Failed, v1Cases, len(v1))
+		if v1Failed > 0 {
+			t.Errorf("%d of Panther v1's parser tests fail", v1Failed)
+		}
+	}
 }
