@@ -2,7 +2,7 @@
 // patterns, regular expressions (with grok-style named patterns) and CSV.
 //
 // A parser cuts a record into named values, applies the parser's emptyValues, trimSpace and
-// expandFields, and writes the values as one flat JSON object that a Decoder (the schema's JSON
+// expandFields (an empty value of a field that is not a string is no value), and writes the values as one flat JSON object that a Decoder (the schema's JSON
 // parser) turns into a row. A value from a text log is therefore typed, validated and scanned
 // for indicators exactly as the same value in a JSON log: "200" fills an int column, a time
 // string is parsed with the field's time formats, and a value that looks like JSON fills an
@@ -37,6 +37,7 @@ type Parser struct {
 	common common
 	next   Decoder
 	raw    map[string]bool // top-level fields whose value may be JSON (object, array, json)
+	typed  map[string]bool // top-level fields that are not strings: an empty value is no value
 
 	vals []value
 	obj  []byte
@@ -77,11 +78,14 @@ type templatePart struct {
 // New returns the parser of a schema's text parser (spec) whose values go to next. s is the
 // compiled table schema; it tells which fields may receive JSON values.
 func New(spec *logschema.Parser, s *batch.Schema, next Decoder) (*Parser, error) {
-	p := &Parser{next: next, raw: map[string]bool{}}
+	p := &Parser{next: next, raw: map[string]bool{}, typed: map[string]bool{}}
 	for _, f := range s.Fields {
 		switch f.Type {
 		case logschema.TypeObject, logschema.TypeArray, logschema.TypeJSON:
 			p.raw[f.Name] = true
+		}
+		if f.Type != logschema.TypeString {
+			p.typed[f.Name] = true
 		}
 	}
 	var err error
@@ -192,14 +196,15 @@ func (p *Parser) Parse(rec []byte, b *batch.Builder) error {
 	return p.next.Parse(p.obj, b)
 }
 
-// clean trims values (trimSpace) and drops the empty ones (emptyValues).
+// clean trims values (trimSpace) and drops the empty ones (emptyValues, and "" for a field
+// that is not a string: a CSV column left empty has no number).
 func (p *Parser) clean(vals []value) []value {
 	out := vals[:0]
 	for _, v := range vals {
 		if p.common.trim {
 			v.v = bytes.TrimSpace(v.v)
 		}
-		if p.isEmpty(v.v) {
+		if p.isEmpty(v.v) || len(v.v) == 0 && p.typed[v.name] {
 			continue
 		}
 		out = append(out, v)

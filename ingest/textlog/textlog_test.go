@@ -369,3 +369,10 @@ func TestRequiredLiterals(t *testing.T) {
 	f([]string{`^%{NOTSPACE:a} \[mws-audit\] "%{Q:b}"`, `( x)?`, `(?i:CASE)`, `(y|z)`, `w+`, `v{2}`}, `[" [mws-audit] \"" "\"" "w" "v" "v"]`)
 	f([]string{`%{GREEDYDATA:all}`}, `[]`)
 }
+
+func TestEmptyTypedValues(t *testing.T) {
+	p, s := parser(t, "schema: Test.Empty\nparser:\n  csv:\n    columns: [a, n, t]\nfields:\n  - name: a\n    type: string\n  - name: n\n    type: int\n  - name: t\n    type: timestamp\n    timeFormat: unix\n")
+	check(t, parse(t, p, s, `,,`, `x,1,1795268531`),
+		`{"a":"","p_event_time":"2026-11-22T12:00:00Z"}`,
+		`{"a":"x","n":1,"t":"2026-11-21T13:42:11Z","p_event_time":"2026-11-22T12:00:00Z"}`)
+}
