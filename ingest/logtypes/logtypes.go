@@ -40,6 +40,15 @@ type Parser interface {
 	Parse(rec []byte, b *batch.Builder) error
 }
 
+// The parsers a log type may have.
+var (
+	_ Parser = (*jsonlog.Parser)(nil)
+	_ Parser = (*textlog.Parser)(nil)
+	_ Parser = (*transform.Transformer)(nil)
+	_ Parser = (*auditd.Parser)(nil)
+	_ Parser = (*syslog.Parser)(nil)
+)
+
 // ErrSkip is returned by a parser for a record that holds no data (a CSV header): it is
 // skipped, not a failure.
 var ErrSkip = textlog.ErrSkip
