@@ -1,15 +1,19 @@
 // Package ingest turns streams of log records into Arrow record batches of lake tables.
 //
-// An Ingester runs a pool of workers. Each stream is decompressed and cut into chunks of lines
-// (package stream); a worker classifies each line against the candidate log types (the last
-// type that matched is tried first), parses it into a batch builder of the row's table and event
-// hour, and hands full batches to a Sink (the lake writer, and detections as they are added).
-// A line that no candidate accepts becomes a row of panther_monitor.classification_failures with
-// its source, line number, the reason from each candidate and the raw text; the rest of the
-// stream goes on.
+// An Ingester runs a pool of workers. Each stream is decompressed and cut into chunks of records
+// (package stream): lines, or JSON values for a stream of JSON documents (a pretty-printed
+// file, a JSON array, CloudTrail's {"Records": [...]}); the framing is sniffed from the stream's
+// first bytes unless set. A worker splits a record that is an envelope of a candidate log type
+// into its records, and classifies each against the candidate log types: a cheap check first
+// (LogType.Check), then a parse, the last type that matched tried first. It parses the record
+// into a batch builder of the row's table and event hour, and hands full batches to a Sink (the
+// lake writer, and detections as they are added). A record that no candidate accepts becomes a
+// row of panther_monitor.classification_failures with its source, line number, the reason from
+// each candidate and the raw text; the rest of the stream goes on.
 package ingest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -18,6 +22,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -64,6 +69,8 @@ type Options struct {
 	MaxBuffered int
 	// Stream configures chunking and the record size limit.
 	Stream stream.Options
+	// Framing is how streams are cut into records; default stream.Auto (sniffed).
+	Framing stream.Framing
 	// Now returns the parse time; default time.Now.
 	Now func() time.Time
 }
@@ -84,11 +91,13 @@ type Source struct {
 // Ingester parses streams into batches. Streams are ingested one at a time (each may be
 // parsed by several workers); Close hands on what is still buffered.
 type Ingester struct {
-	opts     Options
-	sink     Sink
-	ids      *batch.RowIDs
-	failures *batch.Schema
-	pool     *stream.Pool
+	opts      Options
+	sink      Sink
+	envelopes []string // the envelope keys of the candidate log types
+	headers   bool     // a candidate log type takes its columns from a stream's first line
+	ids       *batch.RowIDs
+	failures  *batch.Schema
+	pool      *stream.Pool
 
 	chunks  chan job
 	wg      sync.WaitGroup
@@ -107,6 +116,7 @@ type job struct {
 	chunk   stream.Chunk
 	records [][]byte // records given whole (IngestRecords), instead of a chunk's lines
 	source  string   // the stream's name, for failures and errors
+	header  []byte   // the stream's first line, for log types whose columns it names
 	done    *sync.WaitGroup
 }
 
@@ -117,6 +127,7 @@ type Summary struct {
 	Events   map[string]int64 // rows per table
 	Failures int64            // lines no log type accepted
 	Blank    int64            // empty lines, skipped
+	Skipped  int64            // records without data (CSV headers), skipped
 	Errors   []string         // stream errors (a truncated gzip, a read error)
 	Latest   time.Time        // the latest p_event_time written
 	Earliest time.Time        // the earliest p_event_time written
@@ -149,6 +160,9 @@ func New(ctx context.Context, sink Sink, opts Options) (*Ingester, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Framing == "" {
+		opts.Framing = stream.Auto
+	}
 	opts.Stream = opts.Stream.WithDefaults()
 	failures, err := FailureSchema()
 	if err != nil {
@@ -166,6 +180,12 @@ func New(ctx context.Context, sink Sink, opts Options) (*Ingester, error) {
 		ctx:    ctx, cancel: cancel,
 		summary: Summary{Events: map[string]int64{}},
 		src:     &Source{Source: opts.Source, LogTypes: opts.LogTypes},
+	}
+	for _, lt := range opts.LogTypes {
+		if lt.Envelope != "" && !slices.Contains(in.envelopes, lt.Envelope) {
+			in.envelopes = append(in.envelopes, lt.Envelope)
+		}
+		in.headers = in.headers || lt.NeedsHeader()
 	}
 	for range opts.Workers {
 		w, err := in.newWorker()
@@ -196,8 +216,29 @@ func (in *Ingester) Ingest(ctx context.Context, source string, r io.Reader) erro
 		return nil
 	}
 	defer dr.Close()
-	return in.run(ctx, source, start, comp, func(out chan<- stream.Chunk) (int64, error) {
-		return stream.Chunks(ctx, dr, in.opts.Stream, in.pool, out)
+	framing := in.opts.Framing
+	var r2 io.Reader = dr
+	var header []byte
+	if framing == stream.Auto || in.headers {
+		br := bufio.NewReaderSize(dr, stream.SniffSize)
+		head, err := br.Peek(stream.SniffSize)
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+			in.streamError(source, err)
+			return nil
+		}
+		if framing == stream.Auto {
+			framing = stream.Sniff(head, in.envelopes)
+		}
+		if in.headers {
+			header = firstLine(head)
+		}
+		r2 = br
+	}
+	return in.run(ctx, source, start, comp, header, func(out chan<- stream.Chunk) (int64, error) {
+		if framing == stream.JSON {
+			return stream.JSONChunks(ctx, r2, in.opts.Stream, in.envelopes, in.pool, out)
+		}
+		return stream.Chunks(ctx, r2, in.opts.Stream, in.pool, out)
 	})
 }
 
@@ -215,9 +256,20 @@ func (in *Ingester) IngestFile(ctx context.Context, source string, f *os.File, p
 	}
 	if m != nil {
 		comp, err := m.Compression()
-		if err == nil && comp == stream.None {
+		framing := in.opts.Framing
+		if err == nil && framing == stream.Auto {
+			framing, err = m.Sniff(in.envelopes)
+		}
+		var header []byte
+		if err == nil && in.headers {
+			var head []byte
+			if head, err = m.Head(stream.SniffSize); err == nil {
+				header = firstLine(head)
+			}
+		}
+		if err == nil && comp == stream.None && framing != stream.JSON {
 			defer m.Close() // after run: every chunk is released by then
-			return in.run(ctx, source, time.Now(), comp, func(out chan<- stream.Chunk) (int64, error) {
+			return in.run(ctx, source, time.Now(), comp, header, func(out chan<- stream.Chunk) (int64, error) {
 				if progress == nil {
 					return m.Chunks(ctx, in.opts.Stream, out)
 				}
@@ -241,6 +293,10 @@ func (in *Ingester) IngestFile(ctx context.Context, source string, f *os.File, p
 			in.streamError(source, err)
 			return nil
 		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			in.streamError(source, err)
+			return nil
+		}
 	}
 	var r io.Reader = f
 	if progress != nil {
@@ -257,8 +313,17 @@ func (p progressWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// run hands the chunks produce sends to the workers and waits until they are parsed.
-func (in *Ingester) run(ctx context.Context, source string, start time.Time, comp stream.Compression,
+// firstLine returns a copy of the first line of a stream's head.
+func firstLine(head []byte) []byte {
+	if i := bytes.IndexByte(head, '\n'); i >= 0 {
+		head = head[:i]
+	}
+	return append([]byte(nil), bytes.TrimSuffix(head, []byte("\r"))...)
+}
+
+// run hands the chunks produce sends to the workers and waits until they are parsed. header is
+// the stream's first line, for the parsers that take their columns from it.
+func (in *Ingester) run(ctx context.Context, source string, start time.Time, comp stream.Compression, header []byte,
 	produce func(out chan<- stream.Chunk) (int64, error)) error {
 	out := make(chan stream.Chunk)
 	var done sync.WaitGroup
@@ -271,7 +336,7 @@ func (in *Ingester) run(ctx context.Context, source string, start time.Time, com
 	for c := range out {
 		done.Add(1)
 		select {
-		case in.chunks <- job{src: in.src, chunk: c, source: source, done: &done}:
+		case in.chunks <- job{src: in.src, chunk: c, source: source, header: header, done: &done}:
 		case <-in.ctx.Done():
 			c.Release(in.pool)
 			done.Done()
@@ -371,6 +436,7 @@ func (in *Ingester) Close() (Summary, error) {
 		}
 		s.Failures += w.failures
 		s.Blank += w.blank
+		s.Skipped += w.skipped
 		if w.haveEvent {
 			if s.Latest.IsZero() || w.latest.After(s.Latest) {
 				s.Latest = w.latest
@@ -398,14 +464,15 @@ type worker struct {
 	buffered int
 	open     *batch.Builder // the builder with a row in progress, if any
 
-	events           map[string]int64
-	failures, blank  int64
-	earliest, latest time.Time
-	earliestHour     int64
-	latestHour       int64
-	haveEvent        bool
-	reasons          []string
-	parseTime        time.Time
+	events                   map[string]int64
+	failures, blank, skipped int64
+	earliest, latest         time.Time
+	earliestHour             int64
+	latestHour               int64
+	haveEvent                bool
+	reasons                  []Refusal
+	header                   []byte // the stream header the parsers were last given
+	parseTime                time.Time
 }
 
 // srcState is what a worker keeps of a source: its candidates and its failures.
@@ -414,6 +481,7 @@ type srcState struct {
 	types    []*candidate // in the order they are tried: the last winner first
 	fails    *batch.Builder
 	failCols failureColumns
+	header   []byte // the header line its parsers were given
 }
 
 type candidate struct {
@@ -548,6 +616,14 @@ func (w *worker) chunk(j job) {
 		e.b.SetParseTime(w.parseTime)
 	}
 	w.cur.fails.SetParseTime(w.parseTime)
+	if j.header != nil && !bytes.Equal(j.header, w.cur.header) {
+		w.cur.header = j.header
+		for _, c := range w.cur.types {
+			if hp, ok := c.parser.(interface{ SetHeader([]byte) }); ok && c.lt.NeedsHeader() {
+				hp.SetHeader(j.header)
+			}
+		}
+	}
 	if j.records != nil {
 		for i, rec := range j.records {
 			switch head, tooLong := w.in.opts.Stream.TooLong(rec); {
@@ -603,17 +679,45 @@ func isBlank(b []byte) bool {
 	return true
 }
 
-// record classifies and parses one record.
+// record classifies and parses one record, or each record of an envelope.
 func (w *worker) record(source string, line int64, rec []byte) {
+	if len(w.in.envelopes) > 0 {
+		if elems, ok, err := stream.SplitEnvelope(rec, w.in.envelopes); ok {
+			for _, e := range elems {
+				w.classify(source, line, e)
+			}
+			if err != nil {
+				w.failure(source, line, rec, int64(len(rec)), err.Error(), false)
+			}
+			return
+		}
+	}
+	w.classify(source, line, rec)
+}
+
+// classify parses a record as the first candidate log type that accepts it.
+func (w *worker) classify(source string, line int64, rec []byte) {
 	w.reasons = w.reasons[:0]
 	types := w.cur.types
 	if len(types) == 0 {
 		w.failure(source, line, rec, int64(len(rec)), fmt.Sprintf("source %q has no log types (it is not configured)", w.cur.src.ID), false)
 		return
 	}
+	many := len(types) > 1
 	for i, c := range types {
-		err := w.parse(c, rec)
+		// The cheap check saves a parse of each log type that cannot match; with a single
+		// candidate the parse itself gives the most precise reason.
+		var err error
+		if many {
+			err = c.lt.Check(rec)
+		}
 		if err == nil {
+			err = w.parse(c, rec)
+		}
+		if err == nil || errors.Is(err, logtypes.ErrSkip) {
+			if err != nil {
+				w.skipped++
+			}
 			if i > 0 {
 				// The last winner is tried first next time.
 				copy(types[1:i+1], types[:i])
@@ -621,16 +725,38 @@ func (w *worker) record(source string, line int64, rec []byte) {
 			}
 			return
 		}
-		w.reasons = append(w.reasons, reason(c.lt.Name, err, len(types) > 1))
+		w.reasons = append(w.reasons, Refusal{c.lt.Name, err.Error()})
 	}
-	w.failure(source, line, rec, int64(len(rec)), strings.Join(w.reasons, "; "), false)
+	w.failure(source, line, rec, int64(len(rec)), Explain(w.reasons), false)
 }
 
-func reason(logType string, err error, many bool) string {
-	if many {
-		return logType + ": " + err.Error()
+// Refusal is why a log type refused a record.
+type Refusal struct{ LogType, Reason string }
+
+// Explain joins the reasons of the log types that refused a record, naming the types that
+// gave the same reason together: "Okta.SystemLog: required field uuid is missing; not a JSON
+// object (Linux.Auditd, Syslog.RFC3164)".
+func Explain(reasons []Refusal) string {
+	if len(reasons) == 1 {
+		return reasons[0].Reason
 	}
-	return err.Error()
+	byText := map[string][]string{}
+	var order []string
+	for _, r := range reasons {
+		if _, ok := byText[r.Reason]; !ok {
+			order = append(order, r.Reason)
+		}
+		byText[r.Reason] = append(byText[r.Reason], r.LogType)
+	}
+	parts := make([]string, len(order))
+	for i, text := range order {
+		if types := byText[text]; len(types) == 1 {
+			parts[i] = types[0] + ": " + text
+		} else {
+			parts[i] = text + " (" + strings.Join(types, ", ") + ")"
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // parse parses rec as a candidate's row into the builder of its table and event hour.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ospreyhq/osprey/ingest"
 	"github.com/ospreyhq/osprey/ingest/batch"
+	"github.com/ospreyhq/osprey/ingest/logschema"
 	"github.com/ospreyhq/osprey/ingest/logtypes"
 	"github.com/ospreyhq/osprey/ingest/stream"
 )
@@ -314,8 +315,13 @@ func TestClassification(t *testing.T) {
 	if len(fails) != 1 {
 		t.Fatalf("%d failures", len(fails))
 	}
-	// With several candidates, the reason of each is given.
-	for _, lt := range []string{"Linux.Auditd: ", "Panther.Audit: ", "Rapid7.AuditLog: "} {
+	// With several candidates, the reason of each is given (types with the same reason together).
+	for _, want := range []string{"not a JSON object (", "Linux.Auditd: not an audit record"} {
+		if !strings.Contains(fails[0]["error"].(string), want) {
+			t.Errorf("failure reason %q lacks %q", fails[0]["error"], want)
+		}
+	}
+	for _, lt := range []string{"Linux.Auditd", "Panther.Audit", "Rapid7.AuditLog"} {
 		if !strings.Contains(fails[0]["error"].(string), lt) {
 			t.Errorf("failure reason %q lacks %q", fails[0]["error"], lt)
 		}
@@ -586,5 +592,160 @@ func TestIngestRecordsSources(t *testing.T) {
 	}
 	if s.Events["panther_audit"] != 50 || s.Events["rapid7_auditlog"] != 50 || s.Failures != 100 {
 		t.Errorf("summary %+v", s)
+	}
+}
+
+// TestJSONDocuments ingests CloudTrail-style files: pretty-printed {"Records": [...]}
+// documents, one-line ones, a JSON array, and a JSON lines file with an envelope on a line.
+func TestJSONDocuments(t *testing.T) {
+	s, err := logschema.Parse([]byte(`schema: Test.Trail
+parser:
+  native:
+    name: AWS.CloudTrail
+fields:
+  - name: eventName
+    type: string
+    required: true
+  - name: eventTime
+    type: timestamp
+    timeFormat: rfc3339
+    isEventTime: true
+  - name: requestParameters
+    type: json
+`), "trail.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := logtypes.New()
+	if err := reg.Add(s, false); err != nil {
+		t.Fatal(err)
+	}
+	lt, _ := reg.Lookup("Test.Trail")
+	event := func(name string) string {
+		return fmt.Sprintf(`{"eventName":%q,"eventTime":"2026-11-21T10:00:00Z","requestParameters":{"key":"arn:aws:s3:::b/%s"}}`, name, name)
+	}
+	pretty := "{\n  \"Records\": [\n    " + event("A") + ",\n    " + strings.Replace(event("B"), ",", ",\n      ", -1) + "\n  ]\n}\n"
+	oneLine := `{"Records":[` + event("C") + "," + event("D") + `]}`
+	array := "[\n" + event("E") + ",\n" + event("F") + "\n]"
+	jsonl := event("G") + "\n" + `{"Records":[` + event("H") + `,{"bad":1}]}` + "\n" + `{"Records":[` + event("I") + ` oops]}` + "\n"
+	sink, sum := run(t, ingest.Options{LogTypes: []*logtypes.LogType{lt}},
+		[2]string{"pretty.json", pretty}, [2]string{"oneline.json", oneLine}, [2]string{"array.json", array}, [2]string{"lines.jsonl", jsonl})
+	var names []string
+	for _, r := range sink.table("panther_logs.test_trail") {
+		names = append(names, r["eventName"].(string))
+	}
+	sort.Strings(names)
+	if got := strings.Join(names, ""); got != "ABCDEFGHI" || sum.Events["test_trail"] != 9 {
+		t.Errorf("rows %q (summary %+v), want ABCDEFGHI", got, sum)
+	}
+	fails := sink.table("panther_monitor.classification_failures")
+	if len(fails) != 2 || sum.Failures != 2 {
+		t.Fatalf("%d failures, want 2 (the element without eventName, the broken envelope)", len(fails))
+	}
+	sort.Slice(fails, func(i, j int) bool { return fmt.Sprint(fails[i]["error"]) < fmt.Sprint(fails[j]["error"]) })
+	if e := fails[0]["error"].(string); !strings.Contains(e, "want ',' or ']'") {
+		t.Errorf("failure: %s", e)
+	}
+	if e := fails[1]["error"].(string); !strings.Contains(e, "required field eventName is missing") || fails[1]["raw"] != `{"bad":1}` || fails[1]["line"] != json.Number("2") {
+		t.Errorf("failure: %v", fails[1])
+	}
+}
+
+// TestSkippedRecords checks that a CSV header is skipped, neither a row nor a failure.
+func TestSkippedRecords(t *testing.T) {
+	s, err := logschema.Parse([]byte("schema: Test.CSV\nparser:\n  csv:\n    delimiter: ','\n    hasHeader: true\n    columns: [a, b]\nfields:\n  - name: a\n    type: string\n  - name: b\n    type: int\n"), "csv.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := logtypes.New()
+	if err := reg.Add(s, false); err != nil {
+		t.Fatal(err)
+	}
+	lt, _ := reg.Lookup("Test.CSV")
+	_, sum := run(t, ingest.Options{LogTypes: []*logtypes.LogType{lt}}, [2]string{"x.csv", "a,b\nx,1\ny,2\nA,B\nz,nope\n"})
+	if sum.Events["test_csv"] != 2 || sum.Skipped != 2 || sum.Failures != 1 {
+		t.Errorf("summary %+v, want 2 rows, 2 headers skipped, 1 failure", sum)
+	}
+}
+
+// TestCloudTrailCorpus ingests real CloudTrail data: events shipped one per line by Logstash,
+// and the Records files (pretty-printed, gzip, with new, missing and broken fields) of the AWS
+// CloudTrail processing library. Each event is a row; what is not an event is a failure.
+func TestCloudTrailCorpus(t *testing.T) {
+	const dir = "../../shared/corpora/cloudtrail"
+	files, _ := filepath.Glob(filepath.Join(dir, "awslib", "*"))
+	if len(files) == 0 {
+		t.Skipf("corpus not at %s", dir)
+	}
+	files = append(files, filepath.Join(dir, "otrf-ec2_proxy_s3_exfiltration.jsonl"))
+	var streams [][2]string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, [2]string{filepath.Base(f), string(data)})
+	}
+	sink, s := run(t, ingest.Options{LogTypes: logTypes(t, "AWS.CloudTrail")}, streams...)
+	// 103 Logstash events, and 6 + 6 (gzip) + 3 + 2 + 2 + 1 + 1 events of the Records files.
+	if got := s.Events["aws_cloudtrail"]; got != 124 {
+		t.Errorf("%d events, want 124", got)
+	}
+	perFile := map[string]int{}
+	for _, f := range sink.table("panther_monitor.classification_failures") {
+		perFile[f["source"].(string)]++
+	}
+	want := map[string]int{
+		"SQSMessageBody": 1, "SQSMessageBodyWrongFormat": 1, // SNS notifications, not events
+		"SerializerAllFieldsNull.json":         1, // an event of nulls only
+		"SerializerTestFileBadJsonFormat.json": 1, // a brace missing: the rest is one bad record
+		"SerializerTestFileMissField.json":     1, // eventTime "ThisIsAWrongEventTime"
+	}
+	if fmt.Sprint(perFile) != fmt.Sprint(want) {
+		t.Errorf("failures per file %v, want %v", perFile, want)
+	}
+	var logstash int
+	for _, r := range sink.table("panther_logs.aws_cloudtrail") {
+		if r["@timestamp"] != nil {
+			logstash++
+			if r["p_event_time"] != r["@timestamp"] {
+				t.Errorf("p_event_time %v, @timestamp %v", r["p_event_time"], r["@timestamp"])
+			}
+		}
+	}
+	if logstash != 103 {
+		t.Errorf("%d rows with @timestamp, want 103", logstash)
+	}
+}
+
+// TestHeaderColumns ingests CSV files whose header names the columns, in small chunks spread
+// over workers: the workers that never see the header still know the columns.
+func TestHeaderColumns(t *testing.T) {
+	s, err := logschema.Parse([]byte("schema: Test.Header\nparser:\n  csv:\n    delimiter: ','\n    hasHeader: true\nfields:\n  - name: n\n    type: bigint\n    required: true\n  - name: who\n    type: string\n    required: true\n"), "h.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := logtypes.New()
+	if err := reg.Add(s, false); err != nil {
+		t.Fatal(err)
+	}
+	lt, _ := reg.Lookup("Test.Header")
+	var a, b strings.Builder
+	a.WriteString("who,n\n")
+	b.WriteString("n,extra,who\n")
+	for i := range 2000 {
+		fmt.Fprintf(&a, "user%d,%d\n", i, i)
+		fmt.Fprintf(&b, "%d,x,other%d\n", i, i)
+	}
+	opts := ingest.Options{LogTypes: []*logtypes.LogType{lt}, Workers: 3, Stream: stream.Options{ChunkSize: 1024}}
+	sink, sum := run(t, opts, [2]string{"a.csv", a.String()}, [2]string{"b.csv", b.String()})
+	if sum.Events["test_header"] != 4000 || sum.Skipped != 2 || sum.Failures != 0 {
+		t.Fatalf("summary %+v, want 4000 rows, 2 headers skipped", sum)
+	}
+	for _, r := range sink.table("panther_logs.test_header") {
+		who := r["who"].(string)
+		if !strings.HasSuffix(who, fmt.Sprint(r["n"])) {
+			t.Fatalf("row %v: columns mixed up", r)
+		}
 	}
 }

@@ -13,11 +13,20 @@
 // names are lowercase ([a-z0-9_]). The partition of a row is the UTC hour of its p_event_time;
 // month, day and hour are written with two digits and are read back as integers.
 //
-// Every data file of a table has the table's columns, in its order: a file never lacks a column
-// another file has. schema.parquet is a file with those columns and no rows; readers list it
+// Every data file of a table has the columns the table had when the file was written, in the
+// table's order. schema.parquet is a file with the table's columns and no rows; readers list it
 // first so that the table's columns are known without opening a data file (DuckDB takes the
 // columns of the first file it reads), and a query whose time range holds no data still has its
 // columns. Its key-value metadata "osprey.schema" holds the table's schema signature.
+//
+// # Schema evolution
+//
+// A table's columns only grow: a writer given a batch with new columns (a log schema with new
+// fields or indicators) and all the old ones, of the same types, rewrites schema.parquet with
+// the new columns and the metadata "osprey.evolved" = "true"; a batch that lacks a column or
+// changes its type is refused (ErrIncompatible), because the files already written keep theirs.
+// Readers of an evolved table match each file's columns by name and read NULL for the columns an
+// older file lacks (DuckDB's union_by_name); tables that never evolved are read without it.
 //
 // # Types
 //

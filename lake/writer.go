@@ -315,14 +315,20 @@ func (w *Writer) table(db, table string, s *arrow.Schema) (*tableState, error) {
 	existing, err := w.lake.TableSignature(db, table)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := w.writeSchemaFile(db, table, s, sig); err != nil {
+		if err := w.writeSchemaFile(db, table, s, sig, false); err != nil {
 			return nil, fmt.Errorf("create table %s.%s: %w", db, table, err)
 		}
 	case err != nil:
 		return nil, err
 	case existing != sig:
-		return nil, fmt.Errorf("table %s.%s exists with other columns than this version of osprey writes: %s",
-			db, table, describeDiff(existing, sig))
+		// The table's columns may only grow (see evolve.go).
+		if err := checkChange(db, table, existing, sig); err != nil {
+			return nil, err
+		}
+		if err := w.writeSchemaFile(db, table, s, sig, true); err != nil {
+			return nil, fmt.Errorf("add columns to table %s.%s: %w", db, table, err)
+		}
+		w.opts.Logger.Info("table gained columns", "table", db+"."+table, "columns", strings.Join(CompareSignatures(existing, sig).Added, ","))
 	}
 	ps, err := ParquetSchema(s)
 	if err != nil {
@@ -340,8 +346,9 @@ func (w *Writer) table(db, table string, s *arrow.Schema) (*tableState, error) {
 	return ts, nil
 }
 
-// writeSchemaFile commits a table's schema file: its columns and no rows.
-func (w *Writer) writeSchemaFile(db, table string, s *arrow.Schema, sig string) error {
+// writeSchemaFile commits a table's schema file: its columns and no rows. evolved marks a table
+// whose older files lack some of the columns.
+func (w *Writer) writeSchemaFile(db, table string, s *arrow.Schema, sig string, evolved bool) error {
 	ps, err := ParquetSchema(s)
 	if err != nil {
 		return err
@@ -350,7 +357,11 @@ func (w *Writer) writeSchemaFile(db, table string, s *arrow.Schema, sig string) 
 	if err != nil {
 		return err
 	}
-	pw := parquet.NewGenericWriter[any](f, ps, parquet.Compression(codec), parquet.KeyValueMetadata(signatureKey, sig))
+	opts := []parquet.WriterOption{ps, parquet.Compression(codec), parquet.KeyValueMetadata(signatureKey, sig)}
+	if evolved {
+		opts = append(opts, parquet.KeyValueMetadata(evolvedKey, "true"))
+	}
+	pw := parquet.NewGenericWriter[any](f, opts...)
 	if err := errors.Join(pw.Close(), f.Sync(), f.Close()); err != nil {
 		os.Remove(f.Name())
 		return err
@@ -363,19 +374,11 @@ const signatureKey = "osprey.schema"
 // TableSignature returns the schema signature recorded in a table's schema file
 // (fs.ErrNotExist when the table does not exist).
 func (l *Lake) TableSignature(db, table string) (string, error) {
-	f, err := os.Open(l.SchemaFile(db, table))
+	pf, closeFile, err := l.openSchemaFile(db, table)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	pf, err := parquet.OpenFile(f, info.Size())
-	if err != nil {
-		return "", fmt.Errorf("read schema of %s.%s: %w", db, table, err)
-	}
+	defer closeFile()
 	sig, ok := pf.Lookup(signatureKey)
 	if !ok {
 		return "", fmt.Errorf("schema file of %s.%s has no %s metadata", db, table, signatureKey)
@@ -416,28 +419,6 @@ func writeSig(b *strings.Builder, f arrow.Field, prefix string) {
 		}
 		fmt.Fprintf(b, "%s %s\n", name, typ)
 	}
-}
-
-func describeDiff(old, new string) string {
-	oldCols := map[string]bool{}
-	for _, l := range strings.Split(strings.TrimSpace(old), "\n") {
-		oldCols[l] = true
-	}
-	var added, removed []string
-	newCols := map[string]bool{}
-	for _, l := range strings.Split(strings.TrimSpace(new), "\n") {
-		newCols[l] = true
-		if !oldCols[l] {
-			added = append(added, l)
-		}
-	}
-	for l := range oldCols {
-		if !newCols[l] {
-			removed = append(removed, l)
-		}
-	}
-	sort.Strings(removed)
-	return fmt.Sprintf("new or changed columns %q, missing or changed columns %q", added, removed)
 }
 
 // writePart encodes rows of rec into a row group of the partition's open file.

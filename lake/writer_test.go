@@ -3,6 +3,7 @@ package lake
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -269,9 +270,27 @@ func TestSchemaMismatch(t *testing.T) {
 	w2, _ := l.NewWriter(DefaultWriterOptions())
 	defer w2.Close()
 	err := w2.Write(context.Background(), DBLogs, "t", b.NewRecordBatch())
-	if err == nil || !strings.Contains(err.Error(), "exists with other columns") || !strings.Contains(err.Error(), "name int64") {
+	if !errors.Is(err, ErrIncompatible) || !strings.Contains(err.Error(), "changes the type of name (utf8 -> int64)") || !strings.Contains(err.Error(), "removes uid, ") {
 		t.Errorf("err = %v", err)
 	}
+}
+
+func TestCompareSignatures(t *testing.T) {
+	old := "a utf8\nobj struct\nobj.x int64\nl list\nl.element utf8\np_event_time timestamp[us, tz=UTC] not null\n"
+	f := func(new string, want SchemaChange) {
+		t.Helper()
+		got := CompareSignatures(old, new)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%q: got %+v, want %+v", new, got, want)
+		}
+	}
+	f(old, SchemaChange{})
+	f("a utf8\nb int64\nobj struct\nobj.x int64\nobj.y struct\nobj.y.z utf8\nl list\nl.element utf8\np_event_time timestamp[us, tz=UTC] not null\np_any_emails list\np_any_emails.element utf8\n",
+		SchemaChange{Added: []string{"b", "obj.y", "p_any_emails"}})
+	f("a utf8\nl list\nl.element int64\np_event_time timestamp[us, tz=UTC] not null\n",
+		SchemaChange{Removed: []string{"obj"}, Changed: []string{"l.element (utf8 -> int64)"}})
+	f("a json\nobj utf8\nl list\nl.element utf8\np_event_time timestamp[us, tz=UTC] not null\n",
+		SchemaChange{Removed: []string{"obj.x"}, Changed: []string{"a (utf8 -> json)", "obj (struct -> utf8)"}})
 }
 
 func TestConcurrentWritesAndRotation(t *testing.T) {

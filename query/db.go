@@ -46,7 +46,13 @@ type DB struct {
 	db   *sql.DB
 
 	mu    sync.Mutex
-	views map[string]bool // "db.table" -> whether its view reads data files (not only the schema file)
+	views map[string]view // by "db.table"
+}
+
+// view is what a table's view reads.
+type view struct {
+	data    bool // data files (not only the schema file)
+	evolved bool // files with different columns, matched by name
 }
 
 // Open opens a DuckDB session over the lake.
@@ -87,7 +93,7 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start duckdb: %w", err)
 	}
-	d := &DB{lake: l, opts: opts, conn: conn, db: sql.OpenDB(conn), views: map[string]bool{}}
+	d := &DB{lake: l, opts: opts, conn: conn, db: sql.OpenDB(conn), views: map[string]view{}}
 	if err := d.Refresh(ctx); err != nil {
 		d.Close()
 		return nil, err
@@ -153,15 +159,16 @@ func (d *DB) Refresh(ctx context.Context) error {
 		}
 		for _, t := range tables {
 			name := t.DB + "." + t.Name
-			hasData, seen := d.views[name]
-			if hasData {
-				continue // its view already reads every data file there will be
+			evolved, err := d.lake.TableEvolved(t.DB, t.Name)
+			if err != nil {
+				return err
 			}
-			now := d.lake.HasData(t.DB, t.Name)
-			if seen && !now {
-				continue
+			old, seen := d.views[name]
+			now := view{data: d.lake.HasData(t.DB, t.Name), evolved: evolved}
+			if seen && (old.data || !now.data) && old.evolved == now.evolved {
+				continue // its view already reads every data file there will be, the right way
 			}
-			stmt := fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS %s", ident(t.DB), ident(t.Name), tableQuery(d.fileList(t.DB, t.Name, nil, true)))
+			stmt := fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS %s", ident(t.DB), ident(t.Name), tableQuery(d.fileList(t.DB, t.Name, nil, true), evolved))
 			if _, err := d.db.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("create view %s: %w", name, d.explainError(err))
 			}
@@ -184,8 +191,13 @@ func (d *DB) fileList(db, table string, globs []string, all bool) string {
 	return "[" + strings.Join(items, ", ") + "]"
 }
 
-// tableQuery reads a table's files with the partition columns last.
-func tableQuery(files string) string {
+// tableQuery reads a table's files with the partition columns last. The files of a table whose
+// columns grew (evolved) are matched by column name: older files read NULL for the new columns.
+func tableQuery(files string, evolved bool) string {
+	union := ""
+	if evolved {
+		union = "union_by_name = true, "
+	}
 	return fmt.Sprintf("SELECT * EXCLUDE (year, month, day, hour), year, month, day, hour FROM read_parquet(%s, "+
-		"hive_partitioning = true, hive_types = {'year': INTEGER, 'month': INTEGER, 'day': INTEGER, 'hour': INTEGER})", files)
+		"%shive_partitioning = true, hive_types = {'year': INTEGER, 'month': INTEGER, 'day': INTEGER, 'hour': INTEGER})", files, union)
 }

@@ -79,7 +79,11 @@ func (d *DB) narrow(ctx context.Context, conn *sql.Conn, stmt string) (string, e
 		if err != nil {
 			return "", err
 		}
-		repl := "(" + tableQuery(d.fileList(r.db, r.table, globs, false)) + ")"
+		evolved, err := d.lake.TableEvolved(r.db, r.table)
+		if err != nil {
+			return "", err
+		}
+		repl := "(" + tableQuery(d.fileList(r.db, r.table, globs, false), evolved) + ")"
 		if r.alias == "" {
 			repl += " AS " + ident(r.table)
 		}

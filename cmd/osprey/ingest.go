@@ -19,6 +19,7 @@ import (
 	"github.com/ospreyhq/osprey/ingest"
 	"github.com/ospreyhq/osprey/ingest/batch"
 	"github.com/ospreyhq/osprey/ingest/logtypes"
+	"github.com/ospreyhq/osprey/ingest/stream"
 	"github.com/ospreyhq/osprey/lake"
 )
 
@@ -28,6 +29,8 @@ const ingestWriter = "ingest"
 
 type ingestOptions struct {
 	logTypes    []string
+	schemas     string
+	framing     string
 	sourceID    string
 	sourceLabel string
 	workers     int
@@ -47,22 +50,35 @@ func newIngest(g *globals) *cobra.Command {
 schema, with Panther's p_ standard fields. Files may be plain, gzip or zstd (detected from their
 bytes). With no file, or the file "-", it reads stdin.
 
-Each record is tried as the given log types (--log-type, repeatable), or as every built-in log
-type when none is given. A record no type accepts is kept in
-panther_monitor.classification_failures with its file, line and the reason; the rest goes on.
-The command prints a summary and exits with status 1 when any record failed.
+Each record is tried as the given log types (--log-type, repeatable), or as every built-in and
+custom log type when none is given: the summary gives the rows each table got. A record no type
+accepts is kept in panther_monitor.classification_failures with its file, line and the reason
+each type gave; the rest goes on. The command prints a summary and exits with status 1 when any
+record failed.
+
+--schemas DIR adds the custom log types of the schema files (*.yml, *.yaml) in DIR: Custom.MyApp
+is the table panther_logs.custom_myapp. A schema may gain fields and indicators over time; one
+that removes a field or changes its type is refused before anything is read, since the files
+already written keep their columns.
+
+Files of JSON documents (a JSON array, pretty-printed objects, CloudTrail's {"Records": [...]})
+are cut into records whatever their lines; --framing says how when the first bytes do not.
 
 Rows are written when the command ends (or a partition's file reaches its size limit): files
 appear in the lake whole, never half-written.`,
 		Example: `  osprey ingest --log-type Linux.Auditd /var/log/audit/audit.log
   osprey ingest --log-type Panther.Audit audit.jsonl.gz
+  osprey ingest --schemas ./schemas --log-type Custom.MyApp app.log
+  osprey ingest cloudtrail/*.json.gz /var/log/nginx/access.log
   zcat old.log.gz | osprey ingest --log-type Linux.Auditd`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runIngest(cmd.Context(), g, o, args)
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVarP(&o.logTypes, "log-type", "t", nil, "log type of the records (repeatable); default: try every built-in type")
+	f.StringArrayVarP(&o.logTypes, "log-type", "t", nil, "log type of the records (repeatable); default: try every built-in and custom type")
+	f.StringVar(&o.schemas, "schemas", "", "directory of custom log schemas (*.yml) to add to the built-in log types")
+	f.StringVar(&o.framing, "framing", "auto", "how streams are cut into records: auto (from their first bytes), lines or json")
 	f.StringVar(&o.sourceID, "source-id", "cli", "p_source_id of the rows")
 	f.StringVar(&o.sourceLabel, "source-label", "osprey ingest", "p_source_label of the rows")
 	f.IntVar(&o.workers, "workers", 0, "parsing goroutines (default: one per CPU)")
@@ -82,7 +98,11 @@ func runIngest(ctx context.Context, g *globals, o *ingestOptions, files []string
 		}
 		debug.SetMemoryLimit(limit)
 	}
-	reg, err := logtypes.Builtin()
+	framing, err := stream.ParseFraming(o.framing)
+	if err != nil {
+		return fmt.Errorf("--framing: %w", err)
+	}
+	reg, err := loadRegistry(o.schemas)
 	if err != nil {
 		return err
 	}
@@ -99,6 +119,16 @@ func runIngest(ctx context.Context, g *globals, o *ingestOptions, files []string
 	}
 	l, err := g.openLake()
 	if err != nil {
+		return err
+	}
+	// A schema the lake's table cannot take is refused before anything is read.
+	var incompatible []error
+	for _, lt := range types {
+		if err := l.CheckSchema(ingest.DBLogs, lt.Table.Table, lt.Table.Arrow); err != nil {
+			incompatible = append(incompatible, fmt.Errorf("log type %s: %w", lt.Name, err))
+		}
+	}
+	if err := errors.Join(incompatible...); err != nil {
 		return err
 	}
 	wopts := defaultWriterOptions(g)
@@ -124,6 +154,7 @@ func runIngest(ctx context.Context, g *globals, o *ingestOptions, files []string
 		LogTypes: types,
 		Source:   batch.Source{ID: o.sourceID, Label: o.sourceLabel},
 		Workers:  o.workers,
+		Framing:  framing,
 	})
 	if err != nil {
 		w.Abort()
@@ -221,15 +252,24 @@ func printSummary(w io.Writer, s ingest.Summary, st lake.Stats, l *lake.Lake, qu
 			verb, count(total), s.Files, plural(s.Files, "stream", "streams"), bytesText(s.Bytes),
 			s.Duration.Round(time.Millisecond), count(int64(rate)), st.Files, l.Dir())
 		tables := make([]string, 0, len(s.Events))
-		for t := range s.Events {
-			tables = append(tables, t)
+		for t, n := range s.Events {
+			if n > 0 { // of the candidate log types, those that got rows
+				tables = append(tables, t)
+			}
 		}
 		sort.Strings(tables)
+		width := 40
 		for _, t := range tables {
-			fmt.Fprintf(w, "  %-40s %12s\n", ingest.DBLogs+"."+t, count(s.Events[t]))
+			width = max(width, len(ingest.DBLogs)+1+len(t))
+		}
+		for _, t := range tables {
+			fmt.Fprintf(w, "  %-*s %12s\n", width, ingest.DBLogs+"."+t, count(s.Events[t]))
 		}
 		if s.Blank > 0 {
 			fmt.Fprintf(w, "  %d blank lines skipped\n", s.Blank)
+		}
+		if s.Skipped > 0 {
+			fmt.Fprintf(w, "  %d header lines skipped\n", s.Skipped)
 		}
 		if !s.Latest.IsZero() && s.Latest.After(time.Now().Add(24*time.Hour)) {
 			fmt.Fprintf(w, "warning: some events are dated in the future (latest %s); time-bounded queries such as p_occurs_since will not see them until then\n",

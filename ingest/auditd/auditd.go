@@ -79,6 +79,18 @@ var (
 	nodePrefix = []byte("node=")
 )
 
+// Check rejects, cheaply, records that cannot be audit records: a raw record starts with type=
+// (or node=), a JSON one is an object.
+func Check(rec []byte) error {
+	line := bytes.TrimLeft(rec, " \t")
+	if bytes.HasPrefix(line, typePrefix) || bytes.HasPrefix(line, nodePrefix) || len(line) > 0 && line[0] == '{' {
+		return nil
+	}
+	return errNotAudit
+}
+
+var errNotAudit = errors.New("not an audit record: does not start with type=")
+
 // Parse decodes one record into the builder's open row.
 func (p *Parser) Parse(rec []byte, b *batch.Builder) error {
 	line := bytes.TrimSpace(rec)
@@ -112,6 +124,9 @@ func (p *Parser) Parse(rec []byte, b *batch.Builder) error {
 		return errNoMsg
 	}
 	typ := line[len(typePrefix):mi]
+	if len(typ) == 0 {
+		return fmt.Errorf("not an audit record: empty type")
+	}
 	msg, err := auparse.ParseLogLine(string(line))
 	if err != nil {
 		// Record types newer than go-libaudit are kept under their own name.

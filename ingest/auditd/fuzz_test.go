@@ -62,6 +62,9 @@ func FuzzParse(f *testing.F) {
 		if out.NumRows() != 1 {
 			t.Fatalf("built %d rows, want 1", out.NumRows())
 		}
+		if err := s.Check(out); err != nil {
+			t.Fatalf("the row does not fit the table: %v", err)
+		}
 		typ := column(t, out, "type").(*array.String)
 		if typ.IsNull(0) {
 			t.Fatal("type is NULL")

@@ -114,6 +114,10 @@ func (b *Builder) SetSource(s Source) {
 // event time).
 func (b *Builder) SetParseTime(t time.Time) { b.parseUS = t.UnixMicro() }
 
+// ParseTime returns p_parse_time of the rows that follow. Parsers of formats that leave out
+// the year (syslog RFC 3164) read it to complete their timestamps.
+func (b *Builder) ParseTime() time.Time { return time.UnixMicro(b.parseUS).UTC() }
+
 // Rows returns the number of ended rows.
 func (b *Builder) Rows() int { return b.rows }
 

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"unsafe"
+
+	"golang.org/x/net/idna"
 )
 
 // Kind is an indicator column.
@@ -184,7 +186,7 @@ func (s *Set) Scan(sc Scanner, v []byte) {
 			s.add(IPAddress, v)
 		}
 	case ScanDomain:
-		s.add(DomainName, v)
+		s.domain(v)
 	case ScanHostname:
 		s.hostname(v)
 	case ScanURL:
@@ -271,6 +273,22 @@ func (s *Set) hostname(v []byte) {
 		s.add(IPAddress, v)
 		return
 	}
+	s.domain(v)
+}
+
+// domain adds a domain name without the dot that ends a fully qualified name, with labels in
+// IDNA ASCII form (xn--...) turned into Unicode, as Panther stores them.
+func (s *Set) domain(v []byte) {
+	if n := len(v); n > 1 && v[n-1] == '.' {
+		v = v[:n-1]
+	}
+	if bytes.Contains(v, []byte("xn--")) {
+		if u, err := idna.Lookup.ToUnicode(str(v)); err == nil && u != str(v) {
+			start := len(s.owned)
+			s.owned = append(s.owned, u...)
+			v = s.owned[start:]
+		}
+	}
 	s.add(DomainName, v)
 }
 
@@ -339,8 +357,20 @@ func isAccountID(v []byte) bool {
 // arn adds an ARN (arn:partition:service:region:account:resource) with its account id and,
 // for EC2 instances, the instance id.
 func (s *Set) arn(v []byte) {
-	parts := bytes.SplitN(v, []byte(":"), 6)
-	if len(parts) != 6 || string(parts[0]) != "arn" || len(parts[1]) == 0 || len(parts[2]) == 0 {
+	if !bytes.HasPrefix(v, []byte("arn:")) {
+		return
+	}
+	// arn:partition:service:region:account:resource, cut without allocating.
+	var parts [5][]byte
+	rest := v
+	for i := range parts {
+		j := bytes.IndexByte(rest, ':')
+		if j < 0 {
+			return
+		}
+		parts[i], rest = rest[:j], rest[j+1:]
+	}
+	if len(parts[1]) == 0 || len(parts[2]) == 0 {
 		return
 	}
 	s.add(AWSARN, v)
@@ -348,7 +378,7 @@ func (s *Set) arn(v []byte) {
 		s.add(AWSAccountID, parts[4])
 	}
 	if string(parts[2]) == "ec2" {
-		if id, ok := bytes.CutPrefix(parts[5], []byte("instance/")); ok {
+		if id, ok := bytes.CutPrefix(rest, []byte("instance/")); ok {
 			s.add(AWSInstanceID, id)
 		}
 	}

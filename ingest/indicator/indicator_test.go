@@ -35,6 +35,11 @@ func TestScan(t *testing.T) {
 	f("hostname", "10.0.0.1", map[Kind][]string{IPAddress: {"10.0.0.1"}})
 	f("hostname", "pool-96-241-146-97.washdc.fios.verizon.net", map[Kind][]string{DomainName: {"pool-96-241-146-97.washdc.fios.verizon.net"}})
 	f("url", "https://user@example.com:8443/path?q=1", map[Kind][]string{DomainName: {"example.com"}})
+	// Domains lose the dot of a fully qualified name; IDNA labels are shown in Unicode.
+	f("domain", "api.example.com.", map[Kind][]string{DomainName: {"api.example.com"}})
+	f("hostname", "xn--fa-hia.com.", map[Kind][]string{DomainName: {"faß.com"}})
+	f("domain", "xn--bad--.com", map[Kind][]string{DomainName: {"xn--bad--.com"}})
+	f("domain", ".", map[Kind][]string{DomainName: {"."}})
 	f("url", "http://[2001:db8::1]:80/", map[Kind][]string{IPAddress: {"2001:db8::1"}})
 	f("url", "/relative/path", none)
 	f("net_addr", "192.168.1.10:443", map[Kind][]string{IPAddress: {"192.168.1.10"}})

@@ -5,10 +5,15 @@
 // name), and json fields keep their text as written. A record that does not fit (invalid JSON,
 // missing required field, wrong type, bad timestamp, value rejected by validate) is refused with
 // an error naming the field. A key given twice keeps its last value, as Panther's decoder does.
+//
+// As in Panther (whose decoder follows encoding/json), a key matches the field of the same name,
+// else a field whose name differs only in case; an empty array is stored as NULL, as Panther
+// leaves it out; and a json field with indicators has every string value inside it scanned.
 package jsonlog
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"strconv"
@@ -38,6 +43,7 @@ type plan struct {
 	seen   []uint32 // generation in which each field got its value
 	hint   int      // index after the last field matched: keys tend to come in the same order
 	quoted [][]byte // each field's key as it appears in compact JSON: "name":
+	lens   uint64   // bit n set when a field's name has n bytes (n < 64), for the case-folding fallback
 }
 
 func newPlan(n *batch.Node) *plan {
@@ -45,6 +51,11 @@ func newPlan(n *batch.Node) *plan {
 	for _, f := range n.Fields {
 		p.fields = append(p.fields, newPlan(f))
 		p.quoted = append(p.quoted, []byte(strconv.Quote(f.Name)+":"))
+		if len(f.Name) < 64 {
+			p.lens |= 1 << len(f.Name)
+		} else {
+			p.lens |= 1 << 63 // long names are compared whatever the key's length
+		}
 	}
 	if n.Elem != nil {
 		p.elem = newPlan(n.Elem)
@@ -83,6 +94,21 @@ func (pl *plan) index(key []byte) int {
 		pl.hint = i + 1
 	}
 	return i
+}
+
+// fold returns the index of the field whose name equals key without regard to case, or -1:
+// the rule of encoding/json, which Panther's decoder follows, for keys without an exact match.
+// A key matched this way does not replace the value of a key that matched exactly.
+func (pl *plan) fold(key []byte) int {
+	if n := len(key); n < 63 && pl.lens&(1<<n) == 0 && pl.lens&(1<<63) == 0 {
+		return -1 // no field has a name of this length
+	}
+	for i, f := range pl.fields {
+		if len(f.node.Name) == len(key) && bytes.EqualFold(key, []byte(f.node.Name)) {
+			return i
+		}
+	}
+	return -1
 }
 
 // New returns a parser of the schema's records.
@@ -145,6 +171,11 @@ func (p *Parser) object(s *scanner, pl *plan, cols []batch.Column, base, depth i
 					return err
 				}
 				i = pl.index(key)
+				if i < 0 {
+					if i = pl.fold(key); i >= 0 && pl.seen[i] == gen {
+						i = -1 // the field has a value already
+					}
+				}
 			}
 			if i < 0 {
 				if err := s.skipValue(depth + 1); err != nil {
@@ -336,7 +367,7 @@ func (p *Parser) array(s *scanner, pl *plan, c *batch.ListCol, depth int) error 
 	s.pos++ // '['
 	if s.peek() == ']' {
 		s.pos++
-		c.Close()
+		c.AppendNull() // Panther leaves empty arrays out
 		return nil
 	}
 	for {
@@ -407,15 +438,79 @@ func (p *Parser) jsonValue(s *scanner, pl *plan, k kind) ([]byte, error) {
 		v = s.data[start:s.pos]
 		compactable = s.sawWS
 	}
-	if compactable && bytes.IndexAny(v, " \t\r\n") >= 0 {
+	// The column must hold valid JSON: white space between tokens goes, and control
+	// characters that some writers leave raw inside strings are escaped.
+	if compactable && bytes.IndexAny(v, " \t\r\n") >= 0 || hasControl(v) {
 		p.buf = compact(p.buf[:0], v)
 		v = p.buf
+	}
+	if len(n.Scanners) > 0 {
+		p.indicateAll(v, n)
 	}
 	return v, nil
 }
 
-// compact appends valid JSON text without the white space between tokens.
+// indicateAll scans every string value of a json field's text with the field's indicators.
+func (p *Parser) indicateAll(text []byte, n *batch.Node) {
+	var s scanner
+	s.reset(text)
+	p.indicateValue(&s, n, 0)
+}
+
+func (p *Parser) indicateValue(s *scanner, n *batch.Node, depth int) bool {
+	if depth > maxDepth {
+		return false
+	}
+	switch s.kind() {
+	case kindString:
+		v, err := s.str()
+		if err != nil {
+			return false
+		}
+		start := len(p.keep) // v may be in s.scratch, which dies with s: keep a copy
+		p.keep = append(p.keep, v...)
+		p.b.Indicate(n, p.keep[start:])
+		return true
+	case kindObject:
+		s.pos++
+		for s.peek() == '"' {
+			if err := s.skipString(); err != nil || s.expect(':') != nil {
+				return false
+			}
+			if !p.indicateValue(s, n, depth+1) {
+				return false
+			}
+			if s.peek() != ',' {
+				break
+			}
+			s.pos++
+		}
+		return s.expect('}') == nil
+	case kindArray:
+		s.pos++
+		if s.peek() == ']' {
+			s.pos++
+			return true
+		}
+		for {
+			if !p.indicateValue(s, n, depth+1) {
+				return false
+			}
+			if s.peek() != ',' {
+				break
+			}
+			s.pos++
+		}
+		return s.expect(']') == nil
+	}
+	_, err := s.skip()
+	return err == nil
+}
+
+// compact appends JSON text without the white space between tokens, escaping control
+// characters inside strings.
 func compact(dst, v []byte) []byte {
+	const hex = "0123456789abcdef"
 	for i := 0; i < len(v); i++ {
 		switch c := v[i]; c {
 		case ' ', '\t', '\r', '\n':
@@ -427,13 +522,42 @@ func compact(dst, v []byte) []byte {
 				}
 				j++
 			}
-			dst = append(dst, v[i:j+1]...)
+			end := min(j+1, len(v))
+			str := v[i:end]
+			if !hasControl(str) {
+				dst = append(dst, str...)
+			} else {
+				for _, b := range str {
+					if b < 0x20 {
+						dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xf])
+					} else {
+						dst = append(dst, b)
+					}
+				}
+			}
 			i = j
 		default:
 			dst = append(dst, c)
 		}
 	}
 	return dst
+}
+
+// hasControl reports whether b holds a byte below 0x20, eight bytes at a time.
+func hasControl(b []byte) bool {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if (x-lsb*0x20)&^x&msb != 0 {
+			return true
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 // skipIndicate reads a json field's object, checking its grammar as skipValue does, and scans

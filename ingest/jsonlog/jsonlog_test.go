@@ -297,3 +297,79 @@ func BenchmarkPantherAudit(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 }
+
+// TestPantherDecoding checks the rules Panther's decoder (encoding/json's) has and osprey
+// follows: keys match fields without regard to case when no field has the exact name (and
+// never replace a value from an exact match), and empty arrays are left out.
+func TestPantherDecoding(t *testing.T) {
+	s := compile(t, `schema: Test.Decoding
+fields:
+  - name: eventId
+    type: string
+  - name: TimeStamp
+    type: bigint
+  - name: list
+    type: array
+    element:
+      type: string
+  - name: obj
+    type: object
+    fields:
+      - name: userName
+        type: string
+        indicators: [username]
+`)
+	f := func(rec, want string) {
+		t.Helper()
+		got, errs := rows(t, s, rec)
+		if errs[0] != nil {
+			t.Fatalf("%s: %v", rec, errs[0])
+		}
+		b, _ := json.Marshal([]any{got[0]["eventId"], got[0]["TimeStamp"], got[0]["list"], got[0]["obj"], got[0]["p_any_usernames"]})
+		if string(b) != want {
+			t.Errorf("%s: got %s, want %s", rec, b, want)
+		}
+	}
+	f(`{"eventID":"e1","timestamp":7,"OBJ":{"username":"bob"}}`, `["e1",7,null,{"userName":"bob"},["bob"]]`)
+	f(`{"TimeStamp":1,"timestamp":"not a number"}`, `[null,1,null,null,null]`)
+	f(`{"timestamp":5,"TimeStamp":2}`, `[null,2,null,null,null]`)
+	f(`{"eventId":"exact","EVENTID":"folded"}`, `["exact",null,null,null,null]`)
+	f(`{"list":[]}`, `[null,null,null,null,null]`)
+	f(`{"list":[""]}`, `[null,null,[""],null,null]`)
+}
+
+// TestJSONIndicators checks that indicators on a json field apply to every string inside it.
+func TestJSONIndicators(t *testing.T) {
+	s := compile(t, `schema: Test.JSONIndicators
+fields:
+  - name: params
+    type: json
+    indicators: [aws_arn]
+  - name: embedded
+    type: json
+    isEmbeddedJSON: true
+    indicators: [ip]
+`)
+	got, errs := rows(t, s, `{"params":{"key":"arn:aws:kms:us-east-1:123456789012:key/k1","n":1,"list":["x",{"deep":"arn:aws:s3:::bucket"}],"arn:aws:iam::111111111111:root":true},`+
+		`"embedded":"[\"10.0.0.1\",{\"a\":\"not an ip\",\"b\":\"2001:db8::1\"}]"}`)
+	if errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	b, _ := json.Marshal([]any{got[0]["p_any_aws_arns"], got[0]["p_any_aws_account_ids"], got[0]["p_any_ip_addresses"]})
+	if want := `[["arn:aws:kms:us-east-1:123456789012:key/k1","arn:aws:s3:::bucket"],["123456789012"],["10.0.0.1","2001:db8::1"]]`; string(b) != want {
+		t.Errorf("got %s, want %s (keys are not values)", b, want)
+	}
+}
+
+// TestJSONFieldsStayValid checks that a json column holds valid JSON even when the record has
+// raw control characters inside strings, which some writers leave and the decoder tolerates.
+func TestJSONFieldsStayValid(t *testing.T) {
+	s := compile(t, "schema: Test.Raw\nfields:\n  - name: j\n    type: json\n  - name: s\n    type: string\n")
+	got, errs := rows(t, s, "{\"j\":{\"k\":\"a\x07b\tc\",\"n\":[1, 2]},\"s\":\"x\ty\"}")
+	if errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if got[0]["j"] != `{"k":"a\u0007b\u0009c","n":[1,2]}` || got[0]["s"] != "x\ty" {
+		t.Errorf("j = %q, s = %q", got[0]["j"], got[0]["s"])
+	}
+}

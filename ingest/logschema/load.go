@@ -51,6 +51,18 @@ func (f *Field) UnmarshalYAML(node ast.Node) error {
 	return nil
 }
 
+// UnmarshalYAML records the line of the parser so that errors can point at it.
+func (p *Parser) UnmarshalYAML(node ast.Node) error {
+	type plain Parser
+	var q plain
+	if err := yaml.NodeToValue(node, &q, yaml.DisallowUnknownField()); err != nil {
+		return err
+	}
+	*p = Parser(q)
+	p.Line = node.GetToken().Position.Line
+	return nil
+}
+
 func yamlError(file string, err error) error {
 	var yerr yaml.Error
 	if errors.As(err, &yerr) {
@@ -85,7 +97,11 @@ func (s *Schema) Validate() error {
 		c.errorf(s.Line, "invalid schema name %q: want dot-separated words such as Custom.MyApp", s.Schema)
 	}
 	if s.Parser != nil {
-		c.parser(s.Line, s.Parser)
+		line := s.Parser.Line
+		if line == 0 {
+			line = s.Line
+		}
+		c.parser(line, s.Parser)
 	}
 	if len(s.Fields) == 0 {
 		c.errorf(s.Line, "schema %s has no fields", s.Schema)
@@ -220,9 +236,9 @@ func (c *checker) value(line int, name string, v *Value) {
 			elem = v.Element
 		}
 		switch elem.Type {
-		case TypeString, TypeInt, TypeBigInt:
+		case TypeString, TypeInt, TypeBigInt, TypeJSON:
 		default:
-			c.errorf(line, "field %q: indicators apply to strings (or arrays of strings), not %s", name, elem.Type)
+			c.errorf(line, "field %q: indicators apply to strings (or arrays of strings, or json values: every string inside), not %s", name, elem.Type)
 		}
 	}
 	if v.IsEmbeddedJSON && v.Type != TypeObject && v.Type != TypeArray && v.Type != TypeJSON {
@@ -250,8 +266,29 @@ func (c *checker) value(line int, name string, v *Value) {
 	if s := v.Split; s != nil && s.Separator == "" {
 		c.errorf(line, "field %q: split needs a separator", name)
 	}
+	if s := v.Split; s != nil && s.From == "" {
+		c.errorf(line, "field %q: split needs from", name)
+	}
 	if cc := v.Concat; cc != nil && len(cc.Paths) == 0 {
 		c.errorf(line, "field %q: concat needs paths", name)
+	}
+	if r := v.Rename; r != nil && r.From == "" {
+		c.errorf(line, "field %q: rename needs from", name)
+	}
+	if cp := v.Copy; cp != nil && cp.From == "" {
+		c.errorf(line, "field %q: copy needs from", name)
+	}
+	sources := 0
+	for _, set := range []bool{v.Rename != nil, v.Copy != nil, v.Concat != nil, v.Split != nil} {
+		if set {
+			sources++
+		}
+	}
+	if sources > 1 {
+		c.errorf(line, "field %q: rename, copy, concat and split each say where the value comes from: use one", name)
+	}
+	if (sources > 0 || v.Mask != nil) && v.Type != TypeString {
+		c.errorf(line, "field %q: rename, copy, concat, split and mask make strings: the field must be a string, not %s", name, v.Type)
 	}
 }
 
@@ -267,7 +304,7 @@ func isIndicator(name string) bool {
 // CheckTimeFormat reports whether a time format is one the schema language knows.
 func CheckTimeFormat(f string) error {
 	switch {
-	case f == "rfc3339", f == "unix", f == "unix_ms", f == "unix_us", f == "unix_ns":
+	case f == "rfc3339", f == "unix", f == "unix_ms", f == "unix_us", f == "unix_ns", f == "cloudflare":
 		return nil
 	case strings.HasPrefix(f, "layout="):
 		if strings.TrimPrefix(f, "layout=") == "" {
@@ -277,7 +314,7 @@ func CheckTimeFormat(f string) error {
 	case strings.Contains(f, "%"):
 		return checkStrftime(f)
 	}
-	return fmt.Errorf("unknown time format %q (want rfc3339, unix, unix_ms, unix_us, unix_ns, a strftime pattern or layout=<Go layout>)", f)
+	return fmt.Errorf("unknown time format %q (want rfc3339, unix, unix_ms, unix_us, unix_ns, cloudflare, a strftime pattern or layout=<Go layout>)", f)
 }
 
 func checkStrftime(f string) error {

@@ -87,6 +87,11 @@ func TestParseErrors(t *testing.T) {
 	f("nested error line", "schema: A.B\nfields:\n  - name: o\n    type: object\n    fields:\n      - name: x\n        type: nope\n", "bad.yml:6:", `field "o.x": unknown type`)
 	f("two parsers", "schema: A.B\nparser:\n  native:\n    name: X\n  csv:\n    columns: [a]\nfields:\n  - name: a\n    type: string\n", "exactly one of")
 	f("csv without columns", "schema: A.B\nparser:\n  csv:\n    delimiter: ','\nfields:\n  - name: a\n    type: string\n", "needs columns or hasHeader")
+	f("parser line", "schema: A.B\nparser:\n  csv:\n    delimiter: ','\nfields:\n  - name: a\n    type: string\n", "bad.yml:3:")
+	f("two sources", "schema: A.B\nfields:\n  - name: a\n    type: string\n    rename: {from: b}\n    copy: {from: c}\n", "bad.yml:3:", "use one")
+	f("mask on int", "schema: A.B\nfields:\n  - name: a\n    type: int\n    mask: {type: sha256}\n", "must be a string")
+	f("bad mask", "schema: A.B\nfields:\n  - name: a\n    type: string\n    mask: {type: rot13}\n", "mask type must be")
+	f("split without separator", "schema: A.B\nfields:\n  - name: a\n    type: string\n    split: {from: b}\n", "split needs a separator")
 	f("yaml syntax", "schema: A.B\nfields:\n  - name: [\n", "bad.yml:")
 	f("several mistakes", "schema: A.B\nfields:\n  - name: a\n    type: nope\n  - name: b\n    type: object\n", "bad.yml:3:", "bad.yml:5:")
 }

@@ -31,6 +31,8 @@ type Parser struct {
 	FastMatch *FastMatchParser `yaml:"fastmatch"`
 	Regex     *RegexParser     `yaml:"regex"`
 	CSV       *CSVParser       `yaml:"csv"`
+
+	Line int `yaml:"-"` // line of the parser key's value, for error messages
 }
 
 // NativeParser names a parser written in Go (for example Linux.Auditd or AWS.CloudTrail).
@@ -112,6 +114,12 @@ type Validation struct {
 	Deny  []string `yaml:"deny"`
 	IP    string   `yaml:"ip"`   // "", "ipv4", "ipv6" or "any"
 	CIDR  string   `yaml:"cidr"` // "", "ipv4", "ipv6" or "any"
+}
+
+// Transformed reports whether the value comes from somewhere else than the key of its name
+// (rename, copy, concat or split).
+func (v *Value) Transformed() bool {
+	return v.Rename != nil || v.Copy != nil || v.Concat != nil || v.Split != nil
 }
 
 // Rename takes the field's value from another key of the same object.

@@ -74,6 +74,34 @@ func (m *Mapping) Compression() (c Compression, err error) {
 	return None, nil
 }
 
+// Sniff picks the framing of the mapped data from its first bytes (see Sniff).
+func (m *Mapping) Sniff(envelopes []string) (f Framing, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if !IsFault(r) {
+				panic(r)
+			}
+			err = ErrTruncated
+		}
+	}()
+	return Sniff(m.data[:min(len(m.data), SniffSize)], envelopes), nil
+}
+
+// Head returns a copy of the first n bytes of the mapped data (fewer in a smaller file).
+func (m *Mapping) Head(n int) (head []byte, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if !IsFault(r) {
+				panic(r)
+			}
+			err = ErrTruncated
+		}
+	}()
+	return append([]byte(nil), m.data[:min(len(m.data), n)]...), nil
+}
+
 // Close unmaps the file. Every chunk must have been released.
 func (m *Mapping) Close() error {
 	if m.data == nil {

@@ -20,6 +20,12 @@ func Map(f *os.File) (*Mapping, error) { return nil, nil }
 // Compression is never called: Map returns no mapping.
 func (m *Mapping) Compression() (Compression, error) { return None, nil }
 
+// Sniff is never called: Map returns no mapping.
+func (m *Mapping) Sniff(envelopes []string) (Framing, error) { return Lines, nil }
+
+// Head is never called: Map returns no mapping.
+func (m *Mapping) Head(n int) ([]byte, error) { return nil, nil }
+
 // Close does nothing.
 func (m *Mapping) Close() error { return nil }
 

@@ -1,5 +1,5 @@
 // Package timefmt parses timestamps in the time formats of Panther's log schemas: rfc3339, unix,
-// unix_ms, unix_us, unix_ns, strftime patterns (%Y-%m-%d %H:%M:%S.%f) and Go layouts
+// unix_ms, unix_us, unix_ns, cloudflare, strftime patterns (%Y-%m-%d %H:%M:%S.%f) and Go layouts
 // (layout=2006-01-02). A format is compiled once; parsing allocates nothing on the common paths.
 package timefmt
 
@@ -30,6 +30,8 @@ func Compile(format string) (Parser, error) {
 		return unix{scale: 6}, nil
 	case "unix_ns":
 		return unix{scale: 9}, nil
+	case "cloudflare":
+		return cloudflare{}, nil
 	}
 	if layout, ok := strings.CutPrefix(format, "layout="); ok {
 		if layout == "" {
@@ -379,4 +381,35 @@ func parseUnixFloat(s []byte, scale int) (time.Time, error) {
 	sec := int64(f)
 	t := time.Unix(sec, int64((f-float64(sec))*1e9)).UTC()
 	return t, inRange(t)
+}
+
+// cloudflare parses the timestamps of Cloudflare's Logpush, whose format is a per-job setting:
+// RFC 3339, or a number of seconds, milliseconds, microseconds or nanoseconds since the epoch
+// (told apart by size: Logpush writes whole units).
+type cloudflare struct{}
+
+func (cloudflare) Parse(s []byte) (time.Time, error) {
+	if len(s) > 0 && (s[0] >= '0' && s[0] <= '9' || s[0] == '-') && bytes.IndexByte(s, '-') <= 0 {
+		digits := 0
+		for _, c := range s {
+			if c == '.' {
+				break
+			}
+			digits++
+		}
+		if s[0] == '-' {
+			digits--
+		}
+		scale := 0
+		switch {
+		case digits > 17:
+			scale = 9
+		case digits > 14:
+			scale = 6
+		case digits > 11:
+			scale = 3
+		}
+		return unix{scale: scale}.Parse(s)
+	}
+	return rfc3339{}.Parse(s)
 }

@@ -1,0 +1,113 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/ospreyhq/osprey/ingest"
+	"github.com/ospreyhq/osprey/ingest/logtypes"
+	"github.com/ospreyhq/osprey/ingest/schematest"
+)
+
+// discard is a Sink that drops batches.
+type discard struct{}
+
+func (discard) Write(ctx context.Context, db, table string, rec arrow.RecordBatch) error { return nil }
+
+// sampleLines returns the sample records of the built-in log types (nginx's, which Apache's
+// type also takes, left out), each as one line, and the log type of each.
+func sampleLines(b *testing.B) ([][]byte, []string) {
+	b.Helper()
+	reg, err := logtypes.Builtin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var recs [][]byte
+	var types []string
+	for _, lt := range reg.All() {
+		if lt.Name == "Nginx.Access" || lt.Name == "AWS.VPCFlow" {
+			continue // nginx's lines are Apache's too; a VPC flow header is not a record
+		}
+		files, _ := filepath.Glob(filepath.Join("..", "testdata", "samples", lt.Table.Table+".*"))
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r, err := schematest.Records(data, []string{"Records"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, x := range r {
+				recs = append(recs, bytes.ReplaceAll(x, []byte("\n"), []byte(" ")))
+				types = append(types, lt.Name)
+			}
+		}
+	}
+	return recs, types
+}
+
+// BenchmarkClassify measures ingest without --log-type: records classified among every built-in
+// log type (28), in a stream of one log type (the last winner is tried first) and in a stream
+// that changes log type at every record (each record is checked against the others first),
+// against parsing the same stream with its one log type named.
+//
+//	go test -run '^$' -bench BenchmarkClassify ./ingest/
+func BenchmarkClassify(b *testing.B) {
+	recs, types := sampleLines(b)
+	all := logTypes(b)
+	var oneType [][]byte
+	for i, r := range recs {
+		if types[i] == "Okta.SystemLog" {
+			oneType = append(oneType, r)
+		}
+	}
+	repeat := func(rs [][]byte, n int) []byte {
+		var buf bytes.Buffer
+		for len(buf.Bytes()) < n {
+			for _, r := range rs {
+				buf.Write(r)
+				buf.WriteByte('\n')
+			}
+		}
+		return buf.Bytes()
+	}
+	const size = 4 << 20
+	for _, c := range []struct {
+		name  string
+		types []*logtypes.LogType
+		input []byte
+	}{
+		{"okta-named", logTypes(b, "Okta.SystemLog"), repeat(oneType, size)},
+		{"okta-among-all", all, repeat(oneType, size)},
+		{"mixed-among-all", all, repeat(recs, size)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			events := int64(0)
+			b.SetBytes(int64(len(c.input)))
+			for b.Loop() {
+				in, err := ingest.New(context.Background(), discard{}, ingest.Options{LogTypes: c.types, Workers: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := in.Ingest(context.Background(), "bench", bytes.NewReader(c.input)); err != nil {
+					b.Fatal(err)
+				}
+				s, err := in.Close()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if s.Failures > 0 {
+					b.Fatalf("%d failures", s.Failures)
+				}
+				events += s.Total()
+			}
+			b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}

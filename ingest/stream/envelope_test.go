@@ -1,0 +1,56 @@
+package stream
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestSplitEnvelope(t *testing.T) {
+	f := func(doc string, wantOK bool, want string, wantErr string) {
+		t.Helper()
+		elems, ok, err := SplitEnvelope([]byte(doc), []string{"Records"})
+		got := make([]string, len(elems))
+		for i, e := range elems {
+			got[i] = string(e)
+		}
+		if ok != wantOK || strings.Join(got, "|") != want {
+			t.Errorf("%s: got %v %q, want %v %q", doc, ok, got, wantOK, want)
+		}
+		if (err == nil) != (wantErr == "") || err != nil && !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("%s: error %v, want %q", doc, err, wantErr)
+		}
+	}
+	f(`{"Records":[{"a":1},{"b":"x]}"}]}`, true, `{"a":1}|{"b":"x]}"}`, "")
+	f(" {\n  \"Records\" : [\n {\"a\":[1,2]} ,\n\t{\"b\":\"\\\"}\"}\n ]\n}\n", true, `{"a":[1,2]}|{"b":"\"}"}`, "")
+	f(`{"Records":[]}`, true, ``, "")
+	f(`{"Records":[1,"s",null]}`, true, `1|"s"|null`, "")
+	f(`{"Records":[{"a":1}],"Digest":{"x":[]}}`, true, `{"a":1}`, "")
+	f(`{"eventName":"x","Records":[]}`, false, ``, "")
+	f(`{"Records":{"a":1}}`, false, ``, "")
+	f(`[{"a":1}]`, false, ``, "")
+	f(`not json`, false, ``, "")
+	f(`{"Records":[{"a":1},{"b":2}`, true, `{"a":1}|{"b":2}`, "unexpected end")
+	f(`{"Records":[{"a":1} {"b":2}]}`, true, `{"a":1}`, "want ',' or ']'")
+	f(`{"Records":[{"a":1}]`, true, `{"a":1}`, "after the records")
+	f(`{"Records":[{"a":"unterminated}]}`, true, ``, "invalid JSON")
+}
+
+func BenchmarkSplitEnvelope(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"Records":[`)
+	for i := range 100 {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `{"eventVersion":"1.08","eventName":"GetObject","requestParameters":{"bucketName":"b%d","key":"k \"q\""}}`, i)
+	}
+	sb.WriteString(`]}`)
+	doc := []byte(sb.String())
+	b.SetBytes(int64(len(doc)))
+	for b.Loop() {
+		if _, _, err := SplitEnvelope(doc, []string{"Records"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
