@@ -2,7 +2,8 @@
 //
 // Open starts an in-memory DuckDB with extension installation and loading off (a query must never
 // reach the network), a memory limit and a spill directory in the lake, and the session time zone
-// UTC. Every table of the lake is a view panther_logs.<table> (and so on for the other
+// UTC; then it locks the database down so that a statement can read the lake and nothing else
+// (see lockdown and DB.Run). Every table of the lake is a view panther_logs.<table> (and so on for the other
 // databases) over the table's schema file and its Parquet files. Before a statement runs, Panther's
 // macros (p_occurs_since and friends) are expanded into plain predicates, and each table whose rows
 // the statement restricts by p_event_time is read from the partitions of that time range only.
@@ -33,6 +34,9 @@ type Options struct {
 	MemoryLimit string
 	// Threads is DuckDB's thread count; default GOMAXPROCS.
 	Threads int
+	// TimeZone is the session's time zone (timestamps without an offset are read in it);
+	// default UTC. Statements cannot change it.
+	TimeZone string
 	// Now is the time macros count back from; default time.Now. A scheduled query sets its
 	// scheduled time.
 	Now func() time.Time
@@ -57,6 +61,9 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*DB, error) {
 	if opts.MemoryLimit == "" {
 		opts.MemoryLimit = defaultMemoryLimit()
 	}
+	if opts.TimeZone == "" {
+		opts.TimeZone = "UTC"
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -68,26 +75,43 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*DB, error) {
 	if err := os.MkdirAll(spill, 0o755); err != nil {
 		return nil, err
 	}
+	// Settings are the database's, not a connection's: they are applied once, by the first
+	// connection, which then locks the database down (see lockdown).
 	settings := []string{
 		"SET autoinstall_known_extensions = false",
 		"SET autoload_known_extensions = false",
 		fmt.Sprintf("SET memory_limit = '%s'", opts.MemoryLimit),
 		fmt.Sprintf("SET temp_directory = %s", quote(spill)),
 		fmt.Sprintf("SET threads = %d", opts.Threads),
-		"SET TimeZone = 'UTC'",
+		"SET TimeZone = " + quote(opts.TimeZone),
 	}
+	settings = append(settings, lockdown(l.Dir())...)
+	var (
+		setupMu sync.Mutex
+		setup   bool
+	)
 	conn, err := duckdb.NewConnector("?autoinstall_known_extensions=false&autoload_known_extensions=false", func(ex driver.ExecerContext) error {
+		setupMu.Lock()
+		defer setupMu.Unlock()
+		if setup {
+			return nil
+		}
 		for _, s := range settings {
 			if _, err := ex.ExecContext(context.Background(), s, nil); err != nil {
 				return fmt.Errorf("%s: %w", s, err)
 			}
 		}
+		setup = true
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start duckdb: %w", err)
 	}
 	d := &DB{lake: l, opts: opts, conn: conn, db: sql.OpenDB(conn), views: map[string]bool{}}
+	if err := registerFunctions(ctx, d.db); err != nil {
+		d.Close()
+		return nil, err
+	}
 	if err := d.Refresh(ctx); err != nil {
 		d.Close()
 		return nil, err
@@ -128,6 +152,21 @@ func (d *DB) SQL() *sql.DB { return d.db }
 
 // Lake returns the lake the session reads.
 func (d *DB) Lake() *lake.Lake { return d.lake }
+
+// lockdown returns the statements that confine DuckDB to reading the lake: file system access
+// only under the lake's directory, no extension loading, no configuration changes. DuckDB applies
+// enable_external_access and allowed_directories to the database, so they hold for every
+// connection, and lock_configuration makes every later SET, RESET or PRAGMA that changes a
+// setting fail. What DuckDB still allows inside the lake (COPY TO a file in it, ATTACH
+// ':memory:', CREATE) is refused before it runs: DB.Run accepts SELECT statements only.
+func lockdown(dir string) []string {
+	return []string{
+		fmt.Sprintf("SET allowed_directories = [%s]", quote(strings.TrimSuffix(dir, string(filepath.Separator))+string(filepath.Separator))),
+		"SET enable_external_access = false",
+		"SET allow_community_extensions = false",
+		"SET lock_configuration = true",
+	}
+}
 
 // quote returns s as an SQL string literal.
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -344,18 +345,29 @@ func (d *DB) Explain(ctx context.Context, stmt string) (string, error) {
 		return "", err
 	}
 	defer conn.Close()
-	return d.prepare(ctx, conn, stmt)
+	return d.prepare(ctx, conn, stmt, nil)
 }
 
-// prepare expands macros and narrows tables.
-func (d *DB) prepare(ctx context.Context, conn *sql.Conn, stmt string) (string, error) {
-	expanded, err := expandMacros(stmt, d.opts.Now(), duckEval(ctx, conn))
+// prepare expands macros, refuses anything but a query, and narrows tables. An EXPLAIN is
+// checked and narrowed by the statement it explains.
+func (d *DB) prepare(ctx context.Context, conn *sql.Conn, stmt string, params map[string]any) (string, error) {
+	expanded, err := expandMacros(stmt, d.opts.Now(), duckEval(ctx, conn), params)
 	if err != nil {
 		return "", err
 	}
-	out, err := d.narrow(ctx, conn, expanded)
+	prefix, inner := splitExplain(expanded)
+	if inner == "" {
+		return "", ErrNotQuery
+	}
+	if err := checkQuery(ctx, conn, inner); err != nil {
+		if errors.Is(err, ErrNotQuery) {
+			return "", err
+		}
+		return "", d.explainError(err)
+	}
+	out, err := d.narrow(ctx, conn, inner)
 	if err != nil {
 		return "", fmt.Errorf("narrow: %w", err)
 	}
-	return out, nil
+	return prefix + out, nil
 }
