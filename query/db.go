@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -50,7 +51,8 @@ type DB struct {
 	db   *sql.DB
 
 	mu    sync.Mutex
-	views map[string]bool // "db.table" -> whether its view reads data files (not only the schema file)
+	views  map[string]bool     // "db.table" -> whether its view reads data files (not only the schema file)
+	unions map[string][]string // union view name -> the tables it was built over
 }
 
 // Open opens a DuckDB session over the lake.
@@ -107,7 +109,7 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start duckdb: %w", err)
 	}
-	d := &DB{lake: l, opts: opts, conn: conn, db: sql.OpenDB(conn), views: map[string]bool{}}
+	d := &DB{lake: l, opts: opts, conn: conn, db: sql.OpenDB(conn), views: map[string]bool{}, unions: map[string][]string{}}
 	if err := registerFunctions(ctx, d.db); err != nil {
 		d.Close()
 		return nil, err
@@ -174,11 +176,13 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'
 // ident returns s as a quoted SQL identifier.
 func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
-// Refresh creates the views of tables that appeared since the last refresh and points every
-// view at the files its table has now.
+// Refresh creates the views of tables that appeared since the last refresh, points every
+// view at the files its table has now, and rebuilds the union views (panther_views.all_logs,
+// panther_views.all_rule_matches) when their set of tables changed.
 func (d *DB) Refresh(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	tablesOf := map[string][]string{}
 	for _, db := range lake.Databases {
 		tables, err := d.lake.Tables(db)
 		if err != nil {
@@ -191,6 +195,7 @@ func (d *DB) Refresh(ctx context.Context) error {
 			return err
 		}
 		for _, t := range tables {
+			tablesOf[db] = append(tablesOf[db], t.Name)
 			name := t.DB + "." + t.Name
 			hasData, seen := d.views[name]
 			if hasData {
@@ -207,7 +212,62 @@ func (d *DB) Refresh(ctx context.Context) error {
 			d.views[name] = now
 		}
 	}
+	for _, u := range unionViews {
+		tables := tablesOf[u.db]
+		if built, ok := d.unions[u.name]; ok && slices.Equal(built, tables) {
+			continue
+		}
+		if _, err := d.db.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+ident(lake.DBViews)); err != nil {
+			return err
+		}
+		sel := u.union(tables, func(table string) string { return ident(u.db) + "." + ident(table) })
+		stmt := fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS %s", ident(lake.DBViews), ident(u.name), sel)
+		if _, err := d.db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("create view %s.%s: %w", lake.DBViews, u.name, d.explainError(err))
+		}
+		d.unions[u.name] = tables
+	}
 	return nil
+}
+
+// unionView is a view of panther_views over every table of a database: the tables' p_ columns
+// (UNION ALL BY NAME: a column a table lacks is NULL) and p_db_name, as Panther's all_logs.
+type unionView struct {
+	name, db string
+	empty    string // the view's columns when the database has no table
+}
+
+var unionViews = []unionView{
+	{name: "all_logs", db: lake.DBLogs, empty: "SELECT NULL::VARCHAR AS p_db_name, NULL::VARCHAR AS p_log_type, NULL::VARCHAR AS p_row_id, " +
+		"NULL::TIMESTAMPTZ AS p_event_time, NULL::TIMESTAMPTZ AS p_parse_time, NULL::VARCHAR AS p_source_id, NULL::VARCHAR AS p_source_label WHERE false"},
+	{name: "all_rule_matches", db: lake.DBRuleMatches, empty: "SELECT NULL::VARCHAR AS p_db_name, NULL::VARCHAR AS p_log_type, NULL::VARCHAR AS p_row_id, " +
+		"NULL::TIMESTAMPTZ AS p_event_time, NULL::TIMESTAMPTZ AS p_parse_time, NULL::VARCHAR AS p_source_id, NULL::VARCHAR AS p_source_label, " +
+		"NULL::VARCHAR AS p_rule_id, NULL::VARCHAR AS p_alert_id, NULL::TIMESTAMPTZ AS p_alert_creation_time, NULL::TIMESTAMPTZ AS p_alert_update_time, " +
+		"NULL::VARCHAR AS p_rule_severity, NULL::VARCHAR[] AS p_rule_tags WHERE false"},
+}
+
+func findUnionView(db, name string) *unionView {
+	if db != lake.DBViews {
+		return nil
+	}
+	for i := range unionViews {
+		if unionViews[i].name == name {
+			return &unionViews[i]
+		}
+	}
+	return nil
+}
+
+// union returns the view's query over tables, each read from source(table).
+func (u *unionView) union(tables []string, source func(table string) string) string {
+	if len(tables) == 0 {
+		return u.empty
+	}
+	parts := make([]string, len(tables))
+	for i, t := range tables {
+		parts[i] = fmt.Sprintf("SELECT %s AS p_db_name, COLUMNS('^p_') FROM %s", quote(u.db), source(t))
+	}
+	return strings.Join(parts, " UNION ALL BY NAME ")
 }
 
 // fileList returns the SQL list of files to read for a table: its schema file, then the given

@@ -28,6 +28,7 @@ import (
 // tableRef is a reference to a lake table in a statement.
 type tableRef struct {
 	db, table, alias string
+	union            *unionView // a view over every table of a database (all_logs), not a table
 	loc              int // byte offset of the reference in the statement
 	lo, hi           time.Time
 	bounded          bool
@@ -76,17 +77,44 @@ func (d *DB) narrow(ctx context.Context, conn *sql.Conn, stmt string) (string, e
 		if !ok {
 			continue
 		}
-		globs, err := d.lake.Globs(r.db, r.table, r.lo, r.hi)
+		repl, err := d.narrowed(r)
 		if err != nil {
 			return "", err
 		}
-		repl := "(" + tableQuery(d.fileList(r.db, r.table, globs, false)) + ")"
 		if r.alias == "" {
 			repl += " AS " + ident(r.table)
 		}
 		out = out[:r.loc] + repl + out[end:]
 	}
 	return out, nil
+}
+
+// narrowed returns the read that replaces a narrowed reference: its table's partitions in range,
+// or for a union view the union of every table's.
+func (d *DB) narrowed(r *tableRef) (string, error) {
+	read := func(db, table string) (string, error) {
+		globs, err := d.lake.Globs(db, table, r.lo, r.hi)
+		if err != nil {
+			return "", err
+		}
+		return "(" + tableQuery(d.fileList(db, table, globs, false)) + ")", nil
+	}
+	if r.union == nil {
+		return read(r.db, r.table)
+	}
+	tables, err := d.lake.Tables(r.union.db)
+	if err != nil {
+		return "", err
+	}
+	names := make([]string, len(tables))
+	reads := map[string]string{}
+	for i, t := range tables {
+		names[i] = t.Name
+		if reads[t.Name], err = read(t.DB, t.Name); err != nil {
+			return "", err
+		}
+	}
+	return "(" + r.union.union(names, func(table string) string { return reads[table] }) + ")", nil
 }
 
 // walk calls fn for every object in a JSON tree.
@@ -123,6 +151,10 @@ func (d *DB) selectRefs(node map[string]any, loc *time.Location) []*tableRef {
 			loc, ok := m["query_location"].(float64)
 			if !ok || loc > 1<<40 || !isLakeDB(db) || lake.CheckName(table) != nil {
 				only = false
+				return
+			}
+			if u := findUnionView(db, table); u != nil {
+				refs = append(refs, &tableRef{db: db, table: table, alias: alias, loc: int(loc), union: u})
 				return
 			}
 			if _, err := d.lake.TableSignature(db, table); err != nil {
