@@ -50,7 +50,7 @@ type DB struct {
 	conn *duckdb.Connector
 	db   *sql.DB
 
-	mu    sync.Mutex
+	mu     sync.Mutex
 	views  map[string]bool     // "db.table" -> whether its view reads data files (not only the schema file)
 	unions map[string][]string // union view name -> the tables it was built over
 }

@@ -29,7 +29,7 @@ import (
 type tableRef struct {
 	db, table, alias string
 	union            *unionView // a view over every table of a database (all_logs), not a table
-	loc              int // byte offset of the reference in the statement
+	loc              int        // byte offset of the reference in the statement
 	lo, hi           time.Time
 	bounded          bool
 }
