@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,7 +17,10 @@ import (
 )
 
 // Formats are the output formats of query results.
-var Formats = []string{"table", "csv", "json", "jsonl"}
+var Formats = []string{"table", "csv", "json", "jsonl", "parquet"}
+
+// ValidFormat reports whether f is one of Formats.
+func ValidFormat(f string) bool { return slices.Contains(Formats, f) }
 
 // WriteOptions configure Write.
 type WriteOptions struct {
@@ -60,6 +64,8 @@ func write(bw *bufio.Writer, rows *Rows, cols []string, opts WriteOptions) (int6
 		return vals, nil
 	}
 	switch opts.Format {
+	case "parquet":
+		return writeParquet(bw, rows, cols)
 	case "", "table":
 		return writeTable(bw, cols, next, opts)
 	case "csv":
@@ -164,6 +170,15 @@ func Plain(v any) any {
 		out := make(map[string]any, len(v))
 		for k, x := range v {
 			out[k] = Plain(x)
+		}
+		return out
+	case duckdb.OrderedMap:
+		return Plain(&v)
+	case *duckdb.OrderedMap:
+		keys, vals := v.Keys(), v.Values()
+		out := make(map[string]any, len(keys))
+		for i, k := range keys {
+			out[fmt.Sprint(Plain(k))] = Plain(vals[i])
 		}
 		return out
 	case duckdb.Map:
