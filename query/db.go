@@ -38,6 +38,10 @@ type Options struct {
 	// TimeZone is the session's time zone (timestamps without an offset are read in it);
 	// default UTC. Statements cannot change it.
 	TimeZone string
+	// LazyViews leaves the creation of the lake's views to the first Refresh or statement
+	// instead of Open: a shell shows its prompt at once and lists a long lake's files (every
+	// hour partition) while the user types.
+	LazyViews bool
 	// Now is the time macros count back from; default time.Now. A scheduled query sets its
 	// scheduled time.
 	Now func() time.Time
@@ -86,6 +90,9 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*DB, error) {
 		fmt.Sprintf("SET temp_directory = %s", quote(spill)),
 		fmt.Sprintf("SET threads = %d", opts.Threads),
 		"SET TimeZone = " + quote(opts.TimeZone),
+		// Lake files never change once published: keep their footers between statements
+		// instead of reading thousands of them again for every scan of a long lake.
+		"SET parquet_metadata_cache = true",
 	}
 	settings = append(settings, lockdown(l.Dir())...)
 	var (
@@ -114,9 +121,11 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*DB, error) {
 		d.Close()
 		return nil, err
 	}
-	if err := d.Refresh(ctx); err != nil {
-		d.Close()
-		return nil, err
+	if !opts.LazyViews {
+		if err := d.Refresh(ctx); err != nil {
+			d.Close()
+			return nil, err
+		}
 	}
 	return d, nil
 }

@@ -9,6 +9,10 @@
 // COPY (SELECT * FROM read_json('file')) TO 'out.parquet' through duckdb-go, each as a
 // subprocess, and prints the median events/s of both, their ratio and each one's peak memory.
 // The file is kept in DIR and reused by later runs with the same size.
+//
+//	osprey-bench query [--rows 50000000] [--days 90] [--runs 5] [--dir DIR] [--osprey bin/osprey]
+//
+// measures the query side: see benchQuery in query.go.
 package main
 
 import (
@@ -41,6 +45,8 @@ func main() {
 		err = duckdbCopy(os.Args[2:])
 	case "gen":
 		err = gen(os.Args[2:])
+	case "query":
+		err = benchQuery(os.Args[2:])
 	default:
 		usage()
 	}
@@ -55,7 +61,10 @@ func usage() {
   osprey-bench ingest [--size 1GiB] [--runs 3] [--dir DIR] [--osprey PATH]
       osprey ingest vs DuckDB COPY (SELECT * FROM read_json(file)) TO parquet, same input, same run
   osprey-bench gen --size 1GiB --out FILE
-      write the Panther.Audit input file only`)
+      write the Panther.Audit input file only
+  osprey-bench query [--rows 50000000] [--days 90] [--runs 5] [--dir DIR] [--osprey PATH]
+      a 90-day and a 1-day lake: p_occurs_since('1 hour') on both, a full scan against DuckDB
+      on one compacted file, and the shell's time to its first prompt`)
 	os.Exit(2)
 }
 

@@ -16,7 +16,7 @@ func runREPL(ctx context.Context, g *globals, o *sqlOptions, params map[string]a
 	if err != nil {
 		return err
 	}
-	db, err := query.Open(ctx, l, query.Options{MemoryLimit: o.memoryLimit})
+	db, err := query.Open(ctx, l, query.Options{MemoryLimit: o.memoryLimit, LazyViews: true})
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,9 @@ func (s *Shell) Run(ctx context.Context) error {
 	// the statement is cancelled, not the shell, so the shell does not use the caller's context,
 	// which the same signal may cancel.
 	ctx = context.WithoutCancel(ctx)
-	s.columns(ctx, true)
+	// The views and the catalog (for completion) load while the user types; the first statement
+	// waits for the views.
+	go s.columns(ctx, true)
 
 	fmt.Fprintln(s.opts.Out, "osprey SQL shell: statements end with ;  .help for commands, Ctrl-D to leave")
 	p := prompt.New(
@@ -44,7 +46,9 @@ func (s *Shell) Run(ctx context.Context) error {
 		},
 		prompt.WithPrefixCallback(func() string { return "osprey> " }),
 		prompt.WithHistory(History(s.opts.HistoryFile)),
-		prompt.WithCompleter(s.complete),
+		prompt.WithCompleter(func(d prompt.Document) ([]prompt.Suggest, pstrings.RuneNumber, pstrings.RuneNumber) {
+			return s.complete(ctx, d)
+		}),
 		prompt.WithCompletionWordSeparator(wordSeparators),
 		prompt.WithLexer(&lexer{}),
 		prompt.WithExecuteOnEnterCallback(func(p *prompt.Prompt, indent int) (int, bool) {
@@ -65,14 +69,20 @@ const wordSeparators = " \t\n(),;=<>+-*/|'\"[]"
 // complete suggests what may follow the word before the cursor: keywords, schemas, tables
 // (schema.table), columns of the tables the statement names (struct fields as col.field),
 // Panther's macros and the project's functions.
-func (s *Shell) complete(d prompt.Document) ([]prompt.Suggest, pstrings.RuneNumber, pstrings.RuneNumber) {
+func (s *Shell) complete(ctx context.Context, d prompt.Document) ([]prompt.Suggest, pstrings.RuneNumber, pstrings.RuneNumber) {
 	end := d.CurrentRuneIndex()
 	word := d.GetWordBeforeCursorUntilSeparator(wordSeparators)
 	start := end - pstrings.RuneNumber(utf8.RuneCountInString(word))
 	if word == "" {
 		return nil, start, end
 	}
-	return Suggestions(s.catalog, d.Text, word), start, end
+	s.catMu.Lock()
+	catalog := s.catalog
+	s.catMu.Unlock()
+	if catalog == nil { // still loading: wait for it once
+		catalog, _ = s.columns(ctx, false)
+	}
+	return Suggestions(catalog, d.Text, word), start, end
 }
 
 // Suggestions returns the completions of word in the statement text, given the catalog.

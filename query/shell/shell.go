@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -48,6 +49,7 @@ type Shell struct {
 	output *os.File // .output FILE; nil: Out
 	quit   bool
 
+	catMu    sync.Mutex // the completer reads the catalog while it loads in the background
 	catalog  []query.Column
 	catStale bool
 }
@@ -152,9 +154,11 @@ func (s *Shell) run(ctx context.Context, stmt string) error {
 	if err == nil && s.timer && s.mode != "table" && s.output == nil {
 		fmt.Fprintf(s.opts.Err, "Run Time: %s\n", time.Since(start).Round(time.Millisecond))
 	}
-	if strings.Contains(strings.ToLower(stmt), "create") || s.catalog == nil {
+	s.catMu.Lock()
+	if s.catalog == nil {
 		s.catStale = true
 	}
+	s.catMu.Unlock()
 	return err
 }
 
@@ -299,13 +303,21 @@ func (s *Shell) Close() error {
 
 // columns returns the session's catalog, reloaded when a statement may have changed it.
 func (s *Shell) columns(ctx context.Context, reload bool) ([]query.Column, error) {
-	if reload || s.catStale {
+	s.catMu.Lock()
+	stale := reload || s.catStale
+	s.catMu.Unlock()
+	if stale {
 		cols, err := s.db.Catalog(ctx)
+		s.catMu.Lock()
+		defer s.catMu.Unlock()
 		if err != nil {
 			return s.catalog, err
 		}
 		s.catalog, s.catStale = cols, false
+		return cols, nil
 	}
+	s.catMu.Lock()
+	defer s.catMu.Unlock()
 	return s.catalog, nil
 }
 
