@@ -27,6 +27,11 @@ check:
 bench: build
 	bin/osprey-bench ingest --size 1GiB --runs 3
 
+# The query side: 90-day vs 1-day lake, full scan vs one compacted file, shell startup
+# (50M rows, several GB in the temporary directory, kept for the next run; see README).
+bench-query: build
+	bin/osprey-bench query --rows 50000000 --days 90 --runs 5
+
 # Go micro-benchmarks of the hot paths.
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./ingest/... ./lake/...
