@@ -90,9 +90,6 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*DB, error) {
 		fmt.Sprintf("SET temp_directory = %s", quote(spill)),
 		fmt.Sprintf("SET threads = %d", opts.Threads),
 		"SET TimeZone = " + quote(opts.TimeZone),
-		// Lake files never change once published: keep their footers between statements
-		// instead of reading thousands of them again for every scan of a long lake.
-		"SET parquet_metadata_cache = true",
 	}
 	settings = append(settings, lockdown(l.Dir())...)
 	var (
