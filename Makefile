@@ -2,7 +2,7 @@
 
 GO ?= go
 
-.PHONY: build test test-deps check bench bench-go bench-serve quickstart clean
+.PHONY: build test test-deps check tools bench bench-go bench-serve bench-query quickstart clean
 
 build:
 	$(GO) build -o bin/osprey ./cmd/osprey
@@ -10,12 +10,19 @@ build:
 
 # The whole test suite: formatting and vet first, what the tests need beyond Go modules, then
 # every package's tests.
-test: check test-deps
+test: check test-deps tools
 	$(GO) test ./...
 
 # Installs (when missing) what tests use beyond Go modules: syslog-ng for the shipper test.
 test-deps:
 	@./.ci/deps
+
+# hyparquet (pinned in tools/parquet-check/package-lock.json) reads exports back in
+# query's TestExportReadByHyparquet. Without node the test skips, saying so.
+tools:
+	@if command -v node >/dev/null && command -v npm >/dev/null; then \
+		cd tools/parquet-check && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "node/npm not found: TestExportReadByHyparquet will skip"; fi
 
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -29,6 +36,11 @@ bench: build
 bench-serve: build
 	bin/osprey-bench serve --duration 30s
 
+# The query side: 90-day vs 1-day lake, full scan vs one compacted file, shell startup
+# (50M rows, several GB in the temporary directory, kept for the next run; see README).
+bench-query: build
+	bin/osprey-bench query --rows 50000000 --days 90 --runs 5
+
 # Go micro-benchmarks of the hot paths.
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./ingest/... ./lake/...
@@ -37,4 +49,4 @@ quickstart:
 	$(GO) run ./cmd/osprey quickstart
 
 clean:
-	rm -rf bin osprey-data
+	rm -rf bin osprey-data tools/parquet-check/node_modules

@@ -1,100 +1,121 @@
 package lake
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
+	"io"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
 )
 
-// WriteFile writes the rows of recs (batches of one schema) as a Parquet file at path, a row
-// group per batch, with the
-// encodings, types and statistics of the lake's data files: DuckDB reads it exactly as it reads
-// a table of the lake. It is meant for files read once and thrown away, such as the batches
-// detections bind as tables, so it does not fsync.
-func WriteFile(path string, recs ...arrow.RecordBatch) (int64, error) {
-	return writeFile(path, recs, false)
+// FileWriter writes Arrow record batches as one Parquet file, outside any lake: query results
+// (`osprey sql --format parquet`) and exports. Files are encoded as the lake's data files are
+// (see the package documentation), and written front to back, so that w can be a pipe or an
+// HTTP response. The schema must use the lake's types: strings, int16/32/64, float64, boolean,
+// microsecond timestamps, structs and lists of these.
+type FileWriter struct {
+	w        io.Writer
+	schema   *arrow.Schema
+	template format.FileMetaData
+	enc      *encoder
+	cols     []column // chosen from the first batch
+	off      int64
+	rows     int64
+	groups   []format.RowGroup
+	err      error
 }
 
-// WriteScratchFile is WriteFile for a file read once, right away: its pages are neither
-// compressed nor dictionary-encoded, which makes it quicker to write and to read, and larger.
-func WriteScratchFile(path string, recs ...arrow.RecordBatch) (int64, error) {
-	return writeFile(path, recs, true)
-}
-
-func writeFile(path string, recs []arrow.RecordBatch, scratch bool) (int64, error) {
-	if len(recs) == 0 {
-		return 0, errors.New("write file: no batch")
-	}
-	s := recs[0].Schema()
-	var plain map[string]bool
-	switch {
-	case scratch:
-		plain = stringColumns(s)
-	case recs[0].NumRows() >= minSampleRows:
-		plain = plainColumns(recs[0])
-	}
-	ps, err := parquetSchema(s, plain)
+// NewFileWriter starts a Parquet file of the schema on w.
+func NewFileWriter(w io.Writer, s *arrow.Schema) (*FileWriter, error) {
+	ps, err := ParquetSchema(s)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	template, err := fileTemplate(ps, Signature(s))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	enc, err := newEncoder(s)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	enc.cw.raw = scratch
-	f, err := os.Create(path)
-	if err != nil {
-		return 0, err
+	if _, err := w.Write(magic); err != nil {
+		return nil, err
 	}
-	pq, err := createPQFile(f)
-	if err != nil {
-		return 0, errors.Join(err, f.Close())
-	}
-	cols := tableColumns(ps)
-	for _, rec := range recs {
-		if rec.NumRows() == 0 {
-			continue
-		}
-		if !rec.Schema().Equal(s) {
-			f.Close()
-			return 0, fmt.Errorf("write %s: batches of different schemas", path)
-		}
-		rg, err := enc.encode(cols, rec, nil)
-		if err == nil {
-			err = pq.append(rg)
-		}
-		if err != nil {
-			f.Close()
-			return 0, fmt.Errorf("write %s: %w", path, err)
-		}
-	}
-	return pq.finish(template)
+	return &FileWriter{w: w, schema: s, template: template, enc: enc, off: int64(len(magic))}, nil
 }
 
-// stringColumns returns the paths of every string leaf of a schema (as plainColumns names them).
-func stringColumns(s *arrow.Schema) map[string]bool {
-	out := map[string]bool{}
-	var visit func(t arrow.DataType, path string)
-	visit = func(t arrow.DataType, path string) {
-		switch t := t.(type) {
-		case *arrow.StringType:
-			out[path] = true
-		case *arrow.StructType:
-			for _, f := range t.Fields() {
-				visit(f.Type, path+"."+f.Name)
-			}
-		case *arrow.ListType:
-			visit(t.Elem(), path+".element")
+// Write adds a record batch's rows as one row group.
+func (fw *FileWriter) Write(rec arrow.RecordBatch) error {
+	if fw.err != nil {
+		return fw.err
+	}
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	if !rec.Schema().Equal(fw.schema) {
+		return errors.New("write parquet: batch schema differs from the file's")
+	}
+	if len(fw.groups) >= maxRowGroups {
+		return errors.New("write parquet: too many row groups in one file")
+	}
+	if fw.cols == nil {
+		var plain map[string]bool
+		if rec.NumRows() >= minSampleRows {
+			plain = plainColumns(rec)
+		}
+		ps, err := parquetSchema(fw.schema, plain)
+		if err != nil {
+			return err
+		}
+		fw.cols = tableColumns(ps)
+	}
+	rg, err := fw.enc.encode(fw.cols, rec, nil)
+	if err != nil {
+		fw.err = fmt.Errorf("write parquet: %w", err)
+		return fw.err
+	}
+	if _, err := fw.w.Write(rg.data); err != nil {
+		fw.err = err
+		return err
+	}
+	meta := rg.meta
+	meta.FileOffset = fw.off
+	meta.Ordinal = int16(len(fw.groups))
+	for i := range meta.Columns {
+		md := &meta.Columns[i].MetaData
+		md.DataPageOffset += fw.off
+		if rg.dict[i] {
+			md.DictionaryPageOffset += fw.off
 		}
 	}
-	for _, f := range s.Fields() {
-		visit(f.Type, f.Name)
+	fw.off += int64(len(rg.data))
+	fw.rows += meta.NumRows
+	fw.groups = append(fw.groups, meta)
+	return nil
+}
+
+// Rows returns the number of rows written.
+func (fw *FileWriter) Rows() int64 { return fw.rows }
+
+// Close writes the footer. It does not close the underlying writer.
+func (fw *FileWriter) Close() error {
+	if fw.err != nil {
+		return fw.err
 	}
-	return out
+	md := fw.template
+	md.NumRows = fw.rows
+	md.RowGroups = fw.groups
+	footer, err := thrift.Marshal(new(thrift.CompactProtocol), &md)
+	if err != nil {
+		return fmt.Errorf("encode footer: %w", err)
+	}
+	footer = binary.LittleEndian.AppendUint32(footer, uint32(len(footer)))
+	footer = append(footer, magic...)
+	_, err = fw.w.Write(footer)
+	fw.err = errors.New("write parquet: file is closed")
+	return err
 }

@@ -89,11 +89,12 @@ func OpenBatchDB(ctx context.Context, opts BatchOptions) (*BatchDB, error) {
 	}
 	b := &BatchDB{db: sql.OpenDB(connector), dir: dir, dbs: map[string]bool{}, tables: map[string]string{}, stmts: map[string]*sql.Stmt{}}
 	b.db.SetMaxOpenConns(1)
-	if b.conn, err = b.db.Conn(ctx); err != nil {
+	// Before b.conn holds the only connection: registering takes one from the pool.
+	if err := registerFunctions(ctx, b.db); err != nil {
 		b.Close()
 		return nil, err
 	}
-	if err := registerFunctions(ctx, b.db); err != nil {
+	if b.conn, err = b.db.Conn(ctx); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -183,7 +184,7 @@ func (b *BatchDB) dropStatements() {
 // QueryPrepared is Query through a prepared statement, prepared on first use and kept while
 // the tables it reads keep their columns.
 func (b *BatchDB) QueryPrepared(ctx context.Context, stmt string, now time.Time) (*sql.Rows, error) {
-	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn))
+	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +222,7 @@ func (b *BatchDB) BindSchema(ctx context.Context, db, table string, s *arrow.Sch
 // Query runs a statement over the bound tables after expanding Panther's macros, counting back
 // from now.
 func (b *BatchDB) Query(ctx context.Context, stmt string, now time.Time) (*sql.Rows, error) {
-	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn))
+	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +236,7 @@ func (b *BatchDB) Query(ctx context.Context, stmt string, now time.Time) (*sql.R
 // Check reports whether a statement binds against the bound tables, without running it; the
 // names of its result columns are returned.
 func (b *BatchDB) Check(ctx context.Context, stmt string, now time.Time) ([]string, error) {
-	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn))
+	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +270,7 @@ func oneLine(err error) error {
 // statement may read every column of a table: it uses COLUMNS(...), or a table as a value
 // (to_json(t)). Macros are expanded first.
 func (b *BatchDB) Columns(ctx context.Context, stmt string, now time.Time) (refs [][]string, all bool, err error) {
-	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn))
+	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn), nil)
 	if err != nil {
 		return nil, false, err
 	}

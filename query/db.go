@@ -2,7 +2,8 @@
 //
 // Open starts an in-memory DuckDB with extension installation and loading off (a query must never
 // reach the network), a memory limit and a spill directory in the lake, and the session time zone
-// UTC. Every table of the lake is a view panther_logs.<table> (and so on for the other
+// UTC; then it locks the database down so that a statement can read the lake and nothing else
+// (see lockdown and DB.Run). Every table of the lake is a view panther_logs.<table> (and so on for the other
 // databases) over the table's schema file and its Parquet files. Before a statement runs, Panther's
 // macros (p_occurs_since and friends) are expanded into plain predicates, and each table whose rows
 // the statement restricts by p_event_time is read from the partitions of that time range only.
@@ -17,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +35,13 @@ type Options struct {
 	MemoryLimit string
 	// Threads is DuckDB's thread count; default GOMAXPROCS.
 	Threads int
+	// TimeZone is the session's time zone (timestamps without an offset are read in it);
+	// default UTC. Statements cannot change it.
+	TimeZone string
+	// LazyViews leaves the creation of the lake's views to the first Refresh or statement
+	// instead of Open: a shell shows its prompt at once and lists a long lake's files (every
+	// hour partition) while the user types.
+	LazyViews bool
 	// Now is the time macros count back from; default time.Now. A scheduled query sets its
 	// scheduled time.
 	Now func() time.Time
@@ -45,8 +54,9 @@ type DB struct {
 	conn *duckdb.Connector
 	db   *sql.DB
 
-	mu    sync.Mutex
-	views map[string]view // by "db.table"
+	mu     sync.Mutex
+	views  map[string]view     // by "db.table"
+	unions map[string][]string // union view name -> the tables it was built over
 }
 
 // view is what a table's view reads.
@@ -63,6 +73,9 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*DB, error) {
 	if opts.MemoryLimit == "" {
 		opts.MemoryLimit = defaultMemoryLimit()
 	}
+	if opts.TimeZone == "" {
+		opts.TimeZone = "UTC"
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -74,29 +87,48 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*DB, error) {
 	if err := os.MkdirAll(spill, 0o755); err != nil {
 		return nil, err
 	}
+	// Settings are the database's, not a connection's: they are applied once, by the first
+	// connection, which then locks the database down (see lockdown).
 	settings := []string{
 		"SET autoinstall_known_extensions = false",
 		"SET autoload_known_extensions = false",
 		fmt.Sprintf("SET memory_limit = '%s'", opts.MemoryLimit),
 		fmt.Sprintf("SET temp_directory = %s", quote(spill)),
 		fmt.Sprintf("SET threads = %d", opts.Threads),
-		"SET TimeZone = 'UTC'",
+		"SET TimeZone = " + quote(opts.TimeZone),
 	}
+	settings = append(settings, lockdown(l.Dir())...)
+	var (
+		setupMu sync.Mutex
+		setup   bool
+	)
 	conn, err := duckdb.NewConnector("?autoinstall_known_extensions=false&autoload_known_extensions=false", func(ex driver.ExecerContext) error {
+		setupMu.Lock()
+		defer setupMu.Unlock()
+		if setup {
+			return nil
+		}
 		for _, s := range settings {
 			if _, err := ex.ExecContext(context.Background(), s, nil); err != nil {
 				return fmt.Errorf("%s: %w", s, err)
 			}
 		}
+		setup = true
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start duckdb: %w", err)
 	}
-	d := &DB{lake: l, opts: opts, conn: conn, db: sql.OpenDB(conn), views: map[string]view{}}
-	if err := d.Refresh(ctx); err != nil {
+	d := &DB{lake: l, opts: opts, conn: conn, db: sql.OpenDB(conn), views: map[string]view{}, unions: map[string][]string{}}
+	if err := registerFunctions(ctx, d.db); err != nil {
 		d.Close()
 		return nil, err
+	}
+	if !opts.LazyViews {
+		if err := d.Refresh(ctx); err != nil {
+			d.Close()
+			return nil, err
+		}
 	}
 	return d, nil
 }
@@ -135,17 +167,34 @@ func (d *DB) SQL() *sql.DB { return d.db }
 // Lake returns the lake the session reads.
 func (d *DB) Lake() *lake.Lake { return d.lake }
 
+// lockdown returns the statements that confine DuckDB to reading the lake: file system access
+// only under the lake's directory, no extension loading, no configuration changes. DuckDB applies
+// enable_external_access and allowed_directories to the database, so they hold for every
+// connection, and lock_configuration makes every later SET, RESET or PRAGMA that changes a
+// setting fail. What DuckDB still allows inside the lake (COPY TO a file in it, ATTACH
+// ':memory:', CREATE) is refused before it runs: DB.Run accepts SELECT statements only.
+func lockdown(dir string) []string {
+	return []string{
+		fmt.Sprintf("SET allowed_directories = [%s]", quote(strings.TrimSuffix(dir, string(filepath.Separator))+string(filepath.Separator))),
+		"SET enable_external_access = false",
+		"SET allow_community_extensions = false",
+		"SET lock_configuration = true",
+	}
+}
+
 // quote returns s as an SQL string literal.
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // ident returns s as a quoted SQL identifier.
 func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
-// Refresh creates the views of tables that appeared since the last refresh and points every
-// view at the files its table has now.
+// Refresh creates the views of tables that appeared since the last refresh, points every
+// view at the files its table has now, and rebuilds the union views (panther_views.all_logs,
+// panther_views.all_rule_matches) when their set of tables changed.
 func (d *DB) Refresh(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	tablesOf := map[string][]string{}
 	for _, db := range lake.Databases {
 		tables, err := d.lake.Tables(db)
 		if err != nil {
@@ -158,6 +207,7 @@ func (d *DB) Refresh(ctx context.Context) error {
 			return err
 		}
 		for _, t := range tables {
+			tablesOf[db] = append(tablesOf[db], t.Name)
 			name := t.DB + "." + t.Name
 			evolved, err := d.lake.TableEvolved(t.DB, t.Name)
 			if err != nil {
@@ -175,7 +225,62 @@ func (d *DB) Refresh(ctx context.Context) error {
 			d.views[name] = now
 		}
 	}
+	for _, u := range unionViews {
+		tables := tablesOf[u.db]
+		if built, ok := d.unions[u.name]; ok && slices.Equal(built, tables) {
+			continue
+		}
+		if _, err := d.db.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+ident(lake.DBViews)); err != nil {
+			return err
+		}
+		sel := u.union(tables, func(table string) string { return ident(u.db) + "." + ident(table) })
+		stmt := fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS %s", ident(lake.DBViews), ident(u.name), sel)
+		if _, err := d.db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("create view %s.%s: %w", lake.DBViews, u.name, d.explainError(err))
+		}
+		d.unions[u.name] = tables
+	}
 	return nil
+}
+
+// unionView is a view of panther_views over every table of a database: the tables' p_ columns
+// (UNION ALL BY NAME: a column a table lacks is NULL) and p_db_name, as Panther's all_logs.
+type unionView struct {
+	name, db string
+	empty    string // the view's columns when the database has no table
+}
+
+var unionViews = []unionView{
+	{name: "all_logs", db: lake.DBLogs, empty: "SELECT NULL::VARCHAR AS p_db_name, NULL::VARCHAR AS p_log_type, NULL::VARCHAR AS p_row_id, " +
+		"NULL::TIMESTAMPTZ AS p_event_time, NULL::TIMESTAMPTZ AS p_parse_time, NULL::VARCHAR AS p_source_id, NULL::VARCHAR AS p_source_label WHERE false"},
+	{name: "all_rule_matches", db: lake.DBRuleMatches, empty: "SELECT NULL::VARCHAR AS p_db_name, NULL::VARCHAR AS p_log_type, NULL::VARCHAR AS p_row_id, " +
+		"NULL::TIMESTAMPTZ AS p_event_time, NULL::TIMESTAMPTZ AS p_parse_time, NULL::VARCHAR AS p_source_id, NULL::VARCHAR AS p_source_label, " +
+		"NULL::VARCHAR AS p_rule_id, NULL::VARCHAR AS p_alert_id, NULL::TIMESTAMPTZ AS p_alert_creation_time, NULL::TIMESTAMPTZ AS p_alert_update_time, " +
+		"NULL::VARCHAR AS p_rule_severity, NULL::VARCHAR[] AS p_rule_tags WHERE false"},
+}
+
+func findUnionView(db, name string) *unionView {
+	if db != lake.DBViews {
+		return nil
+	}
+	for i := range unionViews {
+		if unionViews[i].name == name {
+			return &unionViews[i]
+		}
+	}
+	return nil
+}
+
+// union returns the view's query over tables, each read from source(table).
+func (u *unionView) union(tables []string, source func(table string) string) string {
+	if len(tables) == 0 {
+		return u.empty
+	}
+	parts := make([]string, len(tables))
+	for i, t := range tables {
+		parts[i] = fmt.Sprintf("SELECT %s AS p_db_name, COLUMNS('^p_') FROM %s", quote(u.db), source(t))
+	}
+	return strings.Join(parts, " UNION ALL BY NAME ")
 }
 
 // fileList returns the SQL list of files to read for a table: its schema file, then the given

@@ -3,44 +3,164 @@ package query
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"sort"
 	"strings"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
 )
+
+// Request is one statement to run, with its parameters and limits. `osprey sql`, the REPL and
+// the HTTP API hand their statements to DB.Run in this form.
+type Request struct {
+	// SQL is one statement: a query (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE,
+	// EXPLAIN). Panther's macros are expanded before it runs.
+	SQL string
+	// Params are the values of named parameters: $name in SQL. A macro argument that is a
+	// parameter ($since in p_occurs_since($since)) takes its value before expansion.
+	Params map[string]any
+	// Args are positional parameters (? or $1).
+	Args []any
+	// Timeout cancels the statement after this long; 0 means no limit.
+	Timeout time.Duration
+	// MaxRows stops the result after this many rows (Rows.Truncated tells); 0 means no limit.
+	MaxRows int64
+}
 
 // Rows is the result of a statement. Close it when done.
 type Rows struct {
 	*sql.Rows
-	conn *sql.Conn
+	conn   *sql.Conn
+	cancel context.CancelFunc
 	// SQL is the statement as it ran: macros expanded and tables narrowed.
 	SQL string
+
+	max       int64
+	n         int64
+	truncated bool
 }
+
+// Next advances to the next row; it stops at the request's MaxRows.
+func (r *Rows) Next() bool {
+	if r.max > 0 && r.n >= r.max {
+		if !r.truncated && r.Rows.Next() {
+			r.truncated = true
+		}
+		return false
+	}
+	if !r.Rows.Next() {
+		return false
+	}
+	r.n++
+	return true
+}
+
+// Truncated reports whether rows past MaxRows were left out (known once Next returned false).
+func (r *Rows) Truncated() bool { return r.truncated }
 
 // Close releases the result and its connection.
 func (r *Rows) Close() error {
-	return errors.Join(r.Rows.Close(), r.conn.Close())
+	err := errors.Join(r.Rows.Close(), r.conn.Close())
+	if r.cancel != nil {
+		r.cancel()
+	}
+	return err
 }
 
-// Query runs one statement. Panther's macros are expanded and tables narrowed first; views of
-// tables that appeared since the last statement are created.
+// Query runs one statement with positional arguments; see Run.
 func (d *DB) Query(ctx context.Context, stmt string, args ...any) (*Rows, error) {
+	return d.Run(ctx, Request{SQL: stmt, Args: args})
+}
+
+// ErrNotQuery is the error of a statement that is not a query.
+var ErrNotQuery = errors.New("only queries run here (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN): osprey reads the lake and changes nothing")
+
+// Run runs one statement. It must be a query: DuckDB is locked to reading the lake (see
+// lockdown), and anything else (COPY, ATTACH, CREATE, SET, INSTALL, ...) is refused before it
+// runs with ErrNotQuery. Panther's macros are expanded and tables narrowed first; views of
+// tables that appeared since the last statement are created.
+func (d *DB) Run(ctx context.Context, req Request) (*Rows, error) {
+	stmts := SplitStatements(req.SQL)
+	switch {
+	case len(stmts) == 0:
+		return nil, errors.New("no SQL statement given")
+	case len(stmts) > 1:
+		return nil, fmt.Errorf("%d statements given: run one at a time", len(stmts))
+	}
+	if err := checkParams(stmts[0], req.Params); err != nil {
+		return nil, err
+	}
 	if err := d.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	var cancel context.CancelFunc
+	if req.Timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
+	}
+	fail := func(err error) (*Rows, error) {
+		if cancel != nil {
+			cancel()
+		}
 		return nil, err
 	}
 	conn, err := d.db.Conn(ctx)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
-	run, err := d.prepare(ctx, conn, stmt)
+	run, err := d.prepare(ctx, conn, stmts[0], req.Params)
 	if err != nil {
 		conn.Close()
-		return nil, err
+		return fail(err)
+	}
+	args := append([]any(nil), req.Args...)
+	for _, name := range sortedNames(req.Params) {
+		args = append(args, sql.Named(name, req.Params[name]))
 	}
 	rows, err := conn.QueryContext(ctx, run, args...)
 	if err != nil {
 		conn.Close()
-		return nil, d.explainError(err)
+		if ctx.Err() != nil {
+			return fail(ctx.Err())
+		}
+		return fail(d.explainError(err))
 	}
-	return &Rows{Rows: rows, conn: conn, SQL: run}, nil
+	return &Rows{Rows: rows, conn: conn, cancel: cancel, SQL: run, max: req.MaxRows}, nil
+}
+
+func sortedNames(m map[string]any) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// paramRefs returns the names of the $name parameters of a statement, outside strings and
+// comments.
+func paramRefs(stmt string) []string {
+	toks := lex(stmt)
+	var names []string
+	for i, t := range toks {
+		if t.kind == tokPunct && stmt[t.start] == '$' && i+1 < len(toks) && toks[i+1].start == t.end && toks[i+1].kind == tokIdent {
+			names = append(names, stmt[toks[i+1].start:toks[i+1].end])
+		}
+	}
+	return names
+}
+
+// checkParams reports a $name parameter without a value (DuckDB would bind another parameter's
+// value to it by position).
+func checkParams(stmt string, params map[string]any) error {
+	for _, name := range paramRefs(stmt) {
+		if _, ok := params[name]; !ok {
+			return fmt.Errorf("parameter $%s has no value (give it with --param %s=VALUE)", name, name)
+		}
+	}
+	return nil
 }
 
 // Error is a DuckDB error reduced to one line.
@@ -77,4 +197,97 @@ func (d *DB) explainError(err error) error {
 		}
 	}
 	return &Error{Msg: msg, Err: err}
+}
+
+// splitExplain splits EXPLAIN [ANALYZE] from the statement it explains; prefix is "" when stmt
+// is not an EXPLAIN.
+func splitExplain(stmt string) (prefix, inner string) {
+	toks := lex(stmt)
+	i := 0
+	skip := func() {
+		for i < len(toks) && (toks[i].kind == tokSpace || toks[i].kind == tokComment) {
+			i++
+		}
+	}
+	word := func(w string) bool {
+		skip()
+		if i < len(toks) && toks[i].kind == tokIdent && strings.EqualFold(stmt[toks[i].start:toks[i].end], w) {
+			i++
+			return true
+		}
+		return false
+	}
+	if !word("explain") {
+		return "", stmt
+	}
+	if !word("analyze") {
+		word("analyse")
+	}
+	skip()
+	if i < len(toks) && stmt[toks[i].start:toks[i].end] == "(" { // EXPLAIN (FORMAT json) ...
+		depth := 0
+		for ; i < len(toks); i++ {
+			if toks[i].kind != tokPunct {
+				continue
+			}
+			switch stmt[toks[i].start] {
+			case '(':
+				depth++
+			case ')':
+				depth--
+			}
+			if depth == 0 {
+				i++
+				break
+			}
+		}
+		skip()
+	}
+	if i >= len(toks) {
+		return stmt, ""
+	}
+	return stmt[:toks[i].start], stmt[toks[i].start:]
+}
+
+// checkQuery refuses a statement that is not one query. DuckDB's serializer knows queries only,
+// and parses without binding (cheap, and without listing any file). A statement it cannot parse
+// runs, so that DuckDB's own syntax error is reported.
+func checkQuery(ctx context.Context, conn *sql.Conn, stmt string) error {
+	var js string
+	if err := conn.QueryRowContext(ctx, "SELECT json_serialize_sql(?::VARCHAR)::VARCHAR", stmt).Scan(&js); err != nil {
+		return err
+	}
+	var res struct {
+		Error      bool   `json:"error"`
+		ErrorType  string `json:"error_type"`
+		Statements []any  `json:"statements"`
+	}
+	if err := json.Unmarshal([]byte(js), &res); err != nil {
+		return fmt.Errorf("read statement: %w", err)
+	}
+	switch {
+	case res.Error && res.ErrorType == "not implemented":
+		return ErrNotQuery
+	case res.Error:
+		// Not parsed: let DuckDB prepare it, which reports its syntax error, and check the
+		// type of anything it does prepare.
+		return conn.Raw(func(dc any) error {
+			st, err := dc.(*duckdb.Conn).PrepareContext(ctx, stmt)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			typ, err := st.(*duckdb.Stmt).StatementType()
+			if err != nil {
+				return err
+			}
+			if typ != duckdb.STATEMENT_TYPE_SELECT {
+				return ErrNotQuery
+			}
+			return nil
+		})
+	case len(res.Statements) != 1:
+		return fmt.Errorf("%d statements given: run one at a time", len(res.Statements))
+	}
+	return nil
 }

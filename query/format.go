@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,7 +17,10 @@ import (
 )
 
 // Formats are the output formats of query results.
-var Formats = []string{"table", "csv", "json", "jsonl"}
+var Formats = []string{"table", "csv", "json", "jsonl", "markdown", "line", "parquet"}
+
+// ValidFormat reports whether f is one of Formats.
+func ValidFormat(f string) bool { return slices.Contains(Formats, f) }
 
 // WriteOptions configure Write.
 type WriteOptions struct {
@@ -25,6 +29,10 @@ type WriteOptions struct {
 	MaxRows int
 	// MaxWidth bounds a table cell's width; longer values are cut with "…". 0 means 60.
 	MaxWidth int
+	// TermWidth, if set, narrows a table's widest columns until a line fits in it.
+	TermWidth int
+	// Elapsed, if set, returns the time the statement took, printed after the row count.
+	Elapsed func() time.Duration
 }
 
 // Write prints rows in a format and returns the number of rows.
@@ -60,8 +68,14 @@ func write(bw *bufio.Writer, rows *Rows, cols []string, opts WriteOptions) (int6
 		return vals, nil
 	}
 	switch opts.Format {
+	case "parquet":
+		return writeParquet(bw, rows, cols)
 	case "", "table":
 		return writeTable(bw, cols, next, opts)
+	case "markdown":
+		return writeMarkdown(bw, cols, next)
+	case "line":
+		return writeLines(bw, cols, next)
 	case "csv":
 		cw := csv.NewWriter(bw)
 		if err := cw.Write(cols); err != nil {
@@ -166,6 +180,15 @@ func Plain(v any) any {
 			out[k] = Plain(x)
 		}
 		return out
+	case duckdb.OrderedMap:
+		return Plain(&v)
+	case *duckdb.OrderedMap:
+		keys, vals := v.Keys(), v.Values()
+		out := make(map[string]any, len(keys))
+		for i, k := range keys {
+			out[fmt.Sprint(Plain(k))] = Plain(vals[i])
+		}
+		return out
 	case duckdb.Map:
 		out := make(map[string]any, len(v))
 		for k, x := range v {
@@ -246,6 +269,16 @@ func writeTable(w *bufio.Writer, cols []string, next func() ([]any, error), opts
 			widths[i] = max(widths[i], utf8.RuneCountInString(c))
 		}
 	}
+	fitWidths(widths, opts.TermWidth)
+	for _, row := range cells {
+		for i, c := range row {
+			row[i] = cut(c, widths[i])
+		}
+	}
+	header := make([]string, len(cols))
+	for i, c := range cols {
+		header[i] = cut(c, widths[i])
+	}
 	line := func(fill string, l, m, r string) {
 		w.WriteString(l)
 		for i, wd := range widths {
@@ -267,7 +300,7 @@ func writeTable(w *bufio.Writer, cols []string, next func() ([]any, error), opts
 		w.WriteString("│\n")
 	}
 	line("─", "┌", "┬", "┐")
-	row(cols)
+	row(header)
 	line("─", "├", "┼", "┤")
 	for _, r := range cells {
 		row(r)
@@ -275,13 +308,103 @@ func writeTable(w *bufio.Writer, cols []string, next func() ([]any, error), opts
 	line("─", "└", "┴", "┘")
 	switch {
 	case n > int64(len(cells)):
-		fmt.Fprintf(w, "%d rows (%d shown)\n", n, len(cells))
+		fmt.Fprintf(w, "%d rows (%d shown)", n, len(cells))
 	case n == 1:
-		fmt.Fprintln(w, "1 row")
+		fmt.Fprint(w, "1 row")
 	default:
-		fmt.Fprintf(w, "%d rows\n", n)
+		fmt.Fprintf(w, "%d rows", n)
 	}
+	if opts.Elapsed != nil {
+		fmt.Fprintf(w, " in %s", opts.Elapsed().Round(time.Millisecond))
+	}
+	fmt.Fprintln(w)
 	return n, nil
+}
+
+// fitWidths narrows the widest columns until a table line (borders and padding included) fits
+// in width; a column keeps at least 3 characters.
+func fitWidths(widths []int, width int) {
+	if width <= 0 {
+		return
+	}
+	total := func() int {
+		t := 1
+		for _, w := range widths {
+			t += w + 3
+		}
+		return t
+	}
+	for total() > width {
+		widest := 0
+		for i, w := range widths {
+			if w > widths[widest] {
+				widest = i
+			}
+		}
+		if widths[widest] <= 3 {
+			return
+		}
+		widths[widest]--
+	}
+}
+
+// writeMarkdown writes a GitHub-flavoured Markdown table.
+func writeMarkdown(w *bufio.Writer, cols []string, next func() ([]any, error)) (int64, error) {
+	esc := func(s string) string {
+		return strings.NewReplacer("|", "\\|", "\n", " ").Replace(s)
+	}
+	w.WriteString("|")
+	for _, c := range cols {
+		w.WriteString(" " + esc(c) + " |")
+	}
+	w.WriteString("\n|")
+	for range cols {
+		w.WriteString("---|")
+	}
+	w.WriteString("\n")
+	var n int64
+	for {
+		vals, err := next()
+		if err != nil || vals == nil {
+			return n, err
+		}
+		w.WriteString("|")
+		for _, v := range vals {
+			s := "NULL"
+			if v != nil {
+				s = text(v)
+			}
+			w.WriteString(" " + esc(s) + " |")
+		}
+		w.WriteString("\n")
+		n++
+	}
+}
+
+// writeLines writes each row as "column = value" lines, rows separated by a blank line.
+func writeLines(w *bufio.Writer, cols []string, next func() ([]any, error)) (int64, error) {
+	width := 0
+	for _, c := range cols {
+		width = max(width, utf8.RuneCountInString(c))
+	}
+	var n int64
+	for {
+		vals, err := next()
+		if err != nil || vals == nil {
+			return n, err
+		}
+		if n > 0 {
+			w.WriteString("\n")
+		}
+		for i, v := range vals {
+			s := "NULL"
+			if v != nil {
+				s = text(v)
+			}
+			fmt.Fprintf(w, "%*s = %s\n", width, cols[i], s)
+		}
+		n++
+	}
 }
 
 func cut(s string, width int) string {

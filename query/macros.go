@@ -36,7 +36,10 @@ type evaluator func(expr string) (t time.Time, ok bool, err error)
 // Offsets count back from now; timestamp arguments that are constant expressions are evaluated
 // to literals (so the expansion can prune partitions), others are kept as expressions. Macros
 // inside strings and comments are left alone.
-func expandMacros(stmt string, now time.Time, eval evaluator) (string, error) {
+//
+// A macro argument that is a parameter ($name) is replaced by the parameter's value first (a
+// string is quoted): p_occurs_since($window) with window = '6 h'.
+func expandMacros(stmt string, now time.Time, eval evaluator, params map[string]any) (string, error) {
 	toks := lex(stmt)
 	var out strings.Builder
 	last := 0
@@ -68,6 +71,11 @@ func expandMacros(stmt string, now time.Time, eval evaluator) (string, error) {
 		if err != nil {
 			return "", merr("%v", err)
 		}
+		for k, a := range args {
+			if v, ok := paramArg(a, params); ok {
+				args[k] = v
+			}
+		}
 		if len(args) < nargs || len(args) > nargs+2 {
 			return "", merr("takes %d to %d arguments, got %d", nargs, nargs+2, len(args))
 		}
@@ -86,6 +94,26 @@ func expandMacros(stmt string, now time.Time, eval evaluator) (string, error) {
 	}
 	out.WriteString(stmt[last:])
 	return out.String(), nil
+}
+
+// paramArg returns the SQL text of a macro argument that is a parameter ($name).
+func paramArg(arg string, params map[string]any) (string, bool) {
+	if len(arg) < 2 || arg[0] != '$' || !isReference(arg[1:]) {
+		return "", false
+	}
+	v, ok := params[arg[1:]]
+	if !ok {
+		return "", false
+	}
+	switch v := v.(type) {
+	case string:
+		return quote(v), true
+	case time.Time:
+		return quote(v.UTC().Format(tsLayout)), true
+	case int, int32, int64, float64:
+		return fmt.Sprint(v), true
+	}
+	return "", false
 }
 
 // macroArgs splits the arguments of a call whose '(' is toks[open]; it returns them trimmed and

@@ -31,7 +31,7 @@ func TestExpandMacros(t *testing.T) {
 	check := func(name, stmt, want string) {
 		t.Helper()
 		t.Run(name, func(t *testing.T) {
-			got, err := expandMacros(stmt, macroNow, fakeEval)
+			got, err := expandMacros(stmt, macroNow, fakeEval, nil)
 			if err != nil {
 				t.Fatalf("expandMacros(%q): %v", stmt, err)
 			}
@@ -117,7 +117,7 @@ func TestExpandMacrosErrors(t *testing.T) {
 	check := func(name, stmt, macro, pos, msg string) {
 		t.Helper()
 		t.Run(name, func(t *testing.T) {
-			got, err := expandMacros(stmt, macroNow, fakeEval)
+			got, err := expandMacros(stmt, macroNow, fakeEval, nil)
 			if err == nil {
 				t.Fatalf("expandMacros(%q) = %q, want an error", stmt, got)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -27,7 +28,8 @@ import (
 // tableRef is a reference to a lake table in a statement.
 type tableRef struct {
 	db, table, alias string
-	loc              int // byte offset of the reference in the statement
+	union            *unionView // a view over every table of a database (all_logs), not a table
+	loc              int        // byte offset of the reference in the statement
 	lo, hi           time.Time
 	bounded          bool
 }
@@ -75,21 +77,48 @@ func (d *DB) narrow(ctx context.Context, conn *sql.Conn, stmt string) (string, e
 		if !ok {
 			continue
 		}
-		globs, err := d.lake.Globs(r.db, r.table, r.lo, r.hi)
+		repl, err := d.narrowed(r)
 		if err != nil {
 			return "", err
 		}
-		evolved, err := d.lake.TableEvolved(r.db, r.table)
-		if err != nil {
-			return "", err
-		}
-		repl := "(" + tableQuery(d.fileList(r.db, r.table, globs, false), evolved) + ")"
 		if r.alias == "" {
 			repl += " AS " + ident(r.table)
 		}
 		out = out[:r.loc] + repl + out[end:]
 	}
 	return out, nil
+}
+
+// narrowed returns the read that replaces a narrowed reference: its table's partitions in range,
+// or for a union view the union of every table's.
+func (d *DB) narrowed(r *tableRef) (string, error) {
+	read := func(db, table string) (string, error) {
+		globs, err := d.lake.Globs(db, table, r.lo, r.hi)
+		if err != nil {
+			return "", err
+		}
+		evolved, err := d.lake.TableEvolved(db, table)
+		if err != nil {
+			return "", err
+		}
+		return "(" + tableQuery(d.fileList(db, table, globs, false), evolved) + ")", nil
+	}
+	if r.union == nil {
+		return read(r.db, r.table)
+	}
+	tables, err := d.lake.Tables(r.union.db)
+	if err != nil {
+		return "", err
+	}
+	names := make([]string, len(tables))
+	reads := map[string]string{}
+	for i, t := range tables {
+		names[i] = t.Name
+		if reads[t.Name], err = read(t.DB, t.Name); err != nil {
+			return "", err
+		}
+	}
+	return "(" + r.union.union(names, func(table string) string { return reads[table] }) + ")", nil
 }
 
 // walk calls fn for every object in a JSON tree.
@@ -126,6 +155,10 @@ func (d *DB) selectRefs(node map[string]any, loc *time.Location) []*tableRef {
 			loc, ok := m["query_location"].(float64)
 			if !ok || loc > 1<<40 || !isLakeDB(db) || lake.CheckName(table) != nil {
 				only = false
+				return
+			}
+			if u := findUnionView(db, table); u != nil {
+				refs = append(refs, &tableRef{db: db, table: table, alias: alias, loc: int(loc), union: u})
 				return
 			}
 			if _, err := d.lake.TableSignature(db, table); err != nil {
@@ -348,18 +381,29 @@ func (d *DB) Explain(ctx context.Context, stmt string) (string, error) {
 		return "", err
 	}
 	defer conn.Close()
-	return d.prepare(ctx, conn, stmt)
+	return d.prepare(ctx, conn, stmt, nil)
 }
 
-// prepare expands macros and narrows tables.
-func (d *DB) prepare(ctx context.Context, conn *sql.Conn, stmt string) (string, error) {
-	expanded, err := expandMacros(stmt, d.opts.Now(), duckEval(ctx, conn))
+// prepare expands macros, refuses anything but a query, and narrows tables. An EXPLAIN is
+// checked and narrowed by the statement it explains.
+func (d *DB) prepare(ctx context.Context, conn *sql.Conn, stmt string, params map[string]any) (string, error) {
+	expanded, err := expandMacros(stmt, d.opts.Now(), duckEval(ctx, conn), params)
 	if err != nil {
 		return "", err
 	}
-	out, err := d.narrow(ctx, conn, expanded)
+	prefix, inner := splitExplain(expanded)
+	if inner == "" {
+		return "", ErrNotQuery
+	}
+	if err := checkQuery(ctx, conn, inner); err != nil {
+		if errors.Is(err, ErrNotQuery) {
+			return "", err
+		}
+		return "", d.explainError(err)
+	}
+	out, err := d.narrow(ctx, conn, inner)
 	if err != nil {
 		return "", fmt.Errorf("narrow: %w", err)
 	}
-	return out, nil
+	return prefix + out, nil
 }

@@ -466,8 +466,7 @@ func TestNarrow(t *testing.T) {
 	})
 
 	t.Run("TIMESTAMP literal in a session time zone other than UTC", func(t *testing.T) {
-		db := openDB(t, nl.lake, Options{})
-		queryRows(t, db, "SET TimeZone = 'America/New_York'")
+		db := openDB(t, nl.lake, Options{TimeZone: "America/New_York"})
 		_, got := queryRows(t, db, "SELECT current_setting('TimeZone'), "+
 			"(SELECT count(*) FROM panther_logs.panther_audit WHERE p_event_time < TIMESTAMP '2026-03-01 02:00:00'), "+
 			"(SELECT count(*) FROM panther_logs.panther_audit WHERE p_event_time < (SELECT TIMESTAMP '2026-03-01 02:00:00'))")

@@ -122,7 +122,8 @@ func ptr[T any](v T) *T { return &v }
 
 // writeCustomTable writes rows to panther_logs.<table> with a lake.Writer. With abort, the rows are
 // dropped and only the table's schema file is left.
-func writeCustomTable(t *testing.T, l *lake.Lake, table string, rows []customRow, abort bool) {
+// customRecord builds the rows of a custom test table.
+func customRecord(t *testing.T, rows []customRow) arrow.RecordBatch {
 	t.Helper()
 	schema := arrow.NewSchema([]arrow.Field{
 		{Name: "n", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
@@ -156,7 +157,12 @@ func writeCustomTable(t *testing.T, l *lake.Lake, table string, rows []customRow
 		}
 		b.Field(4).(*array.TimestampBuilder).Append(arrow.Timestamp(r.when.UnixMicro()))
 	}
-	rec := b.NewRecordBatch()
+	return b.NewRecordBatch()
+}
+
+func writeCustomTable(t *testing.T, l *lake.Lake, table string, rows []customRow, abort bool) {
+	t.Helper()
+	rec := customRecord(t, rows)
 	defer rec.Release()
 	w, err := l.NewWriter(lake.WriterOptions{})
 	if err != nil {
@@ -310,7 +316,7 @@ func TestRefresh(t *testing.T) {
 		tables = append(tables, s)
 	}
 	rows.Close()
-	if want := []string{"panther_logs.later_data", "panther_logs.new_table", "panther_logs.panther_audit"}; !reflect.DeepEqual(tables, want) {
+	if want := []string{"panther_logs.later_data", "panther_logs.new_table", "panther_logs.panther_audit", "panther_views.all_logs", "panther_views.all_rule_matches"}; !reflect.DeepEqual(tables, want) {
 		t.Errorf("views %q, want %q", tables, want)
 	}
 }

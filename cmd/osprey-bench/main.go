@@ -17,6 +17,10 @@
 //	osprey-bench detect [--rules 50] [--size 1GiB] [--runs 3] [--osprey bin/osprey]
 //
 // measures what streaming rules cost ingest (see detect.go).
+//
+//	osprey-bench query [--rows 50000000] [--days 90] [--runs 5] [--dir DIR] [--osprey bin/osprey]
+//
+// measures the query side: see benchQuery in query.go.
 package main
 
 import (
@@ -53,6 +57,8 @@ func main() {
 		err = benchServe(os.Args[2:])
 	case "detect":
 		err = benchDetect(os.Args[2:])
+	case "query":
+		err = benchQuery(os.Args[2:])
 	default:
 		usage()
 	}
@@ -71,7 +77,10 @@ func usage() {
   osprey-bench detect [--rules 50] [--size 1GiB] [--runs 3] [--osprey PATH]
       osprey ingest with no rule vs with N streaming rules, same input, same run
   osprey-bench gen --size 1GiB --out FILE
-      write the Panther.Audit input file only`)
+      write the Panther.Audit input file only
+  osprey-bench query [--rows 50000000] [--days 90] [--runs 5] [--dir DIR] [--osprey PATH]
+      a 90-day and a 1-day lake: p_occurs_since('1 hour') on both, a full scan against DuckDB
+      on one compacted file, and the shell's time to its first prompt`)
 	os.Exit(2)
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -10,6 +11,11 @@ import (
 // The scripts in testdata/script run the osprey command end to end: ingest files into a lake
 // in the script's work directory, then query it.
 func TestMain(m *testing.M) {
+	// The REPL test runs this binary as osprey in a pseudo-terminal.
+	if os.Getenv("OSPREY_TEST_RUN_MAIN") == "1" {
+		main()
+		return
+	}
 	testscript.Main(m, map[string]func(){
 		"osprey": main, // with its signal handling: serve tests stop it with SIGTERM
 	})

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -22,6 +23,9 @@ type sqlOptions struct {
 	output      string
 	memoryLimit string
 	explain     bool
+	params      []string
+	timeout     time.Duration
+	history     string
 }
 
 func newSQL(g *globals) *cobra.Command {
@@ -42,11 +46,17 @@ reads only that range's partitions:
   p_occurs_after(timestamp [, alias [, column]])
   p_occurs_before(timestamp [, alias [, column]])
 
-Statements come from -c, from -f, or from stdin when it is not a terminal. An error prints one
-line and exits with status 1.`,
+Statements come from -c, from -f, or from stdin when it is not a terminal; with none of these on
+a terminal, sql opens an interactive shell (type .help there). Only queries run: the lake is read
+and nothing else (no COPY, ATTACH, INSTALL or SET, no file outside the lake). Named parameters
+($name) take their values from --param name=VALUE. An error prints one line and exits with
+status 1.`,
 		Example: `  osprey sql -c "SELECT actionName, count(*) FROM panther_logs.panther_audit WHERE p_occurs_since('1 day') GROUP BY 1"
   osprey sql -c "SELECT * FROM panther_logs.linux_auditd WHERE type = 'USER_LOGIN' AND res = 'failed'" --format json
-  osprey sql < hunt.sql`,
+  osprey sql -c "SELECT * FROM panther_logs.panther_audit WHERE actor.name = $who AND p_occurs_since($window)" --param who=alice --param window='6 h'
+  osprey sql -c "SELECT * FROM panther_views.all_logs WHERE p_occurs_since('1 day')" --format parquet -o day.parquet
+  osprey sql < hunt.sql
+  osprey sql                          # the interactive shell`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return fmt.Errorf("unexpected argument %q (give SQL with -c)", args[0])
@@ -61,10 +71,20 @@ line and exits with status 1.`,
 	f.StringVarP(&o.output, "output", "o", "", "write results to a file instead of stdout")
 	f.StringVar(&o.memoryLimit, "memory-limit", "", "DuckDB memory limit, such as 4GB (default: a quarter of RAM)")
 	f.BoolVar(&o.explain, "explain", false, "print each statement as it would run (macros expanded, partitions chosen) instead of running it")
+	f.StringArrayVarP(&o.params, "param", "p", nil, "a named parameter: name=VALUE, used as $name (repeatable)")
+	f.DurationVar(&o.timeout, "timeout", 0, "cancel a statement that runs longer than this (such as 30s; default no limit)")
+	f.StringVar(&o.history, "history", "", "history file of the interactive shell (default ~/.osprey_history)")
 	return cmd
 }
 
 func runSQL(ctx context.Context, g *globals, o *sqlOptions) error {
+	params, err := parseParams(o.params)
+	if err != nil {
+		return err
+	}
+	if !query.ValidFormat(o.format) {
+		return fmt.Errorf("unknown format %q (want %s)", o.format, strings.Join(query.Formats, ", "))
+	}
 	var text string
 	switch {
 	case o.command != "" && o.file != "":
@@ -84,11 +104,17 @@ func runSQL(ctx context.Context, g *globals, o *sqlOptions) error {
 		}
 		text = string(data)
 	default:
-		return errors.New("give SQL with -c or -f, or on stdin")
+		return runREPL(ctx, g, o, params)
 	}
 	stmts := query.SplitStatements(text)
 	if len(stmts) == 0 {
 		return errors.New("no SQL statement given")
+	}
+	if o.format == "parquet" && len(stmts) > 1 && !o.explain {
+		return fmt.Errorf("--format parquet writes one result: give one statement, not %d", len(stmts))
+	}
+	if o.format == "parquet" && o.output == "" && term.IsTerminal(int(os.Stdout.Fd())) {
+		return errors.New("--format parquet writes binary data: give --output FILE or redirect stdout")
 	}
 	l, err := g.readLake()
 	if err != nil {
@@ -117,7 +143,7 @@ func runSQL(ctx context.Context, g *globals, o *sqlOptions) error {
 			fmt.Fprintln(out, run+";")
 			continue
 		}
-		rows, err := db.Query(ctx, stmt)
+		rows, err := db.Run(ctx, query.Request{SQL: stmt, Params: params, Timeout: o.timeout})
 		if err != nil {
 			return err
 		}
@@ -126,8 +152,29 @@ func runSQL(ctx context.Context, g *globals, o *sqlOptions) error {
 			err = cerr
 		}
 		if err != nil {
+			if o.output != "" {
+				os.Remove(o.output)
+			}
 			return err
 		}
 	}
+	if f, ok := out.(*os.File); ok && o.output != "" {
+		return f.Close()
+	}
 	return nil
+}
+
+// parseParams reads --param name=VALUE flags. Values are text; DuckDB casts a parameter to the
+// type its use needs ($n in LIMIT $n is read as an integer).
+func parseParams(flags []string) (map[string]any, error) {
+	params := map[string]any{}
+	for _, p := range flags {
+		name, value, ok := strings.Cut(p, "=")
+		name = strings.TrimPrefix(strings.TrimSpace(name), "$")
+		if !ok || name == "" || strings.ContainsAny(name, " \t$") {
+			return nil, fmt.Errorf("--param %q: want name=VALUE", p)
+		}
+		params[name] = value
+	}
+	return params, nil
 }

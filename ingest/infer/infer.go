@@ -7,7 +7,7 @@
 // first top-level one the event time; numbers named like times (time, ts, *_at...) with values
 // of plausible Unix seconds or milliseconds become timestamps too. String values that are all IP
 // addresses, URLs, email addresses, ARNs, hashes or MAC addresses get the matching indicator.
-// Top-level fields present in every record (of two or more) are required.
+// Top-level fields with a value (not null, not "") in every record (of two or more) are required.
 package infer
 
 import (
@@ -52,7 +52,7 @@ const (
 
 type node struct {
 	kind    kind
-	seen    int // records (or elements) with a non-null value
+	seen    int // records (or elements) with a value (not null, not an empty string)
 	fields  map[string]*node
 	order   []string
 	elem    *node
@@ -171,7 +171,7 @@ func (in *Inferrer) merge(n *node, v *fastjson.Value, path string) {
 					n.fields[k] = child
 					n.order = append(n.order, k)
 				}
-				if val.Type() != fastjson.TypeNull {
+				if present(val) {
 					child.seen++
 				}
 				in.merge(child, val, path+k+".")
@@ -185,7 +185,7 @@ func (in *Inferrer) merge(n *node, v *fastjson.Value, path string) {
 			}
 			arr, _ := v.Array()
 			for _, e := range arr {
-				if e.Type() != fastjson.TypeNull {
+				if present(e) {
 					n.elem.seen++
 				}
 				in.merge(n.elem, e, path)
@@ -460,4 +460,16 @@ func quote(s string) string {
 		return fmt.Sprintf("%q", s)
 	}
 	return s
+}
+
+// present reports whether v counts as a value for a required field: the parsers refuse null
+// and the empty string there.
+func present(v *fastjson.Value) bool {
+	switch v.Type() {
+	case fastjson.TypeNull:
+		return false
+	case fastjson.TypeString:
+		return len(v.GetStringBytes()) > 0
+	}
+	return true
 }

@@ -141,3 +141,25 @@ func TestRoundTrip(t *testing.T) {
 		b.Build().Release()
 	}
 }
+
+// A field that is an empty string in some record is not required: the parsers refuse "" for a
+// required string, so the inferred schema would refuse its own samples.
+func TestEmptyStringNotRequired(t *testing.T) {
+	in := infer.New()
+	for _, rec := range []string{`{"id":"a","label":"x"}`, `{"id":"b","label":""}`} {
+		if err := in.Add([]byte(rec)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := string(infer.YAML(in.Schema("Custom.Empty")))
+	want := `fields:
+  - name: id
+    required: true
+    type: string
+  - name: label
+    type: string
+`
+	if !strings.Contains(got, want) {
+		t.Errorf("got\n%s\nwant it to contain\n%s", got, want)
+	}
+}
