@@ -99,8 +99,9 @@ type Ingester struct {
 type job struct {
 	src     *Source
 	chunk   stream.Chunk
-	records [][]byte // records given whole (IngestRecords), instead of a chunk's lines
-	source  string   // the stream's name, for failures and errors
+	records [][]byte         // records given whole (IngestRecords), instead of a chunk's lines
+	file    batch.SourceFile // p_source_file of the job's rows (IngestObjectRecords)
+	source  string           // the stream's name, for failures and errors
 	done    *sync.WaitGroup
 }
 
@@ -294,9 +295,15 @@ func (in *Ingester) run(ctx context.Context, source string, start time.Time, com
 // buffered until Flush or Close. Calls are handed to workers in order; several may be in
 // flight at once.
 func (in *Ingester) IngestRecords(ctx context.Context, src *Source, name string, records [][]byte, done *sync.WaitGroup) error {
+	return in.IngestObjectRecords(ctx, src, name, batch.SourceFile{}, records, done)
+}
+
+// IngestObjectRecords is IngestRecords for records read from an S3 object: their rows have the
+// object as p_source_file.
+func (in *Ingester) IngestObjectRecords(ctx context.Context, src *Source, name string, file batch.SourceFile, records [][]byte, done *sync.WaitGroup) error {
 	done.Add(1)
 	select {
-	case in.chunks <- job{src: src, records: records, source: name, done: done}:
+	case in.chunks <- job{src: src, records: records, file: file, source: name, done: done}:
 		return nil
 	case <-ctx.Done():
 		done.Done()
@@ -400,6 +407,7 @@ type worker struct {
 	haveEvent        bool
 	reasons          []string
 	parseTime        time.Time
+	file             batch.SourceFile // p_source_file of the job being parsed
 }
 
 // srcState is what a worker keeps of a source: its candidates and its failures.
@@ -538,10 +546,13 @@ func (w *worker) chunk(j job) {
 		}
 	}()
 	w.parseTime = w.in.opts.Now()
+	w.file = j.file
 	for _, e := range w.builders {
 		e.b.SetParseTime(w.parseTime)
+		e.b.SetSourceFile(w.file)
 	}
 	w.cur.fails.SetParseTime(w.parseTime)
+	w.cur.fails.SetSourceFile(w.file)
 	if j.records != nil {
 		for i, rec := range j.records {
 			switch head, tooLong := w.in.opts.Stream.TooLong(rec); {
@@ -707,6 +718,7 @@ func (w *worker) entry(c *candidate, hour int64) *entry {
 	}
 	b.SetSource(key.src.Source)
 	b.SetParseTime(w.parseTime)
+	b.SetSourceFile(w.file)
 	e := &entry{key: key, b: b, used: w.chunks}
 	w.builders[key] = e
 	if c.last == nil || c.last.b == nil {
