@@ -228,9 +228,14 @@ func logCursors(ctx context.Context, log *wal.Log, next uint64, cursors map[stri
 }
 
 // SetSource registers or replaces a source; records appended for it are parsed with it.
-func (p *Pipeline) SetSource(src *ingest.Source) {
+func (p *Pipeline) SetSource(src *ingest.Source) { p.SetSourceAs(src.ID, src) }
+
+// SetSourceAs registers a source under another name than its id: records appended under the
+// name are parsed with it (an S3 source appends the keys of each prefix under a name of its own,
+// with the prefix's log types, and the source's id).
+func (p *Pipeline) SetSourceAs(name string, src *ingest.Source) {
 	p.mu.Lock()
-	p.sources[src.ID] = src
+	p.sources[name] = src
 	p.mu.Unlock()
 }
 
@@ -263,6 +268,16 @@ type Extra struct {
 	// Cursor, when not empty, is where the source stands once these records are in; Cursor
 	// returns it from then on, across restarts.
 	Cursor string
+}
+
+// AppendObject appends records read from an S3 object: their rows have it as p_source_file.
+func (p *Pipeline) AppendObject(ctx context.Context, source string, file batch.SourceFile, records [][]byte) error {
+	return p.AppendWith(ctx, source, records, Extra{File: file})
+}
+
+// AppendCursor appends records with the source's cursor once they are in (see Cursor).
+func (p *Pipeline) AppendCursor(ctx context.Context, source string, records [][]byte, cursor string) error {
+	return p.AppendWith(ctx, source, records, Extra{Cursor: cursor})
 }
 
 // Cursor returns the cursor of the source's last durable append with one ("" if none).

@@ -58,6 +58,8 @@ type QueueOptions struct {
 	Retryable func(error) bool
 	Split     SplitOptions
 	Logger    *slog.Logger
+	// Handled, when set, is told of each message handled and whether it was deleted.
+	Handled func(id string, deleted bool)
 	// Now and Wait are the clock; default time.Now and a timer.
 	Now  func() time.Time
 	Wait func(ctx context.Context, d time.Duration) error
@@ -73,9 +75,10 @@ type Queue struct {
 	opts   QueueOptions
 	health *health.Source
 
-	mu   sync.Mutex
-	done map[string]bool // objects read since start (bucket/key/etag), in case a message comes again
-	ring []string        // done's keys in order, to forget the oldest
+	mu       sync.Mutex
+	done     map[string]string        // objects read since start (bucket/key -> etag), in case they are named again
+	ring     []string                 // done's keys in order, to forget the oldest
+	inflight map[string]chan struct{} // objects being read, closed when done
 }
 
 // doneMemory is how many objects read are remembered.
@@ -110,7 +113,8 @@ func NewQueue(sqsAPI SQSAPI, s3API S3API, router *Router, app Appender, errs Err
 	if h == nil {
 		h = &health.Source{}
 	}
-	return &Queue{sqs: sqsAPI, s3: s3API, router: router, app: app, errs: errs, opts: opts, health: h, done: map[string]bool{}}
+	return &Queue{sqs: sqsAPI, s3: s3API, router: router, app: app, errs: errs, opts: opts, health: h,
+		done: map[string]string{}, inflight: map[string]chan struct{}{}}
 }
 
 // Health returns the queue's health.
@@ -152,7 +156,10 @@ func (q *Queue) Run(ctx context.Context) error {
 			}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				q.Handle(ctx, m)
+				deleted := q.Handle(ctx, m)
+				if q.opts.Handled != nil {
+					q.opts.Handled(aws.ToString(m.MessageId), deleted)
+				}
 			})
 		}
 	}
@@ -228,13 +235,55 @@ func (q *Queue) object(ctx context.Context, msgID string, ref ObjectRef) bool {
 	if !ok || ref.Size == 0 {
 		return true
 	}
-	doneKey := ref.Bucket + "/" + ref.Key + "/" + ref.ETag
-	q.mu.Lock()
-	seen := q.done[doneKey]
-	q.mu.Unlock()
-	if seen {
+	release, skip := q.claim(ctx, ref)
+	if skip {
 		return true
 	}
+	done, etag := q.read(ctx, msgID, ref, rt)
+	release(done, etag)
+	return done
+}
+
+// claim reports whether an object was read already (an S3 event and a CloudTrail notification
+// may both name it, and a message may come again); else it waits while another message's
+// handler reads it, and returns the function to call when done.
+func (q *Queue) claim(ctx context.Context, ref ObjectRef) (release func(ok bool, etag string), skip bool) {
+	key := ref.Bucket + "/" + ref.Key
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for {
+		if etag, ok := q.done[key]; ok && (ref.ETag == "" || etag == "" || etag == ref.ETag) {
+			return nil, true
+		}
+		ch, busy := q.inflight[key]
+		if !busy {
+			break
+		}
+		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+		q.mu.Lock()
+		if ctx.Err() != nil {
+			return nil, true // not done, and the message is not deleted: see Handle
+		}
+	}
+	ch := make(chan struct{})
+	q.inflight[key] = ch
+	return func(ok bool, etag string) {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		delete(q.inflight, key)
+		close(ch)
+		if ok {
+			q.remember(key, etag)
+		}
+	}, false
+}
+
+// read reads an object with retries; it reports whether it is durable, and its ETag.
+func (q *Queue) read(ctx context.Context, msgID string, ref ObjectRef, rt Route) (bool, string) {
 	file := batch.SourceFile{Bucket: ref.Bucket, Key: ref.Key}
 	var appended int64 // records durable so far: a retry goes on after them
 	var err error
@@ -252,11 +301,10 @@ func (q *Queue) object(ctx context.Context, msgID string, ref ObjectRef) bool {
 		}
 		if err == nil {
 			q.health.Success(q.opts.Now(), 1, st.Records)
-			q.remember(doneKey)
-			return true
+			return true, ref.ETag
 		}
 		if ctx.Err() != nil {
-			return false
+			return false, ""
 		}
 		q.health.Error(q.opts.Now(), err)
 		q.opts.Logger.Warn("s3 object", "bucket", ref.Bucket, "key", ref.Key, "attempt", attempt, "err", err)
@@ -264,7 +312,7 @@ func (q *Queue) object(ctx context.Context, msgID string, ref ObjectRef) bool {
 			break
 		}
 		if q.opts.Wait(ctx, backoff(q.opts.Backoff, attempt)) != nil {
-			return false
+			return false, ""
 		}
 	}
 	if q.errs != nil {
@@ -274,7 +322,7 @@ func (q *Queue) object(ctx context.Context, msgID string, ref ObjectRef) bool {
 			q.opts.Logger.Error("record source error", "err", rerr)
 		}
 	}
-	return false
+	return false, ""
 }
 
 // append appends records, waiting while the pipeline is busy.
@@ -290,13 +338,13 @@ func (q *Queue) append(ctx context.Context, name string, file batch.SourceFile, 
 	}
 }
 
-func (q *Queue) remember(key string) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.done[key] {
+// remember records an object read; q.mu is held.
+func (q *Queue) remember(key, etag string) {
+	if _, ok := q.done[key]; ok {
+		q.done[key] = etag
 		return
 	}
-	q.done[key] = true
+	q.done[key] = etag
 	q.ring = append(q.ring, key)
 	if len(q.ring) > doneMemory {
 		delete(q.done, q.ring[0])
