@@ -228,6 +228,7 @@ func (p *Puller) Poll(ctx context.Context) error {
 		url = pg.Next
 	}
 	p.health.Success(p.opts.Now(), pages, total)
+	p.opts.Logger.Info("rapid7 poll", "pages", pages, "records", total)
 	return nil
 }
 

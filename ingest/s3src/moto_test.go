@@ -13,11 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/ospreyhq/osprey/ingest"
 	"github.com/ospreyhq/osprey/ingest/batch"
@@ -29,83 +25,6 @@ import (
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/query"
 )
-
-// Notifications is S3 -> SNS -> SQS set up for real in moto: a bucket whose object-created
-// events go to a topic, and a queue subscribed to the topic.
-type Notifications struct {
-	S3       *s3.Client
-	SNS      *sns.Client
-	SQS      *sqs.Client
-	Bucket   string
-	TopicARN string
-	QueueURL string
-}
-
-// SetUpNotifications creates the bucket, topic, queue, subscription and bucket notification.
-func SetUpNotifications(t testing.TB, m *s3test.Moto, bucket string) *Notifications {
-	t.Helper()
-	ctx := context.Background()
-	cfg := m.Config()
-	n := &Notifications{Bucket: bucket,
-		S3:  s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(m.URL); o.UsePathStyle = true }),
-		SNS: sns.NewFromConfig(cfg, func(o *sns.Options) { o.BaseEndpoint = aws.String(m.URL) }),
-		SQS: sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(m.URL) }),
-	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	_, err := n.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
-	must(err)
-	topic, err := n.SNS.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(bucket + "-notifications")})
-	must(err)
-	n.TopicARN = aws.ToString(topic.TopicArn)
-	q, err := n.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(bucket + "-queue")})
-	must(err)
-	n.QueueURL = aws.ToString(q.QueueUrl)
-	attrs, err := n.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: q.QueueUrl, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
-	must(err)
-	_, err = n.SNS.Subscribe(ctx, &sns.SubscribeInput{TopicArn: topic.TopicArn, Protocol: aws.String("sqs"),
-		Endpoint: aws.String(attrs.Attributes[string(sqstypes.QueueAttributeNameQueueArn)])})
-	must(err)
-	_, err = n.S3.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
-		Bucket: aws.String(bucket),
-		NotificationConfiguration: &s3types.NotificationConfiguration{TopicConfigurations: []s3types.TopicConfiguration{{
-			TopicArn: topic.TopicArn, Events: []s3types.Event{"s3:ObjectCreated:*"},
-		}}},
-	})
-	must(err)
-	return n
-}
-
-// Put uploads an object.
-func (n *Notifications) Put(t testing.TB, key string, body []byte, kmsKey string) {
-	t.Helper()
-	in := &s3.PutObjectInput{Bucket: aws.String(n.Bucket), Key: aws.String(key), Body: bytes.NewReader(body)}
-	if kmsKey != "" {
-		in.ServerSideEncryption = s3types.ServerSideEncryptionAwsKms
-		in.SSEKMSKeyId = aws.String(kmsKey)
-	}
-	if _, err := n.S3.PutObject(context.Background(), in); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Pending returns the messages in the queue, visible or in flight.
-func (n *Notifications) Pending(t testing.TB) int {
-	t.Helper()
-	attrs, err := n.SQS.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(n.QueueURL),
-		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v, h int
-	fmt.Sscan(attrs.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)], &v)
-	fmt.Sscan(attrs.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible)], &h)
-	return v + h
-}
 
 func gzipped(b []byte) []byte {
 	var buf bytes.Buffer
@@ -130,7 +49,7 @@ func trailFile(prefix string, n int) []byte {
 // notifications are read too, a test event is ignored, and a KMS-encrypted object is read.
 func TestMotoNotifications(t *testing.T) {
 	m := s3test.StartMoto(t)
-	n := SetUpNotifications(t, m, "trail-logs")
+	n := s3test.SetUpNotifications(t, m, "trail-logs")
 	ctx := context.Background()
 
 	l, err := lake.Open(t.TempDir())

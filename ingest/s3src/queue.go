@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,7 +58,9 @@ type QueueOptions struct {
 	// append is retried in place, without counting an attempt.
 	Retryable func(error) bool
 	Split     SplitOptions
-	Logger    *slog.Logger
+	// KMSKey is the key of SSE-KMS objects, named in errors reading them.
+	KMSKey string
+	Logger *slog.Logger
 	// Handled, when set, is told of each message handled and whether it was deleted.
 	Handled func(id string, deleted bool)
 	// Now and Wait are the clock; default time.Now and a timer.
@@ -157,6 +160,7 @@ func (q *Queue) Run(ctx context.Context) error {
 			wg.Go(func() {
 				defer func() { <-sem }()
 				deleted := q.Handle(ctx, m)
+				q.opts.Logger.Info("sqs message handled", "message_id", aws.ToString(m.MessageId), "deleted", deleted)
 				if q.opts.Handled != nil {
 					q.opts.Handled(aws.ToString(m.MessageId), deleted)
 				}
@@ -301,10 +305,14 @@ func (q *Queue) read(ctx context.Context, msgID string, ref ObjectRef, rt Route)
 		}
 		if err == nil {
 			q.health.Success(q.opts.Now(), 1, st.Records)
+			q.opts.Logger.Info("s3 object read", "bucket", ref.Bucket, "key", ref.Key, "records", st.Records)
 			return true, ref.ETag
 		}
 		if ctx.Err() != nil {
 			return false, ""
+		}
+		if q.opts.KMSKey != "" && (strings.Contains(err.Error(), "AccessDenied") || strings.Contains(err.Error(), "KMS")) {
+			err = fmt.Errorf("%w (objects are encrypted with the KMS key %s: the credentials need kms:Decrypt on it)", err, q.opts.KMSKey)
 		}
 		q.health.Error(q.opts.Now(), err)
 		q.opts.Logger.Warn("s3 object", "bucket", ref.Bucket, "key", ref.Key, "attempt", attempt, "err", err)

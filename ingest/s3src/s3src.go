@@ -65,6 +65,8 @@ func (a AWS) Clients(ctx context.Context) (*s3.Client, *sqs.Client, error) {
 	}
 	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.UsePathStyle = a.PathStyle
+		// S3-compatible stores often send no checksum; the SDK would log each such object.
+		o.DisableLogOutputChecksumValidationSkipped = true
 		if a.Endpoint != "" {
 			o.BaseEndpoint = aws.String(a.Endpoint)
 		}
