@@ -13,6 +13,13 @@
 //	osprey-bench serve [--duration 30s] [--clients 16] [--batch 500] [--osprey bin/osprey]
 //
 // is the load test of osprey serve (see serve.go).
+//
+//	osprey-bench s3 [--size 1GiB] [--events 2000] [--runs 3] [--osprey bin/osprey] [--moto moto_server]
+//
+// writes gzipped CloudTrail log files ({"Records":[...]}, --events events each) totalling
+// --size, uploads them to moto_server (started on a loopback port), and alternately runs
+// `osprey ingest --objects FILES` (local disk) and `osprey ingest s3://bench/` (the backfill,
+// through the S3 API), printing the median events/s of both and their ratio (see s3.go).
 package main
 
 import (
@@ -47,6 +54,8 @@ func main() {
 		err = gen(os.Args[2:])
 	case "serve":
 		err = benchServe(os.Args[2:])
+	case "s3":
+		err = benchS3(os.Args[2:])
 	default:
 		usage()
 	}
@@ -62,6 +71,8 @@ func usage() {
       osprey ingest vs DuckDB COPY (SELECT * FROM read_json(file)) TO parquet, same input, same run
   osprey-bench serve [--duration 30s] [--clients 16] [--batch 500] [--osprey PATH]
       load test of osprey serve over HTTP on loopback: events/s, ack latency p50/p99, peak RSS
+  osprey-bench s3 [--size 1GiB] [--events 2000] [--runs 3] [--osprey PATH] [--moto moto_server]
+      osprey ingest of gzipped CloudTrail objects from moto_server's S3 vs the same files from disk
   osprey-bench gen --size 1GiB --out FILE
       write the Panther.Audit input file only`)
 	os.Exit(2)

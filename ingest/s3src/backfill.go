@@ -1,6 +1,7 @@
 package s3src
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -125,7 +126,10 @@ type BackfillOptions struct {
 	Since time.Time
 	// BatchBytes of objects (as stored) are committed together; default 256 MiB.
 	BatchBytes int64
-	Split      SplitOptions
+	// Concurrency is how many objects are read at once (the time to the first byte of one
+	// overlaps the parsing of another); default 4.
+	Concurrency int
+	Split       SplitOptions
 	// Listed, when set, is told the objects to ingest and their bytes once listing is over;
 	// Progress the bytes read as reading goes.
 	Listed   func(objects int, bytes int64)
@@ -149,6 +153,9 @@ func Backfill(ctx context.Context, api S3API, router *Router, in Ingester, m *Ma
 	commit func(ctx context.Context, batch int64) error, opts BackfillOptions) (BackfillStats, error) {
 	if opts.BatchBytes <= 0 {
 		opts.BatchBytes = 256 << 20
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 4
 	}
 	var st BackfillStats
 	prefix := router.Filter
@@ -180,11 +187,21 @@ func Backfill(ctx context.Context, api S3API, router *Router, in Ingester, m *Ma
 	if opts.Listed != nil {
 		opts.Listed(len(todo), todoBytes)
 	}
-	var pending []ObjectRef
-	var pendingBytes int64
-	var wg sync.WaitGroup
+	var (
+		mu           sync.Mutex // guards pending, pendingBytes, st and firstErr while objects are read
+		pending      []ObjectRef
+		pendingBytes int64
+		firstErr     error
+		wg           sync.WaitGroup // records handed to the ingester
+		reading      sync.WaitGroup // objects being read
+		sem          = make(chan struct{}, opts.Concurrency)
+	)
 	flush := func() error {
+		reading.Wait()
 		wg.Wait()
+		if firstErr != nil {
+			return firstErr
+		}
 		if len(pending) == 0 {
 			return nil
 		}
@@ -200,39 +217,59 @@ func Backfill(ctx context.Context, api S3API, router *Router, in Ingester, m *Ma
 		pending, pendingBytes = nil, 0
 		return nil
 	}
-	for _, ref := range todo {
+	read := func(ref ObjectRef) {
+		defer func() { <-sem; reading.Done() }()
 		rt, _ := router.Route(ref)
 		file := batch.SourceFile{Bucket: ref.Bucket, Key: ref.Key}
 		name := "s3://" + ref.Bucket + "/" + ref.Key
 		ost, err := ReadObject(ctx, api, ref, 0, opts.Split, opts.Progress, func(recs [][]byte) error {
 			return in.IngestObjectRecords(ctx, rt.Source, name, file, recs, &wg)
 		})
+		var rerr error
+		if err != nil && ctx.Err() == nil && opts.Errors != nil {
+			se := ingest.SourceError{Time: time.Now(), Source: rt.Source.Source, File: file, Err: err.Error(), Attempts: 1}
+			rerr = opts.Errors.Record(ctx, se)
+		}
+		mu.Lock()
+		defer mu.Unlock()
 		st.Records += ost.Records
-		if err != nil {
-			if ctx.Err() != nil {
-				return st, ctx.Err()
-			}
+		switch {
+		case err != nil && ctx.Err() != nil:
+			firstErr = cmp.Or(firstErr, ctx.Err())
+			return
+		case rerr != nil:
+			firstErr = cmp.Or(firstErr, rerr)
+			return
+		case err != nil:
 			// Rows of the records handed on before the error are in the batch: the object
 			// counts as ingested (a rerun would duplicate them) and the error is kept.
 			st.Failed++
-			if opts.Errors != nil {
-				se := ingest.SourceError{Time: time.Now(), Source: rt.Source.Source, File: file, Err: err.Error(), Attempts: 1}
-				if rerr := opts.Errors.Record(ctx, se); rerr != nil {
-					return st, rerr
-				}
-			}
 			if ost.Records == 0 {
-				continue
+				return
 			}
 		}
 		st.Bytes += ref.Size
 		pending = append(pending, ref)
 		pendingBytes += ref.Size
-		if pendingBytes >= opts.BatchBytes {
+	}
+	for _, ref := range todo {
+		sem <- struct{}{}
+		mu.Lock()
+		full, failed := pendingBytes >= opts.BatchBytes, firstErr
+		mu.Unlock()
+		if failed != nil {
+			<-sem
+			break
+		}
+		if full {
+			<-sem
 			if err := flush(); err != nil {
 				return st, err
 			}
+			sem <- struct{}{}
 		}
+		reading.Add(1)
+		go read(ref)
 	}
 	return st, flush()
 }
