@@ -248,3 +248,61 @@ func (f *failOnce) AppendObject(ctx context.Context, source string, file batch.S
 	}
 	return nil
 }
+
+// hidingSQS closes extended at the first visibility extension.
+type hidingSQS struct {
+	fakeSQS
+	once     sync.Once
+	extended chan struct{}
+}
+
+func (h *hidingSQS) ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, o ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error) {
+	h.once.Do(func() { close(h.extended) })
+	if aws.ToInt32(&in.VisibilityTimeout) != 120 {
+		return nil, fmt.Errorf("visibility %d, want 120", in.VisibilityTimeout)
+	}
+	return h.fakeSQS.ChangeMessageVisibility(ctx, in, o...)
+}
+
+// waitingAppender appends only once the message's visibility was extended: a large object.
+type waitingAppender struct {
+	appended
+	extended chan struct{}
+}
+
+func (w *waitingAppender) AppendObject(ctx context.Context, source string, file batch.SourceFile, records [][]byte) error {
+	<-w.extended
+	return w.appended.AppendObject(ctx, source, file, records)
+}
+
+// TestQueueExtendsVisibility checks that a message is kept hidden while its object is read
+// (every half of the visibility timeout, here on an injected clock), and deleted after.
+func TestQueueExtendsVisibility(t *testing.T) {
+	srv := s3test.New()
+	defer srv.Close()
+	srv.Put("logs", "AWSLogs/slow.json", []byte(`{"slow":1}`), time.Time{})
+	fs := &hidingSQS{extended: make(chan struct{})}
+	app := &waitingAppender{extended: fs.extended}
+	var asked []time.Duration
+	var mu sync.Mutex
+	q := NewQueue(fs, srv.Client(), testRouter(), app, nil, nil, QueueOptions{
+		URL: "q", Visibility: 2 * time.Minute,
+		Wait: func(ctx context.Context, d time.Duration) error {
+			mu.Lock()
+			asked = append(asked, d)
+			n := len(asked)
+			mu.Unlock()
+			if n == 1 {
+				return nil // the first half-timeout passes
+			}
+			<-ctx.Done()
+			return ctx.Err()
+		},
+	})
+	if !q.Handle(context.Background(), message("m", s3Event("logs", "AWSLogs/slow.json"))) {
+		t.Fatal("not deleted")
+	}
+	if fs.hidden == 0 || len(fs.deleted) != 1 || asked[0] != time.Minute {
+		t.Errorf("extended %d times, deleted %v, waits %v", fs.hidden, fs.deleted, asked)
+	}
+}
