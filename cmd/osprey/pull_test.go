@@ -228,3 +228,32 @@ func runCmd(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	return string(out), err
 }
+
+// TestSourceAddPull adds s3 and rapid7 sources with osprey source add and lists them before
+// any osprey serve ran; bad ones are refused.
+func TestSourceAddPull(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "lake")
+	osprey(t, "--lake", dir, "source", "add", "trail", "--type", "s3", "--log-type", "AWS.CloudTrail", "--bucket", "b",
+		"--prefix", "AWSLogs/", "--prefix-log-types", "AWSLogs/app/=Panther.Audit", "--exclude-prefix", "AWSLogs/digest/",
+		"--queue", "https://sqs.us-east-1.amazonaws.com/1/q", "--region", "us-east-1")
+	osprey(t, "--lake", dir, "source", "add", "r7", "--type", "rapid7", "--region", "us3", "--api-key-env", "R7_KEY")
+	list := osprey(t, "--lake", dir, "source", "list")
+	for _, want := range []string{"s3://b/AWSLogs/ via https://sqs.us-east-1.amazonaws.com/1/q", "rapid7 us3", "Rapid7.AuditLog", "unknown (osprey serve not running)"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("list has no %q:\n%s", want, list)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--type", "s3", "--log-type", "AWS.CloudTrail"}, "needs s3.bucket"},
+		{[]string{"--type", "s3", "--log-type", "AWS.CloudTrail", "--bucket", "b", "--prefix-log-types", "x/=No.Such"}, "unknown log type"},
+		{[]string{"--type", "rapid7", "--region", "us3"}, "apiKeyEnv"},
+	} {
+		r := execOsprey(append([]string{"--lake", dir, "source", "add", "bad"}, tc.args...)...)
+		if r.exitCode == 0 || !strings.Contains(r.out, tc.want) {
+			t.Errorf("source add %v: exit %d, %q; want %q", tc.args, r.exitCode, r.out, tc.want)
+		}
+	}
+}
