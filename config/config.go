@@ -29,6 +29,35 @@
 //	    type: syslog
 //	    listen: [udp://127.0.0.1:5514, tcp://127.0.0.1:5514]
 //	    logTypes: [Syslog.RFC5424, Syslog.RFC3164]
+//	  - id: trail                # S3 objects named by an SQS queue's notifications
+//	    type: s3
+//	    logTypes: [AWS.CloudTrail]  # of keys no prefix rule matches
+//	    s3:
+//	      bucket: my-trail-bucket
+//	      prefix: AWSLogs/         # only keys under it (optional)
+//	      prefixes:                # the longest matching prefix wins
+//	        - {prefix: AWSLogs/o-123/app/, logTypes: [Panther.Audit]}
+//	        - {prefix: AWSLogs/123456789012/CloudTrail-Digest/, exclude: true}
+//	      queue: https://sqs.us-east-1.amazonaws.com/123456789012/osprey  # S3 events (direct or
+//	                               # through SNS) or CloudTrail's SNS notifications
+//	      region: us-east-1
+//	      endpoint: ""             # an S3-compatible store (and its SQS), such as http://127.0.0.1:9000
+//	      pathStyle: false         # endpoint/bucket/key addressing (most S3-compatible stores)
+//	      roleARN: ""              # assumed over the SDK's default credential chain
+//	      externalID: ""
+//	      kmsKey: ""               # the SSE-KMS key of the objects: S3 decrypts on read if the
+//	                               # credentials may kms:Decrypt with it (named in errors)
+//	      maxAttempts: 5           # tries of an object before it goes to source_errors
+//	      visibility: 5m           # how long a message is hidden, extended while it is read
+//	  - id: rapid7                 # Rapid7 InsightIDR audit logs, pulled
+//	    type: rapid7               # logTypes default to [Rapid7.AuditLog]
+//	    rapid7:
+//	      region: us3              # the data storage region
+//	      apiKeyEnv: RAPID7_API_KEY   # or apiKeyFile: a file; never inline
+//	      logIDs: []               # the audit logs; default those named *audit*
+//	      interval: 1m             # between polls
+//	      delay: 1m                # how far behind now reading stops (late indexing)
+//	      since: 1h                # how far back the first poll reads
 //
 // Secrets are never written back or logged. Sizes take KiB, MiB, GiB (or KB, MB, GB, or plain
 // bytes); durations take Go's units (s, m, h) and d for days.
@@ -67,6 +96,8 @@ type Flush struct {
 const (
 	SourceHTTP   = "http"
 	SourceSyslog = "syslog"
+	SourceS3     = "s3"
+	SourceRapid7 = "rapid7"
 )
 
 // Source is a source of records.
@@ -82,7 +113,58 @@ type Source struct {
 	MaxRecords   int       `yaml:"maxRecords,omitempty"`
 	Listen       Strings   `yaml:"listen,omitempty"`
 	DropOffAlarm *Duration `yaml:"dropOffAlarm,omitempty"` // nil: the default (see AlarmAfter)
+	S3           *S3       `yaml:"s3,omitempty"`
+	Rapid7       *Rapid7   `yaml:"rapid7,omitempty"`
 }
+
+// S3 is an S3 source: a bucket whose new objects an SQS queue's notifications name.
+type S3 struct {
+	Bucket      string     `yaml:"bucket"`
+	Prefix      string     `yaml:"prefix,omitempty"`
+	Prefixes    []S3Prefix `yaml:"prefixes,omitempty"`
+	Queue       string     `yaml:"queue,omitempty"`
+	Region      string     `yaml:"region,omitempty"`
+	Endpoint    string     `yaml:"endpoint,omitempty"`
+	PathStyle   bool       `yaml:"pathStyle,omitempty"`
+	RoleARN     string     `yaml:"roleARN,omitempty"`
+	ExternalID  string     `yaml:"externalID,omitempty"`
+	KMSKey      string     `yaml:"kmsKey,omitempty"`
+	MaxAttempts int        `yaml:"maxAttempts,omitempty"`
+	Visibility  Duration   `yaml:"visibility,omitempty"`
+}
+
+// S3Prefix routes the keys under a prefix: to its log types, or nowhere (exclude).
+type S3Prefix struct {
+	Prefix   string   `yaml:"prefix"`
+	LogTypes []string `yaml:"logTypes,omitempty"`
+	Exclude  bool     `yaml:"exclude,omitempty"`
+}
+
+// Rapid7 is a Rapid7 InsightIDR audit log puller.
+type Rapid7 struct {
+	Region     string   `yaml:"region"`
+	APIKeyEnv  string   `yaml:"apiKeyEnv,omitempty"`
+	APIKeyFile string   `yaml:"apiKeyFile,omitempty"`
+	LogIDs     []string `yaml:"logIDs,omitempty"`
+	Interval   Duration `yaml:"interval,omitempty"`
+	Delay      Duration `yaml:"delay,omitempty"`
+	Since      Duration `yaml:"since,omitempty"`
+	// BaseURL replaces https://<region>.api.insight.rapid7.com (a proxy, or a test server).
+	BaseURL string `yaml:"baseURL,omitempty"`
+}
+
+// APIKey returns the Rapid7 API key, from its environment variable or file.
+func (r *Rapid7) APIKey() (string, error) {
+	a := Auth{SecretEnv: r.APIKeyEnv, SecretFile: r.APIKeyFile}
+	v, err := a.SecretValue()
+	if err != nil {
+		return "", fmt.Errorf("rapid7 api key: %w", err)
+	}
+	return v, nil
+}
+
+// IsPull reports whether the source pulls (s3, rapid7) rather than receives.
+func (s *Source) IsPull() bool { return s.Type == SourceS3 || s.Type == SourceRapid7 }
 
 // DefaultDropOffAlarm is how long a source may go without events before an alarm, unless it
 // says otherwise.
@@ -192,8 +274,17 @@ func (s *Source) Validate() error {
 	if s.Label == "" {
 		s.Label = s.ID
 	}
+	if s.Type == SourceRapid7 && len(s.LogTypes) == 0 {
+		s.LogTypes = []string{"Rapid7.AuditLog"}
+	}
 	if len(s.LogTypes) == 0 {
 		return fmt.Errorf("source %s: logTypes is empty", s.ID)
+	}
+	if s.S3 != nil && s.Type != SourceS3 || s.Rapid7 != nil && s.Type != SourceRapid7 {
+		return fmt.Errorf("source %s: s3 settings are for s3 sources, rapid7 settings for rapid7 sources", s.ID)
+	}
+	if s.IsPull() && (s.Auth != (Auth{}) || s.Stream != "" || s.Envelope != "" || s.MaxBody != 0 || len(s.Listen) > 0) {
+		return fmt.Errorf("source %s: auth, stream, envelope, maxBody and listen are for http and syslog sources", s.ID)
 	}
 	if s.MaxBody < 0 || s.MaxRecords < 0 || (s.DropOffAlarm != nil && *s.DropOffAlarm < 0) {
 		return fmt.Errorf("source %s: limits must not be negative", s.ID)
@@ -232,8 +323,53 @@ func (s *Source) Validate() error {
 		if s.Auth != (Auth{}) || s.Stream != "" || s.Envelope != "" || s.MaxBody != 0 {
 			return fmt.Errorf("source %s: auth, stream, envelope and maxBody are for http sources", s.ID)
 		}
+	case SourceS3:
+		return s.S3.validate(s.ID)
+	case SourceRapid7:
+		r := s.Rapid7
+		switch {
+		case r == nil || r.Region == "" && r.BaseURL == "":
+			return fmt.Errorf("source %s: a rapid7 source needs rapid7.region (such as us3)", s.ID)
+		case (r.APIKeyEnv == "") == (r.APIKeyFile == ""):
+			return fmt.Errorf("source %s: give one of rapid7.apiKeyEnv and rapid7.apiKeyFile (the key is never written in the file)", s.ID)
+		case r.Interval < 0 || r.Delay < 0 || r.Since < 0:
+			return fmt.Errorf("source %s: rapid7 durations must not be negative", s.ID)
+		}
+		if !regionPattern.MatchString(r.Region) && r.BaseURL == "" {
+			return fmt.Errorf("source %s: rapid7 region %q: want a region code such as us, us3 or eu", s.ID, r.Region)
+		}
 	default:
-		return fmt.Errorf("source %s: type %q (want http or syslog)", s.ID, s.Type)
+		return fmt.Errorf("source %s: type %q (want http, syslog, s3 or rapid7)", s.ID, s.Type)
+	}
+	return nil
+}
+
+var regionPattern = regexp.MustCompile(`^[a-z]{2}[0-9]?$`)
+
+func (c *S3) validate(id string) error {
+	switch {
+	case c == nil || c.Bucket == "":
+		return fmt.Errorf("source %s: an s3 source needs s3.bucket", id)
+	case strings.HasPrefix(c.Prefix, "/"):
+		return fmt.Errorf("source %s: s3.prefix %q must not start with /", id, c.Prefix)
+	case c.MaxAttempts < 0 || c.Visibility < 0:
+		return fmt.Errorf("source %s: s3 maxAttempts and visibility must not be negative", id)
+	case c.Visibility != 0 && time.Duration(c.Visibility) < 10*time.Second:
+		return fmt.Errorf("source %s: s3.visibility must be at least 10s", id)
+	}
+	seen := map[string]bool{}
+	for i, p := range c.Prefixes {
+		switch {
+		case p.Prefix == "":
+			return fmt.Errorf("source %s: s3.prefixes[%d]: prefix is empty", id, i)
+		case seen[p.Prefix]:
+			return fmt.Errorf("source %s: s3.prefixes[%d]: prefix %q is given twice", id, i, p.Prefix)
+		case p.Exclude == (len(p.LogTypes) > 0):
+			return fmt.Errorf("source %s: s3.prefixes[%d]: give logTypes or exclude: true", id, i)
+		case !strings.HasPrefix(p.Prefix, c.Prefix) && !strings.HasPrefix(c.Prefix, p.Prefix):
+			return fmt.Errorf("source %s: s3.prefixes[%d]: %q is outside the prefix filter %q", id, i, p.Prefix, c.Prefix)
+		}
+		seen[p.Prefix] = true
 	}
 	return nil
 }

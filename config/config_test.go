@@ -17,8 +17,16 @@ func TestGood(t *testing.T) {
 		c.Flush.Bytes != 64<<20 || c.Flush.MaxBacklog != 1<<30 {
 		t.Errorf("config %+v", c)
 	}
-	if len(c.Sources) != 3 {
+	if len(c.Sources) != 5 {
 		t.Fatalf("%d sources", len(c.Sources))
+	}
+	if b := c.Sources[3]; b.S3 == nil || b.S3.Bucket != "trail-logs" || len(b.S3.Prefixes) != 2 || !b.S3.Prefixes[1].Exclude ||
+		!b.S3.PathStyle || time.Duration(b.S3.Visibility) != 2*time.Minute || !b.IsPull() {
+		t.Errorf("s3 source %+v", b)
+	}
+	if r := c.Sources[4]; r.Rapid7 == nil || r.Rapid7.Region != "us3" || time.Duration(r.Rapid7.Interval) != 5*time.Minute ||
+		len(r.LogTypes) != 1 || r.LogTypes[0] != "Rapid7.AuditLog" {
+		t.Errorf("rapid7 source %+v", r)
 	}
 	fb, trail, sys := c.Sources[0], c.Sources[1], c.Sources[2]
 	if fb.Label != "fluentbit" || fb.MaxBody != 5<<20 || fb.Auth.Type != "header" {
@@ -67,6 +75,21 @@ func TestBad(t *testing.T) {
 	f("sources:\n  - id: a\n    type: syslog\n    listen: 127.0.0.1:514\n    logTypes: [X]", "want udp://")
 	f("sources:\n  - id: a\n    type: http\n    logTypes: [X]\n    auth:\n      secret: x\n      secretEnv: Y", "one of secret")
 	f("workers: -1", "workers")
+	s3 := "sources:\n  - id: a\n    type: s3\n    logTypes: [X]\n"
+	f(s3, "needs s3.bucket")
+	f(s3+"    s3: {bucket: b, prefix: /x}", "must not start with /")
+	f(s3+"    s3: {bucket: b, prefixes: [{prefix: p/}]}", "give logTypes or exclude")
+	f(s3+"    s3: {bucket: b, prefixes: [{prefix: p/, exclude: true}, {prefix: p/, exclude: true}]}", "given twice")
+	f(s3+"    s3: {bucket: b, prefix: a/, prefixes: [{prefix: b/, exclude: true}]}", "outside the prefix filter")
+	f(s3+"    s3: {bucket: b, visibility: 1s}", "at least 10s")
+	f(s3+"    s3: {bucket: b}\n    stream: json", "are for http and syslog")
+	r7 := "sources:\n  - id: a\n    type: rapid7\n"
+	f(r7, "needs rapid7.region")
+	f(r7+"    rapid7: {region: us3}", "give one of rapid7.apiKeyEnv")
+	f(r7+"    rapid7: {region: us3, apiKeyEnv: K, apiKeyFile: f}", "give one of rapid7.apiKeyEnv")
+	f(r7+"    rapid7: {region: 'https://x', apiKeyEnv: K}", "want a region code")
+	f(r7+"    rapid7: {region: us3, apiKey: inline}", "unknown field")
+	f("sources:\n  - id: a\n    type: http\n    logTypes: [X]\n    s3: {bucket: b}", "s3 settings are for s3 sources")
 }
 
 func TestLakeSources(t *testing.T) {

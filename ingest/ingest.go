@@ -114,9 +114,10 @@ type Ingester struct {
 type job struct {
 	src     *Source
 	chunk   stream.Chunk
-	records [][]byte // records given whole (IngestRecords), instead of a chunk's lines
-	source  string   // the stream's name, for failures and errors
-	header  []byte   // the stream's first line, for log types whose columns it names
+	records [][]byte         // records given whole (IngestRecords), instead of a chunk's lines
+	file    batch.SourceFile // p_source_file of the job's rows (IngestObjectRecords)
+	source  string           // the stream's name, for failures and errors
+	header  []byte           // the stream's first line, for log types whose columns it names
 	done    *sync.WaitGroup
 }
 
@@ -365,9 +366,15 @@ func (in *Ingester) run(ctx context.Context, source string, start time.Time, com
 // buffered until Flush or Close. Calls are handed to workers in order; several may be in
 // flight at once.
 func (in *Ingester) IngestRecords(ctx context.Context, src *Source, name string, records [][]byte, done *sync.WaitGroup) error {
+	return in.IngestObjectRecords(ctx, src, name, batch.SourceFile{}, records, done)
+}
+
+// IngestObjectRecords is IngestRecords for records read from an S3 object: their rows have the
+// object as p_source_file.
+func (in *Ingester) IngestObjectRecords(ctx context.Context, src *Source, name string, file batch.SourceFile, records [][]byte, done *sync.WaitGroup) error {
 	done.Add(1)
 	select {
-	case in.chunks <- job{src: src, records: records, source: name, done: done}:
+	case in.chunks <- job{src: src, records: records, file: file, source: name, done: done}:
 		return nil
 	case <-ctx.Done():
 		done.Done()
@@ -473,6 +480,7 @@ type worker struct {
 	reasons                  []Refusal
 	header                   []byte // the stream header the parsers were last given
 	parseTime                time.Time
+	file                     batch.SourceFile // p_source_file of the job being parsed
 }
 
 // srcState is what a worker keeps of a source: its candidates and its failures.
@@ -612,10 +620,13 @@ func (w *worker) chunk(j job) {
 		}
 	}()
 	w.parseTime = w.in.opts.Now()
+	w.file = j.file
 	for _, e := range w.builders {
 		e.b.SetParseTime(w.parseTime)
+		e.b.SetSourceFile(w.file)
 	}
 	w.cur.fails.SetParseTime(w.parseTime)
+	w.cur.fails.SetSourceFile(w.file)
 	if j.header != nil && !bytes.Equal(j.header, w.cur.header) {
 		w.cur.header = j.header
 		for _, c := range w.cur.types {
@@ -839,6 +850,7 @@ func (w *worker) entry(c *candidate, hour int64) *entry {
 	}
 	b.SetSource(key.src.Source)
 	b.SetParseTime(w.parseTime)
+	b.SetSourceFile(w.file)
 	e := &entry{key: key, b: b, used: w.chunks}
 	w.builders[key] = e
 	if c.last == nil || c.last.b == nil {

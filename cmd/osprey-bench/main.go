@@ -21,6 +21,13 @@
 //	osprey-bench query [--rows 50000000] [--days 90] [--runs 5] [--dir DIR] [--osprey bin/osprey]
 //
 // measures the query side: see benchQuery in query.go.
+//
+//	osprey-bench s3 [--size 1GiB] [--events 2000] [--runs 3] [--osprey bin/osprey] [--moto moto_server]
+//
+// writes gzipped CloudTrail log files ({"Records":[...]}, --events events each) totalling
+// --size, uploads them to moto_server (started on a loopback port), and alternately runs
+// `osprey ingest --objects FILES` (local disk) and `osprey ingest s3://bench/` (the backfill,
+// through the S3 API), printing the median events/s of both and their ratio (see s3.go).
 package main
 
 import (
@@ -59,6 +66,8 @@ func main() {
 		err = benchDetect(os.Args[2:])
 	case "query":
 		err = benchQuery(os.Args[2:])
+	case "s3":
+		err = benchS3(os.Args[2:])
 	default:
 		usage()
 	}
@@ -76,6 +85,8 @@ func usage() {
       load test of osprey serve over HTTP on loopback: events/s, ack latency p50/p99, peak RSS
   osprey-bench detect [--rules 50] [--size 1GiB] [--runs 3] [--osprey PATH]
       osprey ingest with no rule vs with N streaming rules, same input, same run
+  osprey-bench s3 [--size 1GiB] [--events 2000] [--runs 3] [--osprey PATH] [--moto moto_server]
+      osprey ingest of gzipped CloudTrail objects from moto_server's S3 vs the same files from disk
   osprey-bench gen --size 1GiB --out FILE
       write the Panther.Audit input file only
   osprey-bench query [--rows 50000000] [--days 90] [--runs 5] [--dir DIR] [--osprey PATH]

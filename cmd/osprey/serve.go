@@ -23,6 +23,7 @@ import (
 	"github.com/ospreyhq/osprey/config"
 	"github.com/ospreyhq/osprey/ingest"
 	"github.com/ospreyhq/osprey/ingest/batch"
+	"github.com/ospreyhq/osprey/ingest/health"
 	"github.com/ospreyhq/osprey/ingest/httpsrc"
 	"github.com/ospreyhq/osprey/ingest/logtypes"
 	"github.com/ospreyhq/osprey/ingest/pipeline"
@@ -41,12 +42,17 @@ func newServe(g *globals) *cobra.Command {
 	o := &serveOptions{}
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the ingest daemon: HTTP and syslog sources, durable, into the lake",
+		Short: "Run the ingest daemon: HTTP, syslog, S3 (SQS) and Rapid7 sources, durable, into the lake",
 		Long: `Serve runs until SIGINT or SIGTERM, then flushes and exits. It accepts records from its
 sources (see the configuration file, and osprey source add), writes each accepted request to a
 write-ahead log before answering it, and flushes the lake on age (60 s by default) and size:
 an answered request is never lost, even if the process is killed, and its records are in the
 lake exactly once.
+
+Pull sources read on their own: an s3 source reads the objects its SQS queue's notifications
+name and deletes a message once its objects are in the write-ahead log; a rapid7 source polls
+Rapid7's API, its cursor kept with its records. Objects that fail every retry are kept in
+panther_monitor.source_errors.
 
 Without --config it serves the lake given by --lake on 127.0.0.1:8080 with the sources added
 by osprey source add.
@@ -94,10 +100,16 @@ type server struct {
 	bytesIn  metrics.Vec // bytes received, by source
 	ackTime  metrics.Vec // seconds spent answering successful HTTP requests, by source
 	alarms   metrics.Vec // drop-off alarms raised, by source and state
+	pull     pullMetrics // the pull sources' health
+
+	errs      *ingest.SourceErrors // panther_monitor.source_errors
+	errWriter *lake.Writer
 
 	mu       sync.Mutex
 	active   map[string]config.Source     // sources in effect, by id
 	syslog   map[string]*syslogsrc.Server // the listeners of syslog sources, by id
+	pullers  map[string]*puller           // the running pull sources, by id
+	healths  map[string]*health.Source    // the pull sources' health, by id
 	lastSeen map[string]time.Time         // when each source last had an event written
 }
 
@@ -117,8 +129,16 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 		return err
 	}
 	s := &server{cfg: cfg, lake: l, reg: reg, log: log, active: map[string]config.Source{},
-		syslog: map[string]*syslogsrc.Server{}, lastSeen: map[string]time.Time{}}
+		syslog: map[string]*syslogsrc.Server{}, pullers: map[string]*puller{}, healths: map[string]*health.Source{}, lastSeen: map[string]time.Time{}}
 	s.registerMetrics()
+	s.registerPullMetrics()
+	if s.errWriter, err = l.NewWriter(lake.WriterOptions{Logger: log}); err != nil {
+		return err
+	}
+	defer s.errWriter.Close()
+	if s.errs, err = ingest.NewSourceErrors(s.errWriter); err != nil {
+		return err
+	}
 	s.pipe, err = pipeline.Open(ctx, l, pipeline.Options{
 		FlushAge: time.Duration(cfg.Flush.Age), FlushBytes: int64(cfg.Flush.Bytes), MaxBacklog: int64(cfg.Flush.MaxBacklog),
 		Workers: cfg.Workers, Logger: log,
@@ -135,6 +155,7 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	s.pipe.SetSource(&ingest.Source{Source: batch.Source{ID: monitorSource, Label: "osprey serve"}, LogTypes: []*logtypes.LogType{alarmType}})
 	if err := s.applySources(ctx); err != nil {
 		s.closeSyslog()
+		s.stopPullers()
 		s.pipe.Close(context.WithoutCancel(ctx))
 		return err
 	}
@@ -142,6 +163,7 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		s.closeSyslog()
+		s.stopPullers()
 		s.pipe.Close(context.WithoutCancel(ctx))
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
@@ -150,6 +172,7 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		s.updatePullMetrics()
 		s.metrics.WriteText(w)
 	})
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -169,6 +192,7 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	wg.Go(func() { s.watchSources(runCtx) })
 	wg.Go(func() { s.watchDropOff(runCtx, time.Now()) })
 	wg.Go(func() { s.compactLoop(runCtx) })
+	wg.Go(func() { s.watchHealth(runCtx) })
 
 	var failure error
 	select {
@@ -189,6 +213,7 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 		log.Warn("http shutdown", "err", err)
 	}
 	s.closeSyslog()
+	s.stopPullers()
 	if failure == nil {
 		// Nothing more comes in: read what the log holds into the lake before stopping, so
 		// that everything acknowledged is queryable now rather than after the next start.
@@ -201,6 +226,9 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	}
 	stopRun()
 	wg.Wait()
+	if err := s.writeHealth(); err != nil {
+		log.Warn("write health file", "err", err)
+	}
 	if err := <-pipeErr; err != nil && failure == nil {
 		failure = fmt.Errorf("ingest stopped: %w", err)
 	}
@@ -357,6 +385,14 @@ func (s *server) applySources(ctx context.Context) error {
 		if srv != nil {
 			srv.Close()
 		}
+		if p := s.stopPuller(id); p != nil {
+			for _, name := range p.names {
+				s.pipe.RemoveSource(name)
+			}
+		}
+		s.mu.Lock()
+		delete(s.healths, id)
+		s.mu.Unlock()
 		s.pipe.RemoveSource(id)
 		s.log.Info("source removed", "source", id)
 	}
@@ -414,6 +450,10 @@ func (s *server) setSource(ctx context.Context, src config.Source) error {
 		s.mu.Lock()
 		s.syslog[src.ID] = srv
 		s.mu.Unlock()
+	case config.SourceS3, config.SourceRapid7:
+		if err := s.startPuller(ctx, src); err != nil {
+			return err
+		}
 	}
 	s.mu.Lock()
 	s.active[src.ID] = src

@@ -28,6 +28,8 @@ type daemon struct {
 	url    string
 	stderr *bytes.Buffer
 	mu     *sync.Mutex
+	cond   *sync.Cond // broadcast at each line and at exit
+	exited bool
 	done   chan struct{}
 }
 
@@ -44,14 +46,22 @@ func startServe(t *testing.T, lakeDir string, args ...string) *daemon {
 		t.Fatal(err)
 	}
 	d := &daemon{cmd: cmd, stderr: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
+	d.cond = sync.NewCond(d.mu)
 	ready := make(chan string, 1)
 	go func() {
 		defer close(d.done)
+		defer func() {
+			d.mu.Lock()
+			d.exited = true
+			d.cond.Broadcast()
+			d.mu.Unlock()
+		}()
 		sc := bufio.NewScanner(pipe)
 		for sc.Scan() {
 			line := sc.Text()
 			d.mu.Lock()
 			d.stderr.WriteString(line + "\n")
+			d.cond.Broadcast()
 			d.mu.Unlock()
 			if rest, ok := strings.CutPrefix(line, "osprey serve: listening on "); ok {
 				ready <- strings.Fields(rest)[0]
@@ -66,6 +76,41 @@ func startServe(t *testing.T, lakeDir string, args ...string) *daemon {
 	}
 	d.url = strings.TrimSuffix(addr, ",")
 	return d
+}
+
+// waitOutput waits until the daemon has written n lines holding each of the substrings (in any
+// order), and fails the test if it exits first or a minute passes.
+func (d *daemon) waitOutput(t *testing.T, n int, subs ...string) {
+	t.Helper()
+	timedOut := false
+	timer := time.AfterFunc(time.Minute, func() {
+		d.mu.Lock()
+		timedOut = true
+		d.cond.Broadcast()
+		d.mu.Unlock()
+	})
+	defer timer.Stop()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for {
+		count := 0
+		for _, line := range strings.Split(d.stderr.String(), "\n") {
+			all := true
+			for _, s := range subs {
+				all = all && strings.Contains(line, s)
+			}
+			if all {
+				count++
+			}
+		}
+		switch {
+		case count >= n:
+			return
+		case d.exited || timedOut:
+			t.Fatalf("osprey serve did not write %d lines with %q (exited: %v):\n%s", n, subs, d.exited, d.stderr.String())
+		}
+		d.cond.Wait()
+	}
 }
 
 func (d *daemon) output() string {

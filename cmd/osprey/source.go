@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,7 +20,9 @@ func newSource(g *globals) *cobra.Command {
 		Short: "Add, list and remove the sources osprey serve takes records from",
 		Long: `Sources added here are kept in the lake (_osprey/sources.yml, readable by its owner only)
 and taken up by a running osprey serve within seconds; sources in the configuration file of
-osprey serve are listed too. An HTTP source receives POST /http/<id>.`,
+osprey serve are listed too. An HTTP source receives POST /http/<id>; a syslog source listens;
+an s3 source reads the objects its SQS queue's notifications name; a rapid7 source polls
+Rapid7's API for InsightIDR audit logs.`,
 	}
 	cmd.AddCommand(newSourceAdd(g), newSourceList(g), newSourceRemove(g))
 	return cmd
@@ -29,12 +32,20 @@ func newSourceAdd(g *globals) *cobra.Command {
 	var s config.Source
 	var maxBody string
 	var dropOff string
+	var s3c config.S3
+	var r7 config.Rapid7
+	var prefixTypes, excluded []string
+	var region, visibility, interval string
 	cmd := &cobra.Command{
 		Use:   "add ID",
 		Short: "Add (or replace) a source",
 		Example: `  osprey source add fluentbit --log-type Linux.Auditd --stream json --auth header --header x-sender-header --secret-env FB_SECRET
   osprey source add trail --log-type AWS.CloudTrail --stream jsonarray --envelope Records --auth bearer --secret-file /etc/osprey/trail.token
-  osprey source add audit --log-type Panther.Audit --label "Panther audit" --drop-off off`,
+  osprey source add audit --log-type Panther.Audit --label "Panther audit" --drop-off off
+  osprey source add trail --type s3 --log-type AWS.CloudTrail --bucket my-trail --prefix AWSLogs/ \
+      --queue https://sqs.us-east-1.amazonaws.com/123456789012/osprey --region us-east-1 \
+      --prefix-log-types AWSLogs/o-1/app/=Panther.Audit --exclude-prefix AWSLogs/123456789012/CloudTrail-Digest/
+  osprey source add r7 --type rapid7 --region us3 --api-key-env RAPID7_API_KEY`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s.ID = args[0]
@@ -48,6 +59,34 @@ func newSourceAdd(g *globals) *cobra.Command {
 				if err := s.DropOffAlarm.UnmarshalYAML([]byte(dropOff)); err != nil {
 					return err
 				}
+			}
+			switch s.Type {
+			case config.SourceS3:
+				s3c.Region = region
+				if visibility != "" {
+					if err := s3c.Visibility.UnmarshalYAML([]byte(visibility)); err != nil {
+						return err
+					}
+				}
+				for _, pt := range prefixTypes {
+					prefix, types, ok := strings.Cut(pt, "=")
+					if !ok || types == "" {
+						return fmt.Errorf("--prefix-log-types %q: want PREFIX=LogType[,LogType...]", pt)
+					}
+					s3c.Prefixes = append(s3c.Prefixes, config.S3Prefix{Prefix: prefix, LogTypes: strings.Split(types, ",")})
+				}
+				for _, p := range excluded {
+					s3c.Prefixes = append(s3c.Prefixes, config.S3Prefix{Prefix: p, Exclude: true})
+				}
+				s.S3 = &s3c
+			case config.SourceRapid7:
+				r7.Region = region
+				if interval != "" {
+					if err := r7.Interval.UnmarshalYAML([]byte(interval)); err != nil {
+						return err
+					}
+				}
+				s.Rapid7 = &r7
 			}
 			if err := s.Validate(); err != nil {
 				return err
@@ -63,6 +102,11 @@ func newSourceAdd(g *globals) *cobra.Command {
 			}
 			if s.Type == config.SourceHTTP {
 				if _, err := s.Auth.SecretValue(); err != nil {
+					return fmt.Errorf("source %s: %w", s.ID, err)
+				}
+			}
+			if s.Type == config.SourceS3 {
+				if _, _, err := s3Router(s, reg); err != nil {
 					return fmt.Errorf("source %s: %w", s.ID, err)
 				}
 			}
@@ -99,7 +143,7 @@ func newSourceAdd(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&s.Type, "type", config.SourceHTTP, "http or syslog")
+	f.StringVar(&s.Type, "type", config.SourceHTTP, "http, syslog, s3 or rapid7")
 	f.StringVar(&s.Label, "label", "", "p_source_label of its rows (default the id)")
 	f.StringSliceVarP(&s.LogTypes, "log-type", "t", nil, "log type of its records (repeat for several candidates)")
 	f.StringVar(&s.Stream, "stream", "", "http: auto, lines, json, jsonarray or cloudwatch (default auto)")
@@ -115,6 +159,23 @@ func newSourceAdd(g *globals) *cobra.Command {
 	f.IntVar(&s.MaxRecords, "max-records", 0, "http: records per request limit (default 100000)")
 	f.StringSliceVar((*[]string)(&s.Listen), "listen", nil, "syslog: udp://host:port or tcp://host:port (repeatable)")
 	f.StringVar(&dropOff, "drop-off", "", "alarm when no event comes for this long, such as 24h; off to disable (default 24h, off for Panther.Audit only)")
+	f.StringVar(&s3c.Bucket, "bucket", "", "s3: the bucket")
+	f.StringVar(&s3c.Prefix, "prefix", "", "s3: only keys under this prefix")
+	f.StringArrayVar(&prefixTypes, "prefix-log-types", nil, "s3: PREFIX=LogType[,LogType]: log types of the keys under a prefix (repeatable; the longest match wins)")
+	f.StringArrayVar(&excluded, "exclude-prefix", nil, "s3: skip the keys under this prefix (repeatable)")
+	f.StringVar(&s3c.Queue, "queue", "", "s3: the URL of the SQS queue receiving the bucket's notifications")
+	f.StringVar(&region, "region", "", "s3: the AWS region; rapid7: the data storage region (us, us2, us3, eu, ca, au, ap)")
+	f.StringVar(&s3c.Endpoint, "endpoint", "", "s3: an S3-compatible endpoint (and its SQS)")
+	f.BoolVar(&s3c.PathStyle, "path-style", false, "s3: path-style addressing (endpoint/bucket/key)")
+	f.StringVar(&s3c.RoleARN, "role-arn", "", "s3: a role to assume")
+	f.StringVar(&s3c.ExternalID, "external-id", "", "s3: the external id of the role")
+	f.StringVar(&s3c.KMSKey, "kms-key", "", "s3: the KMS key of SSE-KMS objects")
+	f.IntVar(&s3c.MaxAttempts, "max-attempts", 0, "s3: tries of an object before it is recorded as an error (default 5)")
+	f.StringVar(&visibility, "visibility", "", "s3: how long a message is hidden while read (default 5m)")
+	f.StringVar(&r7.APIKeyEnv, "api-key-env", "", "rapid7: the environment variable holding the API key, read by osprey serve")
+	f.StringVar(&r7.APIKeyFile, "api-key-file", "", "rapid7: the file holding the API key, read by osprey serve")
+	f.StringSliceVar(&r7.LogIDs, "log-id", nil, "rapid7: an audit log's id (default: the logs named *audit*)")
+	f.StringVar(&interval, "interval", "", "rapid7: time between polls (default 1m)")
 	return cmd
 }
 
@@ -150,12 +211,42 @@ func newSourceList(g *globals) *cobra.Command {
 				}
 			}
 			sort.Slice(sources, func(i, j int) bool { return sources[i].ID < sources[j].ID })
+			report, err := readHealth(l.Dir())
+			if err != nil {
+				return err
+			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tTYPE\tLOG TYPES\tENDPOINT\tAUTH\tDROP-OFF\tFROM")
+			fmt.Fprintln(w, "ID\tTYPE\tLOG TYPES\tENDPOINT\tAUTH\tDROP-OFF\tFROM\tHEALTH\tLAST SUCCESS\tLAST ERROR\tLAG\tOBJECTS\tRECORDS")
+			var errs []string
+			now := time.Now()
 			for _, s := range sources {
 				endpoint := "/http/" + s.ID
-				if s.Type == config.SourceSyslog {
+				switch s.Type {
+				case config.SourceSyslog:
 					endpoint = strings.Join(s.Listen, ",")
+				case config.SourceS3:
+					endpoint = "s3://" + s.S3.Bucket + "/" + s.S3.Prefix
+					if s.S3.Queue != "" {
+						endpoint += " via " + s.S3.Queue
+					}
+				case config.SourceRapid7:
+					endpoint = "rapid7 " + s.Rapid7.Region
+				}
+				hcols := "-\t-\t-\t-\t-\t-"
+				if s.IsPull() {
+					hcols = "unknown (osprey serve not running)\t-\t-\t-\t-\t-"
+					if h, ok := report.source(s.ID); ok {
+						state := "ok"
+						if !h.Healthy {
+							state = "error"
+							errs = append(errs, fmt.Sprintf("%s: %s (%s)", s.ID, h.Error, ago(now, h.LastError)))
+						}
+						if now.Sub(report.Written) > 3*healthInterval {
+							state += fmt.Sprintf(" (as of %s)", ago(now, report.Written))
+						}
+						hcols = fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%d", state, ago(now, h.LastSuccess), ago(now, h.LastError),
+							(time.Duration(h.Lag) * time.Second).String(), h.Objects, h.Records)
+					}
 				}
 				auth := s.Auth.Type
 				if auth == "" && s.Type == config.SourceHTTP {
@@ -165,9 +256,18 @@ func newSourceList(g *globals) *cobra.Command {
 				if d := s.AlarmAfter(); d > 0 {
 					drop = d.String()
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Type, strings.Join(s.LogTypes, ","), endpoint, auth, drop, where[s.ID])
+				if s.IsPull() {
+					auth = "-"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Type, strings.Join(s.LogTypes, ","), endpoint, auth, drop, where[s.ID], hcols)
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			for _, e := range errs {
+				fmt.Fprintln(cmd.OutOrStdout(), "last error of", e)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "also list the sources of this osprey serve configuration file")
@@ -204,4 +304,21 @@ func newSourceRemove(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// source returns the health of a source in the report.
+func (r *healthReport) source(id string) (hs healthSnapshot, ok bool) {
+	if r == nil {
+		return hs, false
+	}
+	hs, ok = r.Sources[id]
+	return hs, ok
+}
+
+// ago says how long ago t was ("-" for never).
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return now.Sub(t).Round(time.Second).String() + " ago"
 }

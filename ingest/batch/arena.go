@@ -13,10 +13,11 @@ import (
 //
 // An Arena is not safe for concurrent use: give each goroutine its own, shared by its builders.
 type Arena struct {
-	bytes  [numClasses][][]byte
-	held   int // bytes held in free buffers
-	max    int
-	consts map[string]*constant // columns of repeated names (p_log_type...), shared by builders
+	bytes     [numClasses][][]byte
+	held      int // bytes held in free buffers
+	max       int
+	consts    map[string]*constant // columns of repeated names (p_log_type...), shared by builders
+	nullFiles nullFiles            // the all-null p_source_file column, shared by builders
 }
 
 // constant returns the shared constant column of s.

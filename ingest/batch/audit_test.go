@@ -34,7 +34,7 @@ func TestPantherAudit(t *testing.T) {
 	}
 	want := []string{
 		batch.FieldLogType, batch.FieldRowID, batch.FieldEventTime, batch.FieldParseTime, batch.FieldSourceID, batch.FieldSourceLabel,
-		"p_any_ip_addresses", "p_any_emails", "p_any_usernames", "p_any_trace_ids",
+		batch.FieldSourceFile, "p_any_ip_addresses", "p_any_emails", "p_any_usernames", "p_any_trace_ids",
 	}
 	if !slices.Equal(names, want) {
 		t.Errorf("columns after the log's fields: %q, want %q", names, want)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/ospreyhq/osprey/ingest/indicator"
 	"github.com/ospreyhq/osprey/ingest/logschema"
@@ -20,6 +22,18 @@ import (
 type Source struct {
 	ID    string
 	Label string
+}
+
+// SourceFile is the S3 object rows were read from: p_source_file. The zero value is none.
+type SourceFile struct {
+	Bucket string
+	Key    string
+}
+
+// fileRun says that rows from row on (until the next run) were read from file.
+type fileRun struct {
+	row  int
+	file SourceFile
 }
 
 // Builder accumulates rows of one table. It is not safe for concurrent use: give each
@@ -48,6 +62,10 @@ type Builder struct {
 
 	arena   *Arena
 	retired [][]byte // buffers replaced during the current row, given to the arena when it ends
+
+	file      SourceFile // p_source_file of the rows that follow
+	files     []fileRun  // p_source_file by runs of rows: a file changes once per object, not per row
+	nullFiles nullFiles  // without an arena
 
 	logTypeBytes, sourceIDBytes, sourceLabelBytes []byte      // valid UTF-8 copies of the names
 	consts                                        [3]constant // their columns: p_log_type, p_source_id, p_source_label
@@ -108,6 +126,38 @@ func (b *Builder) SetSource(s Source) {
 	b.source = s
 	b.sourceIDBytes = []byte(strings.ToValidUTF8(s.ID, "\uFFFD"))
 	b.sourceLabelBytes = []byte(strings.ToValidUTF8(s.Label, "\uFFFD"))
+}
+
+// nullFiles is an all-null p_source_file column, sliced to the length of each batch that has no
+// source file (the batches of every source but S3): it is made once, not for every batch.
+type nullFiles struct{ data arrow.ArrayData }
+
+func (c *nullFiles) array(n int) arrow.ArrayData {
+	if c.data == nil || c.data.Len() < n {
+		if c.data != nil {
+			c.data.Release()
+		}
+		size := max(n, 8192)
+		offs := memory.NewBufferBytes(make([]byte, 4*(size+1)))
+		child := array.NewData(arrow.BinaryTypes.String, size, []*memory.Buffer{nil, offs, memory.NewBufferBytes(nil)}, nil, 0, 0)
+		c.data = array.NewData(SourceFileType, size, []*memory.Buffer{memory.NewBufferBytes(make([]byte, bitutil.CeilByte(size)/8))},
+			[]arrow.ArrayData{child, child}, size, 0)
+		child.Release()
+	}
+	return array.NewSliceData(c.data, 0, int64(n))
+}
+
+// SetSourceFile sets p_source_file of the rows that follow (the zero SourceFile: none). It costs
+// nothing per row: the builder keeps runs of rows, and Build writes the column.
+func (b *Builder) SetSourceFile(f SourceFile) {
+	if f == b.file {
+		return
+	}
+	b.file = f
+	if n := len(b.files); n > 0 && b.files[n-1].row == b.rows {
+		b.files = b.files[:n-1] // no row was read from the previous file
+	}
+	b.files = append(b.files, fileRun{row: b.rows, file: f})
 }
 
 // SetParseTime sets p_parse_time of the rows that follow (and p_event_time of rows without an
@@ -287,7 +337,7 @@ func (b *Builder) Build() arrow.RecordBatch {
 	}
 	for _, d := range []arrow.ArrayData{
 		b.constant(0, b.logTypeBytes, n), b.rowID.build(), b.eventTime.build(), b.parseTime.build(),
-		b.constant(1, b.sourceIDBytes, n), b.constant(2, b.sourceLabelBytes, n),
+		b.constant(1, b.sourceIDBytes, n), b.constant(2, b.sourceLabelBytes, n), b.sourceFiles(n),
 	} {
 		cols = append(cols, array.MakeFromData(d))
 		d.Release()
@@ -302,7 +352,61 @@ func (b *Builder) Build() arrow.RecordBatch {
 	root.Release()
 	b.rows = 0
 	b.haveEvent = false
+	b.files = b.files[:0]
+	if b.file != (SourceFile{}) {
+		b.files = append(b.files, fileRun{row: 0, file: b.file})
+	}
 	return rec
+}
+
+// sourceFiles builds p_source_file of n rows from the runs of files. Rows before the first run
+// have none.
+func (b *Builder) sourceFiles(n int) arrow.ArrayData {
+	if len(b.files) == 0 || len(b.files) == 1 && b.files[0].file == (SourceFile{}) {
+		nf := &b.nullFiles
+		if b.arena != nil {
+			nf = &b.arena.nullFiles
+		}
+		return nf.array(n)
+	}
+	valid := make([]byte, bitutil.CeilByte(n)/8)
+	bucketOffs := make([]int32, n+1)
+	keyOffs := make([]int32, n+1)
+	var buckets, keys []byte
+	nulls := n
+	for i, r := range b.files {
+		end := n
+		if i+1 < len(b.files) {
+			end = b.files[i+1].row
+		}
+		if r.file == (SourceFile{}) {
+			for row := r.row; row < end; row++ {
+				bucketOffs[row+1], keyOffs[row+1] = int32(len(buckets)), int32(len(keys))
+			}
+			continue
+		}
+		bucket := strings.ToValidUTF8(r.file.Bucket, "\uFFFD")
+		key := strings.ToValidUTF8(r.file.Key, "\uFFFD")
+		for row := r.row; row < end; row++ {
+			bitutil.SetBit(valid, row)
+			buckets = append(buckets, bucket...)
+			keys = append(keys, key...)
+			bucketOffs[row+1], keyOffs[row+1] = int32(len(buckets)), int32(len(keys))
+		}
+		nulls -= end - r.row
+	}
+	child := func(offs []int32, data []byte) arrow.ArrayData {
+		return array.NewData(arrow.BinaryTypes.String, n, []*memory.Buffer{nil,
+			memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(offs)), memory.NewBufferBytes(data)}, nil, 0, 0)
+	}
+	bc, kc := child(bucketOffs, buckets), child(keyOffs, keys)
+	defer bc.Release()
+	defer kc.Release()
+	var bitmap *memory.Buffer
+	if nulls > 0 {
+		bitmap = memory.NewBufferBytes(valid)
+	}
+	return array.NewData(SourceFileType, n, []*memory.Buffer{bitmap}, []arrow.ArrayData{bc, kc}, nulls, 0)
 }
 
 // Recycle lets the builder reuse the memory of the record batch its last Build returned. Call

@@ -598,6 +598,7 @@ func TestSchemaLayout(t *testing.T) {
 		{FieldParseTime, TimestampType, false},
 		{FieldSourceID, arrow.BinaryTypes.String, false},
 		{FieldSourceLabel, arrow.BinaryTypes.String, false},
+		{FieldSourceFile, SourceFileType, true},
 		{"p_any_ip_addresses", arrow.ListOf(arrow.BinaryTypes.String), true},
 		{"p_any_domain_names", arrow.ListOf(arrow.BinaryTypes.String), true},
 		{"p_any_emails", arrow.ListOf(arrow.BinaryTypes.String), true},
@@ -1600,5 +1601,70 @@ func TestRecyclePending(t *testing.T) {
 		checkRecycle(t, fmt.Sprintf("arena=%v: held record", arena), s, rec1, rows1)
 		rec2.Release()
 		rec1.Release()
+	}
+}
+
+// TestSourceFile checks p_source_file: null for rows without a file, the bucket and key of the
+// file set when each row was written otherwise, across files changing mid-batch, rows rolled
+// back, batches built in a row (the file carries over) and builders with and without an arena
+// (whose all-null column is shared and sliced).
+func TestSourceFile(t *testing.T) {
+	s := compile(t, "schema: Test.File\nfields:\n  - name: s\n    type: string\n")
+	f1 := SourceFile{Bucket: "logs", Key: "AWSLogs/1.json.gz"}
+	f2 := SourceFile{Bucket: "logs", Key: "a key with spaces/2.json"}
+	for _, arena := range []*Arena{nil, NewArena(1 << 20)} {
+		b := NewBuilder(s, NewRowIDs())
+		if arena != nil {
+			b.SetArena(arena)
+		}
+		write := func(n int, rollback bool) {
+			for range n {
+				b.Begin()
+				b.Root.Fields[0].(*StringCol).AppendString("v")
+				b.End()
+			}
+			if rollback {
+				b.Begin()
+				b.Root.Fields[0].(*StringCol).AppendString("x")
+				b.Rollback()
+			}
+		}
+		check := func(rec arrow.RecordBatch, want []SourceFile) {
+			t.Helper()
+			checkRecord(t, s, rec, len(want))
+			col := column(t, rec, FieldSourceFile).(*array.Struct)
+			buckets, keys := col.Field(0).(*array.String), col.Field(1).(*array.String)
+			for i, w := range want {
+				switch {
+				case w == (SourceFile{}) && !col.IsNull(i):
+					t.Errorf("row %d: p_source_file %q/%q, want null", i, buckets.Value(i), keys.Value(i))
+				case w != (SourceFile{}) && (col.IsNull(i) || buckets.Value(i) != w.Bucket || keys.Value(i) != w.Key):
+					t.Errorf("row %d: p_source_file null=%v %q/%q, want %+v", i, col.IsNull(i), buckets.Value(i), keys.Value(i), w)
+				}
+			}
+			rec.Release()
+		}
+		rep := func(f SourceFile, n int) []SourceFile { return slices.Repeat([]SourceFile{f}, n) }
+
+		write(2, false) // no file yet
+		check(b.Build(), rep(SourceFile{}, 2))
+		write(10000, false) // larger than the shared all-null column's first size
+		check(b.Build(), rep(SourceFile{}, 10000))
+
+		b.SetSourceFile(f1)
+		write(3, true)
+		b.SetSourceFile(f2)
+		b.SetSourceFile(f1) // no row from f2: no run for it
+		write(1, false)
+		b.SetSourceFile(SourceFile{})
+		write(2, true)
+		b.SetSourceFile(f2)
+		write(2, false)
+		check(b.Build(), slices.Concat(rep(f1, 4), rep(SourceFile{}, 2), rep(f2, 2)))
+		write(3, false) // the file carries over to the next batch
+		check(b.Build(), rep(f2, 3))
+		b.SetSourceFile(SourceFile{})
+		write(1, false)
+		check(b.Build(), rep(SourceFile{}, 1))
 	}
 }

@@ -2,8 +2,8 @@
 //
 // Schema compiles a log schema into a tree of Nodes (one per field) and the table's Arrow schema:
 // the log's fields in schema order, then the standard fields p_log_type, p_row_id, p_event_time,
-// p_parse_time, p_source_id, p_source_label and the p_any_* indicator columns the schema's
-// indicators can produce. A Builder accumulates rows column by column; parsers write a row with
+// p_parse_time, p_source_id, p_source_label, p_source_file and the p_any_* indicator columns the
+// schema's indicators can produce. A Builder accumulates rows column by column; parsers write a row with
 // the typed column writers, then End it (computing every p_ field in the same pass) or Rollback
 // it when the record turns out not to match. Build hands the columns to Arrow without copying.
 package batch
@@ -28,12 +28,19 @@ const (
 	FieldParseTime   = "p_parse_time"
 	FieldSourceID    = "p_source_id"
 	FieldSourceLabel = "p_source_label"
+	FieldSourceFile  = "p_source_file"
 )
 
 // Arrow types of the table columns.
 var (
 	TimestampType = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
 	stringList    = arrow.ListOf(arrow.BinaryTypes.String)
+	// SourceFileType is p_source_file's type: the S3 object a row was read from, as Panther
+	// gives it for rows of S3 sources (null for other sources).
+	SourceFileType = arrow.StructOf(
+		arrow.Field{Name: "aws_s3_bucket", Type: arrow.BinaryTypes.String, Nullable: true},
+		arrow.Field{Name: "aws_s3_key", Type: arrow.BinaryTypes.String, Nullable: true},
+	)
 )
 
 // JSONMetadata marks a string column that holds JSON text (Arrow's canonical arrow.json
@@ -119,7 +126,7 @@ func Compile(s *logschema.Schema) (*Schema, error) {
 			c.Kinds = append(c.Kinds, k)
 		}
 	}
-	fields := make([]arrow.Field, 0, len(c.Fields)+6+len(c.Kinds))
+	fields := make([]arrow.Field, 0, len(c.Fields)+7+len(c.Kinds))
 	root := &Node{Type: logschema.TypeObject, Fields: c.Fields, byName: make(map[string]int, len(c.Fields))}
 	for i, n := range c.Fields {
 		root.byName[n.Name] = i
@@ -135,6 +142,8 @@ func Compile(s *logschema.Schema) (*Schema, error) {
 		arrow.Field{Name: FieldParseTime, Type: TimestampType},
 		arrow.Field{Name: FieldSourceID, Type: arrow.BinaryTypes.String},
 		arrow.Field{Name: FieldSourceLabel, Type: arrow.BinaryTypes.String},
+		// Only rows of S3 objects have a source file.
+		arrow.Field{Name: FieldSourceFile, Type: SourceFileType, Nullable: true},
 	)
 	for _, k := range c.Kinds {
 		fields = append(fields, arrow.Field{Name: k.Column(), Type: stringList, Nullable: true})

@@ -11,6 +11,14 @@
 // read again, and every entry after them is. A failed flush stops the pipeline (Run returns the
 // error): the rows it held are lost from memory but not from the log, and a restart reads them
 // again.
+//
+// Pulling sources (S3 objects named by SQS, the Rapid7 API) append with AppendWith: the S3
+// object of the records (their p_source_file) and the source's cursor, where it stands once the
+// records are in, travel in the same log entry, so a cursor is durable exactly when its records
+// are. Flushes record every source's cursor in the commit metadata (as cursor.<source>); Open
+// takes the cursors from there and from the log entries after it, and Cursor hands them back:
+// a restarted source goes on from where its last durable append left it, neither re-reading nor
+// skipping.
 package pipeline
 
 import (
@@ -19,7 +27,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +45,9 @@ const WriterName = "serve"
 
 // metaNext is the commit metadata key of the next log entry not in the lake.
 const metaNext = "wal.next"
+
+// metaCursor prefixes the commit metadata keys of the sources' cursors.
+const metaCursor = "cursor."
 
 // Options configure a Pipeline.
 type Options struct {
@@ -80,6 +93,9 @@ type Pipeline struct {
 	mu      sync.RWMutex
 	sources map[string]*ingest.Source
 	missing map[string]*ingest.Source // stand-ins for sources removed while their records wait
+	cursors map[string]string         // each source's cursor of its last durable append
+
+	flushed map[string]string // the cursors of the entries handed on; guarded by dispatch
 
 	// dispatch is held by the consumer while it hands an entry to the workers and by a flush
 	// for its whole length, which pauses the consumer between two entries.
@@ -140,6 +156,12 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*Pipeline, error) {
 			return nil, fmt.Errorf("commit metadata %s=%q: %w", metaNext, v, err)
 		}
 	}
+	flushed := map[string]string{}
+	for k, v := range meta {
+		if id, ok := strings.CutPrefix(k, metaCursor); ok {
+			flushed[id] = v
+		}
+	}
 	log, err := wal.Open(opts.WALDir, wal.Options{})
 	if err != nil {
 		writer.Abort()
@@ -152,6 +174,12 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*Pipeline, error) {
 	}
 	if err := log.Checkpoint(next); err != nil {
 		opts.Logger.Warn("could not remove write-ahead log segments", "err", err)
+	}
+	cursors, err := logCursors(ctx, log, next, maps.Clone(flushed))
+	if err != nil {
+		log.Close()
+		writer.Abort()
+		return nil, err
 	}
 	var sink ingest.Sink = writer
 	if opts.Sink != nil {
@@ -166,6 +194,7 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*Pipeline, error) {
 	}
 	p := &Pipeline{opts: opts, lake: l, log: log, writer: writer, in: in,
 		sources: map[string]*ingest.Source{}, missing: map[string]*ingest.Source{}, next: next,
+		cursors: cursors, flushed: flushed,
 		stopped: make(chan struct{}), progress: make(chan struct{})}
 	p.dispatched.Store(next)
 	if backlog := log.Next() - next; backlog > 0 {
@@ -174,10 +203,39 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*Pipeline, error) {
 	return p, nil
 }
 
+// errScanned ends the scan of logCursors.
+var errScanned = errors.New("scanned")
+
+// logCursors adds to cursors those of the log's entries from next on (not yet in the lake).
+func logCursors(ctx context.Context, log *wal.Log, next uint64, cursors map[string]string) (map[string]string, error) {
+	end := log.Next()
+	if end <= next {
+		return cursors, nil
+	}
+	err := log.Read(ctx, next, func(seq uint64, e wal.Entry) error {
+		if e.Cursor != "" {
+			cursors[e.Source] = e.Cursor
+		}
+		if seq+1 >= end {
+			return errScanned
+		}
+		return nil
+	})
+	if !errors.Is(err, errScanned) {
+		return nil, fmt.Errorf("read cursors from the write-ahead log: %w", err)
+	}
+	return cursors, nil
+}
+
 // SetSource registers or replaces a source; records appended for it are parsed with it.
-func (p *Pipeline) SetSource(src *ingest.Source) {
+func (p *Pipeline) SetSource(src *ingest.Source) { p.SetSourceAs(src.ID, src) }
+
+// SetSourceAs registers a source under another name than its id: records appended under the
+// name are parsed with it (an S3 source appends the keys of each prefix under a name of its own,
+// with the prefix's log types, and the source's id).
+func (p *Pipeline) SetSourceAs(name string, src *ingest.Source) {
 	p.mu.Lock()
-	p.sources[src.ID] = src
+	p.sources[name] = src
 	p.mu.Unlock()
 }
 
@@ -200,6 +258,38 @@ func (p *Pipeline) Source(id string) (*ingest.Source, bool) {
 // Append adds records of a source and returns once they are durable: the caller may then
 // acknowledge them. It refuses with ErrBusy when the workers are too far behind.
 func (p *Pipeline) Append(ctx context.Context, source string, records [][]byte) error {
+	return p.AppendWith(ctx, source, records, Extra{})
+}
+
+// Extra is what an append may carry besides records.
+type Extra struct {
+	// File is the S3 object the records were read from: their rows' p_source_file.
+	File batch.SourceFile
+	// Cursor, when not empty, is where the source stands once these records are in; Cursor
+	// returns it from then on, across restarts.
+	Cursor string
+}
+
+// AppendObject appends records read from an S3 object: their rows have it as p_source_file.
+func (p *Pipeline) AppendObject(ctx context.Context, source string, file batch.SourceFile, records [][]byte) error {
+	return p.AppendWith(ctx, source, records, Extra{File: file})
+}
+
+// AppendCursor appends records with the source's cursor once they are in (see Cursor).
+func (p *Pipeline) AppendCursor(ctx context.Context, source string, records [][]byte, cursor string) error {
+	return p.AppendWith(ctx, source, records, Extra{Cursor: cursor})
+}
+
+// Cursor returns the cursor of the source's last durable append with one ("" if none).
+func (p *Pipeline) Cursor(source string) string {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.cursors[source]
+}
+
+// AppendWith is Append with the records' S3 object and the source's cursor (see Extra), made
+// durable together with the records. Records may be empty to move a cursor alone.
+func (p *Pipeline) AppendWith(ctx context.Context, source string, records [][]byte, x Extra) error {
 	if _, ok := p.Source(source); !ok {
 		return fmt.Errorf("%w %q", ErrUnknownSource, source)
 	}
@@ -215,13 +305,19 @@ func (p *Pipeline) Append(ctx context.Context, source string, records [][]byte) 
 	for _, r := range records {
 		size += int64(len(r))
 	}
-	if _, err := p.log.Append(ctx, wal.Entry{Source: source, Records: records}); err != nil {
+	e := wal.Entry{Source: source, Records: records, Bucket: x.File.Bucket, Key: x.File.Key, Cursor: x.Cursor}
+	if _, err := p.log.Append(ctx, e); err != nil {
 		if errors.Is(err, wal.ErrClosed) {
 			return ErrStopped
 		}
 		return err
 	}
 	p.appended.Add(size)
+	if x.Cursor != "" {
+		p.mu.Lock()
+		p.cursors[source] = x.Cursor
+		p.mu.Unlock()
+	}
 	return nil
 }
 
@@ -297,7 +393,21 @@ func (p *Pipeline) consume(seq uint64, e wal.Entry) error {
 		buf = append(buf, r...)
 		records[i] = buf[len(buf)-len(r) : len(buf) : len(buf)]
 	}
-	if err := p.in.IngestRecords(context.Background(), src, e.Source, records, &p.inflight); err != nil {
+	if e.Cursor != "" {
+		p.flushed[e.Source] = e.Cursor
+	}
+	name := e.Source
+	file := batch.SourceFile{Bucket: e.Bucket, Key: e.Key}
+	if file != (batch.SourceFile{}) {
+		name = "s3://" + e.Bucket + "/" + e.Key
+	}
+	if len(records) == 0 {
+		p.next = seq + 1
+		p.dispatched.Store(p.next)
+		p.signalProgress()
+		return nil
+	}
+	if err := p.in.IngestObjectRecords(context.Background(), src, name, file, records, &p.inflight); err != nil {
 		return err
 	}
 	if p.pending == 0 {
@@ -307,11 +417,16 @@ func (p *Pipeline) consume(seq uint64, e wal.Entry) error {
 	p.consumed.Add(int64(size))
 	p.next = seq + 1
 	p.dispatched.Store(p.next)
+	p.signalProgress()
+	return nil
+}
+
+// signalProgress wakes those waiting for the consumer to move on (Sync).
+func (p *Pipeline) signalProgress() {
 	p.progMu.Lock()
 	close(p.progress)
 	p.progress = make(chan struct{})
 	p.progMu.Unlock()
-	return nil
 }
 
 // Sync makes every record appended before it durable in the lake and visible: it waits until
@@ -358,7 +473,11 @@ func (p *Pipeline) Flush(ctx context.Context) error {
 		return fmt.Errorf("flush: %w", err)
 	}
 	next := p.next
-	if err := p.writer.FlushWith(ctx, map[string]string{metaNext: strconv.FormatUint(next, 10)}); err != nil {
+	meta := map[string]string{metaNext: strconv.FormatUint(next, 10)}
+	for id, c := range p.flushed {
+		meta[metaCursor+id] = c
+	}
+	if err := p.writer.FlushWith(ctx, meta); err != nil {
 		return fmt.Errorf("flush: %w", err)
 	}
 	if err := p.log.Checkpoint(next); err != nil {

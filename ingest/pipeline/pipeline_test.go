@@ -205,3 +205,71 @@ func TestBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCursorsAndFiles appends records with S3 objects and cursors across a flush and a crash:
+// the rows carry their object as p_source_file (null without one), and a restarted pipeline
+// hands back each source's last durable cursor, from the commit metadata or from the log.
+func TestCursorsAndFiles(t *testing.T) {
+	l, err := lake.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p, stop := start(t, l, Options{FlushAge: time.Hour})
+	other := auditSource(t)
+	other.ID = "other"
+	p.SetSource(other)
+	f := batch.SourceFile{Bucket: "trail", Key: "AWSLogs/1 2.json.gz"}
+	if err := p.AppendWith(ctx, "audit", [][]byte{event(1), event(2)}, Extra{File: f, Cursor: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendWith(ctx, "other", nil, Extra{Cursor: "o1"}); err != nil { // a cursor alone
+		t.Fatal(err)
+	}
+	if err := p.Sync(ctx); err != nil { // c1 and o1 go to the commit metadata
+		t.Fatal(err)
+	}
+	if err := p.AppendWith(ctx, "audit", [][]byte{event(3)}, Extra{Cursor: "c2"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Cursor("audit"); got != "c2" {
+		t.Errorf("cursor %q, want c2", got)
+	}
+	stop() // a crash: c2 is only in the log
+	p, stop = start(t, l, Options{FlushAge: time.Hour})
+	if a, o, n := p.Cursor("audit"), p.Cursor("other"), p.Cursor("none"); a != "c2" || o != "o1" || n != "" {
+		t.Errorf("after restart: cursors %q %q %q, want c2 o1 \"\"", a, o, n)
+	}
+	if err := p.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if meta, _ := l.CommitMeta(WriterName); meta[metaCursor+"audit"] != "c2" || meta[metaCursor+"other"] != "o1" {
+		t.Errorf("commit metadata %v", meta)
+	}
+	db, err := query.Open(ctx, l, query.Options{MemoryLimit: "1GB", Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got := map[string]string{}
+	rs, err := db.SQL().Query(`SELECT actionName, coalesce(p_source_file.aws_s3_bucket || '|' || p_source_file.aws_s3_key, 'null') FROM panther_logs.panther_audit`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var name, file string
+		if err := rs.Scan(&name, &file); err != nil {
+			t.Fatal(err)
+		}
+		got[name] = file
+	}
+	want := map[string]string{"E1": "trail|AWSLogs/1 2.json.gz", "E2": "trail|AWSLogs/1 2.json.gz", "E3": "null"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("rows %v, want %v", got, want)
+	}
+}

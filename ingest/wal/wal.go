@@ -5,7 +5,10 @@
 //
 // The log is a directory of segment files named by the sequence number of their first entry
 // (%020d.wal). An entry is a frame: length (4 bytes), CRC-32C of the rest (4 bytes), sequence
-// number (8 bytes), then the payload: the source, and the records, each length-prefixed. Appends
+// number (8 bytes), then the payload: the source, and the records, each length-prefixed, and,
+// only when one is set, a trailer: a version byte (1) then the S3 bucket, key and cursor, each
+// length-prefixed. Entries without a trailer are read as before it existed, and readers that
+// predate it ignore it. Appends
 // from many goroutines are written and fsynced together (group commit): one fsync acknowledges
 // every entry written before it. A crash can leave a torn frame only at the end of the last
 // segment; Open cuts it off (it was never acknowledged). A bad frame anywhere else is corruption
@@ -33,7 +36,15 @@ import (
 type Entry struct {
 	Source  string
 	Records [][]byte
+	// Bucket and Key name the S3 object the records were read from (p_source_file), if any.
+	Bucket, Key string
+	// Cursor is where a pulling source stands once these records are in: written in the same
+	// frame as the records, it is durable exactly when they are.
+	Cursor string
 }
+
+// trailerVersion marks the optional trailer of an entry's payload.
+const trailerVersion = 1
 
 // Options configure a Log.
 type Options struct {
@@ -308,6 +319,13 @@ func appendFrame(b []byte, seq uint64, e Entry) []byte {
 		b = binary.AppendUvarint(b, uint64(len(r)))
 		b = append(b, r...)
 	}
+	if e.Bucket != "" || e.Key != "" || e.Cursor != "" {
+		b = append(b, trailerVersion)
+		for _, v := range []string{e.Bucket, e.Key, e.Cursor} {
+			b = binary.AppendUvarint(b, uint64(len(v)))
+			b = append(b, v...)
+		}
+	}
 	frame := b[start:]
 	binary.LittleEndian.PutUint32(frame[0:], uint32(len(frame)-8))
 	binary.LittleEndian.PutUint64(frame[8:], seq)
@@ -400,6 +418,20 @@ func decode(p []byte) (Entry, error) {
 			return e, err
 		}
 		e.Records = append(e.Records, r)
+	}
+	if len(p) == 0 {
+		return e, nil
+	}
+	if p[0] != trailerVersion {
+		return e, fmt.Errorf("%w: unknown entry trailer %d", ErrCorrupt, p[0])
+	}
+	p = p[1:]
+	for _, v := range []*string{&e.Bucket, &e.Key, &e.Cursor} {
+		f, err := next()
+		if err != nil {
+			return e, err
+		}
+		*v = string(f)
 	}
 	return e, nil
 }

@@ -10,8 +10,19 @@ import (
 	"testing"
 )
 
+// entry returns the i-th test entry; one in four has a trailer (an S3 object, a cursor, or both).
 func entry(i int) Entry {
-	return Entry{Source: fmt.Sprint("src", i%3), Records: [][]byte{[]byte(fmt.Sprint("record ", i)), {}, []byte(fmt.Sprint(i))}}
+	e := Entry{Source: fmt.Sprint("src", i%3), Records: [][]byte{[]byte(fmt.Sprint("record ", i)), {}, []byte(fmt.Sprint(i))}}
+	switch i % 8 {
+	case 1:
+		e.Bucket, e.Key = "bucket", fmt.Sprint("key ", i)
+	case 5:
+		e.Cursor = fmt.Sprint(`{"from":`, i, `}`)
+		if i%16 == 5 {
+			e.Bucket, e.Key = "b", fmt.Sprint("k/", i)
+		}
+	}
+	return e
 }
 
 // readAll reads the log from seq from until it has n entries.
@@ -21,7 +32,7 @@ func readAll(t *testing.T, l *Log, from uint64, n int) map[uint64]Entry {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	err := l.Read(ctx, from, func(seq uint64, e Entry) error {
-		c := Entry{Source: e.Source}
+		c := Entry{Source: e.Source, Bucket: e.Bucket, Key: e.Key, Cursor: e.Cursor}
 		for _, r := range e.Records {
 			c.Records = append(c.Records, append([]byte(nil), r...))
 		}
@@ -38,7 +49,7 @@ func readAll(t *testing.T, l *Log, from uint64, n int) map[uint64]Entry {
 }
 
 func same(a, b Entry) bool {
-	if a.Source != b.Source || len(a.Records) != len(b.Records) {
+	if a.Source != b.Source || len(a.Records) != len(b.Records) || a.Bucket != b.Bucket || a.Key != b.Key || a.Cursor != b.Cursor {
 		return false
 	}
 	for i := range a.Records {

@@ -1,0 +1,285 @@
+package main
+
+// The pull sources of osprey serve (S3 via SQS, Rapid7): starting and stopping them, their
+// health in /metrics and in the lake's health file that osprey source list reads.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ospreyhq/osprey/config"
+	"github.com/ospreyhq/osprey/ingest"
+	"github.com/ospreyhq/osprey/ingest/batch"
+	"github.com/ospreyhq/osprey/ingest/health"
+	"github.com/ospreyhq/osprey/ingest/logtypes"
+	"github.com/ospreyhq/osprey/ingest/pipeline"
+	"github.com/ospreyhq/osprey/ingest/rapid7"
+	"github.com/ospreyhq/osprey/ingest/s3src"
+	"github.com/ospreyhq/osprey/metrics"
+)
+
+// puller is a running pull source.
+type puller struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	health *health.Source
+	names  []string // the names it appends under, registered with the pipeline
+}
+
+// s3Router returns the router of an s3 source and the pipeline sources of its routes, by name.
+func s3Router(src config.Source, reg *logtypes.Registry) (*s3src.Router, map[string]*ingest.Source, error) {
+	lookup := func(names []string) ([]*logtypes.LogType, error) {
+		var lts []*logtypes.LogType
+		for _, n := range names {
+			lt, err := reg.Lookup(n)
+			if err != nil {
+				return nil, err
+			}
+			lts = append(lts, lt)
+		}
+		return lts, nil
+	}
+	bs := batch.Source{ID: src.ID, Label: src.Label}
+	lts, err := lookup(src.LogTypes)
+	if err != nil {
+		return nil, nil, err
+	}
+	sources := map[string]*ingest.Source{src.ID: {Source: bs, LogTypes: lts}}
+	def := s3src.Route{Name: src.ID, Source: sources[src.ID]}
+	var routes []s3src.Route
+	for _, p := range src.S3.Prefixes {
+		if p.Exclude {
+			routes = append(routes, s3src.Route{Prefix: p.Prefix, Exclude: true})
+			continue
+		}
+		lts, err := lookup(p.LogTypes)
+		if err != nil {
+			return nil, nil, fmt.Errorf("prefix %s: %w", p.Prefix, err)
+		}
+		name := src.ID + ":" + p.Prefix
+		sources[name] = &ingest.Source{Source: bs, LogTypes: lts}
+		routes = append(routes, s3src.Route{Prefix: p.Prefix, Name: name, Source: sources[name]})
+	}
+	return s3src.NewRouter(src.S3.Bucket, src.S3.Prefix, def, routes), sources, nil
+}
+
+func s3AWS(c *config.S3) s3src.AWS {
+	return s3src.AWS{Region: c.Region, Endpoint: c.Endpoint, PathStyle: c.PathStyle, RoleARN: c.RoleARN, ExternalID: c.ExternalID}
+}
+
+func busy(err error) bool { return errors.Is(err, pipeline.ErrBusy) }
+
+// startPuller starts a pull source (after stopping the one of the same id, if any).
+func (s *server) startPuller(ctx context.Context, src config.Source) error {
+	s.stopPuller(src.ID)
+	h := &health.Source{}
+	s.mu.Lock()
+	s.healths[src.ID] = h // kept after the puller stops, until the source is removed
+	s.mu.Unlock()
+	var run func(context.Context) error
+	var names []string
+	switch src.Type {
+	case config.SourceS3:
+		router, sources, err := s3Router(src, s.reg)
+		if err != nil {
+			return err
+		}
+		for name, is := range sources {
+			s.pipe.SetSourceAs(name, is)
+			names = append(names, name)
+		}
+		if src.S3.Queue == "" {
+			s.log.Warn("s3 source without a queue: nothing is read until osprey ingest s3:// backfills it", "source", src.ID)
+			break
+		}
+		s3c, sqsc, err := s3AWS(src.S3).Clients(ctx)
+		if err != nil {
+			return err
+		}
+		q := s3src.NewQueue(sqsc, s3c, router, s.pipe, s.errs, h, s3src.QueueOptions{
+			URL: src.S3.Queue, MaxAttempts: src.S3.MaxAttempts, Visibility: time.Duration(src.S3.Visibility),
+			KMSKey: src.S3.KMSKey, Retryable: busy, Logger: s.log.With("source", src.ID),
+		})
+		run = q.Run
+	case config.SourceRapid7:
+		key, err := src.Rapid7.APIKey()
+		if err != nil {
+			return err
+		}
+		var lts []*logtypes.LogType
+		for _, n := range src.LogTypes {
+			lt, err := s.reg.Lookup(n)
+			if err != nil {
+				return err
+			}
+			lts = append(lts, lt)
+		}
+		s.pipe.SetSource(&ingest.Source{Source: batch.Source{ID: src.ID, Label: src.Label}, LogTypes: lts})
+		names = []string{src.ID}
+		r := src.Rapid7
+		p := rapid7.New(s.pipe, h, rapid7.Options{
+			Source: src.ID, Region: r.Region, BaseURL: r.BaseURL, APIKey: key, LogIDs: r.LogIDs,
+			Interval: time.Duration(r.Interval), Delay: time.Duration(r.Delay), Since: time.Duration(r.Since),
+			Logger: s.log.With("source", src.ID), Retryable: busy,
+		})
+		run = p.Run
+	}
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p := &puller{cancel: cancel, done: make(chan struct{}), health: h, names: names}
+	s.mu.Lock()
+	s.pullers[src.ID] = p
+	s.mu.Unlock()
+	go func() {
+		defer close(p.done)
+		if run != nil {
+			run(pctx)
+		}
+	}()
+	return nil
+}
+
+// stopPuller stops a pull source and waits for it; its pipeline sources stay registered until
+// the source is removed (its records may still wait in the log).
+func (s *server) stopPuller(id string) *puller {
+	s.mu.Lock()
+	p := s.pullers[id]
+	delete(s.pullers, id)
+	s.mu.Unlock()
+	if p != nil {
+		p.cancel()
+		<-p.done
+	}
+	return p
+}
+
+// stopPullers stops every pull source.
+func (s *server) stopPullers() {
+	s.mu.Lock()
+	var ids []string
+	for id := range s.pullers {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		s.stopPuller(id)
+	}
+}
+
+// pullHealth returns the snapshots of the pull sources.
+func (s *server) pullHealth(now time.Time) map[string]health.Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]health.Snapshot{}
+	for id, h := range s.healths {
+		out[id] = h.Snapshot(now)
+	}
+	return out
+}
+
+// pullMetrics are the families of the pull sources' health.
+type pullMetrics struct {
+	healthy, lastSuccess, lastError, lag, objects, records, errors metrics.Vec
+}
+
+func (s *server) registerPullMetrics() {
+	m := &s.metrics
+	s.pull = pullMetrics{
+		healthy:     m.Gauge("osprey_source_healthy", "1 when a pull source's last attempt succeeded, 0 after an error.", "source"),
+		lastSuccess: m.Gauge("osprey_source_last_success_timestamp_seconds", "When a pull source last read something (Unix time; 0: never).", "source"),
+		lastError:   m.Gauge("osprey_source_last_error_timestamp_seconds", "When a pull source last failed (Unix time; 0: never).", "source"),
+		lag:         m.Gauge("osprey_source_lag_seconds", "Age of the oldest message (or query window) a pull source has received and not finished.", "source"),
+		objects:     m.Counter("osprey_source_objects_total", "S3 objects (Rapid7: pages) a pull source read.", "source"),
+		records:     m.Counter("osprey_source_records_total", "Records a pull source appended.", "source"),
+		errors:      m.Counter("osprey_source_errors_total", "Errors of a pull source (each failed attempt).", "source"),
+	}
+}
+
+// updatePullMetrics sets the pull sources' samples (at scrape time).
+func (s *server) updatePullMetrics() {
+	unix := func(t time.Time) float64 {
+		if t.IsZero() {
+			return 0
+		}
+		return float64(t.UnixNano()) / 1e9
+	}
+	for id, h := range s.pullHealth(time.Now()) {
+		ok := 0.0
+		if h.Healthy {
+			ok = 1
+		}
+		s.pull.healthy.Set(ok, id)
+		s.pull.lastSuccess.Set(unix(h.LastSuccess), id)
+		s.pull.lastError.Set(unix(h.LastError), id)
+		s.pull.lag.Set(h.Lag, id)
+		s.pull.objects.Set(float64(h.Objects), id)
+		s.pull.records.Set(float64(h.Records), id)
+		s.pull.errors.Set(float64(h.Errors), id)
+	}
+}
+
+// healthFile is where osprey serve leaves its pull sources' health for osprey source list.
+func healthFile(lakeDir string) string { return filepath.Join(lakeDir, "_osprey", "health.json") }
+
+type healthSnapshot = health.Snapshot
+
+// healthReport is the health file's content.
+type healthReport struct {
+	Written time.Time                  `json:"written"`
+	Sources map[string]health.Snapshot `json:"sources"`
+}
+
+// writeHealth writes the health file (atomically).
+func (s *server) writeHealth() error {
+	now := time.Now()
+	b, err := json.MarshalIndent(healthReport{Written: now, Sources: s.pullHealth(now)}, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := healthFile(s.lake.Dir())
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// healthInterval is how often the health file is rewritten.
+const healthInterval = 5 * time.Second
+
+// watchHealth rewrites the health file until ctx is done (runServe writes it once more when the
+// pull sources have stopped).
+func (s *server) watchHealth(ctx context.Context) {
+	tick := time.NewTicker(healthInterval)
+	defer tick.Stop()
+	for {
+		if err := s.writeHealth(); err != nil {
+			s.log.Warn("write health file", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// readHealth reads the health file of a lake (nil if there is none).
+func readHealth(lakeDir string) (*healthReport, error) {
+	b, err := os.ReadFile(healthFile(lakeDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r healthReport
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", healthFile(lakeDir), err)
+	}
+	return &r, nil
+}
