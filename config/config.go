@@ -58,6 +58,18 @@
 //	      interval: 1m             # between polls
 //	      delay: 1m                # how far behind now reading stops (late indexing)
 //	      since: 1h                # how far back the first poll reads
+//	detections:
+//	  dirs: [./detections]       # rules, scheduled queries and scheduled rules (osprey detect)
+//	  builtin: false             # also the built-in detection pack (osprey detect list)
+//	  maxDelay: 250ms            # an event waits at most this long before rules see it
+//	destinations:                # where alerts go; see package dest for every key
+//	  - id: alerts-file
+//	    type: file               # file, stdout, webhook or slack
+//	    path: /var/log/osprey/alerts.jsonl
+//	  - id: soar
+//	    type: webhook
+//	    url: https://soar.example.com/hooks/osprey
+//	    secretEnv: SOAR_HMAC_KEY  # signs each request: X-Osprey-Signature
 //
 // Secrets are never written back or logged. Sizes take KiB, MiB, GiB (or KB, MB, GB, or plain
 // bytes); durations take Go's units (s, m, h) and d for days.
@@ -73,6 +85,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/ospreyhq/osprey/detections/dest"
 )
 
 // Config is osprey's configuration.
@@ -83,7 +97,24 @@ type Config struct {
 	Schemas string   `yaml:"schemas"`
 	Flush   Flush    `yaml:"flush"`
 	Sources []Source `yaml:"sources"`
+	// Detections are the rules osprey serve runs on the events it ingests, and its schedules.
+	Detections Detections `yaml:"detections"`
+	// Destinations receive alerts (see package dest).
+	Destinations []dest.Config `yaml:"destinations"`
 }
+
+// Detections says which detection specs osprey serve loads and how soon rules see events.
+type Detections struct {
+	// Dirs are directories of detection specs (rules, scheduled queries, scheduled rules).
+	Dirs []string `yaml:"dirs"`
+	// Builtin loads osprey's built-in detection pack too.
+	Builtin bool `yaml:"builtin"`
+	// MaxDelay is how long an event waits at most before streaming rules see it; default 250ms.
+	MaxDelay Duration `yaml:"maxDelay"`
+}
+
+// DefaultMaxDelay is the default of Detections.MaxDelay.
+const DefaultMaxDelay = 250 * time.Millisecond
 
 // Flush is osprey serve's flush policy.
 type Flush struct {
@@ -208,6 +239,8 @@ func Default() *Config {
 		Lake:   DefaultLake,
 		Listen: DefaultListen,
 		Flush:  Flush{Age: Duration(60 * time.Second), Bytes: 256 << 20, MaxBacklog: 1 << 30},
+
+		Detections: Detections{MaxDelay: Duration(DefaultMaxDelay)},
 	}
 }
 
@@ -262,6 +295,20 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("sources[%d]: id %q is used twice", i, s.ID)
 		}
 		seen[s.ID] = true
+	}
+	if c.Detections.MaxDelay < 0 {
+		return errors.New("detections: maxDelay must not be negative")
+	}
+	if c.Detections.MaxDelay == 0 {
+		c.Detections.MaxDelay = Duration(DefaultMaxDelay)
+	}
+	for i, d := range c.Detections.Dirs {
+		if d == "" {
+			return fmt.Errorf("detections: dirs[%d] is empty", i)
+		}
+	}
+	if err := dest.ValidateAll(c.Destinations); err != nil {
+		return err
 	}
 	return nil
 }

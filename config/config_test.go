@@ -42,6 +42,13 @@ func TestGood(t *testing.T) {
 	if s, err := fb.Auth.SecretValue(); s != "s3cret" || err != nil {
 		t.Errorf("secret %q, %v", s, err)
 	}
+	if d := c.Detections; !reflect.DeepEqual(d.Dirs, []string{"./rules"}) || !d.Builtin || time.Duration(d.MaxDelay) != 100*time.Millisecond {
+		t.Errorf("detections %+v", d)
+	}
+	if len(c.Destinations) != 2 || c.Destinations[1].URL != "https://soar.example.com/hooks/osprey" || c.Destinations[1].MaxAttempts != 4 ||
+		c.Destinations[0].MaxAttempts != 10 {
+		t.Errorf("destinations %+v", c.Destinations)
+	}
 }
 
 func TestDefaults(t *testing.T) {
@@ -49,7 +56,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Lake != DefaultLake || c.Listen != DefaultListen || len(c.Sources) != 0 {
+	if c.Lake != DefaultLake || c.Listen != DefaultListen || len(c.Sources) != 0 || time.Duration(c.Detections.MaxDelay) != DefaultMaxDelay {
 		t.Errorf("defaults %+v", c)
 	}
 }
@@ -75,6 +82,10 @@ func TestBad(t *testing.T) {
 	f("sources:\n  - id: a\n    type: syslog\n    listen: 127.0.0.1:514\n    logTypes: [X]", "want udp://")
 	f("sources:\n  - id: a\n    type: http\n    logTypes: [X]\n    auth:\n      secret: x\n      secretEnv: Y", "one of secret")
 	f("workers: -1", "workers")
+	f("detections:\n  dirs: ['']", "dirs[0] is empty")
+	f("detections:\n  maxDelay: -1s", "maxDelay must not be negative")
+	f("destinations:\n  - id: x\n    type: pager", "destinations[0]")
+	f("destinations:\n  - id: x\n    type: stdout\n  - id: x\n    type: stdout", "used twice")
 	s3 := "sources:\n  - id: a\n    type: s3\n    logTypes: [X]\n"
 	f(s3, "needs s3.bucket")
 	f(s3+"    s3: {bucket: b, prefix: /x}", "must not start with /")

@@ -73,6 +73,10 @@ type Options struct {
 	Framing stream.Framing
 	// Now returns the parse time; default time.Now.
 	Now func() time.Time
+	// MaxDelay, when set, bounds how long a parsed row waits in a worker before it is handed
+	// to the sink: streaming detections get rows within it instead of when a batch is full or
+	// at Flush. Smaller batches result (a row group each in the lake).
+	MaxDelay time.Duration
 }
 
 // errNoLogTypes refuses a stream of an ingester made without log types (one fed by
@@ -505,6 +509,7 @@ type entry struct {
 	b      *batch.Builder // nil once flushed
 	used   int64          // the chunk it last got a row in
 	recent int            // rows it got in the current chunk
+	born   time.Time      // when it got its first row (with Options.MaxDelay only)
 }
 
 type bkey struct {
@@ -548,8 +553,24 @@ func (w *worker) run() {
 	// Chunks of a mapped file point into the mapping: reading one of a file truncated meanwhile
 	// faults, which chunk recovers from.
 	debug.SetPanicOnFault(true)
+	var due *time.Timer // fires when the oldest row waiting reaches Options.MaxDelay
+	var dueC <-chan time.Time
 	for {
+		if w.in.opts.MaxDelay > 0 {
+			if due != nil {
+				due.Stop()
+				due, dueC = nil, nil
+			}
+			if oldest, ok := w.oldestBorn(); ok {
+				due = time.NewTimer(time.Until(oldest.Add(w.in.opts.MaxDelay)))
+				dueC = due.C
+			}
+		}
 		select {
+		case <-dueC:
+			due = nil
+			w.flushDelayed()
+			continue
 		case f := <-w.ctl:
 			f()
 			continue
@@ -852,6 +873,9 @@ func (w *worker) entry(c *candidate, hour int64) *entry {
 	b.SetParseTime(w.parseTime)
 	b.SetSourceFile(w.file)
 	e := &entry{key: key, b: b, used: w.chunks}
+	if w.in.opts.MaxDelay > 0 {
+		e.born = time.Now()
+	}
 	w.builders[key] = e
 	if c.last == nil || c.last.b == nil {
 		c.last = e
@@ -899,8 +923,33 @@ func (w *worker) flush(e *entry) {
 	}
 }
 
-// flushIdle hands on the builders that are idle or cold (see idleChunks).
+// oldestBorn returns when the oldest builder with rows got its first one.
+func (w *worker) oldestBorn() (time.Time, bool) {
+	var oldest time.Time
+	for _, e := range w.builders {
+		if e.b.Rows() > 0 && (oldest.IsZero() || e.born.Before(oldest)) {
+			oldest = e.born
+		}
+	}
+	return oldest, !oldest.IsZero()
+}
+
+// flushDelayed hands on the builders whose first row has waited Options.MaxDelay.
+func (w *worker) flushDelayed() {
+	limit := time.Now().Add(-w.in.opts.MaxDelay)
+	for _, e := range w.builders {
+		if e.b.Rows() > 0 && !e.born.After(limit) {
+			w.flush(e)
+		}
+	}
+}
+
+// flushIdle hands on the builders that are idle or cold (see idleChunks), and with
+// Options.MaxDelay those whose rows have waited for it.
 func (w *worker) flushIdle() {
+	if w.in.opts.MaxDelay > 0 {
+		w.flushDelayed()
+	}
 	for _, e := range w.builders {
 		idle := w.chunks-e.used >= idleChunks
 		cold := e.b.Rows() >= coldRows && e.recent*coldShare < w.records

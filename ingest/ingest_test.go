@@ -749,3 +749,46 @@ func TestHeaderColumns(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxDelay checks that with Options.MaxDelay a worker hands its rows to the sink on its
+// own, without Flush, once they have waited that long; without it they wait for Flush.
+func TestMaxDelay(t *testing.T) {
+	ctx := context.Background()
+	for _, delay := range []time.Duration{0, 50 * time.Millisecond} {
+		sink := &collect{}
+		in, err := ingest.New(ctx, sink, ingest.Options{Workers: 2, MaxDelay: delay})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := &ingest.Source{Source: batch.Source{ID: "s"}, LogTypes: logTypes(t, "Panther.Audit")}
+		var done sync.WaitGroup
+		for i := range 3 {
+			recs := [][]byte{[]byte(auditEvent(fmt.Sprint("A", i), "2026-11-22T10:00:00Z"))}
+			if err := in.IngestRecords(ctx, src, "req", recs, &done); err != nil {
+				t.Fatal(err)
+			}
+		}
+		done.Wait()
+		// Long enough for a 50 ms delay many times over, on a loaded machine too.
+		deadline := time.Now().Add(5 * time.Second)
+		got := 0
+		for time.Now().Before(deadline) {
+			if got = len(sink.table("panther_logs.panther_audit")); got == 3 || delay == 0 && time.Now().After(deadline.Add(-4500*time.Millisecond)) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		switch {
+		case delay > 0 && got != 3:
+			t.Errorf("MaxDelay %v: the sink has %d rows before Flush, want 3", delay, got)
+		case delay == 0 && got != 0:
+			t.Errorf("no MaxDelay: the sink has %d rows before Flush, want 0", got)
+		}
+		if _, err := in.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(sink.table("panther_logs.panther_audit")); got != 3 {
+			t.Errorf("MaxDelay %v: %d rows after Close, want 3", delay, got)
+		}
+	}
+}

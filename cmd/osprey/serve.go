@@ -104,6 +104,7 @@ type server struct {
 
 	errs      *ingest.SourceErrors // panther_monitor.source_errors
 	errWriter *lake.Writer
+	detect    *serveDetections // nil without detections or destinations
 
 	mu       sync.Mutex
 	active   map[string]config.Source     // sources in effect, by id
@@ -139,10 +140,20 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	if s.errs, err = ingest.NewSourceErrors(s.errWriter); err != nil {
 		return err
 	}
+	if s.detect, err = openServeDetections(ctx, l, cfg, log); err != nil {
+		return err
+	}
+	defer s.detect.Close()
+	var maxDelay time.Duration
+	if s.detect != nil && s.detect.engine != nil {
+		maxDelay = time.Duration(cfg.Detections.MaxDelay)
+	}
 	s.pipe, err = pipeline.Open(ctx, l, pipeline.Options{
 		FlushAge: time.Duration(cfg.Flush.Age), FlushBytes: int64(cfg.Flush.Bytes), MaxBacklog: int64(cfg.Flush.MaxBacklog),
 		Workers: cfg.Workers, Logger: log,
-		Sink: func(w ingest.Sink) ingest.Sink { return &countingSink{next: w, s: s} },
+		Sink:      func(w ingest.Sink) ingest.Sink { return s.detect.sink(&countingSink{next: w, s: s}) },
+		Committer: s.detect.committer(),
+		MaxDelay:  maxDelay,
 	})
 	if err != nil {
 		return err
@@ -193,6 +204,13 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	wg.Go(func() { s.watchDropOff(runCtx, time.Now()) })
 	wg.Go(func() { s.compactLoop(runCtx) })
 	wg.Go(func() { s.watchHealth(runCtx) })
+	detectErr := make(chan error, 1)
+	s.detect.run(runCtx, &wg, func(err error) {
+		select {
+		case detectErr <- err:
+		default:
+		}
+	})
 
 	var failure error
 	select {
@@ -204,6 +222,7 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	case err := <-httpErr:
 		failure = fmt.Errorf("http server: %w", err)
 		httpErr <- err
+	case failure = <-detectErr:
 	}
 	// Stop taking requests (and finish those in flight), then stop reading the log, then the
 	// last flush.
@@ -315,6 +334,9 @@ func (c *countingSink) Write(ctx context.Context, db, table string, rec arrow.Re
 	if db == ingest.DBMonitor && table == ingest.TableFailures {
 		c.s.failures.Add(float64(rec.NumRows()), source)
 		return nil
+	}
+	if db != ingest.DBLogs {
+		return nil // rule matches and errors, alert history: not events of a source
 	}
 	c.s.events.Add(float64(rec.NumRows()), source, constantColumn(rec, batch.FieldLogType))
 	c.s.mu.Lock()

@@ -37,7 +37,18 @@ type daemon struct {
 // it to say where it listens.
 func startServe(t *testing.T, lakeDir string, args ...string) *daemon {
 	t.Helper()
-	cmd := exec.Command("osprey", append([]string{"--lake", lakeDir, "serve", "--listen", "127.0.0.1:0"}, args...)...)
+	return startDaemon(t, append([]string{"--lake", lakeDir, "serve", "--listen", "127.0.0.1:0"}, args...))
+}
+
+// startServeConfig runs osprey serve with a configuration file.
+func startServeConfig(t *testing.T, config string) *daemon {
+	t.Helper()
+	return startDaemon(t, []string{"serve", "--config", config, "--listen", "127.0.0.1:0"})
+}
+
+func startDaemon(t *testing.T, args []string) *daemon {
+	t.Helper()
+	cmd := exec.Command("osprey", args...)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -82,6 +82,8 @@ type state struct {
 	Groups map[groupKey]*group
 	// GroupList is Groups as written in the snapshot (JSON objects cannot have struct keys).
 	GroupList []*group `json:"groups"`
+	// Unnotified holds the ids of alerts raised and not yet handed to destinations.
+	Unnotified map[string]bool `json:"unnotified,omitempty"`
 }
 
 // delta is the matches of one group in an epoch.
@@ -118,6 +120,7 @@ const (
 	opCommit  = "commit"
 	opAbort   = "abort"
 	opResolve = "resolve"
+	opNotify  = "notified"
 )
 
 // snapshotAfter is the journal size past which Commit rewrites the snapshot.
@@ -193,7 +196,7 @@ func Open(dir string, committed CommittedEpoch) (*Store, error) {
 // load reads the snapshot and the journal: the state, the epochs prepared and not settled, and
 // the journal's size.
 func load(dir string) (state, []*prepared, int64, error) {
-	st := state{Alerts: map[string]*Alert{}, Groups: map[groupKey]*group{}}
+	st := state{Alerts: map[string]*Alert{}, Groups: map[groupKey]*group{}, Unnotified: map[string]bool{}}
 	data, err := os.ReadFile(filepath.Join(dir, "snapshot.json"))
 	switch {
 	case err == nil:
@@ -202,6 +205,9 @@ func load(dir string) (state, []*prepared, int64, error) {
 		}
 		if st.Alerts == nil {
 			st.Alerts = map[string]*Alert{}
+		}
+		if st.Unnotified == nil {
+			st.Unnotified = map[string]bool{}
 		}
 		st.Groups = map[groupKey]*group{}
 		for _, g := range st.GroupList {
@@ -239,6 +245,9 @@ func load(dir string) (state, []*prepared, int64, error) {
 		case opRaise:
 			st.Alerts[rec.Alert.AlertID] = rec.Alert
 			st.Groups[rec.Group.key()] = rec.Group
+			st.Unnotified[rec.Alert.AlertID] = true
+		case opNotify:
+			delete(st.Unnotified, rec.ID)
 		case opPrepare:
 			open[rec.Prepared.Epoch] = rec.Prepared
 			st.Epoch = max(st.Epoch, rec.Prepared.Epoch)
@@ -446,6 +455,7 @@ func (s *Store) Add(r *Rule, matches []Match, commit bool) ([]Assignment, []*Ale
 				return nil, nil, err
 			}
 			s.st.Alerts[a.AlertID] = a
+			s.st.Unnotified[a.AlertID] = true
 			cp := *a
 			cp.addEvents(d.Events, d.First, d.Last, now)
 			raised = append(raised, &cp)
@@ -764,4 +774,38 @@ func writeFileSync(path string, data []byte) error {
 		return err
 	}
 	return errors.Join(d.Sync(), d.Close())
+}
+
+// Notified records that alerts were handed to their destinations (the outbox, which keeps
+// them from then on). It is not synced: after a crash an alert may be handed on again, with
+// the same delivery ids (see dest.DeliveryID).
+func (s *Store) Notified(ids ...string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		if !s.st.Unnotified[id] {
+			continue
+		}
+		if err := s.append(record{Op: opNotify, ID: id}, false); err != nil {
+			return err
+		}
+		delete(s.st.Unnotified, id)
+	}
+	return nil
+}
+
+// Unnotified returns copies of the alerts raised and not yet handed to destinations, oldest
+// first: those of a process that died between the two, or that ran without destinations.
+func (s *Store) Unnotified() []*Alert {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*Alert
+	for id := range s.st.Unnotified {
+		if a := s.st.Alerts[id]; a != nil {
+			cp := *a
+			out = append(out, &cp)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Alert) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out
 }

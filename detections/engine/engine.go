@@ -764,6 +764,9 @@ func (e *Engine) notify(raised []*alert.Alert) error {
 			if err := e.opts.Notify(a); err != nil {
 				return fmt.Errorf("detections: alert %s of rule %s: %w", a.AlertID, a.RuleID, err)
 			}
+			if err := e.store.Notified(a.AlertID); err != nil {
+				return fmt.Errorf("detections: %w", err)
+			}
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -346,4 +347,58 @@ func TestDedupWindowAndResolve(t *testing.T) {
 		t.Fatalf("alerts %+v, want 3", alerts)
 	}
 	h.close()
+}
+
+// TestUnnotified checks that an alert whose hand-off to destinations failed (the process died
+// between the raise and the outbox) is known after a restart, and only until it is handed on,
+// and that an alert handed on at once is not left behind.
+func TestUnnotified(t *testing.T) {
+	set := rules(t, map[string]string{
+		"deleted": ruleSpec("Detection.Deleted", "SELECT * FROM panther_logs.panther_audit WHERE actionName = 'DELETE_DETECTION'", ""),
+	})
+	dir := t.TempDir()
+	h := newHarness(t, dir, set)
+	h.engine.opts.Notify = func(*alert.Alert) error { return errors.New("outbox: disk full") }
+	reg, err := logtypes.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt, err := reg.Lookup("Panther.Audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := ingest.New(context.Background(), h.engine, ingest.Options{LogTypes: []*logtypes.LogType{lt}, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Ingest(context.Background(), "test", strings.NewReader(auditEvent(1, "DELETE_DETECTION", "SUCCEEDED", "ana")+"\n"))
+	in.Close()
+	if err := h.engine.Drain(context.Background(), time.Time{}); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("drain with a failing Notify: %v", err)
+	}
+	h.engine.Close()
+	h.w.Abort()
+	h.store.Close()
+
+	h2 := newHarness(t, dir, set)
+	un := h2.store.Unnotified()
+	if len(un) != 1 || un[0].RuleID != "Detection.Deleted" {
+		t.Fatalf("unnotified after restart: %+v, want the one alert", un)
+	}
+	if err := h2.store.Notified(un[0].AlertID); err != nil {
+		t.Fatal(err)
+	}
+	h2.close()
+	h3 := newHarness(t, dir, set)
+	if un := h3.store.Unnotified(); len(un) != 0 {
+		t.Fatalf("unnotified after Notified and a restart: %+v", un)
+	}
+	h3.close()
+
+	h4 := newHarness(t, t.TempDir(), set)
+	defer h4.close()
+	h4.ingest([]string{auditEvent(2, "DELETE_DETECTION", "SUCCEEDED", "bob")})
+	if len(h4.sent) != 1 || len(h4.store.Unnotified()) != 0 {
+		t.Fatalf("sent %d, unnotified %d; want 1 and 0", len(h4.sent), len(h4.store.Unnotified()))
+	}
 }

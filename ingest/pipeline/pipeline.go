@@ -68,8 +68,22 @@ type Options struct {
 	// Sink, when set, receives every batch instead of the lake writer directly; it must pass
 	// each on to the writer it is given (streaming detections and metrics wrap the writer).
 	Sink func(w ingest.Sink) ingest.Sink
+	// Committer, when set, takes part in every flush: its Prepare runs once the workers have
+	// handed over their rows (it may write more to the writer) and returns commit metadata
+	// published with the files; Commit follows a flush that succeeded, Abort one that failed.
+	// Streaming detections commit their alert counts this way.
+	Committer Committer
+	// MaxDelay bounds how long a parsed row waits in a worker (ingest.Options.MaxDelay).
+	MaxDelay time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+}
+
+// A Committer has its own state committed with the lake's flushes (see Options.Committer).
+type Committer interface {
+	Prepare(ctx context.Context, writer string) (map[string]string, error)
+	Commit(meta map[string]string) error
+	Abort(meta map[string]string) error
 }
 
 // Errors.
@@ -186,7 +200,7 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*Pipeline, error) {
 		sink = opts.Sink(writer)
 	}
 	// Every record comes with its source: the ingester has none of its own.
-	in, err := ingest.New(ctx, sink, ingest.Options{Workers: opts.Workers, Now: opts.Now})
+	in, err := ingest.New(ctx, sink, ingest.Options{Workers: opts.Workers, Now: opts.Now, MaxDelay: opts.MaxDelay})
 	if err != nil {
 		log.Close()
 		writer.Abort()
@@ -473,12 +487,28 @@ func (p *Pipeline) Flush(ctx context.Context) error {
 		return fmt.Errorf("flush: %w", err)
 	}
 	next := p.next
-	meta := map[string]string{metaNext: strconv.FormatUint(next, 10)}
+	meta := map[string]string{}
+	if c := p.opts.Committer; c != nil {
+		m, err := c.Prepare(ctx, WriterName)
+		if err != nil {
+			return fmt.Errorf("flush: %w", err)
+		}
+		maps.Copy(meta, m)
+	}
+	meta[metaNext] = strconv.FormatUint(next, 10)
 	for id, c := range p.flushed {
 		meta[metaCursor+id] = c
 	}
 	if err := p.writer.FlushWith(ctx, meta); err != nil {
+		if c := p.opts.Committer; c != nil {
+			c.Abort(meta)
+		}
 		return fmt.Errorf("flush: %w", err)
+	}
+	if c := p.opts.Committer; c != nil {
+		if err := c.Commit(meta); err != nil {
+			return fmt.Errorf("flush: %w", err)
+		}
 	}
 	if err := p.log.Checkpoint(next); err != nil {
 		p.opts.Logger.Warn("could not remove write-ahead log segments", "err", err)

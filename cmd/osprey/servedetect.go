@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/ospreyhq/osprey/config"
+	"github.com/ospreyhq/osprey/detections"
+	"github.com/ospreyhq/osprey/detections/alert"
+	"github.com/ospreyhq/osprey/detections/dest"
+	"github.com/ospreyhq/osprey/detections/engine"
+	"github.com/ospreyhq/osprey/ingest"
+	"github.com/ospreyhq/osprey/ingest/pipeline"
+	"github.com/ospreyhq/osprey/lake"
+)
+
+// outboxDir is where a lake keeps the deliveries of alerts to destinations.
+func outboxDir(l *lake.Lake) string { return filepath.Join(l.Dir(), "_osprey", "outbox") }
+
+// serveDetections is what osprey serve runs of detections: the streaming rules' engine in
+// front of the lake writer, the alert store, and the outbox that delivers alerts.
+type serveDetections struct {
+	set    *detections.Set
+	rules  int // enabled streaming rules
+	store  *alert.Store
+	engine *engine.Engine // nil without streaming rules
+	outbox *dest.Outbox   // nil without destinations
+	next   lateSink       // the engine's next sink, set when the pipeline builds its chain
+	log    *slog.Logger
+}
+
+// openServeDetections loads the configured detections and opens what they need. It returns
+// nil when nothing is configured.
+func openServeDetections(ctx context.Context, l *lake.Lake, cfg *config.Config, log *slog.Logger) (*serveDetections, error) {
+	set, err := loadConfigured(cfg.Detections)
+	if err != nil {
+		return nil, err
+	}
+	rules := 0
+	for _, r := range set.Rules {
+		if r.Enabled {
+			rules++
+		}
+	}
+	scheduled := 0
+	for _, q := range set.ScheduledQueries {
+		if q.Enabled {
+			scheduled++
+		}
+	}
+	if rules == 0 && scheduled == 0 && len(cfg.Destinations) == 0 {
+		return nil, nil
+	}
+	d := &serveDetections{set: set, rules: rules, log: log}
+	if d.store, err = alert.Open(alertDir(l), engine.CommittedEpoch(l)); err != nil {
+		if errors.Is(err, alert.ErrLocked) {
+			return nil, fmt.Errorf("detections: %w: stop the osprey ingest --detections or osprey schedule run that holds it", err)
+		}
+		return nil, fmt.Errorf("detections: %w", err)
+	}
+	if len(cfg.Destinations) > 0 {
+		dests := make([]dest.Destination, 0, len(cfg.Destinations))
+		for _, c := range cfg.Destinations {
+			dd, err := dest.New(c, dest.Options{})
+			if err != nil {
+				d.Close()
+				return nil, err
+			}
+			dests = append(dests, dd)
+		}
+		opts := dest.DefaultOutboxOptions()
+		opts.Logger = log
+		if d.outbox, err = dest.OpenOutbox(outboxDir(l), dests, opts); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	// A rule naming a destination that does not exist would lose its alerts.
+	var bad []error
+	check := func(det *detections.Detection) {
+		if len(det.OutputIds) == 0 {
+			return
+		}
+		if d.outbox == nil {
+			bad = append(bad, fmt.Errorf("%s:%d: rule %s: OutputIds %v, but no destination is configured", det.File, det.Line, det.RuleID, det.OutputIds))
+		} else if err := d.outbox.CheckOutputIDs(det.OutputIds); err != nil {
+			bad = append(bad, fmt.Errorf("%s:%d: rule %s: %w", det.File, det.Line, det.RuleID, err))
+		}
+	}
+	for _, r := range set.Rules {
+		check(&r.Detection)
+	}
+	for _, r := range set.ScheduledRules {
+		check(&r.Detection)
+	}
+	if err := errors.Join(bad...); err != nil {
+		d.Close()
+		return nil, err
+	}
+	// Alerts raised and not handed on (a crash between the two, or raised by a command that
+	// had no destinations) go out now.
+	if err := d.notifyPending(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if rules > 0 {
+		var notify func(*alert.Alert) error
+		if d.outbox != nil {
+			notify = d.outbox.Enqueue
+		}
+		d.engine, err = engine.New(ctx, set, d.store, &d.next, engine.Options{Workers: cfg.Workers, Notify: notify, Logger: log,
+			MaxDelay: time.Duration(cfg.Detections.MaxDelay)})
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// loadConfigured loads the detection directories of the configuration.
+func loadConfigured(c config.Detections) (*detections.Set, error) {
+	return loadDetections(c.Dirs)
+}
+
+// notifyPending hands the store's unnotified alerts to the outbox. Without destinations,
+// alerts stay in the store, unnotified, for a later osprey serve that has some.
+func (d *serveDetections) notifyPending() error {
+	if d.outbox == nil {
+		return nil
+	}
+	pending := d.store.Unnotified()
+	for _, a := range pending {
+		if err := d.outbox.Enqueue(a); err != nil {
+			return err
+		}
+		if err := d.store.Notified(a.AlertID); err != nil {
+			return err
+		}
+	}
+	if len(pending) > 0 {
+		d.log.Info("handed alerts raised earlier to their destinations", "alerts", len(pending))
+	}
+	return nil
+}
+
+// sink returns the sink the pipeline's workers write to, in front of next.
+func (d *serveDetections) sink(next ingest.Sink) ingest.Sink {
+	if d == nil || d.engine == nil {
+		return next
+	}
+	d.next.set(next)
+	return d.engine
+}
+
+// committer returns what commits alert counts with the pipeline's flushes (nil: nothing).
+func (d *serveDetections) committer() pipeline.Committer {
+	if d == nil || d.engine == nil {
+		return nil
+	}
+	return d.engine
+}
+
+// run runs the engine's timer and the outbox's senders until ctx is done.
+func (d *serveDetections) run(ctx context.Context, wg *sync.WaitGroup, fail func(error)) {
+	if d == nil {
+		return
+	}
+	if d.engine != nil {
+		wg.Go(func() {
+			if err := d.engine.Run(ctx); err != nil {
+				fail(fmt.Errorf("detections: %w", err))
+			}
+		})
+	}
+	if d.outbox != nil {
+		wg.Go(func() {
+			if err := d.outbox.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				fail(fmt.Errorf("alert destinations: %w", err))
+			}
+		})
+	}
+}
+
+func (d *serveDetections) Close() error {
+	if d == nil {
+		return nil
+	}
+	var errs []error
+	if d.engine != nil {
+		errs = append(errs, d.engine.Close())
+	}
+	if d.outbox != nil {
+		errs = append(errs, d.outbox.Close())
+	}
+	if d.store != nil {
+		errs = append(errs, d.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// lateSink forwards to a sink set after it was handed out.
+type lateSink struct {
+	mu   sync.RWMutex
+	next ingest.Sink
+}
+
+func (s *lateSink) set(next ingest.Sink) {
+	s.mu.Lock()
+	s.next = next
+	s.mu.Unlock()
+}
+
+func (s *lateSink) Write(ctx context.Context, db, table string, rec arrow.RecordBatch) error {
+	s.mu.RLock()
+	next := s.next
+	s.mu.RUnlock()
+	if next == nil {
+		return errors.New("BUG: detections engine written to before the pipeline was built")
+	}
+	return next.Write(ctx, db, table, rec)
+}
