@@ -57,6 +57,8 @@ type DB struct {
 	mu     sync.Mutex
 	views  map[string]view     // by "db.table"
 	unions map[string][]string // union view name -> the tables it was built over
+	// alertsView is set once panther_monitor.alerts exists (over alert_history).
+	alertsView bool
 }
 
 // view is what a table's view reads.
@@ -240,8 +242,23 @@ func (d *DB) Refresh(ctx context.Context) error {
 		}
 		d.unions[u.name] = tables
 	}
+	if !d.alertsView && slices.Contains(tablesOf[lake.DBMonitor], alertHistoryTable) {
+		if _, err := d.db.ExecContext(ctx, alertsViewSQL); err != nil {
+			return fmt.Errorf("create view %s.alerts: %w", lake.DBMonitor, d.explainError(err))
+		}
+		d.alertsView = true
+	}
 	return nil
 }
+
+// alertHistoryTable is the table of panther_monitor with a row for each change of an alert
+// (written by the detections engine).
+const alertHistoryTable = "alert_history"
+
+// alertsViewSQL creates panther_monitor.alerts: each alert as its latest row in alert_history.
+const alertsViewSQL = `CREATE OR REPLACE VIEW panther_monitor.alerts AS
+SELECT * EXCLUDE (p_event_time) FROM panther_monitor.alert_history
+QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY update_time DESC, event_count DESC) = 1`
 
 // unionView is a view of panther_views over every table of a database: the tables' p_ columns
 // (UNION ALL BY NAME: a column a table lacks is NULL) and p_db_name, as Panther's all_logs.

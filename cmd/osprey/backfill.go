@@ -24,19 +24,6 @@ import (
 // metaBatch is the commit metadata key of a backfill's last committed manifest batch.
 const metaBatch = "backfill.batch"
 
-// parseSince reads --since: a date or an RFC 3339 time.
-func parseSince(s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04:05", "2006-01-02"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("--since %q: want a date (2026-01-01) or an RFC 3339 time", s)
-}
-
 // backfillSource returns the s3 source a backfill reads as: --source's, or one made of the
 // flags.
 func backfillSource(g *globals, o *ingestOptions, l *lake.Lake, types []*logtypes.LogType, bucket string) (config.Source, error) {
@@ -79,7 +66,7 @@ func runBackfill(ctx context.Context, g *globals, o *ingestOptions, l *lake.Lake
 	if bucket == "" {
 		return fmt.Errorf("%s: want s3://bucket/prefix", url)
 	}
-	since, err := parseSince(o.since)
+	since, err := parseSince(o.since, time.Now())
 	if err != nil {
 		return err
 	}

@@ -110,7 +110,7 @@ credential chain.`,
 	f.BoolVar(&o.noDetect, "no-detections", false, "run no streaming rule (a bulk import of old logs that should raise no alert)")
 	f.StringVar(&o.memLimit, "memory-limit", "768MiB", "soft limit of the memory the Go runtime aims to stay under (garbage collection works harder near it)")
 	f.BoolVar(&o.objects, "objects", false, "read each file whole as the S3 source reads an object: CloudTrail {\"Records\":[...]} files and JSON arrays are split into their records")
-	f.StringVar(&o.since, "since", "", "s3: only objects modified since this date or time (2026-01-01, or RFC 3339)")
+	f.StringVar(&o.since, "since", "", "s3: only objects modified since this time (2026-01-01, RFC 3339) or within this long (7d, 12h)")
 	f.StringVar(&o.source, "source", "", "s3: take the bucket's settings from this s3 source (of the lake, or of --config)")
 	f.StringVar(&o.config, "config", "", "s3: the osprey serve configuration file holding --source")
 	f.StringVar(&o.aws.Region, "region", "", "s3: the AWS region")
@@ -246,6 +246,9 @@ func runIngest(ctx context.Context, g *globals, o *ingestOptions, files []string
 		ds := det.engine.Stats()
 		fmt.Fprintf(os.Stderr, "detections: %d rules on %d batches: %s matches, %d alerts raised, %d rule errors (%s evaluating)\n",
 			det.rules, ds.Batches, count(ds.Matches), ds.Raised, ds.RuleErrors, ds.Evaluating.Round(time.Millisecond))
+		if ds.Raised > 0 {
+			fmt.Fprintln(os.Stderr, "  osprey alerts list shows the alerts; osprey serve hands them to its destinations when it starts")
+		}
 	}
 	if summary.Failures > 0 || len(summary.Errors) > 0 || interrupted {
 		return exitError{1}

@@ -34,8 +34,9 @@ import (
 )
 
 type serveOptions struct {
-	config string
-	listen string
+	config     string
+	listen     string
+	detections []string
 }
 
 func newServe(g *globals) *cobra.Command {
@@ -57,6 +58,11 @@ panther_monitor.source_errors.
 Without --config it serves the lake given by --lake on 127.0.0.1:8080 with the sources added
 by osprey source add.
 
+Detections (the config's detections.dirs, and --detections): streaming rules run on the events
+of their log types as they arrive, within detections.maxDelay (250ms by default); alerts go to
+the config's destinations through a durable outbox (retried with backoff, dead-lettered after
+their attempts), and the matches are written to panther_rule_matches with the events' flush.
+
 Endpoints: POST /http/<source-id> (HTTP sources), GET /healthz, GET /metrics (Prometheus).`,
 		Example: `  osprey serve --config osprey.yml
   osprey source add fluentbit --log-type Linux.Auditd --stream json --auth header --header x-sender-header --secret-env FB_SECRET
@@ -76,11 +82,13 @@ Endpoints: POST /http/<source-id> (HTTP sources), GET /healthz, GET /metrics (Pr
 			if o.listen != "" {
 				cfg.Listen = o.listen
 			}
+			cfg.Detections.Dirs = append(cfg.Detections.Dirs, o.detections...)
 			return runServe(cmd.Context(), g, cfg)
 		},
 	}
 	cmd.Flags().StringVar(&o.config, "config", "", "configuration file (see the config package documentation)")
 	cmd.Flags().StringVar(&o.listen, "listen", "", "HTTP address (default the config's, else 127.0.0.1:8080)")
+	cmd.Flags().StringArrayVar(&o.detections, "detections", nil, "a directory of detection specs, added to the config's (repeatable)")
 	return cmd
 }
 

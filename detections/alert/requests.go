@@ -23,9 +23,10 @@ type request struct {
 }
 
 // Resolve marks an alert of the store in dir resolved by who, from any process: directly when
-// no process holds the store, else through its requests file.
-func Resolve(dir, id, by string) error {
-	s, err := Open(dir, nil)
+// no process holds the store (opened with committed, see Open), else through its requests
+// file, which the process holding the store takes at its next Prepare.
+func Resolve(dir, id, by string, committed CommittedEpoch) error {
+	s, err := Open(dir, committed)
 	if err == nil {
 		defer s.Close()
 		return s.Resolve(id, by)
@@ -33,6 +34,11 @@ func Resolve(dir, id, by string) error {
 	if !errors.Is(err, ErrLocked) {
 		return err
 	}
+	return RequestResolve(dir, id, by)
+}
+
+// RequestResolve asks the process holding the store in dir to resolve an alert (see Resolve).
+func RequestResolve(dir, id, by string) error {
 	alerts, err := ReadAlerts(dir)
 	if err != nil {
 		return err

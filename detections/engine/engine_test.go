@@ -326,7 +326,7 @@ func TestDedupWindowAndResolve(t *testing.T) {
 	// A resolved alert takes no more matches: the next one opens a new alert. The resolution
 	// comes as if from another process (the store is held): through the requests file, taken
 	// by the next flush.
-	if err := alert.Resolve(filepath.Join(dir, "_osprey", "alerts"), alerts[0].AlertID, "tester"); err != nil {
+	if err := alert.Resolve(filepath.Join(dir, "_osprey", "alerts"), alerts[0].AlertID, "tester", nil); err != nil {
 		t.Fatal(err)
 	}
 	if a, _ := h.store.Alert(alerts[0].AlertID); a.Status != alert.StatusOpen {
