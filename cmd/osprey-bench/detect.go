@@ -86,7 +86,7 @@ func writeBenchRules(dir string, n int) error {
 		"CREATE_DETECTION", "UPDATE_DETECTION"}
 	var queries []string
 	for i := 0; len(queries) < n; i++ {
-		a := actions[i%len(actions)]
+		a := actions[(i+i/len(actions))%len(actions)] // no two rules alike
 		var q string
 		switch i % 10 {
 		case 0, 1, 2, 3:

@@ -18,6 +18,11 @@
 //
 // measures what streaming rules cost ingest (see detect.go).
 //
+//	osprey-bench alerts [--rate 5000] [--duration 30s] [--rules 50] [--osprey bin/osprey]
+//
+// measures alert latency under load: an event posted to osprey serve to its alert at a
+// webhook (see alerts.go).
+//
 //	osprey-bench query [--rows 50000000] [--days 90] [--runs 5] [--dir DIR] [--osprey bin/osprey]
 //
 // measures the query side: see benchQuery in query.go.
@@ -64,6 +69,8 @@ func main() {
 		err = benchServe(os.Args[2:])
 	case "detect":
 		err = benchDetect(os.Args[2:])
+	case "alerts":
+		err = benchAlerts(os.Args[2:])
 	case "query":
 		err = benchQuery(os.Args[2:])
 	case "s3":
@@ -85,6 +92,8 @@ func usage() {
       load test of osprey serve over HTTP on loopback: events/s, ack latency p50/p99, peak RSS
   osprey-bench detect [--rules 50] [--size 1GiB] [--runs 3] [--osprey PATH]
       osprey ingest with no rule vs with N streaming rules, same input, same run
+  osprey-bench alerts [--rate 5000] [--duration 30s] [--rules 50] [--osprey PATH]
+      alert latency of osprey serve under load: POST of an event to its alert at a webhook
   osprey-bench s3 [--size 1GiB] [--events 2000] [--runs 3] [--osprey PATH] [--moto moto_server]
       osprey ingest of gzipped CloudTrail objects from moto_server's S3 vs the same files from disk
   osprey-bench gen --size 1GiB --out FILE
