@@ -14,16 +14,25 @@ import (
 // a table of the lake. It is meant for files read once and thrown away, such as the batches
 // detections bind as tables, so it does not fsync.
 func WriteFile(path string, recs ...arrow.RecordBatch) (int64, error) {
-	return writeFile(path, recs, false)
+	return writeFile(path, recs, nil, false)
 }
 
 // WriteScratchFile is WriteFile for a file read once, right away: its pages are neither
 // compressed nor dictionary-encoded, which makes it quicker to write and to read, and larger.
 func WriteScratchFile(path string, recs ...arrow.RecordBatch) (int64, error) {
-	return writeFile(path, recs, true)
+	return writeFile(path, recs, nil, true)
 }
 
-func writeFile(path string, recs []arrow.RecordBatch, scratch bool) (int64, error) {
+// WriteScratchRows is WriteScratchFile of some rows only: rows[i] lists the rows of recs[i]
+// to write, in order (nil or empty: none of that batch).
+func WriteScratchRows(path string, recs []arrow.RecordBatch, rows [][]int32) (int64, error) {
+	if len(rows) != len(recs) {
+		return 0, fmt.Errorf("write %s: %d row selections for %d batches", path, len(rows), len(recs))
+	}
+	return writeFile(path, recs, rows, true)
+}
+
+func writeFile(path string, recs []arrow.RecordBatch, sel [][]int32, scratch bool) (int64, error) {
 	if len(recs) == 0 {
 		return 0, errors.New("write file: no batch")
 	}
@@ -57,7 +66,13 @@ func writeFile(path string, recs []arrow.RecordBatch, scratch bool) (int64, erro
 		return 0, errors.Join(err, f.Close())
 	}
 	cols := tableColumns(ps)
-	for _, rec := range recs {
+	for i, rec := range recs {
+		var rows []int32
+		if sel != nil {
+			if rows = sel[i]; len(rows) == 0 {
+				continue
+			}
+		}
 		if rec.NumRows() == 0 {
 			continue
 		}
@@ -65,7 +80,7 @@ func writeFile(path string, recs []arrow.RecordBatch, scratch bool) (int64, erro
 			f.Close()
 			return 0, fmt.Errorf("write %s: batches of different schemas", path)
 		}
-		rg, err := enc.encode(cols, rec, nil)
+		rg, err := enc.encode(cols, rec, rows)
 		if err == nil {
 			err = pq.append(rg)
 		}

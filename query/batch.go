@@ -130,6 +130,12 @@ func (b *BatchDB) Close() error {
 // Bind makes db.table hold the rows of recs (batches of one schema), and only them. The table
 // has one more column, file_row_number: the number of each row in recs, from 0.
 func (b *BatchDB) Bind(ctx context.Context, db, table string, recs ...arrow.RecordBatch) error {
+	return b.BindRows(ctx, db, table, recs, nil)
+}
+
+// BindRows is Bind of some rows only: rows[i] lists the rows of recs[i], in order (rows nil:
+// every row). file_row_number numbers the rows bound, from 0.
+func (b *BatchDB) BindRows(ctx context.Context, db, table string, recs []arrow.RecordBatch, rows [][]int32) error {
 	if len(recs) == 0 {
 		return errors.New("bind: no batch")
 	}
@@ -152,7 +158,13 @@ func (b *BatchDB) Bind(ctx context.Context, db, table string, recs ...arrow.Reco
 	path := filepath.Join(b.dir, db+"."+table+".parquet")
 	b.seq++
 	tmp := filepath.Join(b.dir, "b"+strconv.Itoa(b.seq)+".tmp")
-	if _, err := lake.WriteScratchFile(tmp, recs...); err != nil {
+	var err error
+	if rows == nil {
+		_, err = lake.WriteScratchFile(tmp, recs...)
+	} else {
+		_, err = lake.WriteScratchRows(tmp, recs, rows)
+	}
+	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("bind %s.%s: %w", db, table, err)
 	}

@@ -36,6 +36,9 @@ type Combined struct {
 	// match, else a struct of JSON texts {title, dedup, severity, context}, each NULL when the
 	// rule has no such alert column.
 	Rules []int
+	// Prefilter, when every combined rule has a condition it understands, selects the rows of
+	// a batch that may match any of them (see Prefilter); nil otherwise.
+	Prefilter *Prefilter
 }
 
 // Combine merges the rules over db.table that are simple filters into one statement. A rule is
@@ -56,6 +59,8 @@ func (b *BatchDB) Combine(ctx context.Context, db, table string, stmts []string)
 		always   bool // a rule without WHERE: every row is a candidate
 	)
 	cols = append(cols, columnRef(rowNumberColumn))
+	pre := &Prefilter{}
+	prefilterAll := true
 	keyed := map[string]*keyGroup{}
 	var keys []string
 	for i, stmt := range stmts {
@@ -96,6 +101,9 @@ func (b *BatchDB) Combine(ctx context.Context, db, table string, stmts []string)
 			always = true
 			cond = trueConstant()
 		}
+		if !pre.addCondition(cond) {
+			prefilterAll = false
+		}
 		cols = append(cols, map[string]any{
 			"class": "CASE", "type": "CASE_EXPR", "alias": fmt.Sprintf("m%d", len(c.Rules)), "query_location": json.Number("0"),
 			"case_checks": []any{map[string]any{"when_expr": cond, "then_expr": function("struct_pack", fields...)}},
@@ -125,6 +133,9 @@ func (b *BatchDB) Combine(ctx context.Context, db, table string, stmts []string)
 	}
 	if len(c.Rules) < 2 {
 		return Combined{}, nil
+	}
+	if prefilterAll {
+		c.Prefilter = pre
 	}
 	for _, k := range keys {
 		g := keyed[k]

@@ -244,8 +244,8 @@ func runIngest(ctx context.Context, g *globals, o *ingestOptions, files []string
 	printSummary(os.Stderr, summary, st, l, o.quiet, interrupted)
 	if det != nil && !o.quiet {
 		ds := det.engine.Stats()
-		fmt.Fprintf(os.Stderr, "detections: %d rules on %d batches: %s matches, %d alerts raised, %d rule errors (%s evaluating)\n",
-			det.rules, ds.Batches, count(ds.Matches), ds.Raised, ds.RuleErrors, ds.Evaluating.Round(time.Millisecond))
+		fmt.Fprintf(os.Stderr, "detections: %d rules on %d batches: %s matches, %d alerts raised, %d rule errors (%s evaluating; %s events no rule needed to see)\n",
+			det.rules, ds.Batches, count(ds.Matches), ds.Raised, ds.RuleErrors, ds.Evaluating.Round(time.Millisecond), count(ds.Prefiltered))
 		if ds.Raised > 0 {
 			fmt.Fprintln(os.Stderr, "  osprey alerts list shows the alerts; osprey serve hands them to its destinations when it starts")
 		}

@@ -85,11 +85,12 @@ type Engine struct {
 	dbs    chan *query.BatchDB
 	all    []*query.BatchDB
 
-	matches  atomic.Int64
-	errs     atomic.Int64
-	raised   atomic.Int64
-	batches  atomic.Int64
-	evalNano atomic.Int64
+	matches     atomic.Int64
+	errs        atomic.Int64
+	raised      atomic.Int64
+	batches     atomic.Int64
+	evalNano    atomic.Int64
+	prefiltered atomic.Int64 // rows the prefilter spared the rules
 }
 
 // tableRules are the rules of one table.
@@ -217,12 +218,15 @@ type Stats struct {
 	RuleErrors int64 // rule runs that failed
 	Raised     int64 // alerts raised
 	Evaluating time.Duration
+	// Prefiltered counts the rows no rule needed to see: every rule of their table tests a
+	// string column against constants first, and they had none of them.
+	Prefiltered int64
 }
 
 // Stats returns the engine's counts so far.
 func (e *Engine) Stats() Stats {
 	return Stats{Batches: e.batches.Load(), Matches: e.matches.Load(), RuleErrors: e.errs.Load(),
-		Raised: e.raised.Load(), Evaluating: time.Duration(e.evalNano.Load())}
+		Raised: e.raised.Load(), Evaluating: time.Duration(e.evalNano.Load()), Prefiltered: e.prefiltered.Load()}
 }
 
 // Rules run over batches of at least evalRows rows: each run of a table's rules costs a few
@@ -377,6 +381,9 @@ type plan struct {
 	members       []*rule  // by index in the union
 	alone         []*rule  // rules that run one by one
 	wrapped       []string // each rule's wrapped query, by rule index in the table; "" if it cannot run
+	// prefilter, when every rule is in the combined scan and each has a condition it
+	// understands, picks the rows that may match before anything is bound.
+	prefilter *query.Prefilter
 }
 
 // errNoRowID is the error of a rule whose result has no p_row_id.
@@ -393,17 +400,31 @@ func (e *Engine) evaluate(ctx context.Context, tr *tableRules, recs []arrow.Reco
 	}
 	defer func() { e.dbs <- db }()
 	now := e.opts.Now()
-	var p *plan
 	var rows int64
 	for _, rec := range recs {
 		rows += rec.NumRows()
+	}
+	tr.mu.Lock()
+	p := tr.plan
+	tr.mu.Unlock()
+	var sel [][]int32 // the rows bound, by batch; nil: all
+	if p != nil && p.prefilter != nil {
+		var n int
+		sel, n = p.prefilter.Select(DBLogs, tr.table, recs)
+		e.prefiltered.Add(rows - int64(n))
+		if n == 0 {
+			// No row can match: nothing to bind or run.
+			e.batches.Add(1)
+			e.evalNano.Add(int64(time.Since(start)))
+			return nil
+		}
 	}
 	for {
 		projs := make([]arrow.RecordBatch, len(recs))
 		for i, rec := range recs {
 			projs[i] = tr.project(rec)
 		}
-		err := db.Bind(ctx, DBLogs, tr.table, projs...)
+		err := db.BindRows(ctx, DBLogs, tr.table, projs, sel)
 		for _, p := range projs {
 			p.Release()
 		}
@@ -418,7 +439,10 @@ func (e *Engine) evaluate(ctx context.Context, tr *tableRules, recs []arrow.Reco
 			break
 		}
 	}
-	ids := rowIndex{recs: recs}
+	if sel != nil && p.prefilter == nil {
+		return errors.New("BUG: rows prefiltered for a plan without a prefilter")
+	}
+	ids := rowIndex{recs: recs, sel: sel}
 	found := map[*rule][]match{}
 	failed := map[*rule]error{}
 	if p.combined != "" {
@@ -572,6 +596,9 @@ func (e *Engine) plan(ctx context.Context, db *query.BatchDB, tr *tableRules, no
 	}
 	p.members = rest
 	p.union = strings.Join(parts, "\nUNION ALL\n")
+	if len(p.members) == 0 && len(p.alone) == 0 {
+		p.prefilter = c.Prefilter
+	}
 	tr.plan = p
 	if len(p.members) == 0 && len(p.alone) == 0 && tr.rowID && !tr.refersTo(fieldRowID) {
 		// Every rule runs in the combined scan, which finds rows by number: p_row_id, a
@@ -687,6 +714,7 @@ func (e *Engine) collect(ctx context.Context, db *query.BatchDB, stmt string, ru
 // rowIndex finds rows of batches by p_row_id; it is built on first use.
 type rowIndex struct {
 	recs []arrow.RecordBatch
+	sel  [][]int32 // the rows bound, by batch (nil: every row)
 	m    map[string]rowRef
 }
 
@@ -697,6 +725,15 @@ type rowRef struct {
 
 // at finds a row by its number in the batches.
 func (ix *rowIndex) at(n int64) (int, int32, bool) {
+	if ix.sel != nil {
+		for i, rows := range ix.sel {
+			if n < int64(len(rows)) {
+				return i, rows[n], n >= 0
+			}
+			n -= int64(len(rows))
+		}
+		return 0, 0, false
+	}
 	for i, rec := range ix.recs {
 		if n < rec.NumRows() {
 			return i, int32(n), n >= 0
