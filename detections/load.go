@@ -252,7 +252,7 @@ func parseSpec(data []byte, file string) (any, []*Error) {
 		m.checkKeys(ruleKeys, map[string]string{"ScheduledQueries": "only a scheduled_rule reads scheduled queries"})
 		rule := &Rule{}
 		r.detection(m, &rule.Detection)
-		rule.LogTypes = r.logTypes(m)
+		rule.LogTypes, rule.LogTypeLines = r.logTypes(m)
 		spec = rule
 	case TypeScheduledRule:
 		m.checkKeys(scheduledRuleKeys, map[string]string{"LogTypes": "a scheduled_rule reads ScheduledQueries, not LogTypes"})
@@ -328,10 +328,10 @@ func (r *reader) detection(m *mapNode, d *Detection) {
 	d.Tests = r.tests(m)
 }
 
-func (r *reader) logTypes(m *mapNode) []string {
+func (r *reader) logTypes(m *mapNode) ([]string, []int) {
 	if _, ok := m.get("LogTypes"); !ok {
 		m.missing("LogTypes")
-		return nil
+		return nil, nil
 	}
 	list, lines, ok := m.strList("LogTypes")
 	if ok && len(list) == 0 {
@@ -342,7 +342,7 @@ func (r *reader) logTypes(m *mapNode) []string {
 			r.errorf(lines[i], "LogTypes: invalid log type %q (want a name such as AWS.CloudTrail)", lt)
 		}
 	}
-	return list
+	return list, lines
 }
 
 func (r *reader) queryNames(m *mapNode) ([]string, []int) {

@@ -74,7 +74,8 @@ type Detection struct {
 // of its log types.
 type Rule struct {
 	Detection
-	LogTypes []string // Panther log type names, e.g. AWS.CloudTrail
+	LogTypes     []string // Panther log type names, e.g. AWS.CloudTrail
+	LogTypeLines []int    // the line of each name in LogTypes
 }
 
 // ScheduledRule is a rule over the results of scheduled queries (AnalysisType: scheduled_rule).
