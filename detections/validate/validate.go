@@ -173,7 +173,7 @@ func (v *validator) db(ctx context.Context, tables []string, types []*logtypes.L
 func (v *validator) scheduledQuery(ctx context.Context, q *detections.ScheduledQuery) error {
 	if c := q.Schedule.CronExpression; c != "" {
 		if _, err := scheduler.ParseCron(c); err != nil {
-			v.errorf(q.File, q.Schedule.Line, "Schedule: CronExpression %q: %v", c, err)
+			v.errorf(q.File, q.Schedule.Line, "Schedule: CronExpression: %v", err)
 		}
 	}
 	if v.opts.Lake == nil {

@@ -63,7 +63,7 @@ QueryName: Bad cron
 Schedule:
   CronExpression: "61 * * * *"
 Query: SELECT 1
-`, []string{`4: Schedule: CronExpression "61 * * * *"`}},
+`, []string{`4: Schedule: CronExpression: `}},
 	{"missing_table.yml", `AnalysisType: scheduled_query
 QueryName: Missing table
 Schedule: {RateMinutes: 60}
