@@ -101,5 +101,8 @@
 //	    ExpectedResult: true
 //	    Log: {"actor": "alice@example.com", "deletions": 12}
 //
-// Cron expressions are kept as text here; the scheduler checks them.
+// Cron expressions are kept as text here; the scheduler checks them. What depends on more than
+// the specs (known log types, queries that bind, cron expressions that parse) is checked by
+// package detections/validate; rules' Tests are run by package detections/ruletest. [LoadFS]
+// loads specs from a file system, such as the built-in pack of detections/builtin.
 package detections

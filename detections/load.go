@@ -70,9 +70,39 @@ func isSpecFile(path string) bool {
 	return ext == ".yml" || ext == ".yaml"
 }
 
+// LoadFS is Load for a directory of a file system (an embedded pack of detections): it reads
+// every spec file under root, skipping names that start with a dot. Errors name the files by
+// their paths in fsys.
+func LoadFS(fsys fs.FS, root string) (*Set, error) {
+	var files []string
+	err := fs.WalkDir(fsys, root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if path != root && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !d.IsDir() && isSpecFile(path) {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return load(files, func(name string) ([]byte, error) { return fs.ReadFile(fsys, name) })
+}
+
 // LoadFiles is Load for a list of files: it reads them in sorted order, checks them, and
 // returns the Set or every problem found.
 func LoadFiles(files ...string) (*Set, error) {
+	return load(files, os.ReadFile)
+}
+
+func load(files []string, read func(string) ([]byte, error)) (*Set, error) {
 	files = append([]string(nil), files...)
 	sort.Strings(files)
 	l := loader{set: &Set{
@@ -81,7 +111,7 @@ func LoadFiles(files ...string) (*Set, error) {
 		ScheduledRules:   map[string]*ScheduledRule{},
 	}}
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := read(f)
 		if err != nil {
 			return nil, err
 		}
@@ -222,7 +252,7 @@ func parseSpec(data []byte, file string) (any, []*Error) {
 		m.checkKeys(ruleKeys, map[string]string{"ScheduledQueries": "only a scheduled_rule reads scheduled queries"})
 		rule := &Rule{}
 		r.detection(m, &rule.Detection)
-		rule.LogTypes = r.logTypes(m)
+		rule.LogTypes, rule.LogTypeLines = r.logTypes(m)
 		spec = rule
 	case TypeScheduledRule:
 		m.checkKeys(scheduledRuleKeys, map[string]string{"LogTypes": "a scheduled_rule reads ScheduledQueries, not LogTypes"})
@@ -254,17 +284,17 @@ func (r *reader) id(m *mapNode, key string) (string, int) {
 	return s, e.keyLine
 }
 
-// query reads the required Query.
-func (r *reader) query(m *mapNode) string {
+// query reads the required Query and returns the line of its key.
+func (r *reader) query(m *mapNode) (string, int) {
 	q, e, ok := m.reqStr("Query")
 	if !ok {
-		return ""
+		return "", 0
 	}
 	q = strings.TrimSpace(q)
 	if q == "" {
 		r.errorf(e.keyLine, "Query is empty")
 	}
-	return q
+	return q, e.keyLine
 }
 
 func (r *reader) detection(m *mapNode, d *Detection) {
@@ -294,14 +324,14 @@ func (r *reader) detection(m *mapNode, d *Detection) {
 	d.Tags, _, _ = m.strList("Tags")
 	d.Reports = m.stringLists("Reports")
 	d.OutputIds, _, _ = m.strList("OutputIds")
-	d.Query = r.query(m)
+	d.Query, d.QueryLine = r.query(m)
 	d.Tests = r.tests(m)
 }
 
-func (r *reader) logTypes(m *mapNode) []string {
+func (r *reader) logTypes(m *mapNode) ([]string, []int) {
 	if _, ok := m.get("LogTypes"); !ok {
 		m.missing("LogTypes")
-		return nil
+		return nil, nil
 	}
 	list, lines, ok := m.strList("LogTypes")
 	if ok && len(list) == 0 {
@@ -312,7 +342,7 @@ func (r *reader) logTypes(m *mapNode) []string {
 			r.errorf(lines[i], "LogTypes: invalid log type %q (want a name such as AWS.CloudTrail)", lt)
 		}
 	}
-	return list
+	return list, lines
 }
 
 func (r *reader) queryNames(m *mapNode) ([]string, []int) {
@@ -398,7 +428,7 @@ func (r *reader) scheduledQuery(m *mapNode) *ScheduledQuery {
 	q.QueryName, q.Line = r.id(m, "QueryName")
 	q.Enabled, _, _ = m.boolean("Enabled", true)
 	q.Description, _, _ = m.str("Description")
-	q.Query = r.query(m)
+	q.Query, q.QueryLine = r.query(m)
 	q.Tags, _, _ = m.strList("Tags")
 	if s, e, ok := m.str("ResultTable"); ok {
 		if tableRE.MatchString(s) {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/fstest"
 )
 
 func TestLoadGood(t *testing.T) {
@@ -466,5 +467,39 @@ func TestErrorString(t *testing.T) {
 		if got := tc.err.Error(); got != tc.want {
 			t.Errorf("Error() = %q, want %q", got, tc.want)
 		}
+	}
+}
+
+func TestLoadFSAndQueryLine(t *testing.T) {
+	fsys := fstest.MapFS{
+		"pack/rule.yml": {Data: []byte(`AnalysisType: rule
+RuleID: Test.Rule
+LogTypes: [Panther.Audit]
+Severity: Low
+Query: |
+  SELECT * FROM panther_logs.panther_audit
+`)},
+		"pack/.hidden.yml": {Data: []byte("not: a spec")},
+		"pack/query.yml": {Data: []byte(`AnalysisType: scheduled_query
+QueryName: Q
+Schedule: {RateMinutes: 5}
+Description: x
+Query: SELECT 1
+`)},
+	}
+	set, err := LoadFS(fsys, "pack")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := set.Rules["Test.Rule"]
+	if r == nil || r.File != "pack/rule.yml" || r.QueryLine != 5 {
+		t.Fatalf("rule = %+v, want file pack/rule.yml and QueryLine 5", r)
+	}
+	if q := set.ScheduledQueries["Q"]; q == nil || q.QueryLine != 5 {
+		t.Fatalf("scheduled query = %+v, want QueryLine 5", q)
+	}
+	fsys["pack/bad.yml"] = &fstest.MapFile{Data: []byte("AnalysisType: rule\nRuleID: X\nBogus: 1\n")}
+	if _, err := LoadFS(fsys, "pack"); err == nil || !strings.Contains(err.Error(), "pack/bad.yml:3:") {
+		t.Fatalf("err = %v, want an error at pack/bad.yml:3", err)
 	}
 }

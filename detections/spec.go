@@ -65,15 +65,17 @@ type Detection struct {
 	OutputIds          []string
 	// Query is the SQL text of the detection. A rule's query reads panther_logs.<table> for its
 	// log types; a scheduled rule's query reads the results of its scheduled queries.
-	Query string
-	Tests []RuleTest
+	Query     string
+	QueryLine int // the line of the Query key
+	Tests     []RuleTest
 }
 
 // Rule is a streaming rule (AnalysisType: rule): its query runs over each new batch of events
 // of its log types.
 type Rule struct {
 	Detection
-	LogTypes []string // Panther log type names, e.g. AWS.CloudTrail
+	LogTypes     []string // Panther log type names, e.g. AWS.CloudTrail
+	LogTypeLines []int    // the line of each name in LogTypes
 }
 
 // ScheduledRule is a rule over the results of scheduled queries (AnalysisType: scheduled_rule).
@@ -102,6 +104,7 @@ type ScheduledQuery struct {
 	Enabled     bool // true unless the spec says Enabled: false
 	Description string
 	Query       string
+	QueryLine   int // the line of the Query key
 	Schedule    Schedule
 	Tags        []string
 	// ResultTable, an Osprey extension, names the table of panther_views that receives the

@@ -341,3 +341,34 @@ func walkStrings(v any, fn func(string)) {
 		}
 	}
 }
+
+// Tables returns the tables a statement reads, each as "db.table" in lowercase, or "table"
+// when it names no database (a table of the default schema, or a common table expression),
+// in the order they appear, without repeats. Macros are expanded first.
+func (b *BatchDB) Tables(ctx context.Context, stmt string, now time.Time) ([]string, error) {
+	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn), nil)
+	if err != nil {
+		return nil, err
+	}
+	tree, err := b.syntaxTree(ctx, run)
+	if err != nil {
+		return nil, err
+	}
+	var tables []string
+	seen := map[string]bool{}
+	walk(tree, func(m map[string]any) {
+		if m["type"] != "BASE_TABLE" {
+			return
+		}
+		name, _ := m["table_name"].(string)
+		if db, _ := m["schema_name"].(string); db != "" {
+			name = db + "." + name
+		}
+		name = strings.ToLower(name)
+		if name != "" && !seen[name] {
+			seen[name] = true
+			tables = append(tables, name)
+		}
+	})
+	return tables, nil
+}

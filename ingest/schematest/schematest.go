@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/goccy/go-yaml"
 
 	"github.com/ospreyhq/osprey/ingest/batch"
@@ -119,6 +120,21 @@ func documentLines(data []byte) []int {
 // (see batch.AppendRowJSON). An input that is an envelope of the log type ({"Records": [...]})
 // gives a row per record. parseTime sets p_parse_time (and the year of syslog timestamps).
 func Rows(lt *logtypes.LogType, input []byte, parseTime time.Time) ([][]byte, error) {
+	rec, err := Record(lt, input, parseTime)
+	if err != nil {
+		return nil, err
+	}
+	defer rec.Release()
+	rows := make([][]byte, rec.NumRows())
+	for i := range rows {
+		rows[i] = batch.AppendRowJSON(nil, rec, i)
+	}
+	return rows, nil
+}
+
+// Record is Rows as the record batch osprey would write to the log type's table: the same
+// parser, standard fields and checks as ingest. Release it when done.
+func Record(lt *logtypes.LogType, input []byte, parseTime time.Time) (arrow.RecordBatch, error) {
 	recs := [][]byte{bytes.TrimSpace(input)}
 	if lt.Envelope != "" {
 		if elems, ok, err := stream.SplitEnvelope(recs[0], []string{lt.Envelope}); ok {
@@ -147,15 +163,11 @@ func Rows(lt *logtypes.LogType, input []byte, parseTime time.Time) ([][]byte, er
 		b.End()
 	}
 	rec := b.Build()
-	defer rec.Release()
 	if err := lt.Table.Check(rec); err != nil {
+		rec.Release()
 		return nil, fmt.Errorf("a row does not fit the table: %w", err)
 	}
-	rows := make([][]byte, rec.NumRows())
-	for i := range rows {
-		rows[i] = batch.AppendRowJSON(nil, rec, i)
-	}
-	return rows, nil
+	return rec, nil
 }
 
 // Records cuts the contents of a log file into records the way ingest does: lines, or the JSON
