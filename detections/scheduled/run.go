@@ -58,8 +58,9 @@ func (r *Runner) run(ctx context.Context, j *job, scheduled time.Time) (err erro
 	if err != nil {
 		return err
 	}
+	closed := false
 	defer func() {
-		if err != nil {
+		if !closed {
 			w.Abort()
 		}
 	}()
@@ -105,6 +106,7 @@ func (r *Runner) run(ctx context.Context, j *job, scheduled time.Time) (err erro
 	if err != nil {
 		return err
 	}
+	closed = true
 	if err := w.Close(); err != nil {
 		return err
 	}
