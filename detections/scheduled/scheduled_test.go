@@ -328,3 +328,30 @@ func TestDueMissedOnce(t *testing.T) {
 		t.Errorf("panther_views.hourly: %q, want %q", got, want)
 	}
 }
+
+// With a store handed in (osprey serve's, shared with the streaming engine), matches are
+// counted at once: the store holds them without a Prepare.
+func TestSharedStore(t *testing.T) {
+	l := newLake(t, deletionEvents()...)
+	set := specs(t,
+		querySpec("Deletions per actor", "RateMinutes: 60", "", deletionsQuery),
+		ruleSpec("Mass.Deletion", "Deletions per actor", "SELECT * FROM panther_views.deletions_per_actor WHERE deletions >= 2"),
+	)
+	store, err := alert.Open(filepath.Join(l.Dir(), "_osprey", "alerts"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var c collector
+	r := newRunner(t, l, set, Options{Alerts: store, Notify: c.notify})
+	if _, err := r.RunNow(context.Background(), "Deletions per actor", base.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	got := store.Alerts()
+	if len(got) != 1 || got[0].Events != 1 || len(c.alerts) != 1 || c.alerts[0].AlertID != got[0].AlertID {
+		t.Errorf("stored %+v, notified %+v: want one alert with 1 event", got, c.alerts)
+	}
+	if rows := sqlRows(t, l, "SELECT count(*) FROM panther_rule_matches.deletions_per_actor"); !slices.Equal(rows, []string{"1"}) {
+		t.Errorf("matches: %v, want 1", rows)
+	}
+}
