@@ -1,6 +1,7 @@
 package query
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -445,4 +446,62 @@ func writeParquet(w io.Writer, rows *Rows, cols []string) (int64, error) {
 		return n, err
 	}
 	return n, fw.Close()
+}
+
+// Records reads the rest of rows (a result of DB.Run or of a BatchDB) into record batches of
+// up to 64Ki rows, typed as Parquet results are (see the top of this file), and returns them
+// with their schema and the number of rows. A result without rows gives the schema and no
+// batch. The caller releases the batches.
+func Records(rows *sql.Rows) (*arrow.Schema, []arrow.RecordBatch, int64, error) {
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	cts, err := rows.ColumnTypes()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	typeNames := make([]string, len(cts))
+	for i, ct := range cts {
+		typeNames[i] = ct.DatabaseTypeName()
+	}
+	rw, err := newRecordWriter(cols, typeNames)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	defer rw.b.Release()
+	var recs []arrow.RecordBatch
+	fail := func(err error) (*arrow.Schema, []arrow.RecordBatch, int64, error) {
+		for _, r := range recs {
+			r.Release()
+		}
+		return nil, nil, 0, err
+	}
+	var n int64
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		clear(vals)
+		if err := rows.Scan(ptrs...); err != nil {
+			return fail(err)
+		}
+		if err := rw.add(vals); err != nil {
+			return fail(err)
+		}
+		n++
+		if rw.n >= batchRows {
+			recs = append(recs, rw.b.NewRecordBatch())
+			rw.n = 0
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	if rw.n > 0 {
+		recs = append(recs, rw.b.NewRecordBatch())
+	}
+	return rw.schema, recs, n, nil
 }

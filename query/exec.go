@@ -28,6 +28,9 @@ type Request struct {
 	Timeout time.Duration
 	// MaxRows stops the result after this many rows (Rows.Truncated tells); 0 means no limit.
 	MaxRows int64
+	// Now is the time Panther's macros count back from; zero means Options.Now. A scheduled
+	// query sets the time its run was due.
+	Now time.Time
 }
 
 // Rows is the result of a statement. Close it when done.
@@ -110,7 +113,11 @@ func (d *DB) Run(ctx context.Context, req Request) (*Rows, error) {
 	if err != nil {
 		return fail(err)
 	}
-	run, err := d.prepare(ctx, conn, stmts[0], req.Params)
+	now := req.Now
+	if now.IsZero() {
+		now = d.opts.Now()
+	}
+	run, err := d.prepare(ctx, conn, stmts[0], now, req.Params)
 	if err != nil {
 		conn.Close()
 		return fail(err)

@@ -381,13 +381,13 @@ func (d *DB) Explain(ctx context.Context, stmt string) (string, error) {
 		return "", err
 	}
 	defer conn.Close()
-	return d.prepare(ctx, conn, stmt, nil)
+	return d.prepare(ctx, conn, stmt, d.opts.Now(), nil)
 }
 
-// prepare expands macros, refuses anything but a query, and narrows tables. An EXPLAIN is
+// prepare expands macros (counting back from now), refuses anything but a query, and narrows tables. An EXPLAIN is
 // checked and narrowed by the statement it explains.
-func (d *DB) prepare(ctx context.Context, conn *sql.Conn, stmt string, params map[string]any) (string, error) {
-	expanded, err := expandMacros(stmt, d.opts.Now(), duckEval(ctx, conn), params)
+func (d *DB) prepare(ctx context.Context, conn *sql.Conn, stmt string, now time.Time, params map[string]any) (string, error) {
+	expanded, err := expandMacros(stmt, now, duckEval(ctx, conn), params)
 	if err != nil {
 		return "", err
 	}

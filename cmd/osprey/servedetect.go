@@ -16,6 +16,7 @@ import (
 	"github.com/ospreyhq/osprey/detections/alert"
 	"github.com/ospreyhq/osprey/detections/dest"
 	"github.com/ospreyhq/osprey/detections/engine"
+	"github.com/ospreyhq/osprey/detections/scheduled"
 	"github.com/ospreyhq/osprey/ingest"
 	"github.com/ospreyhq/osprey/ingest/pipeline"
 	"github.com/ospreyhq/osprey/lake"
@@ -31,6 +32,7 @@ type serveDetections struct {
 	rules  int // enabled streaming rules
 	store  *alert.Store
 	engine *engine.Engine // nil without streaming rules
+	sched  *scheduled.Runner // nil without scheduled queries
 	outbox *dest.Outbox   // nil without destinations
 	next   lateSink       // the engine's next sink, set when the pipeline builds its chain
 	log    *slog.Logger
@@ -122,6 +124,16 @@ func openServeDetections(ctx context.Context, l *lake.Lake, cfg *config.Config, 
 			return nil, err
 		}
 	}
+	if scheduled > 0 {
+		var notify func(*alert.Alert) error
+		if d.outbox != nil {
+			notify = d.outbox.Enqueue
+		}
+		if d.sched, err = newScheduleRunner(l, set, d.store, notify, log); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
@@ -180,6 +192,13 @@ func (d *serveDetections) run(ctx context.Context, wg *sync.WaitGroup, fail func
 			}
 		})
 	}
+	if d.sched != nil {
+		wg.Go(func() {
+			if err := d.sched.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				fail(fmt.Errorf("scheduled searches: %w", err))
+			}
+		})
+	}
 	if d.outbox != nil {
 		wg.Go(func() {
 			if err := d.outbox.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -194,6 +213,9 @@ func (d *serveDetections) Close() error {
 		return nil
 	}
 	var errs []error
+	if d.sched != nil {
+		errs = append(errs, d.sched.Close())
+	}
 	if d.engine != nil {
 		errs = append(errs, d.engine.Close())
 	}
@@ -226,4 +248,10 @@ func (s *lateSink) Write(ctx context.Context, db, table string, rec arrow.Record
 		return errors.New("BUG: detections engine written to before the pipeline was built")
 	}
 	return next.Write(ctx, db, table, rec)
+}
+
+// newScheduleRunner returns the runner of the set's scheduled queries and rules, counting
+// alerts in store (nil: the runner opens the lake's store when a rule needs it).
+func newScheduleRunner(l *lake.Lake, set *detections.Set, store *alert.Store, notify func(*alert.Alert) error, log *slog.Logger) (*scheduled.Runner, error) {
+	return scheduled.New(l, set, scheduled.Options{Alerts: store, Notify: notify, Logger: log})
 }

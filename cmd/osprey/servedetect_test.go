@@ -86,6 +86,17 @@ Query: |
 	if err := os.WriteFile(filepath.Join(rules, "deleted.yml"), []byte(rule), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A scheduled query that last ran three hours ago (by osprey schedule run, below): serve
+	// runs the missed runs once when it starts.
+	search := `AnalysisType: scheduled_query
+QueryName: Heartbeat
+Schedule: {RateMinutes: 60}
+ResultTable: heartbeat
+Query: SELECT 'alive' AS state
+`
+	if err := os.WriteFile(filepath.Join(rules, "search.yml"), []byte(search), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	h := &hook{failFirst: 2, attempts: map[string]int{}}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
@@ -110,6 +121,8 @@ destinations:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	threeHoursAgo := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Hour).Format(time.RFC3339)
+	osprey(t, "--lake", lakeDir, "schedule", "run", "Heartbeat", "--at", threeHoursAgo, "--detections", rules)
 	serve := func() *daemon {
 		cmd := startServeConfig(t, cfgPath)
 		return cmd
@@ -143,12 +156,19 @@ destinations:
 	if a := accepted[0]; a["ruleId"] != "Test.Detection.Deleted" || a["title"] != "Detection deleted by ana" || a["severity"] != "High" {
 		t.Errorf("alert sent: %v", a)
 	}
+	waitFor(t, "the missed runs of the scheduled query", func() bool {
+		got := lakeQuery(t, lakeDir, `SELECT count(DISTINCT p_scheduled_time) FROM panther_views.heartbeat`)
+		return len(got) == 1 && got[0] == "2"
+	})
 	if err := d.stop(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("osprey serve exited with %v:\n%s", err, d.output())
 	}
 	got := lakeQuery(t, lakeDir, `SELECT count(*), min(p_rule_id), count(DISTINCT p_alert_id) FROM panther_rule_matches.panther_audit`)
 	if len(got) != 1 || got[0] != "2 Test.Detection.Deleted 1" {
 		t.Errorf("rule matches: %v", got)
+	}
+	if got := lakeQuery(t, lakeDir, `SELECT count(DISTINCT p_scheduled_time) FROM panther_views.heartbeat`); len(got) != 1 || got[0] != "2" {
+		t.Errorf("runs of the scheduled query: %v, want 2 (by hand, then the missed runs once)", got)
 	}
 	// A restart with the same events replayed nowhere: nothing is sent again.
 	d = serve()

@@ -245,3 +245,76 @@ func (e *Engine) writeErrors(ctx context.Context, table string, rec arrow.Record
 	}
 	return nil
 }
+
+// MatchRecord returns rec's rows with the columns of panther_rule_matches added, for callers
+// that count matches without an Engine (scheduled rules): row i matched rule info and was
+// assigned as[i], with alert context contexts[i] (nil: none). contexts may be nil.
+func MatchRecord(rec arrow.RecordBatch, info *alert.Rule, as []alert.Assignment, contexts []json.RawMessage) arrow.RecordBatch {
+	if int64(len(as)) != rec.NumRows() {
+		panic("BUG: MatchRecord: one assignment per row needed")
+	}
+	mem := memory.DefaultAllocator
+	alertID := array.NewStringBuilder(mem)
+	created := array.NewTimestampBuilder(mem, tsType)
+	updated := array.NewTimestampBuilder(mem, tsType)
+	alertCtx := array.NewStringBuilder(mem)
+	alertSev := array.NewStringBuilder(mem)
+	ruleID := array.NewStringBuilder(mem)
+	ruleSev := array.NewStringBuilder(mem)
+	tags := array.NewListBuilder(mem, arrow.BinaryTypes.String)
+	reports := array.NewStringBuilder(mem)
+	for i, a := range as {
+		alertID.Append(a.AlertID)
+		created.AppendTime(a.Created)
+		updated.AppendTime(a.Updated)
+		if i < len(contexts) && contexts[i] != nil {
+			alertCtx.Append(string(contexts[i]))
+		} else {
+			alertCtx.AppendNull()
+		}
+		alertSev.Append(a.Severity)
+		ruleID.Append(info.ID)
+		ruleSev.Append(info.Severity)
+		appendStrings(tags, info.Tags)
+		appendReports(reports, info.Reports)
+	}
+	return withColumns(rec, matchFields, alertID, created, updated, alertCtx, alertSev, ruleID, ruleSev, tags, reports)
+}
+
+// ErrorRecord returns rec's rows with the columns of panther_rule_errors added: rule info
+// failed on them with ruleErr at the time at.
+func ErrorRecord(rec arrow.RecordBatch, info *alert.Rule, ruleErr error, at time.Time) arrow.RecordBatch {
+	mem := memory.DefaultAllocator
+	ruleID := array.NewStringBuilder(mem)
+	ruleSev := array.NewStringBuilder(mem)
+	tags := array.NewListBuilder(mem, arrow.BinaryTypes.String)
+	reports := array.NewStringBuilder(mem)
+	msg := array.NewStringBuilder(mem)
+	ts := array.NewTimestampBuilder(mem, tsType)
+	for range rec.NumRows() {
+		ruleID.Append(info.ID)
+		ruleSev.Append(info.Severity)
+		appendStrings(tags, info.Tags)
+		appendReports(reports, info.Reports)
+		msg.Append(ruleErr.Error())
+		ts.AppendTime(at)
+	}
+	return withColumns(rec, errorFields, ruleID, ruleSev, tags, reports, msg, ts)
+}
+
+// withColumns returns rec with the columns of builders (releasing them) added as fields.
+func withColumns(rec arrow.RecordBatch, fields []arrow.Field, builders ...array.Builder) arrow.RecordBatch {
+	cols := slices.Clone(rec.Columns())
+	var added []arrow.Array
+	for _, b := range builders {
+		a := b.NewArray()
+		b.Release()
+		added = append(added, a)
+		cols = append(cols, a)
+	}
+	out := array.NewRecordBatch(withFields(rec.Schema(), fields), cols, rec.NumRows())
+	for _, a := range added {
+		a.Release()
+	}
+	return out
+}
