@@ -31,10 +31,10 @@ type serveDetections struct {
 	set    *detections.Set
 	rules  int // enabled streaming rules
 	store  *alert.Store
-	engine *engine.Engine // nil without streaming rules
+	engine *engine.Engine    // nil without streaming rules
 	sched  *scheduled.Runner // nil without scheduled queries
-	outbox *dest.Outbox   // nil without destinations
-	next   lateSink       // the engine's next sink, set when the pipeline builds its chain
+	outbox *dest.Outbox      // nil without destinations
+	next   lateSink          // the engine's next sink, set when the pipeline builds its chain
 	log    *slog.Logger
 }
 
