@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -344,7 +345,7 @@ func walkStrings(v any, fn func(string)) {
 
 // Tables returns the tables a statement reads, each as "db.table" in lowercase, or "table"
 // when it names no database (a table of the default schema, or a common table expression),
-// in the order they appear, without repeats. Macros are expanded first.
+// sorted, without repeats. Macros are expanded first.
 func (b *BatchDB) Tables(ctx context.Context, stmt string, now time.Time) ([]string, error) {
 	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn), nil)
 	if err != nil {
@@ -370,5 +371,6 @@ func (b *BatchDB) Tables(ctx context.Context, stmt string, now time.Time) ([]str
 			tables = append(tables, name)
 		}
 	})
+	sort.Strings(tables) // walk visits maps in no fixed order
 	return tables, nil
 }

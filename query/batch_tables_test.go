@@ -26,6 +26,6 @@ func TestBatchTables(t *testing.T) {
 	}
 	f("SELECT * FROM panther_logs.Panther_Audit WHERE p_occurs_since('1 day')", "panther_logs.panther_audit")
 	f("WITH x AS (SELECT * FROM panther_logs.a) SELECT * FROM x JOIN panther_views.b USING (id) WHERE id IN (SELECT id FROM panther_logs.a)",
-		"panther_logs.a", "x", "panther_views.b")
+		"panther_logs.a", "panther_views.b", "x")
 	f("SELECT 1")
 }

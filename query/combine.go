@@ -101,7 +101,7 @@ func (b *BatchDB) Combine(ctx context.Context, db, table string, stmts []string)
 			always = true
 			cond = trueConstant()
 		}
-		if !pre.addCondition(cond) {
+		if !pre.addRule(cond) {
 			prefilterAll = false
 		}
 		cols = append(cols, map[string]any{

@@ -9,74 +9,106 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 )
 
-// Most streaming rules test a string column against constants before anything else, and most
-// rows of a batch concern no rule. A Prefilter holds one such necessary condition of each
-// combined rule (a top-level conjunct of its WHERE) and evaluates their union on the Arrow
-// batch, before anything is written for DuckDB: rows it rejects match no rule, so only the
-// rows it keeps need to be bound and scanned. It keeps a superset of the matching rows; DuckDB
-// still tests each rule's whole condition.
+// Most streaming rules test string columns against constants before anything else, and most
+// rows of a batch concern no rule. A Prefilter holds, for each combined rule, the top-level
+// conjuncts of its WHERE it understands (all of them must hold for the rule to match), and
+// evaluates the rules' union on the Arrow batch, before anything is written for DuckDB: rows it
+// rejects match no rule, so only the rows it keeps need to be bound and scanned. It keeps a
+// superset of the matching rows; DuckDB still tests each rule's whole condition.
 //
 // The conjuncts it understands, on a string column or struct field (or a list of strings for
 // the last one), with string constants:
 //
-//	col = 'c'   col IN ('a', 'b')   col LIKE 'prefix%...'   starts_with(col, 'p') / prefix(col, 'p')
+//	col = 'c'   col <> 'c'   col IN ('a', 'b')   col LIKE 'pattern'   starts_with(col, 'p') / prefix(col, 'p')
 //	list_contains(col, 'c') (and list_has, array_contains, array_has)
 //
-// DuckDB compares strings byte by byte (no collation is set), as the prefilter does; NULL
-// never satisfies these conjuncts.
+// A LIKE pattern with % only is matched exactly; one with _ by its literal prefix. DuckDB
+// compares strings byte by byte (no collation is set), as the prefilter does; NULL never
+// satisfies these conjuncts. A conjunct whose column is not a string (or list of strings) in
+// a batch is left out for that batch: the rest still must hold.
 type Prefilter struct {
-	cols []*filterCol
+	paths [][]string // the columns the conjuncts test, as written (lower case), maybe qualified
+	rules []pfRule
+	// leads indexes the rules that have an equality conjunct by its column and constants, so
+	// that a row costs one hash lookup per column instead of a test per rule.
+	leadCols []int              // the columns of leads, in a fixed order
+	leadMaps []map[string][]int // leads of each of leadCols
+	leads    map[int]map[string][]int
+	noLead   []int // the other rules
 }
 
-// filterCol is the conditions on one column: the row is kept when any holds.
-type filterCol struct {
-	path     []string // the column reference as written (lower case), maybe qualified
-	equal    map[string]struct{}
-	prefixes []string
-	listHas  map[string]struct{}
+type pfRule struct {
+	conds []pfCond
+	lead  int // the index in conds of the equality indexed in leads; -1 if none
 }
 
-// necessary kinds.
+// pfCond is one conjunct.
+type pfCond struct {
+	col  int // index in paths
+	kind int
+	set  map[string]struct{} // condEqual, condListHas
+	like likePattern         // condLike
+}
+
+// Conjunct kinds.
 const (
 	condEqual = iota
-	condPrefix
+	condNotEqual
+	condLike
 	condListHas
 )
 
-// addCondition records a rule's necessary condition; ok is false when cond has no conjunct of
-// a kind the prefilter understands.
-func (p *Prefilter) addCondition(cond any) bool {
-	path, kind, values, ok := necessaryOf(cond)
-	if !ok {
-		return false
-	}
-	key := strings.Join(path, "\x00")
-	var fc *filterCol
-	for _, c := range p.cols {
-		if strings.Join(c.path, "\x00") == key {
-			fc = c
-		}
-	}
-	if fc == nil {
-		fc = &filterCol{path: path, equal: map[string]struct{}{}, listHas: map[string]struct{}{}}
-		p.cols = append(p.cols, fc)
-	}
-	for _, v := range values {
-		switch kind {
-		case condEqual:
-			fc.equal[v] = struct{}{}
-		case condPrefix:
-			fc.prefixes = append(fc.prefixes, v)
-		case condListHas:
-			fc.listHas[v] = struct{}{}
-		}
-	}
-	return true
+// likePattern is a LIKE pattern as literal segments between % wildcards: prefix%mid...%suffix.
+// exact is set when the pattern has no wildcard.
+type likePattern struct {
+	prefix, suffix string
+	mids           []string
+	wild           bool // at least one %
 }
 
-// necessaryOf returns the first top-level conjunct of cond the prefilter understands: the
-// column it tests and its constants.
-func necessaryOf(cond any) (path []string, kind int, values []string, ok bool) {
+func parseLike(p string) (likePattern, bool) {
+	if i := strings.IndexByte(p, '_'); i >= 0 {
+		// Only the literal text before the first wildcard is used.
+		pre := p[:i]
+		if j := strings.IndexByte(pre, '%'); j >= 0 {
+			pre = pre[:j]
+		}
+		return likePattern{prefix: pre, wild: true}, pre != ""
+	}
+	parts := strings.Split(p, "%")
+	if len(parts) == 1 {
+		return likePattern{prefix: p}, true
+	}
+	lp := likePattern{prefix: parts[0], suffix: parts[len(parts)-1], wild: true}
+	for _, m := range parts[1 : len(parts)-1] {
+		if m != "" {
+			lp.mids = append(lp.mids, m)
+		}
+	}
+	return lp, lp.prefix != "" || lp.suffix != "" || len(lp.mids) > 0
+}
+
+func (lp *likePattern) match(v string) bool {
+	if !lp.wild {
+		return v == lp.prefix
+	}
+	if !strings.HasPrefix(v, lp.prefix) {
+		return false
+	}
+	v = v[len(lp.prefix):]
+	for _, m := range lp.mids {
+		i := strings.Index(v, m)
+		if i < 0 {
+			return false
+		}
+		v = v[i+len(m):]
+	}
+	return strings.HasSuffix(v, lp.suffix)
+}
+
+// addRule records a rule's condition; ok is false when cond has no conjunct the prefilter
+// understands.
+func (p *Prefilter) addRule(cond any) bool {
 	var conjuncts []any
 	var flatten func(v any)
 	flatten = func(v any) {
@@ -90,22 +122,67 @@ func necessaryOf(cond any) (path []string, kind int, values []string, ok bool) {
 		conjuncts = append(conjuncts, v)
 	}
 	flatten(cond)
-	// Equality first: a hash lookup, and the most selective in practice.
-	for _, want := range []int{condEqual, condListHas, condPrefix} {
-		for _, c := range conjuncts {
-			if p, k, v, ok := understand(c); ok && k == want {
-				return p, k, v, true
-			}
+	r := pfRule{lead: -1}
+	for _, c := range conjuncts {
+		path, pc, ok := understand(c)
+		if !ok {
+			continue
+		}
+		pc.col = p.pathIndex(path)
+		if pc.kind == condEqual && r.lead < 0 {
+			r.lead = len(r.conds)
+		}
+		r.conds = append(r.conds, pc)
+	}
+	if len(r.conds) == 0 {
+		return false
+	}
+	if p.leads == nil {
+		p.leads = map[int]map[string][]int{}
+	}
+	idx := len(p.rules)
+	p.rules = append(p.rules, r)
+	if r.lead < 0 {
+		p.noLead = append(p.noLead, idx)
+		return true
+	}
+	lc := r.conds[r.lead]
+	m := p.leads[lc.col]
+	if m == nil {
+		m = map[string][]int{}
+		p.leads[lc.col] = m
+		p.leadCols = append(p.leadCols, lc.col)
+		p.leadMaps = append(p.leadMaps, m)
+	}
+	for v := range lc.set {
+		m[v] = append(m[v], idx)
+	}
+	return true
+}
+
+func (p *Prefilter) pathIndex(path []string) int {
+	key := strings.Join(path, "\x00")
+	for i, q := range p.paths {
+		if strings.Join(q, "\x00") == key {
+			return i
 		}
 	}
-	return nil, 0, nil, false
+	p.paths = append(p.paths, path)
+	return len(p.paths) - 1
 }
 
 // understand reads one conjunct.
-func understand(c any) (path []string, kind int, values []string, ok bool) {
+func understand(c any) ([]string, pfCond, bool) {
 	m, _ := c.(map[string]any)
 	if m == nil {
-		return nil, 0, nil, false
+		return nil, pfCond{}, false
+	}
+	set := func(vals ...string) map[string]struct{} {
+		s := make(map[string]struct{}, len(vals))
+		for _, v := range vals {
+			s[v] = struct{}{}
+		}
+		return s
 	}
 	switch {
 	case m["class"] == "COMPARISON" && m["type"] == "COMPARE_EQUAL":
@@ -116,7 +193,17 @@ func understand(c any) (path []string, kind int, values []string, ok bool) {
 		p, okc := colPath(l)
 		v, okv := stringConst(r)
 		if okc && okv {
-			return p, condEqual, []string{v}, true
+			return p, pfCond{kind: condEqual, set: set(v)}, true
+		}
+	case m["class"] == "COMPARISON" && m["type"] == "COMPARE_NOTEQUAL":
+		l, r := m["left"], m["right"]
+		if _, ok := colPath(l); !ok {
+			l, r = r, l
+		}
+		p, okc := colPath(l)
+		v, okv := stringConst(r)
+		if okc && okv {
+			return p, pfCond{kind: condNotEqual, set: set(v)}, true
 		}
 	case m["class"] == "OPERATOR" && m["type"] == "COMPARE_IN":
 		children, _ := m["children"].([]any)
@@ -127,14 +214,15 @@ func understand(c any) (path []string, kind int, values []string, ok bool) {
 		if !okc {
 			break
 		}
+		var vals []string
 		for _, ch := range children[1:] {
 			v, ok := stringConst(ch)
 			if !ok {
-				return nil, 0, nil, false
+				return nil, pfCond{}, false
 			}
-			values = append(values, v)
+			vals = append(vals, v)
 		}
-		return p, condEqual, values, true
+		return p, pfCond{kind: condEqual, set: set(vals...)}, true
 	case m["class"] == "FUNCTION":
 		name, _ := m["function_name"].(string)
 		children, _ := m["children"].([]any)
@@ -148,20 +236,21 @@ func understand(c any) (path []string, kind int, values []string, ok bool) {
 		}
 		switch strings.ToLower(name) {
 		case "~~": // LIKE
-			i := strings.IndexAny(v, "%_")
-			if i < 0 {
-				return p, condEqual, []string{v}, true
-			}
-			if i > 0 {
-				return p, condPrefix, []string{v[:i]}, true
+			if lp, ok := parseLike(v); ok {
+				if !lp.wild {
+					return p, pfCond{kind: condEqual, set: set(v)}, true
+				}
+				return p, pfCond{kind: condLike, like: lp}, true
 			}
 		case "starts_with", "prefix", "^@":
-			return p, condPrefix, []string{v}, true
+			if v != "" {
+				return p, pfCond{kind: condLike, like: likePattern{prefix: v, wild: true}}, true
+			}
 		case "list_contains", "list_has", "array_contains", "array_has":
-			return p, condListHas, []string{v}, true
+			return p, pfCond{kind: condListHas, set: set(v)}, true
 		}
 	}
-	return nil, 0, nil, false
+	return nil, pfCond{}, false
 }
 
 func colPath(v any) ([]string, bool) {
@@ -200,34 +289,34 @@ func stringConst(v any) (string, bool) {
 	return s, ok
 }
 
-// Select returns, for each batch, the rows that may match a rule, and their count. A batch
-// whose columns do not resolve the prefilter's paths to strings (or lists of strings) keeps
-// every row.
+// Select returns, for each batch, the rows that may match a rule, and their count.
 func (p *Prefilter) Select(db, table string, recs []arrow.RecordBatch) ([][]int32, int) {
 	sel := make([][]int32, len(recs))
 	total := 0
 	for i, rec := range recs {
-		cols := make([]any, len(p.cols))
-		all := false
-		for j, fc := range p.cols {
-			a, ok := resolve(rec, db, table, fc.path)
-			if !ok {
-				all = true
-				break
-			}
-			switch a := a.(type) {
-			case strings_:
-			case *array.List:
-				if _, ok := a.ListValues().(*array.String); !ok {
-					all = true
+		cols := make([]any, len(p.paths))
+		complete := true // every path resolved
+		for j, path := range p.paths {
+			a, ok := resolve(rec, db, table, path)
+			if ok {
+				switch a := a.(type) {
+				case strings_:
+				case *array.List:
+					if _, isStr := a.ListValues().(*array.String); !isStr {
+						ok = false
+					}
+				default:
+					ok = false
 				}
-			default:
-				all = true
 			}
-			cols[j] = a
+			if ok {
+				cols[j] = a
+			} else {
+				complete = false
+			}
 		}
 		n := int(rec.NumRows())
-		if all {
+		if !complete && !p.usable(cols) {
 			rows := make([]int32, n)
 			for r := range rows {
 				rows[r] = int32(r)
@@ -236,9 +325,24 @@ func (p *Prefilter) Select(db, table string, recs []arrow.RecordBatch) ([][]int3
 			total += n
 			continue
 		}
+		// Rules whose indexed equality is on a column this batch cannot read are tested
+		// one by one (their other conjuncts still count).
+		leadOK := make([]bool, len(p.paths))
+		for _, col := range p.leadCols {
+			_, leadOK[col] = cols[col].(strings_)
+		}
+		unindexed := p.noLead
+		for ri, r := range p.rules {
+			if r.lead >= 0 && !leadOK[r.conds[r.lead].col] {
+				if len(unindexed) == len(p.noLead) {
+					unindexed = append([]int(nil), p.noLead...)
+				}
+				unindexed = append(unindexed, ri)
+			}
+		}
 		var rows []int32
 		for r := range n {
-			if p.keep(cols, r) {
+			if p.keep(cols, leadOK, unindexed, r) {
 				rows = append(rows, int32(r))
 			}
 		}
@@ -248,37 +352,108 @@ func (p *Prefilter) Select(db, table string, recs []arrow.RecordBatch) ([][]int3
 	return sel, total
 }
 
-// keep reports whether row r satisfies a condition of some column.
-func (p *Prefilter) keep(cols []any, r int) bool {
-	for j, fc := range p.cols {
-		switch a := cols[j].(type) {
-		case strings_:
+// usable reports whether every rule keeps a conjunct on a resolved column (else any row may
+// match it).
+func (p *Prefilter) usable(cols []any) bool {
+	for _, r := range p.rules {
+		ok := false
+		for _, c := range r.conds {
+			ok = ok || c.usable(cols[c.col])
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *pfCond) usable(col any) bool {
+	switch col.(type) {
+	case strings_:
+		return c.kind != condListHas
+	case *array.List:
+		return c.kind == condListHas
+	}
+	return false
+}
+
+// holds reports whether row r satisfies the conjunct; a conjunct on a column it cannot read
+// holds (it rules nothing out).
+func (c *pfCond) holds(col any, r int) bool {
+	switch a := col.(type) {
+	case strings_:
+		switch c.kind {
+		case condEqual:
 			if a.IsNull(r) {
-				continue
+				return false
 			}
-			v := a.Value(r)
-			if _, ok := fc.equal[v]; ok {
+			_, ok := c.set[a.Value(r)]
+			return ok
+		case condNotEqual:
+			if a.IsNull(r) {
+				return false
+			}
+			_, ok := c.set[a.Value(r)]
+			return !ok
+		case condLike:
+			return !a.IsNull(r) && c.like.match(a.Value(r))
+		}
+	case *array.List:
+		if c.kind != condListHas {
+			return true
+		}
+		if a.IsNull(r) {
+			return false
+		}
+		vals := a.ListValues().(*array.String)
+		start, end := a.ValueOffsets(r)
+		for k := start; k < end; k++ {
+			if !vals.IsNull(int(k)) {
+				if _, ok := c.set[vals.Value(int(k))]; ok {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return true
+}
+
+func (p *Prefilter) ruleHolds(r *pfRule, cols []any, row int, skip int) bool {
+	for k := range r.conds {
+		if k == skip {
+			continue
+		}
+		c := &r.conds[k]
+		if !c.holds(cols[c.col], row) {
+			return false
+		}
+	}
+	return true
+}
+
+// keep reports whether a row may match a rule: the rules with an equality are found by the
+// row's value in the indexed columns (leadOK), the others (unindexed) are tested one by one.
+// A conjunct on a column the batch cannot read holds.
+func (p *Prefilter) keep(cols []any, leadOK []bool, unindexed []int, row int) bool {
+	for i, col := range p.leadCols {
+		if !leadOK[col] {
+			continue
+		}
+		a := cols[col].(strings_)
+		if a.IsNull(row) {
+			continue
+		}
+		for _, ri := range p.leadMaps[i][a.Value(row)] {
+			r := &p.rules[ri]
+			if p.ruleHolds(r, cols, row, r.lead) {
 				return true
 			}
-			for _, pre := range fc.prefixes {
-				if strings.HasPrefix(v, pre) {
-					return true
-				}
-			}
-		case *array.List:
-			if a.IsNull(r) || len(fc.listHas) == 0 {
-				continue
-			}
-			vals := a.ListValues().(*array.String)
-			start, end := a.ValueOffsets(r)
-			for k := start; k < end; k++ {
-				if vals.IsNull(int(k)) {
-					continue
-				}
-				if _, ok := fc.listHas[vals.Value(int(k))]; ok {
-					return true
-				}
-			}
+		}
+	}
+	for _, ri := range unindexed {
+		if p.ruleHolds(&p.rules[ri], cols, row, -1) {
+			return true
 		}
 	}
 	return false

@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -32,6 +31,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/ospreyhq/osprey/detections"
 	"github.com/ospreyhq/osprey/detections/alert"
@@ -104,6 +105,8 @@ type tableRules struct {
 	rowID bool        // bind p_row_id (rules that run alone find their matches by it)
 	proj  *projection // nil until the first batch after a reset
 	plan  *plan       // nil until the first batch after a reset
+	// prefiltered is set once a plan had a prefilter, and stays set (see Keeps).
+	prefiltered atomic.Bool
 
 	pmu         sync.Mutex
 	pending     []arrow.RecordBatch // small batches waiting for the rules, retained
@@ -239,7 +242,9 @@ const evalRows = 32768
 // Keeps tells ingest whether Write keeps the record after it returns (see ingest.Keeper): the
 // engine keeps the small batches of tables that rules watch until it runs the rules on them.
 func (e *Engine) Keeps(db, table string, rows int64) bool {
-	return db == DBLogs && e.tables[table] != nil && rows < evalRows
+	tr := e.tables[table]
+	// Once a table's rules have a prefilter, Write copies the rows it keeps instead.
+	return db == DBLogs && tr != nil && rows < evalRows && !tr.prefiltered.Load()
 }
 
 // Write writes rec and runs the rules of its table on it, now or (a small batch) later; see
@@ -252,14 +257,75 @@ func (e *Engine) Write(ctx context.Context, db, table string, rec arrow.RecordBa
 	if tr == nil || db != DBLogs || rec.NumRows() == 0 {
 		return nil
 	}
+	tr.mu.Lock()
+	var pf *query.Prefilter
+	if tr.plan != nil {
+		pf = tr.plan.prefilter
+	}
+	tr.mu.Unlock()
+	if pf != nil {
+		// Only the rows that may match wait for the rules, copied: the batch itself is done
+		// with, and the rules run on many batches' candidates at once.
+		sel, n := pf.Select(DBLogs, table, []arrow.RecordBatch{rec})
+		e.prefiltered.Add(rec.NumRows() - int64(n))
+		if n == 0 {
+			return nil
+		}
+		cand, err := takeSelected(ctx, rec, sel[0], rec.NumRows() < evalRows && !tr.prefiltered.Load())
+		if err != nil {
+			return fmt.Errorf("detections: %w", err)
+		}
+		return e.wait(ctx, tr, cand)
+	}
 	if rec.NumRows() >= evalRows {
 		return e.evaluate(ctx, tr, []arrow.RecordBatch{rec})
 	}
+	if tr.prefiltered.Load() {
+		// Keeps may have said no (the plan changed since): keep a copy.
+		all := make([]int32, rec.NumRows())
+		for i := range all {
+			all[i] = int32(i)
+		}
+		cp, err := takeSelected(ctx, rec, all, true)
+		if err != nil {
+			return fmt.Errorf("detections: %w", err)
+		}
+		return e.wait(ctx, tr, cp)
+	}
 	rec.Retain()
+	return e.wait(ctx, tr, rec)
+}
+
+// takeSelected returns a batch of some rows of rec (compute's take: one copy however scattered
+// the rows). When every row is selected and owned is set (the engine may keep rec: see Keeps),
+// rec itself is returned, retained.
+func takeSelected(ctx context.Context, rec arrow.RecordBatch, rows []int32, owned bool) (arrow.RecordBatch, error) {
+	if owned && int64(len(rows)) == rec.NumRows() {
+		rec.Retain()
+		return rec, nil
+	}
+	b := array.NewInt32Builder(memory.DefaultAllocator)
+	b.AppendValues(rows, nil)
+	idx := b.NewArray()
+	b.Release()
+	defer idx.Release()
+	recDatum := compute.NewDatum(rec)
+	defer recDatum.Release()
+	idxDatum := compute.NewDatum(idx)
+	defer idxDatum.Release()
+	out, err := compute.Take(ctx, *compute.DefaultTakeOptions(), recDatum, idxDatum)
+	if err != nil {
+		return nil, err
+	}
+	return out.(*compute.RecordDatum).Value, nil
+}
+
+// wait adds a batch (which the engine owns) to those waiting for the table's rules, and runs
+// them when enough rows wait.
+func (e *Engine) wait(ctx context.Context, tr *tableRules, rec arrow.RecordBatch) error {
 	tr.pmu.Lock()
 	var ready, other []arrow.RecordBatch
 	if len(tr.pending) > 0 && !tr.pending[0].Schema().Equal(rec.Schema()) {
-		fmt.Fprintf(os.Stderr, "DEBUG schema differs:\n%s\n----\n%s\n", tr.pending[0].Schema(), rec.Schema())
 		other, tr.pending, tr.pendingRows = tr.pending, nil, 0 // the table's columns changed
 	}
 	if len(tr.pending) == 0 {
@@ -404,30 +470,21 @@ func (e *Engine) evaluate(ctx context.Context, tr *tableRules, recs []arrow.Reco
 	for _, rec := range recs {
 		rows += rec.NumRows()
 	}
-	tr.mu.Lock()
-	p := tr.plan
-	tr.mu.Unlock()
-	var sel [][]int32 // the rows bound, by batch; nil: all
-	if p != nil && p.prefilter != nil {
-		var n int
-		sel, n = p.prefilter.Select(DBLogs, tr.table, recs)
-		e.prefiltered.Add(rows - int64(n))
-		if n == 0 {
-			// No row can match: nothing to bind or run.
-			e.batches.Add(1)
-			e.evalNano.Add(int64(time.Since(start)))
-			return nil
-		}
-	}
+	// The plan is worked out on the batch's columns bound empty, so that the first batch is
+	// prefiltered too.
+	var p *plan
 	for {
-		projs := make([]arrow.RecordBatch, len(recs))
-		for i, rec := range recs {
-			projs[i] = tr.project(rec)
+		tr.mu.Lock()
+		p = tr.plan
+		tr.mu.Unlock()
+		if p != nil {
+			break
 		}
-		err := db.BindRows(ctx, DBLogs, tr.table, projs, sel)
-		for _, p := range projs {
-			p.Release()
-		}
+		proj := tr.project(recs[0])
+		empty := proj.NewSlice(0, 0)
+		proj.Release()
+		err := db.Bind(ctx, DBLogs, tr.table, empty)
+		empty.Release()
 		if err != nil {
 			return fmt.Errorf("detections: %w", err)
 		}
@@ -438,6 +495,29 @@ func (e *Engine) evaluate(ctx context.Context, tr *tableRules, recs []arrow.Reco
 		if !retry {
 			break
 		}
+	}
+	var sel [][]int32 // the rows bound, by batch; nil: all
+	if p.prefilter != nil {
+		var n int
+		sel, n = p.prefilter.Select(DBLogs, tr.table, recs)
+		e.prefiltered.Add(rows - int64(n))
+		if n == 0 {
+			// No row can match: nothing to bind or run.
+			e.batches.Add(1)
+			e.evalNano.Add(int64(time.Since(start)))
+			return nil
+		}
+	}
+	projs := make([]arrow.RecordBatch, len(recs))
+	for i, rec := range recs {
+		projs[i] = tr.project(rec)
+	}
+	err := db.BindRows(ctx, DBLogs, tr.table, projs, sel)
+	for _, p := range projs {
+		p.Release()
+	}
+	if err != nil {
+		return fmt.Errorf("detections: %w", err)
 	}
 	if sel != nil && p.prefilter == nil {
 		return errors.New("BUG: rows prefiltered for a plan without a prefilter")
@@ -598,6 +678,9 @@ func (e *Engine) plan(ctx context.Context, db *query.BatchDB, tr *tableRules, no
 	p.union = strings.Join(parts, "\nUNION ALL\n")
 	if len(p.members) == 0 && len(p.alone) == 0 {
 		p.prefilter = c.Prefilter
+	}
+	if p.prefilter != nil {
+		tr.prefiltered.Store(true)
 	}
 	tr.plan = p
 	if len(p.members) == 0 && len(p.alone) == 0 && tr.rowID && !tr.refersTo(fieldRowID) {

@@ -21,6 +21,10 @@ func TestPrefilterAgrees(t *testing.T) {
 		"qualify":  ruleSpec("Qualified", "SELECT * FROM panther_logs.panther_audit WHERE panther_audit.userAgent = 'curl/8.0'", ""),
 		"list":     ruleSpec("List", "SELECT * FROM panther_logs.panther_audit WHERE list_contains(p_any_ip_addresses, '203.0.113.9')", ""),
 		"nullable": ruleSpec("NullableStruct", "SELECT * FROM panther_logs.panther_audit WHERE errors IS NOT NULL AND actionName = 'LIST_ALERTS'", ""),
+		"contains": ruleSpec("Contains", "SELECT * FROM panther_logs.panther_audit WHERE actionName = 'SIGN_IN' AND userAgent LIKE '%url/%'", ""),
+		"suffix":   ruleSpec("Suffix", "SELECT * FROM panther_logs.panther_audit WHERE actor.name LIKE '%na' AND actionResult IN ('FAILED', 'PARTIALLY_FAILED')", ""),
+		"multi":    ruleSpec("Multi", "SELECT * FROM panther_logs.panther_audit WHERE actionName IN ('CREATE_USER', 'DELETE_USER') AND actor.type = 'TOKEN' AND actionResult = 'FAILED'", ""),
+		"json":     ruleSpec("NotAString", "SELECT * FROM panther_logs.panther_audit WHERE actionName = 'GET_USER' AND (actionDetails->>'k') = 'v'", ""),
 	}
 	set := rules(t, specs)
 	dir := t.TempDir()
@@ -52,6 +56,9 @@ func TestPrefilterAgrees(t *testing.T) {
 			if rng.IntN(4) == 0 {
 				extra += `,"errors":[{"message":"denied"}]`
 			}
+			if rng.IntN(2) == 0 {
+				extra += `,"actionDetails":{"k":"v"}`
+			}
 			lines = append(lines, fmt.Sprintf(`{"actionName":%q,"actionResult":%q,"actor":%s%s%s,"timestamp":"2026-11-20 08:%02d:%02d.000","pantherVersion":"1"}`,
 				actions[rng.IntN(len(actions))], results[rng.IntN(len(results))], actor, ipField, extra, (n/60)%60, n%60))
 		}
@@ -65,7 +72,8 @@ func TestPrefilterAgrees(t *testing.T) {
 		t.Fatalf("the prefilter spared no row: stats %+v", st)
 	}
 	t.Logf("%d events, %d rows prefiltered away", total, st.Prefiltered)
-	for _, id := range []string{"Eq", "In", "Like", "LikeUnderscore", "Starts", "Struct", "Qualified", "List", "NullableStruct"} {
+	for _, id := range []string{"Eq", "In", "Like", "LikeUnderscore", "Starts", "Struct", "Qualified", "List", "NullableStruct",
+		"Contains", "Suffix", "Multi", "NotAString"} {
 		var q string
 		for _, r := range set.Rules {
 			if r.RuleID == id {
