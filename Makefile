@@ -2,7 +2,7 @@
 
 GO ?= go
 
-.PHONY: build test test-deps check tools bench bench-go bench-serve bench-query quickstart clean
+.PHONY: build test test-deps check tools bench bench-go bench-serve bench-query bench-detect bench-alerts quickstart clean
 
 build:
 	$(GO) build -o bin/osprey ./cmd/osprey
@@ -35,6 +35,14 @@ bench: build
 # Load test of osprey serve: events/s over HTTP, ack latency p50/p99, daemon RSS.
 bench-serve: build
 	bin/osprey-bench serve --duration 30s
+
+# Streaming rules: ingest with 50 rules against none, same input, same run (target 70%).
+bench-detect: build
+	bin/osprey-bench detect --rules 50 --size 1GiB --runs 3
+
+# Alert latency of osprey serve at 5,000 events/s with 50 rules: POST to webhook (target p99 2 s).
+bench-alerts: build
+	bin/osprey-bench alerts --rate 5000 --duration 30s --rules 50
 
 # The query side: 90-day vs 1-day lake, full scan vs one compacted file, shell startup
 # (50M rows, several GB in the temporary directory, kept for the next run; see README).

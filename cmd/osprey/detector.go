@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 
+	"github.com/ospreyhq/osprey/config"
 	"github.com/ospreyhq/osprey/detections"
 	"github.com/ospreyhq/osprey/detections/alert"
 	"github.com/ospreyhq/osprey/detections/engine"
@@ -25,10 +26,10 @@ type detector struct {
 	rules  int // enabled rules
 }
 
-// openDetector loads the rules of dirs and starts an engine writing to next. It returns nil
+// openDetector loads the rules of specs and starts an engine writing to next. It returns nil
 // when no rule is enabled.
-func openDetector(ctx context.Context, l *lake.Lake, dirs []string, next engine.Sink, workers int, notify func(*alert.Alert) error, log *slog.Logger) (*detector, error) {
-	set, err := loadDetections(dirs)
+func openDetector(ctx context.Context, l *lake.Lake, specs config.Detections, next engine.Sink, workers int, notify func(*alert.Alert) error, log *slog.Logger) (*detector, error) {
+	set, err := loadConfigured(specs)
 	if err != nil {
 		return nil, err
 	}

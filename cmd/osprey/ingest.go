@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/ospreyhq/osprey/config"
 	"github.com/ospreyhq/osprey/ingest"
 	"github.com/ospreyhq/osprey/ingest/batch"
 	"github.com/ospreyhq/osprey/ingest/logtypes"
@@ -40,6 +41,7 @@ type ingestOptions struct {
 	progress    string
 	memLimit    string
 	detections  []string
+	builtinDet  bool
 	noDetect    bool
 
 	objects bool
@@ -107,6 +109,7 @@ credential chain.`,
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only failures")
 	f.StringVar(&o.progress, "progress", "auto", "show a progress bar: auto (when stderr is a terminal), always or never")
 	f.StringArrayVar(&o.detections, "detections", nil, "a directory of detection specs whose streaming rules run on the events (repeatable)")
+	f.BoolVar(&o.builtinDet, "builtin-detections", false, "run the built-in detection pack's streaming rules too (osprey detect list)")
 	f.BoolVar(&o.noDetect, "no-detections", false, "run no streaming rule (a bulk import of old logs that should raise no alert)")
 	f.StringVar(&o.memLimit, "memory-limit", "768MiB", "soft limit of the memory the Go runtime aims to stay under (garbage collection works harder near it)")
 	f.BoolVar(&o.objects, "objects", false, "read each file whole as the S3 source reads an object: CloudTrail {\"Records\":[...]} files and JSON arrays are split into their records")
@@ -183,8 +186,8 @@ func runIngest(ctx context.Context, g *globals, o *ingestOptions, files []string
 	log := g.logger()
 	var sink ingest.Sink = w
 	var det *detector
-	if !o.noDetect && len(o.detections) > 0 {
-		if det, err = openDetector(ctx, l, o.detections, w, o.workers, nil, log); err != nil {
+	if !o.noDetect && (len(o.detections) > 0 || o.builtinDet) {
+		if det, err = openDetector(ctx, l, config.Detections{Dirs: o.detections, Builtin: o.builtinDet}, w, o.workers, nil, log); err != nil {
 			w.Abort()
 			return err
 		}

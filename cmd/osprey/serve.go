@@ -63,7 +63,8 @@ of their log types as they arrive, within detections.maxDelay (250ms by default)
 the config's destinations through a durable outbox (retried with backoff, dead-lettered after
 their attempts), and the matches are written to panther_rule_matches with the events' flush.
 
-Endpoints: POST /http/<source-id> (HTTP sources), GET /healthz, GET /metrics (Prometheus).`,
+Endpoints: POST /http/<source-id> (HTTP sources), POST /v1/query (SQL over the lake, with an API
+token from osprey token create), GET /healthz, GET /metrics (Prometheus).`,
 		Example: `  osprey serve --config osprey.yml
   osprey source add fluentbit --log-type Linux.Auditd --stream json --auth header --header x-sender-header --secret-env FB_SECRET
   osprey serve --lake /var/lib/osprey --listen 127.0.0.1:8080`,
@@ -189,6 +190,9 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	mux := http.NewServeMux()
 	mux.Handle("/http/", s.http)
 	mux.HandleFunc("GET /healthz", s.healthz)
+	api := newQueryAPI(l, log)
+	defer api.Close()
+	mux.Handle("/v1/query", api)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		s.updatePullMetrics()

@@ -137,8 +137,12 @@ func openServeDetections(ctx context.Context, l *lake.Lake, cfg *config.Config, 
 	return d, nil
 }
 
-// loadConfigured loads the detection directories of the configuration.
+// loadConfigured loads the detection directories of the configuration, and the built-in
+// pack when it says so.
 func loadConfigured(c config.Detections) (*detections.Set, error) {
+	if c.Builtin {
+		return loadSpecs(c.Dirs, true)
+	}
 	return loadDetections(c.Dirs)
 }
 
