@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -38,6 +39,7 @@ type BatchDB struct {
 	db     *sql.DB
 	conn   *sql.Conn
 	dir    string
+	lock   *os.File // flock held while the directory is in use
 	seq    int
 	dbs    map[string]bool   // schemas created
 	tables map[string]string // "db.table" -> the signature of its columns
@@ -69,8 +71,22 @@ func OpenBatchDB(ctx context.Context, opts BatchOptions) (*BatchDB, error) {
 			base = "/dev/shm"
 		}
 	}
-	dir, err := os.MkdirTemp(base, "osprey-batch-")
+	removeStaleBatchDirs(base)
+	dir, err := os.MkdirTemp(base, batchDirPrefix)
 	if err != nil {
+		return nil, fmt.Errorf("batch directory: %w", err)
+	}
+	// The lock tells other processes the directory is in use; a killed process's lock goes
+	// with it, and the next BatchDB removes the directory.
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err == nil {
+		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	}
+	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
+		os.RemoveAll(dir)
 		return nil, fmt.Errorf("batch directory: %w", err)
 	}
 	settings := []string{
@@ -85,10 +101,11 @@ func OpenBatchDB(ctx context.Context, opts BatchOptions) (*BatchDB, error) {
 		return nil
 	})
 	if err != nil {
+		lock.Close()
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start duckdb: %w", err)
 	}
-	b := &BatchDB{db: sql.OpenDB(connector), dir: dir, dbs: map[string]bool{}, tables: map[string]string{}, stmts: map[string]*sql.Stmt{}}
+	b := &BatchDB{db: sql.OpenDB(connector), dir: dir, lock: lock, dbs: map[string]bool{}, tables: map[string]string{}, stmts: map[string]*sql.Stmt{}}
 	b.db.SetMaxOpenConns(1)
 	// Before b.conn holds the only connection: registering takes one from the pool.
 	if err := registerFunctions(ctx, b.db); err != nil {
@@ -108,6 +125,32 @@ func OpenBatchDB(ctx context.Context, opts BatchOptions) (*BatchDB, error) {
 	return b, nil
 }
 
+// batchDirPrefix starts the names of BatchDB directories.
+const batchDirPrefix = "osprey-batch-"
+
+// removeStaleBatchDirs removes the batch directories of processes that died without closing
+// their BatchDB (their lock is free).
+func removeStaleBatchDirs(base string) {
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), batchDirPrefix) {
+			continue
+		}
+		dir := filepath.Join(base, e.Name())
+		f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
+		if err != nil {
+			continue // not ours to judge (no lock file), or gone
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			os.RemoveAll(dir)
+		}
+		f.Close()
+	}
+}
+
 func writable(dir string) bool {
 	f, err := os.CreateTemp(dir, ".osprey-probe-")
 	if err != nil {
@@ -125,7 +168,11 @@ func (b *BatchDB) Close() error {
 	if b.conn != nil {
 		err = b.conn.Close()
 	}
-	return errors.Join(err, b.db.Close(), os.RemoveAll(b.dir))
+	err = errors.Join(err, b.db.Close(), os.RemoveAll(b.dir))
+	if b.lock != nil {
+		b.lock.Close()
+	}
+	return err
 }
 
 // Bind makes db.table hold the rows of recs (batches of one schema), and only them. The table
