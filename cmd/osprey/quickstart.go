@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ospreyhq/osprey/config"
 	"github.com/ospreyhq/osprey/ingest"
 	"github.com/ospreyhq/osprey/ingest/batch"
 	"github.com/ospreyhq/osprey/ingest/logtypes"
@@ -25,6 +26,10 @@ var samples = []struct{ file, logType string }{
 }
 
 // quickstartQueries show what the lake answers once the samples are in.
+// quickstartWriter names the lake writer of quickstart (its commit metadata holds the alert
+// store's epoch).
+const quickstartWriter = "quickstart"
+
 var quickstartQueries = []struct{ title, sql string }{
 	{"Events per log type", `SELECT p_log_type, count(*) AS events, min(p_event_time) AS first, max(p_event_time) AS last
 FROM (SELECT p_log_type, p_event_time FROM panther_logs.panther_audit
@@ -39,6 +44,9 @@ ORDER BY p_event_time`},
 FROM panther_logs.linux_auditd
 WHERE type = 'USER_LOGIN' AND res = 'failed'
 ORDER BY p_event_time`},
+	{"Alerts of the built-in detections (osprey alerts list)", `SELECT severity, rule_id, title, event_count
+FROM panther_monitor.alerts WHERE status = 'OPEN'
+ORDER BY list_position(['Critical', 'High', 'Medium', 'Low', 'Info'], severity), rule_id, title`},
 }
 
 func newQuickstart(g *globals) *cobra.Command {
@@ -47,8 +55,9 @@ func newQuickstart(g *globals) *cobra.Command {
 		Use:   "quickstart",
 		Short: "Ingest the bundled sample logs into the lake and show a few queries",
 		Long: `Quickstart ingests the sample logs in testdata/samples (Panther.Audit, Rapid7.AuditLog and
-Linux.Auditd, written for this project) into the lake (./osprey-data unless --lake says otherwise)
-and prints the results of a few queries. Run it again and the samples are ingested again.`,
+Linux.Auditd, written for this project) into the lake (./osprey-data unless --lake says otherwise),
+runs the built-in detection pack on them as streaming rules, and prints the results of a few
+queries and the alerts raised. Run it again and the samples are ingested again.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runQuickstart(cmd.Context(), g, dir)
 		},
@@ -69,16 +78,24 @@ func runQuickstart(ctx context.Context, g *globals, dir string) error {
 	if err != nil {
 		return err
 	}
-	w, err := l.NewWriter(defaultWriterOptions(g))
+	wopts := defaultWriterOptions(g)
+	wopts.Name = quickstartWriter
+	w, err := l.NewWriter(wopts)
 	if err != nil {
 		return err
 	}
+	det, err := openDetector(ctx, l, config.Detections{Builtin: true}, w, 0, nil, g.logger())
+	if err != nil {
+		w.Abort()
+		return err
+	}
+	defer det.Close()
 	for _, s := range samples {
 		lt, err := reg.Lookup(s.logType)
 		if err != nil {
 			return err
 		}
-		in, err := ingest.New(ctx, w, ingest.Options{LogTypes: []*logtypes.LogType{lt}, Source: batch.Source{ID: "quickstart", Label: "osprey quickstart"}})
+		in, err := ingest.New(ctx, det.engine, ingest.Options{LogTypes: []*logtypes.LogType{lt}, Source: batch.Source{ID: "quickstart", Label: "osprey quickstart"}})
 		if err != nil {
 			return err
 		}
@@ -99,9 +116,14 @@ func runQuickstart(ctx context.Context, g *globals, dir string) error {
 		}
 		fmt.Printf("ingested %3d %-16s events from %s\n", summary.Total(), s.logType, s.file)
 	}
+	if err := det.flush(ctx, w, quickstartWriter); err != nil {
+		w.Abort()
+		return err
+	}
 	if err := w.Close(); err != nil {
 		return err
 	}
+	fmt.Printf("built-in detections: %d rules, %d alerts raised\n", det.rules, det.engine.Stats().Raised)
 	fmt.Printf("lake: %s\n", l.Dir())
 	db, err := query.Open(ctx, l, query.Options{})
 	if err != nil {
