@@ -146,23 +146,39 @@ func loadConfigured(c config.Detections) (*detections.Set, error) {
 	return loadDetections(c.Dirs)
 }
 
+// pendingAge is how old an unnotified alert may be and still be sent at start: older ones
+// (from a bulk ingest of old logs with --detections, say) are stored and listed, not sent.
+const pendingAge = 24 * time.Hour
+
 // notifyPending hands the store's unnotified alerts to the outbox. Without destinations,
-// alerts stay in the store, unnotified, for a later osprey serve that has some.
+// alerts stay in the store, unnotified, for a later osprey serve that has some. An alert whose
+// destinations no longer exist is logged and left unnotified.
 func (d *serveDetections) notifyPending() error {
 	if d.outbox == nil {
 		return nil
 	}
-	pending := d.store.Unnotified()
-	for _, a := range pending {
+	sent, old, failed := 0, 0, 0
+	cutoff := time.Now().Add(-pendingAge)
+	for _, a := range d.store.Unnotified() {
+		if a.CreatedAt.Before(cutoff) {
+			old++
+			if err := d.store.Notified(a.AlertID); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := d.outbox.Enqueue(a); err != nil {
-			return err
+			failed++
+			d.log.Warn("alert raised earlier not sent", "alert", a.AlertID, "rule", a.RuleID, "err", err)
+			continue
 		}
 		if err := d.store.Notified(a.AlertID); err != nil {
 			return err
 		}
+		sent++
 	}
-	if len(pending) > 0 {
-		d.log.Info("handed alerts raised earlier to their destinations", "alerts", len(pending))
+	if sent+old+failed > 0 {
+		d.log.Info("alerts raised while no destination was running", "sent", sent, "older than a day, not sent", old, "failed", failed)
 	}
 	return nil
 }
