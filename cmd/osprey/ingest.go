@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -212,14 +213,15 @@ func runIngest(ctx context.Context, g *globals, o *ingestOptions, files []string
 	start := time.Now()
 	var ingestErr error
 	src := &ingest.Source{Source: batch.Source{ID: o.sourceID, Label: o.sourceLabel}, LogTypes: types}
-	for _, name := range files {
-		if o.objects {
-			ingestErr = ingestObject(ctx, in, src, name)
-		} else {
-			ingestErr = ingestFile(ctx, in, name, o)
-		}
-		if ingestErr != nil {
-			break
+	var objFiles int
+	var objBytes int64
+	if o.objects {
+		objFiles, objBytes, ingestErr = ingestObjects(ctx, in, src, files)
+	} else {
+		for _, name := range files {
+			if ingestErr = ingestFile(ctx, in, name, o); ingestErr != nil {
+				break
+			}
 		}
 	}
 	summary, closeErr := in.Close()
@@ -239,6 +241,9 @@ func runIngest(ctx context.Context, g *globals, o *ingestOptions, files []string
 	}
 	log.Debug("committed", "elapsed", time.Since(start))
 	summary.Duration = time.Since(start)
+	if o.objects {
+		summary.Files, summary.Bytes = objFiles, objBytes
+	}
 	st := w.Stats()
 	interrupted := errors.Is(ingestErr, context.Canceled)
 	if ingestErr != nil && !interrupted {
@@ -285,14 +290,59 @@ func ingestFile(ctx context.Context, in *ingest.Ingester, name string, o *ingest
 	return in.IngestFile(ctx, name, f, progress)
 }
 
-// ingestObject ingests a file read whole as an S3 object is (--objects).
-func ingestObject(ctx context.Context, in *ingest.Ingester, src *ingest.Source, name string) error {
+// objectReaders is how many files --objects reads at once: splitting a file into records
+// (decompression, JSON framing) runs on the reading goroutine, as for S3 backfills.
+const objectReaders = 4
+
+// ingestObjects ingests files read whole as S3 objects are (--objects), several at once. It
+// returns the number of files read and their bytes.
+func ingestObjects(ctx context.Context, in *ingest.Ingester, src *ingest.Source, files []string) (int, int64, error) {
+	var read atomic.Int64
+	var size atomic.Int64
+	slots := make(chan struct{}, objectReaders)
+	errs := make(chan error, len(files))
+	var wg sync.WaitGroup
+	for _, name := range files {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			n, err := ingestObject(ctx, in, src, name)
+			if n >= 0 {
+				read.Add(1)
+				size.Add(n)
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return int(read.Load()), size.Load(), err
+		}
+	}
+	return int(read.Load()), size.Load(), ctx.Err()
+}
+
+// ingestObject ingests a file read whole as an S3 object is (--objects). It returns the file's
+// size, or -1 when it could not be opened (reported with the summary).
+func ingestObject(ctx context.Context, in *ingest.Ingester, src *ingest.Source, name string) (int64, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		in.ReportError(name, err)
-		return nil
+		return -1, nil
 	}
 	defer f.Close()
+	var size int64
+	if info, err := f.Stat(); err == nil {
+		size = info.Size()
+	}
 	var wg sync.WaitGroup
 	_, err = s3src.Split(f, s3src.SplitOptions{}, func(recs [][]byte) error {
 		return in.IngestRecords(ctx, src, name, recs, &wg)
@@ -300,9 +350,9 @@ func ingestObject(ctx context.Context, in *ingest.Ingester, src *ingest.Source, 
 	wg.Wait()
 	if err != nil && ctx.Err() == nil {
 		in.ReportError(name, err)
-		return nil
+		return size, nil
 	}
-	return ctx.Err()
+	return size, ctx.Err()
 }
 
 func showProgress(mode string) bool {
