@@ -17,6 +17,8 @@ import (
 //	       ...
 //	FROM <table> WHERE <condition 0> OR <condition 1> OR ...
 //
+// wrapped in a SELECT that keeps the rows where some m<i> is not NULL.
+//
 // Most rules test one column against constants before anything else (actionName = '...',
 // eventName IN (...)): the conditions of rules that share such a column are replaced in the
 // WHERE by one IN over all their constants, so that a row that concerns no rule costs one hash
@@ -156,6 +158,14 @@ func (b *BatchDB) Combine(ctx context.Context, db, table string, stmts []string)
 	if err := b.conn.QueryRowContext(ctx, "SELECT json_deserialize_sql(?::JSON)", string(text)).Scan(&c.SQL); err != nil {
 		return Combined{}, fmt.Errorf("combine rules: %w", oneLine(err))
 	}
+	// Only rows some rule matched are returned: the WHERE keeps every row that may match one
+	// (the prefilter, in Go, most of them), and reading a row of NULLs back through
+	// database/sql costs more than DuckDB's evaluating it.
+	none := make([]string, len(c.Rules))
+	for i := range c.Rules {
+		none[i] = fmt.Sprintf("m%d IS NULL", i)
+	}
+	c.SQL = fmt.Sprintf("SELECT * FROM (%s) WHERE NOT (%s)", c.SQL, strings.Join(none, " AND "))
 	return c, nil
 }
 
