@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/ospreyhq/osprey/detections/alert"
@@ -149,34 +150,27 @@ func appendReports(b *array.StringBuilder, reports map[string][]string) {
 	b.Append(string(data))
 }
 
-// takeRows returns the columns of rec at the given rows (ascending, repeats allowed): slices of
-// rec's arrays for runs of consecutive rows, concatenated.
+// takeRows returns the columns of rec at the given rows (ascending, repeats allowed): a slice
+// of rec's arrays when the rows are one run, else compute's take (one copy however scattered
+// the rows).
 func takeRows(rec arrow.RecordBatch, rows []int32) []arrow.Array {
-	type run struct{ start, end int64 }
-	var runs []run
-	for _, r := range rows {
-		if n := len(runs); n > 0 && runs[n-1].end == int64(r) {
-			runs[n-1].end++
-			continue
-		}
-		runs = append(runs, run{int64(r), int64(r) + 1})
-	}
 	cols := make([]arrow.Array, 0, int(rec.NumCols())+len(matchFields))
+	first, last := int64(rows[0]), int64(rows[len(rows)-1])
+	if last-first+1 == int64(len(rows)) {
+		for _, c := range rec.Columns() {
+			cols = append(cols, array.NewSlice(c, first, last+1))
+		}
+		return cols
+	}
+	b := array.NewInt32Builder(memory.DefaultAllocator)
+	b.AppendValues(rows, nil)
+	idx := b.NewArray()
+	b.Release()
+	defer idx.Release()
 	for _, c := range rec.Columns() {
-		parts := make([]arrow.Array, len(runs))
-		for i, r := range runs {
-			parts[i] = array.NewSlice(c, r.start, r.end)
-		}
-		if len(parts) == 1 {
-			cols = append(cols, parts[0])
-			continue
-		}
-		out, err := array.Concatenate(parts, memory.DefaultAllocator)
-		for _, p := range parts {
-			p.Release()
-		}
+		out, err := compute.TakeArray(context.Background(), c, idx)
 		if err != nil {
-			panic("BUG: concatenating slices of one array: " + err.Error())
+			panic("BUG: taking rows of a batch's column: " + err.Error())
 		}
 		cols = append(cols, out)
 	}
