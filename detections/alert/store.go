@@ -53,9 +53,12 @@ type Store struct {
 	journal *os.File
 	size    int64 // bytes in the journal
 	st      state
-	pending map[string]*delta // matches of the current epoch, not yet prepared, by alert id
-	changed map[string]bool   // alerts changed since the last Prepare
-	prep    *prepared         // the prepared epoch awaiting Commit
+	// pending, changed and the prepared epochs are kept per lane: the streaming engine counts in
+	// the lane "", each scheduled query's runs in a lane of their own, and each lane's matches
+	// are committed with its own writer's flushes.
+	pending map[string]map[string]*delta // lane -> matches not yet prepared, by alert id
+	changed map[string]map[string]bool   // lane -> alerts changed since its last Prepare
+	prep    map[uint64]*prepared         // the prepared epochs awaiting Commit, by epoch
 	now     func() time.Time
 }
 
@@ -99,6 +102,7 @@ type prepared struct {
 	Epoch  uint64   `json:"epoch"`
 	Writer string   `json:"writer"`
 	Deltas []*delta `json:"deltas"`
+	lane   string   // the lane it was prepared from (not journaled: Open settles by writer)
 }
 
 // record is a line of the journal.
@@ -150,7 +154,8 @@ func Open(dir string, committed CommittedEpoch) (*Store, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, lock: lock, pending: map[string]*delta{}, changed: map[string]bool{}, now: time.Now}
+	s := &Store{dir: dir, lock: lock, pending: map[string]map[string]*delta{}, changed: map[string]map[string]bool{},
+		prep: map[uint64]*prepared{}, now: time.Now}
 	st, open, size, err := load(dir)
 	if err != nil {
 		lock.Close()
@@ -399,9 +404,16 @@ type Assignment struct {
 // Add counts matches of a rule and returns the alert of each, and the alerts this raised: they
 // are journaled when Add returns, durable after Sync (or at once when commit is set), and the
 // caller hands them to destinations then. The matches stay pending until Prepare and Commit,
-// unless commit is set (scheduled rules, whose matches are not written to the lake), in which
-// case they are counted at once.
+// unless commit is set (matches that are not written to the lake), in which case they are
+// counted at once.
 func (s *Store) Add(r *Rule, matches []Match, commit bool) ([]Assignment, []*Alert, error) {
+	return s.AddTo("", r, matches, commit)
+}
+
+// AddTo is Add in a lane: its matches are prepared by PrepareLane of the same lane, so that
+// several writers (the streaming engine, scheduled queries) each commit their own matches
+// with their own flushes.
+func (s *Store) AddTo(lane string, r *Rule, matches []Match, commit bool) ([]Assignment, []*Alert, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.journal == nil {
@@ -410,7 +422,13 @@ func (s *Store) Add(r *Rule, matches []Match, commit bool) ([]Assignment, []*Ale
 	now := s.now().UTC()
 	out := make([]Assignment, len(matches))
 	var raised []*Alert
-	pending := s.pending
+	if s.pending[lane] == nil {
+		s.pending[lane] = map[string]*delta{}
+	}
+	if s.changed[lane] == nil {
+		s.changed[lane] = map[string]bool{}
+	}
+	pending := s.pending[lane]
 	if commit {
 		pending = map[string]*delta{}
 	}
@@ -463,7 +481,7 @@ func (s *Store) Add(r *Rule, matches []Match, commit bool) ([]Assignment, []*Ale
 		if a := s.st.Alerts[g.AlertID]; a != nil {
 			sev = a.Severity
 		}
-		s.changed[g.AlertID] = true
+		s.changed[lane][g.AlertID] = true
 		out[i] = Assignment{AlertID: g.AlertID, Created: g.Start, Updated: now, Severity: sev}
 	}
 	if commit && len(pending) > 0 {
@@ -543,29 +561,43 @@ func (s *Store) Sync() error {
 // It also returns the alerts changed since the last Prepare as they will be once the epoch is
 // committed (for the lake's alert history). Commit or Abort must follow.
 func (s *Store) Prepare(writer string) (uint64, []Alert, error) {
+	return s.PrepareLane("", writer)
+}
+
+// PrepareLane is Prepare of a lane's matches (see AddTo).
+func (s *Store) PrepareLane(lane, writer string) (uint64, []Alert, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.prep != nil {
-		return 0, nil, errors.New("alert store: Prepare before the previous epoch was settled")
+	for _, p := range s.prep {
+		if p.lane == lane {
+			return 0, nil, errors.New("alert store: Prepare before the previous epoch was settled")
+		}
 	}
 	if err := s.takeRequestsLocked(); err != nil {
 		return 0, nil, err
 	}
 	s.st.Epoch++
-	p := &prepared{Epoch: s.st.Epoch, Writer: writer, Deltas: mapValues(s.pending)}
+	p := &prepared{Epoch: s.st.Epoch, Writer: writer, Deltas: mapValues(s.pending[lane]), lane: lane}
 	if err := s.append(record{Op: opPrepare, Prepared: p}, true); err != nil {
 		s.st.Epoch--
 		return 0, nil, err
 	}
-	s.prep = p
-	s.pending = map[string]*delta{}
+	s.prep[p.Epoch] = p
+	delete(s.pending, lane)
 	// The alerts as the commit will leave them.
 	var changed []Alert
 	adds := map[string]*delta{}
 	for _, d := range p.Deltas {
 		adds[d.Group.AlertID] = d
 	}
-	for id := range s.changed {
+	for id := range s.changed[resolvedLane] {
+		if s.changed[lane] == nil {
+			s.changed[lane] = map[string]bool{}
+		}
+		s.changed[lane][id] = true
+	}
+	delete(s.changed, resolvedLane)
+	for id := range s.changed[lane] {
 		a := s.st.Alerts[id]
 		if a == nil {
 			continue // a group below its threshold
@@ -576,7 +608,7 @@ func (s *Store) Prepare(writer string) (uint64, []Alert, error) {
 		}
 		changed = append(changed, cp)
 	}
-	s.changed = map[string]bool{}
+	delete(s.changed, lane)
 	slices.SortFunc(changed, func(a, b Alert) int { return strings.Compare(a.AlertID, b.AlertID) })
 	return p.Epoch, changed, nil
 }
@@ -585,17 +617,17 @@ func (s *Store) Prepare(writer string) (uint64, []Alert, error) {
 func (s *Store) Commit(epoch uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.prep
-	if p == nil || p.Epoch != epoch {
-		return fmt.Errorf("alert store: commit of epoch %d, which is not the prepared one", epoch)
+	p := s.prep[epoch]
+	if p == nil {
+		return fmt.Errorf("alert store: commit of epoch %d, which is not a prepared one", epoch)
 	}
-	s.prep = nil
+	delete(s.prep, epoch)
 	// Not fsynced: if the line is lost, Open asks the lake again.
 	if err := s.append(record{Op: opCommit, Epoch: epoch}, false); err != nil {
 		return err
 	}
 	s.st.apply(p)
-	if s.size > snapshotAfter {
+	if s.size > snapshotAfter && len(s.prep) == 0 {
 		return s.snapshot()
 	}
 	return nil
@@ -606,10 +638,10 @@ func (s *Store) Commit(epoch uint64) error {
 func (s *Store) Abort(epoch uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.prep == nil || s.prep.Epoch != epoch {
+	if s.prep[epoch] == nil {
 		return nil
 	}
-	s.prep = nil
+	delete(s.prep, epoch)
 	return s.append(record{Op: opAbort, Epoch: epoch}, true)
 }
 
@@ -620,7 +652,7 @@ func (s *Store) snapshot() error {
 	now := s.now()
 	for _, g := range st.Groups {
 		// A group whose window has passed is only kept while a pending match may refer to it.
-		if now.Before(g.Start.Add(g.Period)) || s.pending[g.AlertID] != nil {
+		if now.Before(g.Start.Add(g.Period)) || s.isPending(g.AlertID) {
 			st.GroupList = append(st.GroupList, g)
 		}
 	}
@@ -665,8 +697,25 @@ func (s *Store) resolveLocked(id, by string, at time.Time) error {
 		return err
 	}
 	s.st.resolve(id, by, at)
-	s.changed[id] = true
+	// The next Prepare of any lane writes the change.
+	if s.changed[resolvedLane] == nil {
+		s.changed[resolvedLane] = map[string]bool{}
+	}
+	s.changed[resolvedLane][id] = true
 	return nil
+}
+
+// resolvedLane holds the alerts resolved since the last Prepare, of whatever lane.
+const resolvedLane = "\x00resolved"
+
+// isPending reports whether a lane has matches of an alert not yet prepared.
+func (s *Store) isPending(id string) bool {
+	for _, p := range s.pending {
+		if p[id] != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Alerts returns a copy of every alert, newest first.

@@ -31,9 +31,16 @@ func (e *Engine) Commit(meta map[string]string) error { return CommitAlerts(e.st
 // Abort settles the epoch of a flush that failed.
 func (e *Engine) Abort(meta map[string]string) error { return AbortAlerts(e.store, meta) }
 
-// PrepareAlerts is Engine.Prepare for a store used without an engine (scheduled rules).
+// PrepareAlerts is Engine.Prepare for a store used without an engine (osprey alerts resolve).
 func PrepareAlerts(ctx context.Context, store *alert.Store, w Sink, writer string) (map[string]string, error) {
-	epoch, changed, err := store.Prepare(writer)
+	return PrepareAlertsLane(ctx, store, w, "", writer)
+}
+
+// PrepareAlertsLane is PrepareAlerts of the matches counted in a lane of the store
+// (alert.Store.AddTo): scheduled rules count in a lane per query, so that their epochs and the
+// streaming engine's are committed with each one's own flushes.
+func PrepareAlertsLane(ctx context.Context, store *alert.Store, w Sink, lane, writer string) (map[string]string, error) {
+	epoch, changed, err := store.PrepareLane(lane, writer)
 	if err != nil {
 		return nil, err
 	}

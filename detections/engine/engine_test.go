@@ -402,3 +402,67 @@ func TestUnnotified(t *testing.T) {
 		t.Fatalf("sent %d, unnotified %d; want 1 and 0", len(h4.sent), len(h4.store.Unnotified()))
 	}
 }
+
+// TestLanes shares one alert store between the streaming engine and a scheduled rule counting
+// in a lane of its own (as osprey serve does): each lane's matches are committed with its own
+// writer's flush, so a crash that loses the engine's flush keeps the scheduled run's counts,
+// and the other way round.
+func TestLanes(t *testing.T) {
+	ctx := context.Background()
+	set := rules(t, map[string]string{
+		"deleted": ruleSpec("Detection.Deleted", "SELECT * FROM panther_logs.panther_audit WHERE actionName = 'DELETE_DETECTION'", ""),
+	})
+	dir := t.TempDir()
+	h := newHarness(t, dir, set)
+	sched := &alert.Rule{ID: "Sched.Deletions", Type: alert.TypeScheduledRule, Severity: "Medium", DedupPeriod: time.Hour, Threshold: 1}
+	at := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	if _, _, err := h.store.AddTo("sched-w", sched, []alert.Match{{EventTime: at}, {EventTime: at}, {EventTime: at}}, false); err != nil {
+		t.Fatal(err)
+	}
+	// The engine's matches are pending in its lane meanwhile.
+	h.ingest([]string{auditEvent(1, "DELETE_DETECTION", "SUCCEEDED", "ana"), auditEvent(2, "DELETE_DETECTION", "SUCCEEDED", "bob")})
+	engineMeta, err := h.engine.Prepare(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The scheduled run prepares while the engine's epoch is outstanding, and commits.
+	w2, err := h.lake.NewWriter(lake.WriterOptions{Name: "sched-w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := PrepareAlertsLane(ctx, h.store, w2, "sched-w", "sched-w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.FlushWith(ctx, meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := CommitAlerts(h.store, meta); err != nil {
+		t.Fatal(err)
+	}
+	w2.Close()
+	// The engine's flush never happens: the process dies.
+	_ = engineMeta
+	h.engine.Close()
+	h.w.Abort()
+	h.store.Close()
+
+	h2 := newHarness(t, dir, set)
+	defer h2.close()
+	events := map[string]int64{}
+	for _, a := range h2.store.Alerts() {
+		events[a.RuleID] = a.Events
+	}
+	if events["Sched.Deletions"] != 3 || events["Detection.Deleted"] != 0 {
+		t.Fatalf("after the crash: events by rule %v, want the scheduled run's 3 and none of the lost flush", events)
+	}
+	// The ingest log replays the engine's events: counted once, in the engine's lane.
+	h2.ingest([]string{auditEvent(1, "DELETE_DETECTION", "SUCCEEDED", "ana"), auditEvent(2, "DELETE_DETECTION", "SUCCEEDED", "bob")})
+	h2.flush()
+	for _, a := range h2.store.Alerts() {
+		events[a.RuleID] = a.Events
+	}
+	if events["Sched.Deletions"] != 3 || events["Detection.Deleted"] != 2 {
+		t.Fatalf("after the replay: events by rule %v", events)
+	}
+}

@@ -31,14 +31,11 @@
 //
 // # Alerts
 //
-// When the Runner opens the lake's alert store itself (Options.Alerts nil), matches are counted
-// exactly as the streaming engine counts them: pending in the store, journaled as an epoch
-// (engine.PrepareAlerts) whose number the run's flush commits, and applied after it
-// (engine.CommitAlerts); a crash in between is settled when the store is next opened. Runs
-// take turns for this step.
-//
-// A store handed in (Options.Alerts, osprey serve's) may be shared with a streaming engine,
-// whose flushes prepare every pending match of the store: a run's matches there are counted at
-// once (alert.Store.Add with commit), then written in the run's flush. A crash between the two
-// can count a run's matches twice when the run is repeated.
+// Matches are counted exactly as the streaming engine counts them: pending in the alert store,
+// in a lane of the query's own (alert.Store.AddTo, named after the run's lake writer),
+// journaled as an epoch (engine.PrepareAlertsLane) whose number the run's flush commits, and
+// applied after it (engine.CommitAlerts); a crash in between is settled when the store is next
+// opened. Runs take turns for this step. The store may be the Runner's own (Options.Alerts
+// nil) or one handed in and shared with a streaming engine (osprey serve's): the engine counts
+// in its own lane, so neither flush commits the other's matches.
 package scheduled

@@ -162,21 +162,21 @@ func (r *Runner) evaluate(ctx context.Context, j *job, results []arrow.RecordBat
 }
 
 // commit counts the rules' matches into alerts, writes them, and flushes w with the run's
-// metadata (and the alert store's epoch when the Runner owns the store). It returns the
-// alerts raised, durable.
+// metadata and the alert store's epoch of the query's lane (alert.Store.AddTo: a store shared
+// with the streaming engine keeps the two apart). It returns the alerts raised, durable.
 func (r *Runner) commit(ctx context.Context, j *job, w *lake.Writer, found map[*rule][]arrow.RecordBatch, scheduled time.Time, n int64) (raised []*alert.Alert, err error) {
 	r.commitMu.Lock()
 	defer r.commitMu.Unlock()
 	r.mu.Lock()
-	store, own := r.alerts, r.own
+	store := r.alerts
 	r.mu.Unlock()
 	meta := map[string]string{MetaScheduled: scheduled.Format(time.RFC3339Nano), MetaRows: strconv.FormatInt(n, 10)}
-	epoch := own && store != nil && len(j.rules) > 0
+	epoch := store != nil && len(j.rules) > 0
 	added := false
 	defer func() {
 		if err != nil && epoch && added {
 			// Drop the matches counted: they are not in the lake.
-			if m, perr := engine.PrepareAlerts(ctx, store, w, j.writer); perr == nil {
+			if m, perr := engine.PrepareAlertsLane(ctx, store, w, j.writer, j.writer); perr == nil {
 				engine.AbortAlerts(store, m)
 			}
 		}
@@ -190,7 +190,7 @@ func (r *Runner) commit(ctx context.Context, j *job, w *lake.Writer, found map[*
 				return nil, errors.New("scheduled rules need an alert store")
 			}
 			ms, ctxs := matches(rec, scheduled)
-			as, up, err := store.Add(ru.info, ms, !own)
+			as, up, err := store.AddTo(j.writer, ru.info, ms, false)
 			added = true
 			if err != nil {
 				return nil, fmt.Errorf("rule %s: %w", ru.spec.RuleID, err)
@@ -207,7 +207,7 @@ func (r *Runner) commit(ctx context.Context, j *job, w *lake.Writer, found map[*
 		}
 	}
 	if epoch {
-		m, err := engine.PrepareAlerts(ctx, store, w, j.writer)
+		m, err := engine.PrepareAlertsLane(ctx, store, w, j.writer, j.writer)
 		if err != nil {
 			return nil, err
 		}
