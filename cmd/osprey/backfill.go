@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -117,7 +118,19 @@ func runBackfill(ctx context.Context, g *globals, o *ingestOptions, l *lake.Lake
 		w.Abort()
 		return err
 	}
-	in, err := ingest.New(ctx, w, ingest.Options{Source: batch.Source{ID: src.ID, Label: src.Label}, Workers: o.workers})
+	var sink ingest.Sink = w
+	var det *detector
+	if !o.noDetect && (len(o.detections) > 0 || o.builtinDet) {
+		if det, err = openDetector(ctx, l, config.Detections{Dirs: o.detections, Builtin: o.builtinDet}, w, o.workers, nil, g.logger()); err != nil {
+			w.Abort()
+			return err
+		}
+	}
+	if det != nil {
+		defer det.Close()
+		sink = det.engine
+	}
+	in, err := ingest.New(ctx, sink, ingest.Options{Source: batch.Source{ID: src.ID, Label: src.Label}, Workers: o.workers})
 	if err != nil {
 		w.Abort()
 		return err
@@ -126,7 +139,21 @@ func runBackfill(ctx context.Context, g *globals, o *ingestOptions, l *lake.Lake
 		if err := in.Flush(ctx); err != nil {
 			return err
 		}
-		return w.FlushWith(ctx, map[string]string{metaBatch: strconv.FormatInt(b, 10)})
+		meta := map[string]string{metaBatch: strconv.FormatInt(b, 10)}
+		if det == nil {
+			return w.FlushWith(ctx, meta)
+		}
+		// The rules' matches and alert counts are committed with the batch's rows.
+		am, err := det.engine.Prepare(ctx, name)
+		if err != nil {
+			return err
+		}
+		maps.Copy(meta, am)
+		if err := w.FlushWith(ctx, meta); err != nil {
+			det.engine.Abort(am)
+			return err
+		}
+		return det.engine.Commit(am)
 	}
 	start := time.Now()
 	var bar *progressbar.ProgressBar
@@ -171,6 +198,10 @@ func runBackfill(ctx context.Context, g *globals, o *ingestOptions, l *lake.Lake
 	summary.Files = st.Ingested
 	summary.Bytes = st.Bytes
 	printSummary(os.Stderr, summary, w.Stats(), l, o.quiet, interrupted)
+	if det != nil && !o.quiet {
+		ds := det.engine.Stats()
+		fmt.Fprintf(os.Stderr, "detections: %d rules: %s matches, %d alerts raised, %d rule errors\n", det.rules, count(ds.Matches), ds.Raised, ds.RuleErrors)
+	}
 	if !o.quiet {
 		fmt.Fprintf(os.Stderr, "  %d objects listed, %d skipped (ingested before, empty, excluded or older), %d ingested, %d failed\n",
 			st.Listed, st.Skipped, st.Ingested, st.Failed)

@@ -86,9 +86,10 @@ With s3://BUCKET/PREFIX it backfills: it lists the objects under the prefix (mod
 or zstd; JSON or text lines; CloudTrail files), their rows with the object as p_source_file.
 It is resumable: a manifest of the objects ingested (key and ETag) is kept in the lake and
 committed with the rows, so a rerun, after an interruption or later, ingests nothing twice.
---source takes the bucket's settings (region, endpoint, role, prefix rules, p_source_id) from
-an s3 source of the lake or of --config; otherwise the flags give them, with the default AWS
-credential chain.`,
+Streaming rules (--detections, --builtin-detections) run on backfilled events too, their
+matches committed with each batch. --source takes the bucket's settings (region, endpoint,
+role, prefix rules, p_source_id) from an s3 source of the lake or of --config; otherwise the
+flags give them, with the default AWS credential chain.`,
 		Example: `  osprey ingest --log-type Linux.Auditd /var/log/audit/audit.log
   osprey ingest --log-type Panther.Audit audit.jsonl.gz
   osprey ingest --schemas ./schemas --log-type Custom.MyApp app.log

@@ -164,7 +164,8 @@ sources:
 
 // TestBackfill backfills a bucket of the in-process S3 with osprey ingest s3://: objects since
 // a date are ingested, a rerun ingests nothing, a new object alone is ingested next, and an
-// object that cannot be read is recorded in panther_monitor.source_errors.
+// object that cannot be read is recorded in panther_monitor.source_errors. A streaming rule
+// runs on the backfilled events, its matches committed with each batch.
 func TestBackfill(t *testing.T) {
 	srv := s3test.New()
 	defer srv.Close()
@@ -178,7 +179,15 @@ func TestBackfill(t *testing.T) {
 	srv.Put("trail", "AWSLogs/empty.json", nil, recent)
 	srv.Put("trail", "other/c.json", trailObject("c", 5, ev), recent)
 	dir := filepath.Join(t.TempDir(), "lake")
-	args := []string{"--lake", dir, "ingest", "--log-type", "AWS.CloudTrail", "--source-id", "trail-backfill",
+	rules := filepath.Join(t.TempDir(), "rules")
+	if err := os.MkdirAll(rules, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rule := "AnalysisType: rule\nRuleID: Test.A\nLogTypes: [AWS.CloudTrail]\nSeverity: Low\nQuery: SELECT * FROM panther_logs.aws_cloudtrail WHERE starts_with(eventName, 'a-')\n"
+	if err := os.WriteFile(filepath.Join(rules, "a.yml"), []byte(rule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--lake", dir, "ingest", "--log-type", "AWS.CloudTrail", "--source-id", "trail-backfill", "--detections", rules,
 		"--endpoint", srv.URL, "--path-style", "--region", "us-east-1", "--progress", "never", "--commit-every", "1KB",
 		"s3://trail/AWSLogs/", "--since", "2026-01-01"}
 	out := osprey(t, args...)
@@ -204,6 +213,14 @@ func TestBackfill(t *testing.T) {
 	got = lakeQuery(t, dir, `SELECT source, object, p_source_file.aws_s3_key, error LIKE '%500%' FROM panther_monitor.source_errors`)
 	if len(got) != 1 || got[0] != "trail-backfill s3://trail/AWSLogs/broken.json AWSLogs/broken.json true" {
 		t.Errorf("source errors %q", got)
+	}
+	got = lakeQuery(t, dir, `SELECT count(*), count(DISTINCT p_row_id), count(DISTINCT p_alert_id) FROM panther_rule_matches.aws_cloudtrail WHERE p_rule_id = 'Test.A'`)
+	if len(got) != 1 || got[0] != "30 30 1" {
+		t.Errorf("rule matches (count, distinct rows, alerts) %q, want 30 30 1", got)
+	}
+	var a []map[string]any
+	if err := json.Unmarshal([]byte(osprey(t, "--lake", dir, "alerts", "list", "--format", "json")), &a); err != nil || len(a) != 1 || a[0]["eventCount"] != 30.0 {
+		t.Errorf("alerts %v (%v), want one of 30 events", a, err)
 	}
 }
 
