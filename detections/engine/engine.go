@@ -271,7 +271,8 @@ func (e *Engine) Write(ctx context.Context, db, table string, rec arrow.RecordBa
 		if n == 0 {
 			return nil
 		}
-		cand, err := takeSelected(ctx, rec, sel[0], rec.NumRows() < evalRows && !tr.prefiltered.Load())
+		// A copy even when every row is a candidate: Keeps may have said no.
+		cand, err := takeSelected(ctx, rec, sel[0], false)
 		if err != nil {
 			return fmt.Errorf("detections: %w", err)
 		}
@@ -518,9 +519,6 @@ func (e *Engine) evaluate(ctx context.Context, tr *tableRules, recs []arrow.Reco
 	}
 	if err != nil {
 		return fmt.Errorf("detections: %w", err)
-	}
-	if sel != nil && p.prefilter == nil {
-		return errors.New("BUG: rows prefiltered for a plan without a prefilter")
 	}
 	ids := rowIndex{recs: recs, sel: sel}
 	found := map[*rule][]match{}
