@@ -855,7 +855,7 @@ func (e *Engine) alert(r *rule, found []match, recs []arrow.RecordBatch, out *ma
 			ms[i].EventTime = t.Value(int(f.row)).ToTime(arrow.Microsecond).UTC()
 		}
 		rec, row := recs[f.rec], int(f.row)
-		ms[i].Sample = func() json.RawMessage { return rowJSON(rec, row) }
+		ms[i].Sample = func() json.RawMessage { return RowJSON(rec, row) }
 	}
 	assigned, raised, err := e.store.Add(r.info, ms, false)
 	if err != nil {
@@ -905,8 +905,9 @@ func eventTimes(rec arrow.RecordBatch) *array.Timestamp {
 	return t
 }
 
-// rowJSON renders one row of a batch as a JSON object.
-func rowJSON(rec arrow.RecordBatch, row int) json.RawMessage {
+// RowJSON renders one row of a batch as a JSON object: JSON columns as their JSON, the rest as
+// Arrow marshals them. Alerts carry it as their sample row.
+func RowJSON(rec arrow.RecordBatch, row int) json.RawMessage {
 	obj := make(map[string]any, rec.NumCols())
 	for i, f := range rec.Schema().Fields() {
 		c := rec.Column(i)

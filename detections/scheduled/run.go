@@ -271,7 +271,7 @@ func matches(rec arrow.RecordBatch, scheduled time.Time) ([]alert.Match, []json.
 			m.Context = ctxs[i]
 		}
 		row := i
-		m.Sample = func() json.RawMessage { return rowJSON(rec, row) }
+		m.Sample = func() json.RawMessage { return engine.RowJSON(rec, row) }
 		ms[i] = m
 	}
 	return ms, ctxs
@@ -290,27 +290,6 @@ func text(c arrow.Array, i int) string {
 		return ""
 	}
 	return string(b)
-}
-
-// rowJSON renders one row as a JSON object.
-func rowJSON(rec arrow.RecordBatch, row int) json.RawMessage {
-	obj := make(map[string]any, rec.NumCols())
-	for i, f := range rec.Schema().Fields() {
-		c := rec.Column(i)
-		if c.IsNull(row) {
-			continue
-		}
-		if s, ok := c.(*array.String); ok && lake.IsJSON(f) && json.Valid([]byte(s.Value(row))) {
-			obj[f.Name] = json.RawMessage(s.Value(row))
-			continue
-		}
-		obj[f.Name] = c.GetOneForMarshal(row)
-	}
-	b, err := json.Marshal(obj)
-	if err != nil {
-		return nil
-	}
-	return b
 }
 
 // stamp returns recs with p_event_time and p_scheduled_time set to scheduled. Without
