@@ -178,6 +178,46 @@ type keyGroup struct {
 // keyOf finds, among the top-level conjuncts of a condition, a column compared with constants
 // (col = constant, or col IN (constants)). key names the column and the constants' type.
 func keyOf(cond any) (col any, key string, consts []any, ok bool) {
+	for _, c := range conjunctsOf(cond) {
+		m, _ := c.(map[string]any)
+		if m == nil {
+			continue
+		}
+		switch {
+		case m["class"] == "COMPARISON" && m["type"] == "COMPARE_EQUAL":
+			l, r := m["left"], m["right"]
+			if _, ok := colPath(l); !ok {
+				l, r = r, l
+			}
+			path, okc := colPath(l)
+			typ, okv := constType(r)
+			if okc && okv {
+				return l, strings.Join(path, ".") + "\x00" + typ, []any{r}, true
+			}
+		case m["class"] == "OPERATOR" && m["type"] == "COMPARE_IN":
+			children, _ := m["children"].([]any)
+			if len(children) < 2 {
+				continue
+			}
+			path, okc := colPath(children[0])
+			if !okc {
+				continue
+			}
+			typ, okv := constType(children[1])
+			for _, v := range children[2:] {
+				t, ok := constType(v)
+				okv = okv && ok && t == typ
+			}
+			if okv {
+				return children[0], strings.Join(path, ".") + "\x00" + typ, children[1:], true
+			}
+		}
+	}
+	return nil, "", nil, false
+}
+
+// conjunctsOf returns the top-level conjuncts of a condition (its AND, flattened).
+func conjunctsOf(cond any) []any {
 	var conjuncts []any
 	var flatten func(v any)
 	flatten = func(v any) {
@@ -191,64 +231,36 @@ func keyOf(cond any) (col any, key string, consts []any, ok bool) {
 		conjuncts = append(conjuncts, v)
 	}
 	flatten(cond)
-	isConst := func(v any) (string, bool) {
-		m, _ := v.(map[string]any)
-		if m == nil || m["class"] != "CONSTANT" {
-			return "", false
-		}
-		val, _ := m["value"].(map[string]any)
-		if val == nil || val["is_null"] == true {
-			return "", false
-		}
-		typ, _ := val["type"].(map[string]any)
-		id, _ := typ["id"].(string)
-		return id, id != ""
+	return conjuncts
+}
+
+// colPath returns the names of a column reference, in lower case (maybe qualified by a table).
+func colPath(v any) ([]string, bool) {
+	m, _ := v.(map[string]any)
+	if m == nil || m["class"] != "COLUMN_REF" {
+		return nil, false
 	}
-	colName := func(v any) (string, bool) {
-		m, _ := v.(map[string]any)
-		if m == nil || m["class"] != "COLUMN_REF" {
-			return "", false
-		}
-		names, _ := m["column_names"].([]any)
-		parts := make([]string, len(names))
-		for i, n := range names {
-			parts[i] = strings.ToLower(fmt.Sprint(n))
-		}
-		return strings.Join(parts, "."), len(parts) > 0
+	names, _ := m["column_names"].([]any)
+	path := make([]string, len(names))
+	for i, n := range names {
+		path[i] = strings.ToLower(fmt.Sprint(n))
 	}
-	for _, c := range conjuncts {
-		m, _ := c.(map[string]any)
-		if m == nil {
-			continue
-		}
-		switch {
-		case m["class"] == "COMPARISON" && m["type"] == "COMPARE_EQUAL":
-			l, r := m["left"], m["right"]
-			if _, ok := colName(l); !ok {
-				l, r = r, l
-			}
-			name, okc := colName(l)
-			typ, okv := isConst(r)
-			if okc && okv {
-				return l, name + "\x00" + typ, []any{r}, true
-			}
-		case m["class"] == "OPERATOR" && m["type"] == "COMPARE_IN":
-			children, _ := m["children"].([]any)
-			name, okc := colName(children[0])
-			if !okc || len(children) < 2 {
-				continue
-			}
-			typ, okv := isConst(children[1])
-			for _, v := range children[2:] {
-				t, ok := isConst(v)
-				okv = okv && ok && t == typ
-			}
-			if okv {
-				return children[0], name + "\x00" + typ, children[1:], true
-			}
-		}
+	return path, len(path) > 0
+}
+
+// constType returns the type id of a constant that is not NULL.
+func constType(v any) (string, bool) {
+	m, _ := v.(map[string]any)
+	if m == nil || m["class"] != "CONSTANT" {
+		return "", false
 	}
-	return nil, "", nil, false
+	val, _ := m["value"].(map[string]any)
+	if val == nil || val["is_null"] == true {
+		return "", false
+	}
+	typ, _ := val["type"].(map[string]any)
+	id, _ := typ["id"].(string)
+	return id, id != ""
 }
 
 // hasMacro reports whether a statement uses one of Panther's macros, whose expansion changes

@@ -1,8 +1,6 @@
 package query
 
 import (
-	"encoding/json"
-	"fmt"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -109,21 +107,8 @@ func (lp *likePattern) match(v string) bool {
 // addRule records a rule's condition; ok is false when cond has no conjunct the prefilter
 // understands.
 func (p *Prefilter) addRule(cond any) bool {
-	var conjuncts []any
-	var flatten func(v any)
-	flatten = func(v any) {
-		m, _ := v.(map[string]any)
-		if m != nil && m["class"] == "CONJUNCTION" && m["type"] == "CONJUNCTION_AND" {
-			for _, c := range m["children"].([]any) {
-				flatten(c)
-			}
-			return
-		}
-		conjuncts = append(conjuncts, v)
-	}
-	flatten(cond)
 	r := pfRule{lead: -1}
-	for _, c := range conjuncts {
+	for _, c := range conjunctsOf(cond) {
 		path, pc, ok := understand(c)
 		if !ok {
 			continue
@@ -253,39 +238,12 @@ func understand(c any) ([]string, pfCond, bool) {
 	return nil, pfCond{}, false
 }
 
-func colPath(v any) ([]string, bool) {
-	m, _ := v.(map[string]any)
-	if m == nil || m["class"] != "COLUMN_REF" {
-		return nil, false
-	}
-	names, _ := m["column_names"].([]any)
-	path := make([]string, len(names))
-	for i, n := range names {
-		path[i] = strings.ToLower(fmt.Sprint(n))
-	}
-	return path, len(path) > 0
-}
-
+// stringConst returns the value of a VARCHAR constant.
 func stringConst(v any) (string, bool) {
-	m, _ := v.(map[string]any)
-	if m == nil || m["class"] != "CONSTANT" {
+	if typ, ok := constType(v); !ok || typ != "VARCHAR" {
 		return "", false
 	}
-	val, _ := m["value"].(map[string]any)
-	if val == nil || val["is_null"] == true {
-		return "", false
-	}
-	typ, _ := val["type"].(map[string]any)
-	if typ["id"] != "VARCHAR" {
-		return "", false
-	}
-	s, ok := val["value"].(string)
-	if !ok {
-		// json.Number or other: not a string constant.
-		if _, isNum := val["value"].(json.Number); isNum {
-			return "", false
-		}
-	}
+	s, ok := v.(map[string]any)["value"].(map[string]any)["value"].(string)
 	return s, ok
 }
 
