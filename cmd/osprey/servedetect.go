@@ -112,11 +112,11 @@ func openServeDetections(ctx context.Context, l *lake.Lake, cfg *config.Config, 
 		d.Close()
 		return nil, err
 	}
+	var notify func(*alert.Alert) error // nil without destinations: alerts are only stored
+	if d.outbox != nil {
+		notify = d.outbox.Enqueue
+	}
 	if rules > 0 {
-		var notify func(*alert.Alert) error
-		if d.outbox != nil {
-			notify = d.outbox.Enqueue
-		}
 		d.engine, err = engine.New(ctx, set, d.store, &d.next, engine.Options{Workers: cfg.Workers, Notify: notify, Logger: log,
 			MaxDelay: time.Duration(cfg.Detections.MaxDelay)})
 		if err != nil {
@@ -125,10 +125,6 @@ func openServeDetections(ctx context.Context, l *lake.Lake, cfg *config.Config, 
 		}
 	}
 	if scheduled > 0 {
-		var notify func(*alert.Alert) error
-		if d.outbox != nil {
-			notify = d.outbox.Enqueue
-		}
 		if d.sched, err = newScheduleRunner(l, set, d.store, notify, log); err != nil {
 			d.Close()
 			return nil, err
