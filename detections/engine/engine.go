@@ -272,7 +272,7 @@ func (e *Engine) Write(ctx context.Context, db, table string, rec arrow.RecordBa
 			return nil
 		}
 		// A copy even when every row is a candidate: Keeps may have said no.
-		cand, err := takeSelected(ctx, rec, sel[0], false)
+		cand, err := takeSelected(ctx, rec, sel[0])
 		if err != nil {
 			return fmt.Errorf("detections: %w", err)
 		}
@@ -287,7 +287,7 @@ func (e *Engine) Write(ctx context.Context, db, table string, rec arrow.RecordBa
 		for i := range all {
 			all[i] = int32(i)
 		}
-		cp, err := takeSelected(ctx, rec, all, true)
+		cp, err := takeSelected(ctx, rec, all)
 		if err != nil {
 			return fmt.Errorf("detections: %w", err)
 		}
@@ -297,14 +297,9 @@ func (e *Engine) Write(ctx context.Context, db, table string, rec arrow.RecordBa
 	return e.wait(ctx, tr, rec)
 }
 
-// takeSelected returns a batch of some rows of rec (compute's take: one copy however scattered
-// the rows). When every row is selected and owned is set (the engine may keep rec: see Keeps),
-// rec itself is returned, retained.
-func takeSelected(ctx context.Context, rec arrow.RecordBatch, rows []int32, owned bool) (arrow.RecordBatch, error) {
-	if owned && int64(len(rows)) == rec.NumRows() {
-		rec.Retain()
-		return rec, nil
-	}
+// takeSelected returns a new batch of some rows of rec, a copy the engine owns (compute's
+// take: one copy however scattered the rows).
+func takeSelected(ctx context.Context, rec arrow.RecordBatch, rows []int32) (arrow.RecordBatch, error) {
 	b := array.NewInt32Builder(memory.DefaultAllocator)
 	b.AppendValues(rows, nil)
 	idx := b.NewArray()
