@@ -9,7 +9,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/ospreyhq/osprey/detections/alert"
@@ -151,8 +150,7 @@ func appendReports(b *array.StringBuilder, reports map[string][]string) {
 }
 
 // takeRows returns the columns of rec at the given rows (ascending, repeats allowed): a slice
-// of rec's arrays when the rows are one run, else compute's take (one copy however scattered
-// the rows).
+// of rec's arrays when the rows are one run, else a copy of those rows.
 func takeRows(rec arrow.RecordBatch, rows []int32) []arrow.Array {
 	cols := make([]arrow.Array, 0, int(rec.NumCols())+len(matchFields))
 	first, last := int64(rows[0]), int64(rows[len(rows)-1])
@@ -162,13 +160,8 @@ func takeRows(rec arrow.RecordBatch, rows []int32) []arrow.Array {
 		}
 		return cols
 	}
-	b := array.NewInt32Builder(memory.DefaultAllocator)
-	b.AppendValues(rows, nil)
-	idx := b.NewArray()
-	b.Release()
-	defer idx.Release()
 	for _, c := range rec.Columns() {
-		out, err := compute.TakeArray(context.Background(), c, idx)
+		out, err := takeColumn(c, rows)
 		if err != nil {
 			panic("BUG: taking rows of a batch's column: " + err.Error())
 		}
