@@ -49,6 +49,17 @@ type Combined struct {
 // no macro. Rules that are not simple are left out (they run one by one). Combined.SQL is empty
 // when fewer than two rules are simple.
 func (b *BatchDB) Combine(ctx context.Context, db, table string, stmts []string) (Combined, error) {
+	return b.combine(ctx, db, table, stmts, 2)
+}
+
+// Scan is Combine for one rule: the rule's scan alone, with its result in Combined's form (SQL
+// is empty when the rule is not simple). A combined scan that fails is run rule by rule with
+// it, to find the rules that fail.
+func (b *BatchDB) Scan(ctx context.Context, db, table, stmt string) (Combined, error) {
+	return b.combine(ctx, db, table, []string{stmt}, 1)
+}
+
+func (b *BatchDB) combine(ctx context.Context, db, table string, stmts []string, least int) (Combined, error) {
 	aggs, err := b.aggregates(ctx)
 	if err != nil {
 		return Combined{}, err
@@ -133,7 +144,7 @@ func (b *BatchDB) Combine(ctx context.Context, db, table string, stmts []string)
 			template = tree
 		}
 	}
-	if len(c.Rules) < 2 {
+	if len(c.Rules) < least {
 		return Combined{}, nil
 	}
 	if prefilterAll {

@@ -31,8 +31,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/compute"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/ospreyhq/osprey/detections"
 	"github.com/ospreyhq/osprey/detections/alert"
@@ -272,7 +270,7 @@ func (e *Engine) Write(ctx context.Context, db, table string, rec arrow.RecordBa
 			return nil
 		}
 		// A copy even when every row is a candidate: Keeps may have said no.
-		cand, err := takeSelected(ctx, rec, sel[0])
+		cand, err := takeSelected(rec, sel[0])
 		if err != nil {
 			return fmt.Errorf("detections: %w", err)
 		}
@@ -287,7 +285,7 @@ func (e *Engine) Write(ctx context.Context, db, table string, rec arrow.RecordBa
 		for i := range all {
 			all[i] = int32(i)
 		}
-		cp, err := takeSelected(ctx, rec, all)
+		cp, err := takeSelected(rec, all)
 		if err != nil {
 			return fmt.Errorf("detections: %w", err)
 		}
@@ -297,23 +295,24 @@ func (e *Engine) Write(ctx context.Context, db, table string, rec arrow.RecordBa
 	return e.wait(ctx, tr, rec)
 }
 
-// takeSelected returns a new batch of some rows of rec, a copy the engine owns (compute's
-// take: one copy however scattered the rows).
-func takeSelected(ctx context.Context, rec arrow.RecordBatch, rows []int32) (arrow.RecordBatch, error) {
-	b := array.NewInt32Builder(memory.DefaultAllocator)
-	b.AppendValues(rows, nil)
-	idx := b.NewArray()
-	b.Release()
-	defer idx.Release()
-	recDatum := compute.NewDatum(rec)
-	defer recDatum.Release()
-	idxDatum := compute.NewDatum(idx)
-	defer idxDatum.Release()
-	out, err := compute.Take(ctx, *compute.DefaultTakeOptions(), recDatum, idxDatum)
-	if err != nil {
-		return nil, err
+// takeSelected returns a new batch of some rows of rec, a copy the engine owns.
+func takeSelected(rec arrow.RecordBatch, rows []int32) (arrow.RecordBatch, error) {
+	cols := make([]arrow.Array, rec.NumCols())
+	defer func() {
+		for _, c := range cols {
+			if c != nil {
+				c.Release()
+			}
+		}
+	}()
+	for i, c := range rec.Columns() {
+		out, err := takeColumn(c, rows)
+		if err != nil {
+			return nil, err
+		}
+		cols[i] = out
 	}
-	return out.(*compute.RecordDatum).Value, nil
+	return array.NewRecordBatch(rec.Schema(), cols, int64(len(rows))), nil
 }
 
 // wait adds a batch (which the engine owns) to those waiting for the table's rules, and runs
@@ -446,6 +445,9 @@ type plan struct {
 	// prefilter, when every rule is in the combined scan and each has a condition it
 	// understands, picks the rows that may match before anything is bound.
 	prefilter *query.Prefilter
+	// scans holds the combined rules' scans one by one (by column of the combined statement),
+	// worked out when the combined scan first fails; under tableRules.mu.
+	scans []*plan
 }
 
 // errNoRowID is the error of a rule whose result has no p_row_id.
@@ -523,9 +525,16 @@ func (e *Engine) evaluate(ctx context.Context, tr *tableRules, recs []arrow.Reco
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			for _, r := range p.combinedRules {
+			// Find the rules that fail, each in a scan of its own (the rules' own statements
+			// may need p_row_id, which the combined scan does without), and keep the others'
+			// matches.
+			for i, r := range p.combinedRules {
 				delete(found, r)
-				if err := e.collect(ctx, db, p.wrapped[r.index], []*rule{r}, &ids, now, found); err != nil {
+				one, err := e.scanOf(ctx, db, tr, p, i)
+				if err == nil {
+					err = e.collectCombined(ctx, db, one, &ids, now, found)
+				}
+				if err != nil {
 					failed[r] = err
 				}
 			}
@@ -684,6 +693,28 @@ func (e *Engine) plan(ctx context.Context, db *query.BatchDB, tr *tableRules, no
 	}
 	e.opts.Logger.Debug("rules planned", "table", tr.table, "combined", len(p.combinedRules), "union", len(p.members), "alone", len(p.alone))
 	return p, false, nil
+}
+
+// scanOf returns the plan of combined rule i alone: its own scan, in the combined form.
+func (e *Engine) scanOf(ctx context.Context, db *query.BatchDB, tr *tableRules, p *plan, i int) (*plan, error) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if p.scans == nil {
+		p.scans = make([]*plan, len(p.combinedRules))
+	}
+	if one := p.scans[i]; one != nil {
+		return one, nil
+	}
+	r := p.combinedRules[i]
+	c, err := db.Scan(ctx, DBLogs, tr.table, r.spec.Query)
+	if err != nil {
+		return nil, err
+	}
+	if c.SQL == "" {
+		return nil, fmt.Errorf("BUG: rule %s was combined but is not simple alone", r.spec.RuleID)
+	}
+	p.scans[i] = &plan{combined: c.SQL, combinedRules: []*rule{r}}
+	return p.scans[i], nil
 }
 
 // collectCombined runs the combined statement and adds its matches to found.

@@ -466,3 +466,46 @@ func TestLanes(t *testing.T) {
 		t.Fatalf("after the replay: events by rule %v", events)
 	}
 }
+
+// TestFailingRuleInCombinedScan: when every rule runs in the combined scan (so p_row_id is not
+// bound) and one fails at run time, the others still find their matches, and only the failing
+// rule's rows go to panther_rule_errors.
+func TestFailingRuleInCombinedScan(t *testing.T) {
+	set := rules(t, map[string]string{
+		"deleted": ruleSpec("Detection.Deleted",
+			"SELECT * FROM panther_logs.panther_audit WHERE actionName = 'DELETE_DETECTION' AND actionResult = 'SUCCEEDED'", ""),
+		"signin": ruleSpec("Sign.In", "SELECT *, actor.name AS alert_dedup FROM panther_logs.panther_audit WHERE actionName = 'SIGN_IN'", ""),
+		// Simple, so combined, and binds; fails at run time on the batches with a LIST_ALERTS.
+		"broken": ruleSpec("Broken", "SELECT * FROM panther_logs.panther_audit WHERE actionName = 'LIST_ALERTS' AND CAST(actionResult AS INTEGER) = 1", ""),
+	})
+	h := newHarness(t, t.TempDir(), set)
+	var lines []string
+	for i := range 300 {
+		switch i % 3 {
+		case 0:
+			lines = append(lines, auditEvent(i, "DELETE_DETECTION", "SUCCEEDED", "ana"))
+		case 1:
+			lines = append(lines, auditEvent(i, "SIGN_IN", "SUCCEEDED", "ben"))
+		default:
+			lines = append(lines, auditEvent(i, "LIST_ALERTS", "SUCCEEDED", "dan"))
+		}
+	}
+	h.ingest(lines)
+	h.flush()
+	st := h.engine.Stats()
+	h.close()
+	if st.RuleErrors == 0 {
+		t.Fatalf("the broken rule did not fail: %+v", st)
+	}
+	for rule, want := range map[string]int64{"Detection.Deleted": 100, "Sign.In": 100} {
+		if n := count(t, h.lake, "SELECT count(*) FROM panther_rule_matches.panther_audit WHERE p_rule_id = '"+rule+"'"); n != want {
+			t.Errorf("%s matches: %d, want %d", rule, n, want)
+		}
+	}
+	if n := count(t, h.lake, "SELECT count(*) FROM panther_rule_errors.panther_audit WHERE p_rule_id <> 'Broken'"); n != 0 {
+		t.Errorf("%d rows of rules that work are in panther_rule_errors", n)
+	}
+	if n := count(t, h.lake, "SELECT count(*) FROM panther_rule_errors.panther_audit WHERE p_rule_id = 'Broken' AND p_rule_error LIKE '%Conversion Error%'"); n == 0 {
+		t.Error("the broken rule's rows are not in panther_rule_errors")
+	}
+}
