@@ -5,6 +5,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/valyala/fastjson"
 )
 
 // Most streaming rules test string columns against constants before anything else, and most
@@ -20,12 +21,17 @@ import (
 //	col = 'c'   col <> 'c'   col IN ('a', 'b')   col LIKE 'pattern'   starts_with(col, 'p') / prefix(col, 'p')
 //	list_contains(col, 'c') (and list_has, array_contains, array_has)
 //
+// and all but the last on a field of a JSON column: col->>'key', col->>'$.a.b' or
+// json_extract_string(col, ...), read as DuckDB does (a missing field or JSON null is NULL).
+// A field whose value is not a string (a number, an object), or text that is not JSON, rules
+// nothing out: DuckDB decides.
+//
 // A LIKE pattern with % only is matched exactly; one with _ by its literal prefix. DuckDB
 // compares strings byte by byte (no collation is set), as the prefilter does; NULL never
 // satisfies these conjuncts. A conjunct whose column is not a string (or list of strings) in
 // a batch is left out for that batch: the rest still must hold.
 type Prefilter struct {
-	paths [][]string // the columns the conjuncts test, as written (lower case), maybe qualified
+	paths []pfPath // what the conjuncts test
 	rules []pfRule
 	// leads indexes the rules that have an equality conjunct by its column and constants, so
 	// that a row costs one hash lookup per column instead of a test per rule.
@@ -38,6 +44,17 @@ type Prefilter struct {
 type pfRule struct {
 	conds []pfCond
 	lead  int // the index in conds of the equality indexed in leads; -1 if none
+}
+
+// pfPath is the value a conjunct tests: a column as written (lower case, maybe qualified),
+// or a field of a JSON column (json: the keys from the outermost object in).
+type pfPath struct {
+	cols []string
+	json []string
+}
+
+func (p pfPath) key() string {
+	return strings.Join(p.cols, "\x00") + "\x01" + strings.Join(p.json, "\x00")
 }
 
 // pfCond is one conjunct.
@@ -108,17 +125,24 @@ func (lp *likePattern) match(v string) bool {
 // understands.
 func (p *Prefilter) addRule(cond any) bool {
 	r := pfRule{lead: -1}
+	var jsonConds []pfCond
 	for _, c := range conjunctsOf(cond) {
 		path, pc, ok := understand(c)
 		if !ok {
 			continue
 		}
 		pc.col = p.pathIndex(path)
+		if path.json != nil {
+			// Tested last, and never the indexed equality: each test parses the row's JSON.
+			jsonConds = append(jsonConds, pc)
+			continue
+		}
 		if pc.kind == condEqual && r.lead < 0 {
 			r.lead = len(r.conds)
 		}
 		r.conds = append(r.conds, pc)
 	}
+	r.conds = append(r.conds, jsonConds...)
 	if len(r.conds) == 0 {
 		return false
 	}
@@ -145,10 +169,10 @@ func (p *Prefilter) addRule(cond any) bool {
 	return true
 }
 
-func (p *Prefilter) pathIndex(path []string) int {
-	key := strings.Join(path, "\x00")
+func (p *Prefilter) pathIndex(path pfPath) int {
+	key := path.key()
 	for i, q := range p.paths {
-		if strings.Join(q, "\x00") == key {
+		if q.key() == key {
 			return i
 		}
 	}
@@ -156,11 +180,63 @@ func (p *Prefilter) pathIndex(path []string) int {
 	return len(p.paths) - 1
 }
 
+// valuePath reads the value a conjunct tests: a column reference, or a field of one read as
+// JSON text (col->>'key', col->>'$.a.b', json_extract_string(col, 'key')).
+func valuePath(v any) (pfPath, bool) {
+	if cols, ok := colPath(v); ok {
+		return pfPath{cols: cols}, true
+	}
+	m, _ := v.(map[string]any)
+	if m == nil || m["class"] != "FUNCTION" || m["filter"] != nil {
+		return pfPath{}, false
+	}
+	switch name, _ := m["function_name"].(string); strings.ToLower(name) {
+	case "->>", "json_extract_string":
+	default:
+		return pfPath{}, false
+	}
+	children, _ := m["children"].([]any)
+	if len(children) != 2 {
+		return pfPath{}, false
+	}
+	cols, ok := colPath(children[0])
+	key, okk := stringConst(children[1])
+	if !ok || !okk {
+		return pfPath{}, false
+	}
+	keys, ok := jsonKeys(key)
+	return pfPath{cols: cols, json: keys}, ok
+}
+
+// jsonKeys reads a JSON path argument as DuckDB does, in the forms understood: a key ('email',
+// taken whole, dots and all) or '$.' and keys of letters, digits and underscores ('$.a.b').
+func jsonKeys(path string) ([]string, bool) {
+	if path == "" || path[0] == '/' {
+		return nil, false
+	}
+	if path[0] != '$' {
+		return []string{path}, true
+	}
+	rest, ok := strings.CutPrefix(path, "$.")
+	if !ok {
+		return nil, false
+	}
+	keys := strings.Split(rest, ".")
+	for _, k := range keys {
+		if k == "" || strings.IndexFunc(k, func(c rune) bool {
+			return !(c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z')
+		}) >= 0 {
+			return nil, false
+		}
+	}
+	return keys, true
+}
+
 // understand reads one conjunct.
-func understand(c any) ([]string, pfCond, bool) {
+func understand(c any) (pfPath, pfCond, bool) {
 	m, _ := c.(map[string]any)
 	if m == nil {
-		return nil, pfCond{}, false
+		return pfPath{}, pfCond{}, false
 	}
 	set := func(vals ...string) map[string]struct{} {
 		s := make(map[string]struct{}, len(vals))
@@ -172,20 +248,20 @@ func understand(c any) ([]string, pfCond, bool) {
 	switch {
 	case m["class"] == "COMPARISON" && m["type"] == "COMPARE_EQUAL":
 		l, r := m["left"], m["right"]
-		if _, ok := colPath(l); !ok {
+		if _, ok := valuePath(l); !ok {
 			l, r = r, l
 		}
-		p, okc := colPath(l)
+		p, okc := valuePath(l)
 		v, okv := stringConst(r)
 		if okc && okv {
 			return p, pfCond{kind: condEqual, set: set(v)}, true
 		}
 	case m["class"] == "COMPARISON" && m["type"] == "COMPARE_NOTEQUAL":
 		l, r := m["left"], m["right"]
-		if _, ok := colPath(l); !ok {
+		if _, ok := valuePath(l); !ok {
 			l, r = r, l
 		}
-		p, okc := colPath(l)
+		p, okc := valuePath(l)
 		v, okv := stringConst(r)
 		if okc && okv {
 			return p, pfCond{kind: condNotEqual, set: set(v)}, true
@@ -195,7 +271,7 @@ func understand(c any) ([]string, pfCond, bool) {
 		if len(children) < 2 {
 			break
 		}
-		p, okc := colPath(children[0])
+		p, okc := valuePath(children[0])
 		if !okc {
 			break
 		}
@@ -203,7 +279,7 @@ func understand(c any) ([]string, pfCond, bool) {
 		for _, ch := range children[1:] {
 			v, ok := stringConst(ch)
 			if !ok {
-				return nil, pfCond{}, false
+				return pfPath{}, pfCond{}, false
 			}
 			vals = append(vals, v)
 		}
@@ -214,7 +290,7 @@ func understand(c any) ([]string, pfCond, bool) {
 		if len(children) != 2 || m["filter"] != nil || m["distinct"] == true {
 			break
 		}
-		p, okc := colPath(children[0])
+		p, okc := valuePath(children[0])
 		v, okv := stringConst(children[1])
 		if !okc || !okv {
 			break
@@ -232,10 +308,12 @@ func understand(c any) ([]string, pfCond, bool) {
 				return p, pfCond{kind: condLike, like: likePattern{prefix: v, wild: true}}, true
 			}
 		case "list_contains", "list_has", "array_contains", "array_has":
-			return p, pfCond{kind: condListHas, set: set(v)}, true
+			if p.json == nil {
+				return p, pfCond{kind: condListHas, set: set(v)}, true
+			}
 		}
 	}
-	return nil, pfCond{}, false
+	return pfPath{}, pfCond{}, false
 }
 
 // stringConst returns the value of a VARCHAR constant.
@@ -255,12 +333,15 @@ func (p *Prefilter) Select(db, table string, recs []arrow.RecordBatch) ([][]int3
 		cols := make([]any, len(p.paths))
 		complete := true // every path resolved
 		for j, path := range p.paths {
-			a, ok := resolve(rec, db, table, path)
+			a, ok := resolve(rec, db, table, path.cols)
 			if ok {
-				switch a := a.(type) {
+				switch col := a.(type) {
 				case strings_:
+					if path.json != nil {
+						a = &jsonField{src: col, keys: path.json, row: -1}
+					}
 				case *array.List:
-					if _, isStr := a.ListValues().(*array.String); !isStr {
+					if _, isStr := col.ListValues().(*array.String); !isStr || path.json != nil {
 						ok = false
 					}
 				default:
@@ -327,7 +408,7 @@ func (p *Prefilter) usable(cols []any) bool {
 
 func (c *pfCond) usable(col any) bool {
 	switch col.(type) {
-	case strings_:
+	case strings_, *jsonField:
 		return c.kind != condListHas
 	case *array.List:
 		return c.kind == condListHas
@@ -339,6 +420,22 @@ func (c *pfCond) usable(col any) bool {
 // holds (it rules nothing out).
 func (c *pfCond) holds(col any, r int) bool {
 	switch a := col.(type) {
+	case *jsonField:
+		v, state := a.lookup(r)
+		switch {
+		case state == jsonOther:
+			return true
+		case state == jsonNull:
+			return false
+		case c.kind == condEqual:
+			_, ok := c.set[v]
+			return ok
+		case c.kind == condNotEqual:
+			_, ok := c.set[v]
+			return !ok
+		case c.kind == condLike:
+			return c.like.match(v)
+		}
 	case strings_:
 		switch c.kind {
 		case condEqual:
@@ -491,3 +588,71 @@ type nullMasked struct {
 
 func (n *nullMasked) IsNull(i int) bool  { return n.parent.IsNull(i) || n.s.IsNull(i) }
 func (n *nullMasked) Value(i int) string { return n.s.Value(i) }
+
+// jsonField is a field of a JSON text column, read row by row as DuckDB's ->> reads it.
+type jsonField struct {
+	src   strings_
+	keys  []string
+	p     fastjson.Parser
+	row   int // the row val and state are of; -1 for none
+	val   string
+	state int
+}
+
+// What a JSON field of a row holds.
+const (
+	jsonNull   = iota // SQL NULL: no such field, JSON null, a NULL column
+	jsonString        // a string: val
+	jsonOther         // a number, boolean, object or array, or text that is not JSON
+)
+
+func (j *jsonField) lookup(r int) (string, int) {
+	if r == j.row {
+		return j.val, j.state
+	}
+	j.row, j.val, j.state = r, "", jsonNull
+	if j.src.IsNull(r) {
+		return "", jsonNull
+	}
+	text := j.src.Value(r)
+	v, err := j.p.Parse(text)
+	if err != nil || hasSurrogateEscape(text) {
+		// DuckDB raises an error (for the rule's errors table), or may: it refuses a lone
+		// surrogate that fastjson reads.
+		j.state = jsonOther
+		return "", jsonOther
+	}
+	for _, k := range j.keys {
+		obj, err := v.Object()
+		if err != nil {
+			return "", jsonNull // a key of something that is not an object is NULL
+		}
+		if v = obj.Get(k); v == nil { // the first of repeated keys, as DuckDB
+			return "", jsonNull
+		}
+	}
+	switch v.Type() {
+	case fastjson.TypeNull:
+		return "", jsonNull
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		j.val, j.state = string(b), jsonString
+		return j.val, jsonString
+	}
+	j.state = jsonOther
+	return "", jsonOther
+}
+
+// hasSurrogateEscape reports whether JSON text may hold a \uD800-\uDFFF escape.
+func hasSurrogateEscape(text string) bool {
+	for {
+		i := strings.Index(text, `\u`)
+		if i < 0 || i+3 >= len(text) {
+			return false
+		}
+		if c, d := text[i+2], text[i+3]; (c == 'd' || c == 'D') && strings.IndexByte("89abcdefABCDEF", d) >= 0 {
+			return true
+		}
+		text = text[i+2:]
+	}
+}
