@@ -104,7 +104,9 @@ func writeBenchRules(dir string, n int) error {
 			q = fmt.Sprintf("SELECT *, {'agent': userAgent, 'action': actionName} AS alert_context\n"+
 				"FROM panther_logs.panther_audit WHERE actionName = '%s' AND userAgent LIKE '%%curl%%'", a)
 		case 9:
-			q = fmt.Sprintf("SELECT * FROM panther_logs.panther_audit\nWHERE actionName = '%s' AND actor.attributes.email LIKE '%%@evil%d.example'", a, i)
+			// ->> reads the JSON field as text (.email would be JSON, quotes and all, which
+			// no LIKE pattern without quotes matches); it binds more loosely than AND.
+			q = fmt.Sprintf("SELECT * FROM panther_logs.panther_audit\nWHERE actionName = '%s' AND (actor.attributes->>'email') LIKE '%%@evil%d.example'", a, i)
 		}
 		queries = append(queries, q)
 	}
