@@ -109,6 +109,7 @@ type tableRules struct {
 	pmu         sync.Mutex
 	pending     []arrow.RecordBatch // small batches waiting for the rules, retained
 	pendingRows int64
+	pendingSeen int64     // the rows the pending batches were picked from (the prefilter's)
 	since       time.Time // when the first of them came
 }
 
@@ -237,6 +238,11 @@ func (e *Engine) Stats() Stats {
 // flush begins (Prepare).
 const evalRows = 32768
 
+// The prefilter's candidates, a few rows of each batch, wait until they reach evalRows or the
+// rows they were picked from reach evalSeen: the rules then run every few hundred thousand
+// events, while ingest goes on, instead of all at the flush, when nothing else runs.
+const evalSeen = 8 * evalRows
+
 // Keeps tells ingest whether Write keeps the record after it returns (see ingest.Keeper): the
 // engine keeps the small batches of tables that rules watch until it runs the rules on them.
 func (e *Engine) Keeps(db, table string, rows int64) bool {
@@ -267,14 +273,14 @@ func (e *Engine) Write(ctx context.Context, db, table string, rec arrow.RecordBa
 		sel, n := pf.Select(DBLogs, table, []arrow.RecordBatch{rec})
 		e.prefiltered.Add(rec.NumRows() - int64(n))
 		if n == 0 {
-			return nil
+			return e.seen(ctx, tr, rec.NumRows())
 		}
 		// A copy even when every row is a candidate: Keeps may have said no.
 		cand, err := takeSelected(rec, sel[0])
 		if err != nil {
 			return fmt.Errorf("detections: %w", err)
 		}
-		return e.wait(ctx, tr, cand)
+		return e.wait(ctx, tr, cand, rec.NumRows())
 	}
 	if rec.NumRows() >= evalRows {
 		return e.evaluate(ctx, tr, []arrow.RecordBatch{rec})
@@ -289,10 +295,10 @@ func (e *Engine) Write(ctx context.Context, db, table string, rec arrow.RecordBa
 		if err != nil {
 			return fmt.Errorf("detections: %w", err)
 		}
-		return e.wait(ctx, tr, cp)
+		return e.wait(ctx, tr, cp, cp.NumRows())
 	}
 	rec.Retain()
-	return e.wait(ctx, tr, rec)
+	return e.wait(ctx, tr, rec, rec.NumRows())
 }
 
 // takeSelected returns a new batch of some rows of rec, a copy the engine owns.
@@ -315,28 +321,55 @@ func takeSelected(rec arrow.RecordBatch, rows []int32) (arrow.RecordBatch, error
 	return array.NewRecordBatch(rec.Schema(), cols, int64(len(rows))), nil
 }
 
-// wait adds a batch (which the engine owns) to those waiting for the table's rules, and runs
-// them when enough rows wait.
-func (e *Engine) wait(ctx context.Context, tr *tableRules, rec arrow.RecordBatch) error {
+// wait adds a batch (which the engine owns), picked from seen rows, to those waiting for the
+// table's rules, and runs them when enough rows wait or were seen (see evalSeen).
+func (e *Engine) wait(ctx context.Context, tr *tableRules, rec arrow.RecordBatch, seen int64) error {
 	tr.pmu.Lock()
 	var ready, other []arrow.RecordBatch
 	if len(tr.pending) > 0 && !tr.pending[0].Schema().Equal(rec.Schema()) {
-		other, tr.pending, tr.pendingRows = tr.pending, nil, 0 // the table's columns changed
+		other, tr.pending, tr.pendingRows, tr.pendingSeen = tr.pending, nil, 0, 0 // the table's columns changed
 	}
 	if len(tr.pending) == 0 {
 		tr.since = time.Now()
 	}
 	tr.pending = append(tr.pending, rec)
 	tr.pendingRows += rec.NumRows()
-	if tr.pendingRows >= evalRows {
-		ready, tr.pending, tr.pendingRows = tr.pending, nil, 0
+	tr.pendingSeen += seen
+	if tr.pendingRows >= evalRows || tr.pendingSeen >= evalSeen {
+		ready, tr.pending, tr.pendingRows, tr.pendingSeen = tr.pending, nil, 0, 0
 	}
 	tr.pmu.Unlock()
-	for _, recs := range [][]arrow.RecordBatch{other, ready} {
-		if len(recs) > 0 {
-			if err := e.evaluateAndRelease(ctx, tr, recs); err != nil {
-				return err
+	return e.evaluateAll(ctx, tr, other, ready)
+}
+
+// seen counts rows the prefilter ruled out while candidates wait, and runs the rules when
+// enough were seen.
+func (e *Engine) seen(ctx context.Context, tr *tableRules, seen int64) error {
+	tr.pmu.Lock()
+	var ready []arrow.RecordBatch
+	if len(tr.pending) > 0 {
+		tr.pendingSeen += seen
+		if tr.pendingSeen >= evalSeen {
+			ready, tr.pending, tr.pendingRows, tr.pendingSeen = tr.pending, nil, 0, 0
+		}
+	}
+	tr.pmu.Unlock()
+	return e.evaluateAll(ctx, tr, ready)
+}
+
+// evaluateAll runs the rules on each list of batches in turn, and releases them.
+func (e *Engine) evaluateAll(ctx context.Context, tr *tableRules, lists ...[]arrow.RecordBatch) error {
+	for i, recs := range lists {
+		if len(recs) == 0 {
+			continue
+		}
+		if err := e.evaluateAndRelease(ctx, tr, recs); err != nil {
+			for _, rest := range lists[i+1:] {
+				for _, r := range rest {
+					r.Release()
+				}
 			}
+			return err
 		}
 	}
 	return nil
@@ -358,7 +391,7 @@ func (e *Engine) Drain(ctx context.Context, olderThan time.Time) error {
 		tr.pmu.Lock()
 		var recs []arrow.RecordBatch
 		if len(tr.pending) > 0 && (olderThan.IsZero() || tr.since.Before(olderThan)) {
-			recs, tr.pending, tr.pendingRows = tr.pending, nil, 0
+			recs, tr.pending, tr.pendingRows, tr.pendingSeen = tr.pending, nil, 0, 0
 		}
 		tr.pmu.Unlock()
 		if len(recs) > 0 {
