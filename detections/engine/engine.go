@@ -106,11 +106,8 @@ type tableRules struct {
 	// prefiltered is set once a plan had a prefilter, and stays set (see Keeps).
 	prefiltered atomic.Bool
 
-	pmu         sync.Mutex
-	pending     []arrow.RecordBatch // small batches waiting for the rules, retained
-	pendingRows int64
-	pendingSeen int64     // the rows the pending batches were picked from (the prefilter's)
-	since       time.Time // when the first of them came
+	pmu  sync.Mutex
+	wait waiting // rows waiting for the rules; under pmu
 }
 
 // rule is a rule as one table runs it.
@@ -275,12 +272,8 @@ func (e *Engine) Write(ctx context.Context, db, table string, rec arrow.RecordBa
 		if n == 0 {
 			return e.seen(ctx, tr, rec.NumRows())
 		}
-		// A copy even when every row is a candidate: Keeps may have said no.
-		cand, err := takeSelected(rec, sel[0])
-		if err != nil {
-			return fmt.Errorf("detections: %w", err)
-		}
-		return e.wait(ctx, tr, cand, rec.NumRows())
+		// Copied: the batch itself is done with when Write returns (Keeps said no).
+		return e.waitRows(ctx, tr, rec, sel[0])
 	}
 	if rec.NumRows() >= evalRows {
 		return e.evaluate(ctx, tr, []arrow.RecordBatch{rec})
@@ -291,14 +284,10 @@ func (e *Engine) Write(ctx context.Context, db, table string, rec arrow.RecordBa
 		for i := range all {
 			all[i] = int32(i)
 		}
-		cp, err := takeSelected(rec, all)
-		if err != nil {
-			return fmt.Errorf("detections: %w", err)
-		}
-		return e.wait(ctx, tr, cp, cp.NumRows())
+		return e.waitRows(ctx, tr, rec, all)
 	}
 	rec.Retain()
-	return e.wait(ctx, tr, rec, rec.NumRows())
+	return e.wait(ctx, tr, rec)
 }
 
 // takeSelected returns a new batch of some rows of rec, a copy the engine owns.
@@ -321,23 +310,32 @@ func takeSelected(rec arrow.RecordBatch, rows []int32) (arrow.RecordBatch, error
 	return array.NewRecordBatch(rec.Schema(), cols, int64(len(rows))), nil
 }
 
-// wait adds a batch (which the engine owns), picked from seen rows, to those waiting for the
-// table's rules, and runs them when enough rows wait or were seen (see evalSeen).
-func (e *Engine) wait(ctx context.Context, tr *tableRules, rec arrow.RecordBatch, seen int64) error {
+// wait adds a batch (which the engine owns) to the rows waiting for the table's rules, and
+// runs them when enough rows wait (see evalRows).
+func (e *Engine) wait(ctx context.Context, tr *tableRules, rec arrow.RecordBatch) error {
 	tr.pmu.Lock()
-	var ready, other []arrow.RecordBatch
-	if len(tr.pending) > 0 && !tr.pending[0].Schema().Equal(rec.Schema()) {
-		other, tr.pending, tr.pendingRows, tr.pendingSeen = tr.pending, nil, 0, 0 // the table's columns changed
+	other := tr.wait.admit(rec.Schema())
+	tr.wait.add(rec, rec.NumRows())
+	ready := tr.readyLocked()
+	tr.pmu.Unlock()
+	return e.evaluateAll(ctx, tr, other, ready)
+}
+
+// waitRows copies rows of rec to the rows waiting for the table's rules, and runs them when
+// enough rows wait or were seen (see evalSeen).
+func (e *Engine) waitRows(ctx context.Context, tr *tableRules, rec arrow.RecordBatch, rows []int32) error {
+	tr.pmu.Lock()
+	other := tr.wait.admit(rec.Schema())
+	if !tr.wait.addRows(rec, rows) {
+		cp, err := takeSelected(rec, rows)
+		if err != nil {
+			tr.pmu.Unlock()
+			release(other)
+			return fmt.Errorf("detections: %w", err)
+		}
+		tr.wait.add(cp, rec.NumRows())
 	}
-	if len(tr.pending) == 0 {
-		tr.since = time.Now()
-	}
-	tr.pending = append(tr.pending, rec)
-	tr.pendingRows += rec.NumRows()
-	tr.pendingSeen += seen
-	if tr.pendingRows >= evalRows || tr.pendingSeen >= evalSeen {
-		ready, tr.pending, tr.pendingRows, tr.pendingSeen = tr.pending, nil, 0, 0
-	}
+	ready := tr.readyLocked()
 	tr.pmu.Unlock()
 	return e.evaluateAll(ctx, tr, other, ready)
 }
@@ -347,14 +345,26 @@ func (e *Engine) wait(ctx context.Context, tr *tableRules, rec arrow.RecordBatch
 func (e *Engine) seen(ctx context.Context, tr *tableRules, seen int64) error {
 	tr.pmu.Lock()
 	var ready []arrow.RecordBatch
-	if len(tr.pending) > 0 {
-		tr.pendingSeen += seen
-		if tr.pendingSeen >= evalSeen {
-			ready, tr.pending, tr.pendingRows, tr.pendingSeen = tr.pending, nil, 0, 0
-		}
+	if !tr.wait.empty() {
+		tr.wait.seen += seen
+		ready = tr.readyLocked()
 	}
 	tr.pmu.Unlock()
 	return e.evaluateAll(ctx, tr, ready)
+}
+
+// readyLocked returns the waiting rows when enough wait or were seen.
+func (tr *tableRules) readyLocked() []arrow.RecordBatch {
+	if tr.wait.rows >= evalRows || tr.wait.seen >= evalSeen {
+		return tr.wait.take()
+	}
+	return nil
+}
+
+func release(recs []arrow.RecordBatch) {
+	for _, r := range recs {
+		r.Release()
+	}
 }
 
 // evaluateAll runs the rules on each list of batches in turn, and releases them.
@@ -365,9 +375,7 @@ func (e *Engine) evaluateAll(ctx context.Context, tr *tableRules, lists ...[]arr
 		}
 		if err := e.evaluateAndRelease(ctx, tr, recs); err != nil {
 			for _, rest := range lists[i+1:] {
-				for _, r := range rest {
-					r.Release()
-				}
+				release(rest)
 			}
 			return err
 		}
@@ -376,11 +384,7 @@ func (e *Engine) evaluateAll(ctx context.Context, tr *tableRules, lists ...[]arr
 }
 
 func (e *Engine) evaluateAndRelease(ctx context.Context, tr *tableRules, recs []arrow.RecordBatch) error {
-	defer func() {
-		for _, r := range recs {
-			r.Release()
-		}
-	}()
+	defer release(recs)
 	return e.evaluate(ctx, tr, recs)
 }
 
@@ -390,8 +394,8 @@ func (e *Engine) Drain(ctx context.Context, olderThan time.Time) error {
 	for _, tr := range e.tables {
 		tr.pmu.Lock()
 		var recs []arrow.RecordBatch
-		if len(tr.pending) > 0 && (olderThan.IsZero() || tr.since.Before(olderThan)) {
-			recs, tr.pending, tr.pendingRows, tr.pendingSeen = tr.pending, nil, 0, 0
+		if !tr.wait.empty() && (olderThan.IsZero() || tr.wait.since.Before(olderThan)) {
+			recs = tr.wait.take()
 		}
 		tr.pmu.Unlock()
 		if len(recs) > 0 {
@@ -772,19 +776,23 @@ func (e *Engine) collectCombined(ctx context.Context, db *query.BatchDB, p *plan
 			return fmt.Errorf("row %d is not a row of the batch", n)
 		}
 		for i, r := range p.combinedRules {
-			m, ok := vals[1+i].(map[string]any)
+			text, ok := vals[1+i].(string)
 			if !ok {
 				continue
 			}
-			mt := match{rec: rec, row: row, title: jsonText(m["title"]), dedup: jsonText(m["dedup"])}
+			var cols struct{ Title, Dedup, Severity, Context json.RawMessage }
+			if err := json.Unmarshal([]byte(text), &cols); err != nil {
+				return fmt.Errorf("rule %s: alert columns %q: %w", r.spec.RuleID, text, err)
+			}
+			mt := match{rec: rec, row: row, title: jsonText(cols.Title), dedup: jsonText(cols.Dedup)}
 			if len(mt.dedup) > 1000 {
 				mt.dedup = mt.dedup[:1000]
 			}
-			if sev, ok := detections.ParseSeverity(jsonText(m["severity"])); ok {
+			if sev, ok := detections.ParseSeverity(jsonText(cols.Severity)); ok {
 				mt.severity = string(sev)
 			}
-			if c, ok := m["context"].(string); ok && c != "null" {
-				mt.context = json.RawMessage(c)
+			if len(cols.Context) > 0 && string(cols.Context) != "null" {
+				mt.context = cols.Context
 			}
 			found[r] = append(found[r], mt)
 		}
@@ -792,18 +800,17 @@ func (e *Engine) collectCombined(ctx context.Context, db *query.BatchDB, p *plan
 	return rows.Err()
 }
 
-// jsonText renders a JSON text (an alert column through to_json) as alert text: a string as
-// itself, anything else as its JSON.
-func jsonText(v any) string {
-	s, ok := v.(string)
-	if !ok {
+// jsonText renders a JSON value (an alert column's) as alert text: a string as itself, null
+// (or none) as "", anything else as its JSON.
+func jsonText(v json.RawMessage) string {
+	if len(v) == 0 || string(v) == "null" {
 		return ""
 	}
 	var str string
-	if json.Unmarshal([]byte(s), &str) == nil {
+	if json.Unmarshal(v, &str) == nil {
 		return str
 	}
-	return s
+	return string(v)
 }
 
 func isBinder(err error) bool {

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -508,4 +510,72 @@ func TestFailingRuleInCombinedScan(t *testing.T) {
 	if n := count(t, h.lake, "SELECT count(*) FROM panther_rule_errors.panther_audit WHERE p_rule_id = 'Broken' AND p_rule_error LIKE '%Conversion Error%'"); n == 0 {
 		t.Error("the broken rule's rows are not in panther_rule_errors")
 	}
+}
+
+// TestAlertColumns: alert_severity and alert_context shape the alert and the matches, for rules
+// in the combined scan and for a rule that runs alone (an aggregate is not a simple filter).
+func TestAlertColumns(t *testing.T) {
+	set := rules(t, map[string]string{
+		"sev": ruleSpec("Severity.Context",
+			"SELECT *, CASE WHEN actor.name = 'ana' THEN 'CRITICAL' ELSE 'not a severity' END AS alert_severity,\n"+
+				"{'who': actor.name, 'n': 7, 'tags': ['a', 'b']} AS alert_context, actor.name AS alert_dedup\n"+
+				"FROM panther_logs.panther_audit WHERE actionName = 'DELETE_USER'", ""),
+		"plain": ruleSpec("Plain", "SELECT * FROM panther_logs.panther_audit WHERE actionName = 'SIGN_IN'", ""),
+		"alone": ruleSpec("Alone.Context",
+			"SELECT *, 'Low' AS alert_severity, to_json({'action': actionName}) AS alert_context\n"+
+				"FROM panther_logs.panther_audit WHERE actionName = 'DELETE_USER' AND p_row_id IN (SELECT p_row_id FROM panther_logs.panther_audit)", ""),
+	})
+	h := newHarness(t, t.TempDir(), set)
+	var lines []string
+	for i := range 30 {
+		switch i % 3 {
+		case 0:
+			lines = append(lines, auditEvent(i, "DELETE_USER", "SUCCEEDED", "ana"))
+		case 1:
+			lines = append(lines, auditEvent(i, "DELETE_USER", "SUCCEEDED", "ben"))
+		default:
+			lines = append(lines, auditEvent(i, "SIGN_IN", "SUCCEEDED", "ben"))
+		}
+	}
+	h.ingest(lines)
+	h.flush()
+	h.close()
+	alerts, err := alert.ReadAlerts(filepath.Join(h.lake.Dir(), "_osprey", "alerts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]alert.Alert{}
+	for _, a := range alerts {
+		got[a.RuleID+"/"+a.Dedup] = a
+	}
+	// The rule's severity (High in ruleSpec) where alert_severity is not one.
+	for key, want := range map[string]struct{ sev, ctx string }{
+		"Severity.Context/ana":                           {"Critical", `{"who":"ana","n":7,"tags":["a","b"]}`},
+		"Severity.Context/ben":                           {"High", `{"who":"ben","n":7,"tags":["a","b"]}`},
+		"Alone.Context/defaultDedupString:Alone.Context": {"Low", `{"action":"DELETE_USER"}`},
+	} {
+		a, ok := got[key]
+		if !ok {
+			t.Errorf("no alert %s", key)
+			continue
+		}
+		if a.Severity != want.sev || compactJSON(t, a.Context) != want.ctx {
+			t.Errorf("alert %s: severity %q context %s, want %q %s", key, a.Severity, a.Context, want.sev, want.ctx)
+		}
+	}
+	if a := got["Plain/defaultDedupString:Plain"]; a.Severity != "High" || len(a.Context) != 0 || a.Title != "Plain" {
+		t.Errorf("alert of a rule without alert columns: %+v", a)
+	}
+	if n := count(t, h.lake, "SELECT count(*) FROM panther_rule_matches.panther_audit WHERE p_rule_id = 'Severity.Context' AND p_alert_severity = 'Critical' AND (p_alert_context->>'who') = 'ana'"); n != 10 {
+		t.Errorf("matches with the alert's severity and context: %d, want 10", n)
+	}
+}
+
+func compactJSON(t *testing.T, raw []byte) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		t.Fatalf("%s: %v", raw, err)
+	}
+	return b.String()
 }
