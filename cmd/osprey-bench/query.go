@@ -77,16 +77,17 @@ func benchQuery(args []string) error {
 	const recent = "SELECT actionName, count(*) AS n, sum(bytes) AS bytes FROM panther_logs.bench WHERE p_occurs_since('1 hour') GROUP BY 1"
 	const full = "SELECT actionName, count(*) AS n, sum(bytes) AS bytes, count(DISTINCT actor) AS actors FROM panther_logs.bench GROUP BY 1"
 	// The two lakes alternate, run by run, so that load from elsewhere on the machine falls
-	// on both alike.
+	// on both alike; "now" is the same for both, so that they count the same rows.
+	now := time.Now()
 	var longTimes, shortTimes []time.Duration
 	var nl, ns int64
 	for range *runs {
-		tl, n, err := timeOsprey(ctx, longDB, recent, 1)
+		tl, n, err := timeOsprey(ctx, longDB, recent, now, 1)
 		if err != nil {
 			return err
 		}
 		longTimes, nl = append(longTimes, tl), n
-		ts, n, err := timeOsprey(ctx, shortDB, recent, 1)
+		ts, n, err := timeOsprey(ctx, shortDB, recent, now, 1)
 		if err != nil {
 			return err
 		}
@@ -103,14 +104,27 @@ func benchQuery(args []string) error {
 	if err := compactFile(ctx, long, compact); err != nil {
 		return err
 	}
-	tf, nf, err := timeOsprey(ctx, longDB, full, *runs)
+	plain, err := openPlain(ctx, *threads)
 	if err != nil {
 		return err
 	}
-	td, nd, err := timeDuckDB(ctx, compact, strings.Replace(full, "panther_logs.bench", "read_parquet('"+compact+"')", 1), *runs, *threads)
-	if err != nil {
-		return err
+	defer plain.Close()
+	// As above, the two sides alternate run by run (each after a warm-up run of its own).
+	plainFull := strings.Replace(full, "panther_logs.bench", "read_parquet('"+compact+"')", 1)
+	var fullTimes, plainTimes []time.Duration
+	var nf, nd int64
+	for range *runs {
+		t, n, err := timeOsprey(ctx, longDB, full, now, 1)
+		if err != nil {
+			return err
+		}
+		fullTimes, nf = append(fullTimes, t), n
+		if t, n, err = timePlain(ctx, plain, plainFull, 1); err != nil {
+			return err
+		}
+		plainTimes, nd = append(plainTimes, t), n
 	}
+	tf, td := medianDuration(fullTimes), medianDuration(plainTimes)
 	if nf != nd {
 		return fmt.Errorf("full scan counted %d rows through osprey, %d in the compacted file", nf, nd)
 	}
@@ -203,13 +217,14 @@ func genLake(ctx context.Context, dir string, end time.Time, hours, perHour int)
 	return os.WriteFile(filepath.Join(dir, "_osprey", "bench-complete"), nil, 0o644)
 }
 
-// timeOsprey runs a statement through osprey's query path after a warm-up run.
-func timeOsprey(ctx context.Context, db *query.DB, stmt string, runs int) (time.Duration, int64, error) {
+// timeOsprey runs a statement through osprey's query path after a warm-up run, its macros
+// counting back from now.
+func timeOsprey(ctx context.Context, db *query.DB, stmt string, now time.Time, runs int) (time.Duration, int64, error) {
 	var times []time.Duration
 	var total int64
 	for i := range runs + 1 {
 		start := time.Now()
-		rows, err := db.Run(ctx, query.Request{SQL: stmt})
+		rows, err := db.Run(ctx, query.Request{SQL: stmt, Now: now})
 		if err != nil {
 			return 0, 0, err
 		}
@@ -261,19 +276,24 @@ func compactFile(ctx context.Context, lakeDir, path string) error {
 	return os.Rename(path+".tmp", path)
 }
 
-// timeDuckDB runs a statement on a plain DuckDB after a warm-up run.
-func timeDuckDB(ctx context.Context, file, stmt string, runs, threads int) (time.Duration, int64, error) {
+// openPlain opens a DuckDB of its own, as a user of DuckDB alone would.
+func openPlain(ctx context.Context, threads int) (*sql.DB, error) {
 	db, err := sql.Open("duckdb", "?autoinstall_known_extensions=false&autoload_known_extensions=false")
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	defer db.Close()
 	db.SetMaxOpenConns(1)
 	if threads > 0 {
 		if _, err := db.ExecContext(ctx, fmt.Sprintf("SET threads = %d", threads)); err != nil {
-			return 0, 0, err
+			db.Close()
+			return nil, err
 		}
 	}
+	return db, nil
+}
+
+// timePlain runs the full-scan statement on a plain DuckDB after a warm-up run.
+func timePlain(ctx context.Context, db *sql.DB, stmt string, runs int) (time.Duration, int64, error) {
 	var times []time.Duration
 	var total int64
 	for i := range runs + 1 {
@@ -301,8 +321,7 @@ func timeDuckDB(ctx context.Context, file, stmt string, runs, threads int) (time
 		}
 		total = n
 	}
-	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
-	return times[len(times)/2], total, nil
+	return medianDuration(times), total, nil
 }
 
 // shellStartup runs `osprey sql` in a pseudo-terminal and returns the time until its prompt.
