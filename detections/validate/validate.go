@@ -133,6 +133,20 @@ func (v *validator) rule(ctx context.Context, r *detections.Rule) error {
 	if bad {
 		return nil
 	}
+	pits, err := db.Pitfalls(ctx, r.Query, v.opts.Now)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		v.errorf(r.File, line, "Query: %v", err)
+		return nil
+	}
+	for _, p := range pits {
+		v.errorf(r.File, line, "Query: %s", p.Msg)
+	}
+	if len(pits) > 0 {
+		return nil
+	}
 	cols, err := db.Check(ctx, r.Query, v.opts.Now)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -58,6 +58,31 @@ LogTypes: [Panther.Audit]
 Severity: Low
 Query: SELECT actionName FROM panther_logs.panther_audit
 `, []string{"5: Query: the result has no p_row_id column"}},
+	{"json_arrow.yml", `AnalysisType: rule
+RuleID: JSONArrow
+LogTypes: [Panther.Audit]
+Severity: Low
+Query: |
+  SELECT * FROM panther_logs.panther_audit
+  WHERE actionName = 'CREATE_USER' AND actor.attributes->>'email' LIKE '%@evil.example'
+`, []string{"5: Query: ->> binds more loosely than AND, OR and comparisons: here it applies to a condition " +
+		"(`a AND col->>'key' = 'v'` reads as `(a AND col)->>'key' = 'v'`); put the extraction in parentheses: (col->>'key'), " +
+		"in: WHERE actionName = 'CREATE_USER' AND actor.attributes->>'email' LIKE '%@evil.example'"}},
+	{"json_arrow_is_null.yml", `AnalysisType: rule
+RuleID: JSONArrowIsNull
+LogTypes: [Panther.Audit]
+Severity: Low
+Query: SELECT * FROM panther_logs.panther_audit WHERE actionDetails->'k' IS NOT NULL
+`, []string{"5: Query: -> binds more loosely than AND, OR and comparisons"}},
+	{"json_arrow_ok.yml", `AnalysisType: rule
+RuleID: JSONArrowOK
+LogTypes: [Panther.Audit]
+Severity: Low
+Query: |
+  SELECT * FROM panther_logs.panther_audit
+  WHERE actionName = 'CREATE_USER' AND (actor.attributes->>'email') LIKE '%@evil.example' AND (actionDetails->'k') IS NOT NULL
+    AND len(list_filter(p_any_ip_addresses, ip -> ip LIKE '10.%')) = 0
+`, nil},
 	{"bad_cron.yml", `AnalysisType: scheduled_query
 QueryName: Bad cron
 Schedule:
