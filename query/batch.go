@@ -44,7 +44,8 @@ type BatchDB struct {
 	dbs    map[string]bool   // schemas created
 	tables map[string]string // "db.table" -> the signature of its columns
 	stmts  map[string]*sql.Stmt
-	aggs   map[string]bool // names of aggregate functions
+	aggs   map[string]bool   // names of aggregate functions
+	trees  map[string]string // statement -> its syntax tree as JSON text (see syntaxTree)
 }
 
 // BatchOptions configure a BatchDB.
@@ -105,7 +106,7 @@ func OpenBatchDB(ctx context.Context, opts BatchOptions) (*BatchDB, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start duckdb: %w", err)
 	}
-	b := &BatchDB{db: sql.OpenDB(connector), dir: dir, lock: lock, dbs: map[string]bool{}, tables: map[string]string{}, stmts: map[string]*sql.Stmt{}}
+	b := &BatchDB{db: sql.OpenDB(connector), dir: dir, lock: lock, dbs: map[string]bool{}, tables: map[string]string{}, stmts: map[string]*sql.Stmt{}, trees: map[string]string{}}
 	b.db.SetMaxOpenConns(1)
 	// Before b.conn holds the only connection: registering takes one from the pool.
 	if err := registerFunctions(ctx, b.db); err != nil {

@@ -288,11 +288,19 @@ func hasMacro(stmt string) bool {
 	return false
 }
 
-// syntaxTree returns DuckDB's syntax tree of a statement (numbers kept exact).
+// syntaxTree returns DuckDB's syntax tree of a statement (numbers kept exact), a tree of the
+// caller's own. The tree's text is kept: a rule's statement is read for its columns, its
+// pitfalls and to combine it, and parsing is a DuckDB statement of its own each time.
 func (b *BatchDB) syntaxTree(ctx context.Context, stmt string) (map[string]any, error) {
-	var text string
-	if err := b.conn.QueryRowContext(ctx, "SELECT json_serialize_sql(?::VARCHAR)::VARCHAR", stmt).Scan(&text); err != nil {
-		return nil, oneLine(err)
+	text, ok := b.trees[stmt]
+	if !ok {
+		if err := b.conn.QueryRowContext(ctx, "SELECT json_serialize_sql(?::VARCHAR)::VARCHAR", stmt).Scan(&text); err != nil {
+			return nil, oneLine(err)
+		}
+		if len(b.trees) >= maxStatements {
+			clear(b.trees)
+		}
+		b.trees[stmt] = text
 	}
 	dec := json.NewDecoder(bytes.NewReader([]byte(text)))
 	dec.UseNumber()

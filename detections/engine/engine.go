@@ -162,6 +162,13 @@ func New(ctx context.Context, set *detections.Set, store *alert.Store, next Sink
 			e.Close()
 			return nil, fmt.Errorf("%s:%d: rule %s: %w", spec.File, spec.Line, spec.RuleID, err)
 		}
+		// A rule DuckDB accepts but that cannot mean what it says runs (osprey detect validate
+		// refuses it), with a warning.
+		if pits, err := db.Pitfalls(ctx, spec.Query, opts.Now()); err == nil {
+			for _, p := range pits {
+				opts.Logger.Warn("rule "+spec.RuleID+": "+p.Msg, "file", spec.File, "line", spec.QueryLine)
+			}
+		}
 		info := RuleInfo(&spec.Detection, alert.TypeRule, spec.LogTypes)
 		for _, t := range detections.LogTypeTables(spec) {
 			tr := e.tables[t]

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -578,4 +579,36 @@ func compactJSON(t *testing.T, raw []byte) string {
 		t.Fatalf("%s: %v", raw, err)
 	}
 	return b.String()
+}
+
+// TestPitfallWarned: a rule whose JSON arrow applies to a condition loads, with a warning that
+// says where it is.
+func TestPitfallWarned(t *testing.T) {
+	set := rules(t, map[string]string{
+		"arrow": ruleSpec("Arrow.Pitfall", "SELECT * FROM panther_logs.panther_audit WHERE actionName = 'X' AND actionDetails->>'k' = 'v'", ""),
+		"fine":  ruleSpec("Arrow.Fine", "SELECT * FROM panther_logs.panther_audit WHERE actionName = 'X' AND (actionDetails->>'k') = 'v'", ""),
+	})
+	var logs bytes.Buffer
+	l, err := lake.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := alert.Open(filepath.Join(l.Dir(), "_osprey", "alerts"), CommittedEpoch(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := l.NewWriter(lake.WriterOptions{Name: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(context.Background(), set, store, w, Options{Workers: 1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	out := logs.String()
+	if strings.Count(out, "level=WARN") != 1 || !strings.Contains(out, "rule Arrow.Pitfall: ->> binds more loosely") ||
+		!strings.Contains(out, "in: SELECT * FROM panther_logs.panther_audit WHERE actionName = 'X' AND actionDetails->>'k' = 'v'") {
+		t.Errorf("want one warning, for Arrow.Pitfall with its SQL; logged:\n%s", out)
+	}
 }
