@@ -43,39 +43,18 @@ var (
 // joined with errors.Join, each as an *Error with its file and line, sorted by file and line.
 // On error the Set is nil.
 func Load(dir string) (*Set, error) {
-	var files []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if path != dir && strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !d.IsDir() && isSpecFile(path) {
-			files = append(files, path)
-		}
-		return nil
-	})
+	files, err := specFiles(dir, filepath.WalkDir)
 	if err != nil {
 		return nil, err
 	}
 	return LoadFiles(files...)
 }
 
-func isSpecFile(path string) bool {
-	ext := strings.ToLower(filepath.Ext(path))
-	return ext == ".yml" || ext == ".yaml"
-}
-
-// LoadFS is Load for a directory of a file system (an embedded pack of detections): it reads
-// every spec file under root, skipping names that start with a dot. Errors name the files by
-// their paths in fsys.
-func LoadFS(fsys fs.FS, root string) (*Set, error) {
+// specFiles lists the spec files under root with walk (filepath.WalkDir, or fs.WalkDir of a
+// file system), skipping names that start with a dot.
+func specFiles(root string, walk func(string, fs.WalkDirFunc) error) ([]string, error) {
 	var files []string
-	err := fs.WalkDir(fsys, root, func(path string, d fs.DirEntry, err error) error {
+	err := walk(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -90,6 +69,19 @@ func LoadFS(fsys fs.FS, root string) (*Set, error) {
 		}
 		return nil
 	})
+	return files, err
+}
+
+func isSpecFile(path string) bool {
+	ext := strings.ToLower(filepath.Ext(path))
+	return ext == ".yml" || ext == ".yaml"
+}
+
+// LoadFS is Load for a directory of a file system (an embedded pack of detections): it reads
+// every spec file under root, skipping names that start with a dot. Errors name the files by
+// their paths in fsys.
+func LoadFS(fsys fs.FS, root string) (*Set, error) {
+	files, err := specFiles(root, func(root string, fn fs.WalkDirFunc) error { return fs.WalkDir(fsys, root, fn) })
 	if err != nil {
 		return nil, err
 	}

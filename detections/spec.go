@@ -3,6 +3,8 @@ package detections
 import (
 	"fmt"
 	"strings"
+
+	"github.com/ospreyhq/osprey/ingest/logschema"
 )
 
 // Analysis types a spec file may declare in AnalysisType.
@@ -144,24 +146,9 @@ func LogTypeTables(r *Rule) []string {
 	return tables
 }
 
-// TableName returns the lake table of a log type: lowercase, with dots (and any other character
-// that is not a letter, digit or _) as underscores: Panther.Audit -> panther_audit. It is the
-// same mapping ingest uses (logschema.TableName), repeated here to keep this package free of
-// other dependencies.
-func TableName(logType string) string {
-	var b strings.Builder
-	for _, r := range logType {
-		switch {
-		case r >= 'A' && r <= 'Z':
-			b.WriteRune(r + ('a' - 'A'))
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	return b.String()
-}
+// TableName returns the lake table of a log type, as ingest names it (logschema.TableName):
+// Panther.Audit -> panther_audit.
+func TableName(logType string) string { return logschema.TableName(logType) }
 
 // Error is a mistake found in a spec, with where it was found.
 type Error struct {
