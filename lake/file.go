@@ -82,16 +82,7 @@ func (fw *FileWriter) Write(rec arrow.RecordBatch) error {
 		fw.err = err
 		return err
 	}
-	meta := rg.meta
-	meta.FileOffset = fw.off
-	meta.Ordinal = int16(len(fw.groups))
-	for i := range meta.Columns {
-		md := &meta.Columns[i].MetaData
-		md.DataPageOffset += fw.off
-		if rg.dict[i] {
-			md.DictionaryPageOffset += fw.off
-		}
-	}
+	meta := rg.placed(fw.off, len(fw.groups))
 	fw.off += int64(len(rg.data))
 	fw.rows += meta.NumRows
 	fw.groups = append(fw.groups, meta)

@@ -100,6 +100,23 @@ type rowGroup struct {
 	dict []bool // whether each column chunk starts with a dictionary page
 }
 
+// placed returns the row group's metadata for its data written at offset off of a file, as
+// the file's ordinal'th row group.
+func (rg rowGroup) placed(off int64, ordinal int) format.RowGroup {
+	meta := rg.meta
+	meta.FileOffset = off
+	meta.Ordinal = int16(ordinal)
+	meta.Columns = append([]format.ColumnChunk(nil), rg.meta.Columns...)
+	for i := range meta.Columns {
+		md := &meta.Columns[i].MetaData
+		md.DataPageOffset += off
+		if rg.dict[i] {
+			md.DictionaryPageOffset += off
+		}
+	}
+	return meta
+}
+
 // encode encodes the listed rows of rec (all rows when rows is nil) as one row group.
 func (e *encoder) encode(cols []column, rec arrow.RecordBatch, rows []int32) (rowGroup, error) {
 	if len(cols) != len(e.sh.leaves) {
@@ -155,16 +172,7 @@ func (p *pqFile) append(rg rowGroup) error {
 		p.broken = true
 		return err
 	}
-	meta := rg.meta
-	meta.FileOffset = p.off
-	meta.Ordinal = int16(len(p.rowGroups))
-	for i := range meta.Columns {
-		md := &meta.Columns[i].MetaData
-		md.DataPageOffset += p.off
-		if rg.dict[i] {
-			md.DictionaryPageOffset += p.off
-		}
-	}
+	meta := rg.placed(p.off, len(p.rowGroups))
 	p.off += int64(len(rg.data))
 	p.rows += meta.NumRows
 	p.rowGroups = append(p.rowGroups, meta)
