@@ -64,6 +64,12 @@ type harness struct {
 
 func newHarness(t *testing.T, dir string, set *detections.Set) *harness {
 	t.Helper()
+	return newHarnessOpts(t, dir, set, Options{})
+}
+
+// newHarnessOpts is newHarness with engine options (Workers and Notify are the harness's).
+func newHarnessOpts(t *testing.T, dir string, set *detections.Set, opts Options) *harness {
+	t.Helper()
 	ctx := context.Background()
 	l, err := lake.Open(dir)
 	if err != nil {
@@ -76,12 +82,14 @@ func newHarness(t *testing.T, dir string, set *detections.Set) *harness {
 	if h.store, err = alert.Open(filepath.Join(dir, "_osprey", "alerts"), CommittedEpoch(l)); err != nil {
 		t.Fatal(err)
 	}
-	h.engine, err = New(ctx, set, h.store, h.w, Options{Workers: 2, Notify: func(a *alert.Alert) error {
+	opts.Workers = 2
+	opts.Notify = func(a *alert.Alert) error {
 		h.mu.Lock()
 		h.sent = append(h.sent, a)
 		h.mu.Unlock()
 		return nil
-	}})
+	}
+	h.engine, err = New(ctx, set, h.store, h.w, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -589,23 +597,8 @@ func TestPitfallWarned(t *testing.T) {
 		"fine":  ruleSpec("Arrow.Fine", "SELECT * FROM panther_logs.panther_audit WHERE actionName = 'X' AND (actionDetails->>'k') = 'v'", ""),
 	})
 	var logs bytes.Buffer
-	l, err := lake.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := alert.Open(filepath.Join(l.Dir(), "_osprey", "alerts"), CommittedEpoch(l))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := l.NewWriter(lake.WriterOptions{Name: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(context.Background(), set, store, w, Options{Workers: 1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	h := newHarnessOpts(t, t.TempDir(), set, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	h.close()
 	out := logs.String()
 	if strings.Count(out, "level=WARN") != 1 || !strings.Contains(out, "rule Arrow.Pitfall: ->> binds more loosely") ||
 		!strings.Contains(out, "in: SELECT * FROM panther_logs.panther_audit WHERE actionName = 'X' AND actionDetails->>'k' = 'v'") {

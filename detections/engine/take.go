@@ -27,10 +27,16 @@ func takeColumn(arr arrow.Array, rows []int32) (arrow.Array, error) {
 			sb.ReserveData(s.ValueLen(0) * len(rows)) // a guess; the builder grows as needed
 		}
 	}
+	appendRows(b, arr, rows)
+	return b.NewArray(), nil
+}
+
+// appendRows appends the values of arr at rows to b, a builder of arr's type (one appendable
+// reports true for).
+func appendRows(b array.Builder, arr arrow.Array, rows []int32) {
 	for _, r := range rows {
 		appendValue(b, arr, int(r))
 	}
-	return b.NewArray(), nil
 }
 
 func takeCompute(arr arrow.Array, rows []int32) (arrow.Array, error) {

@@ -55,9 +55,7 @@ func (w *waiting) addRows(rec arrow.RecordBatch, rows []int32) bool {
 	for c, col := range rec.Columns() {
 		b := w.cand.Field(c)
 		b.Reserve(len(rows))
-		for _, r := range rows {
-			appendValue(b, col, int(r))
-		}
+		appendRows(b, col, rows)
 	}
 	w.rows += int64(len(rows))
 	w.seen += rec.NumRows()
