@@ -7,6 +7,10 @@
 //	<lake>/<database>/<table>/year=YYYY/month=MM/day=DD/hour=HH/<YYYYMMDDTHH0000Z>-<uuidv7>.parquet
 //	<lake>/_osprey/schemas/<database>/<table>/year=0000/month=00/day=00/hour=00/schema.parquet
 //	<lake>/_osprey/tmp/<writer>/...                                 files being written
+//	<lake>/_spill/                                                  DuckDB's spill files
+//
+// Queries may read the databases' directories and _osprey/schemas (ReadDirs), nothing else
+// of _osprey.
 //
 // Databases are panther_logs (one table per log type), panther_monitor
 // (classification_failures), panther_rule_matches, panther_rule_errors and panther_views. Table

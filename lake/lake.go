@@ -74,6 +74,21 @@ func CheckName(name string) error {
 	return nil
 }
 
+// ReadDirs returns the directories whose files make up the lake's tables: each database's
+// directory and the tables' schema files. A query session may read these and nothing else of
+// the lake (not the write-ahead log, tokens, sources, alert state or commit records).
+func (l *Lake) ReadDirs() []string {
+	dirs := make([]string, 0, len(Databases)+1)
+	for _, db := range Databases {
+		dirs = append(dirs, filepath.Join(l.dir, db))
+	}
+	return append(dirs, filepath.Join(l.dir, "_osprey", "schemas"))
+}
+
+// SpillDir returns the directory where DuckDB spills what does not fit in its memory limit.
+// It is outside _osprey because DuckDB lets a query read its spill directory.
+func (l *Lake) SpillDir() string { return filepath.Join(l.dir, "_spill") }
+
 // TableDir returns the directory of a table's data files.
 func (l *Lake) TableDir(db, table string) string { return filepath.Join(l.dir, db, table) }
 

@@ -242,15 +242,32 @@ func (b *BatchDB) dropStatements() {
 	}
 }
 
+// expand expands Panther's macros in a rule's statement, counting back from now. As in
+// DB.prepare, the statement with its timestamp arguments left expressions must parse as one
+// query before any argument is evaluated.
+func (b *BatchDB) expand(ctx context.Context, stmt string, now time.Time) (string, error) {
+	whole, err := expandMacros(stmt, now, deferEval, nil)
+	if err != nil || whole == stmt {
+		return whole, err // no macro: nothing to evaluate
+	}
+	if _, err := parseQuery(ctx, b.conn, whole); err != nil {
+		return "", err
+	}
+	return expandMacros(stmt, now, duckEval(ctx, b.conn), nil)
+}
+
 // QueryPrepared is Query through a prepared statement, prepared on first use and kept while
 // the tables it reads keep their columns.
 func (b *BatchDB) QueryPrepared(ctx context.Context, stmt string, now time.Time) (*sql.Rows, error) {
-	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn), nil)
+	run, err := b.expand(ctx, stmt, now)
 	if err != nil {
 		return nil, err
 	}
 	st := b.stmts[run]
 	if st == nil {
+		if err := checkPrepared(b.conn, run, false); err != nil {
+			return nil, oneLine(err)
+		}
 		if st, err = b.conn.PrepareContext(ctx, run); err != nil {
 			return nil, oneLine(err)
 		}
@@ -283,9 +300,12 @@ func (b *BatchDB) BindSchema(ctx context.Context, db, table string, s *arrow.Sch
 // Query runs a statement over the bound tables after expanding Panther's macros, counting back
 // from now.
 func (b *BatchDB) Query(ctx context.Context, stmt string, now time.Time) (*sql.Rows, error) {
-	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn), nil)
+	run, err := b.expand(ctx, stmt, now)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkPrepared(b.conn, run, false); err != nil {
+		return nil, oneLine(err)
 	}
 	rows, err := b.conn.QueryContext(ctx, run)
 	if err != nil {
@@ -297,13 +317,17 @@ func (b *BatchDB) Query(ctx context.Context, stmt string, now time.Time) (*sql.R
 // Check reports whether a statement binds against the bound tables, without running it; the
 // names of its result columns are returned.
 func (b *BatchDB) Check(ctx context.Context, stmt string, now time.Time) ([]string, error) {
-	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn), nil)
+	run, err := b.expand(ctx, stmt, now)
 	if err != nil {
 		return nil, err
 	}
 	// database/sql exposes no result columns of a prepared statement; LIMIT 0 runs nothing.
 	run = strings.TrimRight(strings.TrimSpace(run), ";")
-	rows, err := b.conn.QueryContext(ctx, "SELECT * FROM ("+run+"\n) LIMIT 0")
+	run = "SELECT * FROM (" + run + "\n) LIMIT 0"
+	if err := checkPrepared(b.conn, run, false); err != nil {
+		return nil, oneLine(err)
+	}
+	rows, err := b.conn.QueryContext(ctx, run)
 	if err != nil {
 		return nil, oneLine(err)
 	}
@@ -331,7 +355,7 @@ func oneLine(err error) error {
 // statement may read every column of a table: it uses COLUMNS(...), or a table as a value
 // (to_json(t)). Macros are expanded first.
 func (b *BatchDB) Columns(ctx context.Context, stmt string, now time.Time) (refs [][]string, all bool, err error) {
-	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn), nil)
+	run, err := b.expand(ctx, stmt, now)
 	if err != nil {
 		return nil, false, err
 	}
@@ -395,7 +419,7 @@ func walkStrings(v any, fn func(string)) {
 // when it names no database (a table of the default schema, or a common table expression),
 // sorted, without repeats. Macros are expanded first.
 func (b *BatchDB) Tables(ctx context.Context, stmt string, now time.Time) ([]string, error) {
-	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn), nil)
+	run, err := b.expand(ctx, stmt, now)
 	if err != nil {
 		return nil, err
 	}

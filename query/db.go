@@ -85,7 +85,7 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*DB, error) {
 	if strings.ContainsAny(l.Dir(), "*?[]{}") {
 		return nil, fmt.Errorf("the lake's path %s contains one of *?[]{}, which DuckDB reads as a glob pattern: use a path without them", l.Dir())
 	}
-	spill := filepath.Join(l.Dir(), "_osprey", "spill")
+	spill := l.SpillDir()
 	if err := os.MkdirAll(spill, 0o755); err != nil {
 		return nil, err
 	}
@@ -99,7 +99,7 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*DB, error) {
 		fmt.Sprintf("SET threads = %d", opts.Threads),
 		"SET TimeZone = " + quote(opts.TimeZone),
 	}
-	settings = append(settings, lockdown(l.Dir())...)
+	settings = append(settings, lockdown(l.ReadDirs()...)...)
 	var (
 		setupMu sync.Mutex
 		setup   bool
@@ -169,15 +169,21 @@ func (d *DB) SQL() *sql.DB { return d.db }
 // Lake returns the lake the session reads.
 func (d *DB) Lake() *lake.Lake { return d.lake }
 
-// lockdown returns the statements that confine DuckDB to reading the lake: file system access
-// only under the lake's directory, no extension loading, no configuration changes. DuckDB applies
-// enable_external_access and allowed_directories to the database, so they hold for every
-// connection, and lock_configuration makes every later SET, RESET or PRAGMA that changes a
-// setting fail. What DuckDB still allows inside the lake (COPY TO a file in it, ATTACH
-// ':memory:', CREATE) is refused before it runs: DB.Run accepts SELECT statements only.
-func lockdown(dir string) []string {
+// lockdown returns the statements that confine DuckDB to reading the given directories (for a
+// lake, its tables' files: lake.ReadDirs) and its own spill directory: no other file, no
+// extension loading, no configuration changes. DuckDB applies enable_external_access and
+// allowed_directories to the database, so they hold for every connection, and
+// lock_configuration makes every later SET, RESET or PRAGMA that changes a setting fail. DuckDB
+// normalizes a path before it tests it (dir/../x is x). What DuckDB still allows inside those
+// directories (COPY TO a file in them, ATTACH ':memory:', CREATE) is refused before it runs:
+// DB.Run runs one SELECT statement only (see guard.go).
+func lockdown(dirs ...string) []string {
+	allowed := make([]string, len(dirs))
+	for i, d := range dirs {
+		allowed[i] = quote(strings.TrimSuffix(d, string(filepath.Separator)) + string(filepath.Separator))
+	}
 	return []string{
-		fmt.Sprintf("SET allowed_directories = [%s]", quote(strings.TrimSuffix(dir, string(filepath.Separator))+string(filepath.Separator))),
+		fmt.Sprintf("SET allowed_directories = [%s]", strings.Join(allowed, ", ")),
 		"SET enable_external_access = false",
 		"SET allow_community_extensions = false",
 		"SET lock_configuration = true",

@@ -3,14 +3,11 @@ package query
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/duckdb/duckdb-go/v2"
 )
 
 // Request is one statement to run, with its parameters and limits. `osprey sql`, the REPL and
@@ -78,9 +75,6 @@ func (d *DB) Query(ctx context.Context, stmt string, args ...any) (*Rows, error)
 	return d.Run(ctx, Request{SQL: stmt, Args: args})
 }
 
-// ErrNotQuery is the error of a statement that is not a query.
-var ErrNotQuery = errors.New("only queries run here (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN): osprey reads the lake and changes nothing")
-
 // Run runs one statement. It must be a query: DuckDB is locked to reading the lake (see
 // lockdown), and anything else (COPY, ATTACH, CREATE, SET, INSTALL, ...) is refused before it
 // runs with ErrNotQuery. Panther's macros are expanded and tables narrowed first; views of
@@ -117,7 +111,7 @@ func (d *DB) Run(ctx context.Context, req Request) (*Rows, error) {
 	if now.IsZero() {
 		now = d.opts.Now()
 	}
-	run, err := d.prepare(ctx, conn, stmts[0], now, req.Params)
+	run, explain, err := d.prepare(ctx, conn, stmts[0], now, req.Params)
 	if err != nil {
 		conn.Close()
 		return fail(err)
@@ -125,6 +119,14 @@ func (d *DB) Run(ctx context.Context, req Request) (*Rows, error) {
 	args := append([]any(nil), req.Args...)
 	for _, name := range sortedNames(req.Params) {
 		args = append(args, sql.Named(name, req.Params[name]))
+	}
+	// The text that runs is the text the guard prepared: one statement, a query.
+	if err := checkPrepared(conn, run, explain); err != nil {
+		conn.Close()
+		if errors.Is(err, ErrNotQuery) {
+			return fail(err)
+		}
+		return fail(d.explainError(err))
 	}
 	rows, err := conn.QueryContext(ctx, run, args...)
 	if err != nil {
@@ -254,47 +256,4 @@ func splitExplain(stmt string) (prefix, inner string) {
 		return stmt, ""
 	}
 	return stmt[:toks[i].start], stmt[toks[i].start:]
-}
-
-// checkQuery refuses a statement that is not one query. DuckDB's serializer knows queries only,
-// and parses without binding (cheap, and without listing any file). A statement it cannot parse
-// runs, so that DuckDB's own syntax error is reported.
-func checkQuery(ctx context.Context, conn *sql.Conn, stmt string) error {
-	var js string
-	if err := conn.QueryRowContext(ctx, "SELECT json_serialize_sql(?::VARCHAR)::VARCHAR", stmt).Scan(&js); err != nil {
-		return err
-	}
-	var res struct {
-		Error      bool   `json:"error"`
-		ErrorType  string `json:"error_type"`
-		Statements []any  `json:"statements"`
-	}
-	if err := json.Unmarshal([]byte(js), &res); err != nil {
-		return fmt.Errorf("read statement: %w", err)
-	}
-	switch {
-	case res.Error && res.ErrorType == "not implemented":
-		return ErrNotQuery
-	case res.Error:
-		// Not parsed: let DuckDB prepare it, which reports its syntax error, and check the
-		// type of anything it does prepare.
-		return conn.Raw(func(dc any) error {
-			st, err := dc.(*duckdb.Conn).PrepareContext(ctx, stmt)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			typ, err := st.(*duckdb.Stmt).StatementType()
-			if err != nil {
-				return err
-			}
-			if typ != duckdb.STATEMENT_TYPE_SELECT {
-				return ErrNotQuery
-			}
-			return nil
-		})
-	case len(res.Statements) != 1:
-		return fmt.Errorf("%d statements given: run one at a time", len(res.Statements))
-	}
-	return nil
 }

@@ -38,7 +38,8 @@ func lex(s string) []token {
 			}
 			k = tokSpace
 		case c == '-' && i+1 < len(s) && s[i+1] == '-':
-			if j := strings.IndexByte(s[i:], '\n'); j >= 0 {
+			// DuckDB's scanner (PostgreSQL's) ends a line comment at \n or \r.
+			if j := strings.IndexAny(s[i:], "\n\r"); j >= 0 {
 				i += j
 			} else {
 				i = len(s)
@@ -143,13 +144,14 @@ func endEscaped(s string, i int) int {
 	return len(s)
 }
 
-// dollarTag returns the $tag$ that starts s, or "".
+// dollarTag returns the $tag$ that starts s, or "". A tag is empty ($$) or an identifier that
+// does not start with a digit and has no '$' ($1 is a parameter, as in DuckDB's scanner).
 func dollarTag(s string) string {
 	for j := 1; j < len(s); j++ {
-		if s[j] == '$' {
+		switch {
+		case s[j] == '$':
 			return s[:j+1]
-		}
-		if !isIdentPart(s[j]) {
+		case j == 1 && !isIdentStart(s[j]), !isIdentStart(s[j]) && !isDigit(s[j]):
 			return ""
 		}
 	}
@@ -160,7 +162,11 @@ func isIdentStart(c byte) bool {
 	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
 }
 
-func isIdentPart(c byte) bool { return isIdentStart(c) || c >= '0' && c <= '9' }
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// isIdentPart reports whether c continues a bare word: DuckDB's identifiers may hold '$' after
+// their first character (a$b$c is one identifier, not a dollar-quoted string).
+func isIdentPart(c byte) bool { return isIdentStart(c) || isDigit(c) || c == '$' }
 
 // position returns "line L, column C" of a byte offset.
 func position(s string, off int) string {

@@ -1,8 +1,6 @@
 package query
 
 import (
-	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
@@ -116,35 +114,41 @@ func paramArg(arg string, params map[string]any) (string, bool) {
 	return "", false
 }
 
-// macroArgs splits the arguments of a call whose '(' is toks[open]; it returns them trimmed and
-// the index of the closing ')'.
+// macroArgs splits the arguments of a call whose '(' is toks[open]; it returns them trimmed,
+// their comments replaced by a space (a line comment at the end of an argument would otherwise
+// swallow what the expansion writes after it), and the index of the closing ')'.
 func macroArgs(s string, toks []token, open int) ([]string, int, error) {
 	depth := 0
 	var args []string
-	start := toks[open].end
-	for k := open; k < len(toks); k++ {
+	var arg strings.Builder
+	for k := open + 1; k < len(toks); k++ {
 		t := toks[k]
-		if t.kind != tokPunct {
-			continue
+		text := s[t.start:t.end]
+		if t.kind == tokComment {
+			text = " "
 		}
-		switch s[t.start] {
-		case '(', '[', '{':
-			depth++
-		case ')', ']', '}':
-			depth--
-			if depth == 0 {
-				args = append(args, strings.TrimSpace(s[start:t.start]))
-				if len(args) == 1 && args[0] == "" {
-					args = nil
+		if t.kind == tokPunct {
+			switch s[t.start] {
+			case '(', '[', '{':
+				depth++
+			case ')', ']', '}':
+				if depth == 0 {
+					args = append(args, strings.TrimSpace(arg.String()))
+					if len(args) == 1 && args[0] == "" {
+						args = nil
+					}
+					return args, k, nil
 				}
-				return args, k, nil
-			}
-		case ',':
-			if depth == 1 {
-				args = append(args, strings.TrimSpace(s[start:t.start]))
-				start = t.end
+				depth--
+			case ',':
+				if depth == 0 {
+					args = append(args, strings.TrimSpace(arg.String()))
+					arg.Reset()
+					continue
+				}
 			}
 		}
+		arg.WriteString(text)
 	}
 	return nil, 0, errors.New("missing closing parenthesis")
 }
@@ -224,7 +228,7 @@ func expand(name string, args []string, col string, now time.Time, eval evaluato
 			return fmt.Sprintf("(%s BETWEEN %s AND %s)", col, tsLiteral(t.Add(-d)), tsLiteral(t.Add(d))), nil
 		}
 		ts := "CAST((" + args[0] + ") AS TIMESTAMPTZ)"
-		iv := fmt.Sprintf("INTERVAL %d MICROSECOND", d.Microseconds())
+		iv := fmt.Sprintf("INTERVAL '%d microseconds'", d.Microseconds())
 		return fmt.Sprintf("(%s BETWEEN %s - %s AND %s + %s)", col, ts, iv, ts, iv), nil
 	case "p_occurs_after":
 		t, err := timestampArg(args[0], eval)
@@ -291,28 +295,6 @@ func parseOffset(arg string) (time.Duration, error) {
 		return 0, fmt.Errorf("offset %s: unknown unit %q (want s, m, h, d or w, or their names)", arg, unit)
 	}
 	return time.Duration(n * float64(d)), nil
-}
-
-// duckEval evaluates constant timestamp expressions with DuckDB.
-func duckEval(ctx context.Context, conn *sql.Conn) evaluator {
-	return func(expr string) (time.Time, bool, error) {
-		if isReference(expr) && !strings.HasPrefix(strings.ToLower(expr), "current_") {
-			return time.Time{}, false, nil // a column
-		}
-		var t sql.NullTime
-		err := conn.QueryRowContext(ctx, "SELECT CAST(("+expr+") AS TIMESTAMPTZ)").Scan(&t)
-		if err != nil {
-			msg := err.Error()
-			if strings.Contains(msg, "Binder Error") && strings.Contains(msg, "not found") {
-				return time.Time{}, false, nil // it names a column of the query
-			}
-			return time.Time{}, false, errors.New(firstLine(msg))
-		}
-		if !t.Valid {
-			return time.Time{}, false, errors.New("is NULL")
-		}
-		return t.Time, true, nil
-	}
 }
 
 func firstLine(s string) string {

@@ -70,7 +70,7 @@ func TestExpandMacros(t *testing.T) {
 	check("around", pre+"p_occurs_around('2026-01-01 12:00:00', '10m')",
 		pre+"(p_event_time BETWEEN TIMESTAMPTZ '2026-01-01 11:50:00Z' AND TIMESTAMPTZ '2026-01-01 12:10:00Z')")
 	check("around column", pre+"p_occurs_around(p_parse_time, '10m')",
-		pre+"(p_event_time BETWEEN CAST((p_parse_time) AS TIMESTAMPTZ) - INTERVAL 600000000 MICROSECOND AND CAST((p_parse_time) AS TIMESTAMPTZ) + INTERVAL 600000000 MICROSECOND)")
+		pre+"(p_event_time BETWEEN CAST((p_parse_time) AS TIMESTAMPTZ) - INTERVAL '600000000 microseconds' AND CAST((p_parse_time) AS TIMESTAMPTZ) + INTERVAL '600000000 microseconds')")
 	check("after", pre+"p_occurs_after('2026-01-01 00:00:00')", pre+"(p_event_time > TIMESTAMPTZ '2026-01-01 00:00:00Z')")
 	check("after RFC 3339 with offset", pre+"p_occurs_after('2026-01-01T05:00:00+05:00')", pre+"(p_event_time > TIMESTAMPTZ '2026-01-01 00:00:00Z')")
 	check("before", pre+"p_occurs_before('2026-01-01', t, p_parse_time)", pre+"(t.p_parse_time < TIMESTAMPTZ '2026-01-01 00:00:00Z')")

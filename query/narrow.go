@@ -381,29 +381,53 @@ func (d *DB) Explain(ctx context.Context, stmt string) (string, error) {
 		return "", err
 	}
 	defer conn.Close()
-	return d.prepare(ctx, conn, stmt, d.opts.Now(), nil)
+	run, _, err := d.prepare(ctx, conn, stmt, d.opts.Now(), nil)
+	return run, err
 }
 
-// prepare expands macros (counting back from now), refuses anything but a query, and narrows tables. An EXPLAIN is
-// checked and narrowed by the statement it explains.
-func (d *DB) prepare(ctx context.Context, conn *sql.Conn, stmt string, now time.Time, params map[string]any) (string, error) {
+// prepare turns a user's statement into the statement that runs, and reports whether it is an
+// EXPLAIN. Nothing the user wrote reaches DuckDB, other than as a string to parse, before the
+// whole statement with its macros expanded is one query to DuckDB's parser:
+//
+//  1. the macros are expanded with every timestamp argument left an expression of the query,
+//     and the result must parse as one SELECT (parseQuery);
+//  2. only then are constant timestamp arguments evaluated, each in a statement of its own
+//     that the guard accepts (duckEval), into literals that let narrowing prune partitions; the
+//     expansion with those literals must again parse as one SELECT;
+//  3. tables are narrowed, and Run prepares the final text as one statement of type SELECT
+//     before it runs (checkPrepared).
+func (d *DB) prepare(ctx context.Context, conn *sql.Conn, stmt string, now time.Time, params map[string]any) (string, bool, error) {
+	check := func(text string) (prefix, inner string, err error) {
+		prefix, inner = splitExplain(text)
+		if inner == "" || !explainPrefix(prefix) {
+			return "", "", ErrNotQuery
+		}
+		if _, err := parseQuery(ctx, conn, inner); err != nil {
+			if errors.Is(err, ErrNotQuery) || errors.Is(err, errNUL) || errors.Is(err, errUTF8) {
+				return "", "", err
+			}
+			return "", "", d.explainError(err)
+		}
+		return prefix, inner, nil
+	}
+	whole, err := expandMacros(stmt, now, deferEval, params)
+	if err != nil {
+		return "", false, err
+	}
+	if _, _, err := check(whole); err != nil {
+		return "", false, err
+	}
 	expanded, err := expandMacros(stmt, now, duckEval(ctx, conn), params)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	prefix, inner := splitExplain(expanded)
-	if inner == "" {
-		return "", ErrNotQuery
-	}
-	if err := checkQuery(ctx, conn, inner); err != nil {
-		if errors.Is(err, ErrNotQuery) {
-			return "", err
-		}
-		return "", d.explainError(err)
+	prefix, inner, err := check(expanded)
+	if err != nil {
+		return "", false, err
 	}
 	out, err := d.narrow(ctx, conn, inner)
 	if err != nil {
-		return "", fmt.Errorf("narrow: %w", err)
+		return "", false, fmt.Errorf("narrow: %w", err)
 	}
-	return prefix + out, nil
+	return prefix + out, prefix != "", nil
 }

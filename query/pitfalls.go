@@ -22,7 +22,7 @@ type Pitfall struct {
 // `col->'k' IS NULL` as `col->('k' IS NULL)`. An arrow with a condition on either side is
 // reported.
 func (b *BatchDB) Pitfalls(ctx context.Context, stmt string, now time.Time) ([]Pitfall, error) {
-	run, err := expandMacros(stmt, now, duckEval(ctx, b.conn), nil)
+	run, err := b.expand(ctx, stmt, now)
 	if err != nil {
 		return nil, err
 	}
