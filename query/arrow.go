@@ -416,7 +416,7 @@ func writeParquet(w io.Writer, rows *Rows, cols []string) (int64, error) {
 		rw.n = 0
 		return fw.Write(rec)
 	}
-	var n int64
+	var n, size int64
 	vals := make([]any, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range vals {
@@ -433,7 +433,13 @@ func writeParquet(w io.Writer, rows *Rows, cols []string) (int64, error) {
 			return n, err
 		}
 		n++
-		if rw.n >= batchRows {
+		for _, v := range vals {
+			size += valueSize(v)
+		}
+		// A row group is written when it has batchRows rows or about batchBytes of values,
+		// so that wide rows do not pile up in memory before anything is written.
+		if rw.n >= batchRows || size >= batchBytes {
+			size = 0
 			if err := flush(); err != nil {
 				return n, err
 			}
@@ -446,6 +452,33 @@ func writeParquet(w io.Writer, rows *Rows, cols []string) (int64, error) {
 		return n, err
 	}
 	return n, fw.Close()
+}
+
+// batchBytes is about the most a row group of a Parquet result holds before it is written.
+const batchBytes = 16 << 20
+
+// valueSize is about the bytes a scanned value takes: its length for text and blobs, that of
+// its elements for lists, maps and structs, 8 for other values.
+func valueSize(v any) int64 {
+	switch v := v.(type) {
+	case string:
+		return int64(len(v))
+	case []byte:
+		return int64(len(v))
+	case []any:
+		var n int64
+		for _, x := range v {
+			n += valueSize(x)
+		}
+		return n
+	case map[string]any:
+		var n int64
+		for k, x := range v {
+			n += int64(len(k)) + valueSize(x)
+		}
+		return n
+	}
+	return 8
 }
 
 // Records reads the rest of rows (a result of DB.Run or of a BatchDB) into record batches of

@@ -24,6 +24,8 @@ type Request struct {
 	// Timeout cancels the statement after this long; 0 means no limit.
 	Timeout time.Duration
 	// MaxRows stops the result after this many rows (Rows.Truncated tells); 0 means no limit.
+	// A query with a limit runs as SELECT * FROM (query) LIMIT MaxRows+1, so DuckDB does not
+	// build rows that will not be read; columns of the same name are then numbered (a, a_1).
 	MaxRows int64
 	// Now is the time Panther's macros count back from; zero means Options.Now. A scheduled
 	// query sets the time its run was due.
@@ -41,11 +43,22 @@ type Rows struct {
 	max       int64
 	n         int64
 	truncated bool
+
+	maxBytes int64
+	written  func() int64
 }
 
-// Next advances to the next row; it stops at the request's MaxRows.
+// LimitBytes makes Next stop, as at MaxRows, once written reports max bytes or more: a
+// writer of the result (see Write) counts what it wrote, so the output stays near max,
+// whatever the size of the rows.
+func (r *Rows) LimitBytes(max int64, written func() int64) {
+	r.maxBytes, r.written = max, written
+}
+
+// Next advances to the next row; it stops at the request's MaxRows, or at the bytes of
+// LimitBytes.
 func (r *Rows) Next() bool {
-	if r.max > 0 && r.n >= r.max {
+	if r.max > 0 && r.n >= r.max || r.written != nil && r.written() >= r.maxBytes {
 		if !r.truncated && r.Rows.Next() {
 			r.truncated = true
 		}
@@ -58,7 +71,8 @@ func (r *Rows) Next() bool {
 	return true
 }
 
-// Truncated reports whether rows past MaxRows were left out (known once Next returned false).
+// Truncated reports whether rows past MaxRows or LimitBytes were left out (known once Next
+// returned false).
 func (r *Rows) Truncated() bool { return r.truncated }
 
 // Close releases the result and its connection.
@@ -119,6 +133,11 @@ func (d *DB) Run(ctx context.Context, req Request) (*Rows, error) {
 	args := append([]any(nil), req.Args...)
 	for _, name := range sortedNames(req.Params) {
 		args = append(args, sql.Named(name, req.Params[name]))
+	}
+	if req.MaxRows > 0 && !explain {
+		// DuckDB materializes a result whole before its first row can be read: stop it at the
+		// rows Next reads (one past MaxRows tells that more were left out).
+		run = fmt.Sprintf("SELECT * FROM (\n%s\n) LIMIT %d", run, req.MaxRows+1)
 	}
 	// The text that runs is the text the guard prepared: one statement, a query.
 	if err := checkPrepared(conn, run, explain); err != nil {

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -17,7 +15,6 @@ import (
 
 	"github.com/ospreyhq/osprey/config"
 	"github.com/ospreyhq/osprey/lake"
-	"github.com/ospreyhq/osprey/query"
 )
 
 // Limits of the query API.
@@ -28,6 +25,14 @@ const (
 	apiMaxRows        = 1_000_000
 	apiMaxBody        = 1 << 20
 	apiConcurrent     = 4 // queries at once; more wait for their turn
+	// A result is cut (X-Osprey-Truncated) once this many bytes of it were written; a request
+	// may ask for up to apiMaxBytes.
+	apiDefaultBytes = 64 << 20
+	apiMaxBytes     = 1 << 30
+	// apiHeld is the part of a result held back before anything is sent: a result that fits
+	// is answered with its row count in the headers, and a failure with an error status.
+	// Past it the result streams, and its counts come as trailers.
+	apiHeld = 1 << 20
 )
 
 // queryAPI is osprey serve's POST /v1/query: a query over the lake, authorized by an API token
@@ -38,7 +43,6 @@ type queryAPI struct {
 	slot chan struct{}
 
 	mu       sync.Mutex
-	db       *query.DB // opened at the first query
 	tokens   []config.Token
 	tokensAt time.Time // modification time of the tokens file when read
 }
@@ -54,6 +58,9 @@ type queryRequest struct {
 	Format  string         `json:"format"`   // json (default), jsonl, csv or parquet
 	Timeout string         `json:"timeout"`  // a Go duration; default 30s, at most 5m
 	MaxRows int64          `json:"max_rows"` // default 10,000, at most 1,000,000
+	// MaxBytes cuts the result once this many bytes were written; default 64 MiB, at most
+	// 1 GiB.
+	MaxBytes int64 `json:"max_bytes"`
 }
 
 func apiError(w http.ResponseWriter, code int, msg string) {
@@ -91,30 +98,8 @@ func (a *queryAPI) authorize(r *http.Request) (config.Token, error) {
 	return t, nil
 }
 
-func (a *queryAPI) open(ctx context.Context) (*query.DB, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.db == nil {
-		db, err := query.Open(ctx, a.lake, query.Options{})
-		if err != nil {
-			return nil, err
-		}
-		a.db = db
-	}
-	return a.db, nil // Run refreshes the views before each query
-}
-
-// Close closes the query session, if one was opened.
-func (a *queryAPI) Close() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.db == nil {
-		return nil
-	}
-	err := a.db.Close()
-	a.db = nil
-	return err
-}
+// Close ends the API. Queries run in worker processes that end with their requests.
+func (a *queryAPI) Close() error { return nil }
 
 func (a *queryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
@@ -132,10 +117,14 @@ func (a *queryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req queryRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, apiMaxBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, apiMaxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		apiError(w, http.StatusBadRequest, "body: "+err.Error()+` (want {"sql": "...", "params": {}, "format": "json", "timeout": "30s", "max_rows": 10000})`)
+		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+			apiError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: over %d bytes", apiMaxBody))
+			return
+		}
+		apiError(w, http.StatusBadRequest, "body: "+err.Error()+` (want {"sql": "...", "params": {}, "format": "json", "timeout": "30s", "max_rows": 10000, "max_bytes": 67108864})`)
 		return
 	}
 	if strings.TrimSpace(req.SQL) == "" {
@@ -166,6 +155,14 @@ func (a *queryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, fmt.Sprintf("max_rows %d: want 1 to %d", maxRows, apiMaxRows))
 		return
 	}
+	maxBytes := req.MaxBytes
+	switch {
+	case maxBytes == 0:
+		maxBytes = apiDefaultBytes
+	case maxBytes < 0 || maxBytes > apiMaxBytes:
+		apiError(w, http.StatusBadRequest, fmt.Sprintf("max_bytes %d: want 1 to %d", maxBytes, apiMaxBytes))
+		return
+	}
 	select {
 	case a.slot <- struct{}{}:
 		defer func() { <-a.slot }()
@@ -173,36 +170,31 @@ func (a *queryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	db, err := a.open(r.Context())
-	if err != nil {
-		a.log.Error("query API: open the lake", "err", err)
-		apiError(w, http.StatusInternalServerError, err.Error())
+	res, err := a.run(r.Context(), w, workerRequest{SQL: req.SQL, Params: req.Params, Format: format,
+		Timeout: timeout, MaxRows: maxRows, MaxBytes: maxBytes}, contentType)
+	switch {
+	case err != nil && res.streaming:
+		// Part of the result went out with a 200: cut the transfer, so that the client sees
+		// an error and never a complete-looking result.
+		a.log.Info("query API: query failed while its result streamed", "token", tok.Name, "rows", res.Rows, "err", err)
+		panic(http.ErrAbortHandler)
+	case errors.Is(err, errWorkerMemory):
+		a.log.Warn("query API: query stopped for its memory", "token", tok.Name, "err", err)
+		apiError(w, http.StatusInsufficientStorage, err.Error())
 		return
-	}
-	rows, err := db.Run(r.Context(), query.Request{SQL: req.SQL, Params: req.Params, Timeout: timeout, MaxRows: maxRows})
-	if err != nil {
-		a.queryFailed(w, tok, err, timeout)
-		return
-	}
-	// The result is bounded by max_rows: it is written whole before the status is sent, so
-	// that a failure midway is an error, not a truncated 200.
-	var buf bytes.Buffer
-	n, err := query.Write(&buf, rows, query.WriteOptions{Format: format})
-	truncated := rows.Truncated()
-	if cerr := rows.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	case err != nil:
 		a.queryFailed(w, tok, err, timeout)
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", contentType)
-	h.Set("X-Osprey-Rows", strconv.FormatInt(n, 10))
-	h.Set("X-Osprey-Truncated", strconv.FormatBool(truncated))
+	h.Set("X-Osprey-Rows", strconv.FormatInt(res.Rows, 10))
+	h.Set("X-Osprey-Truncated", strconv.FormatBool(res.Truncated))
 	h.Set("X-Osprey-Elapsed-Ms", strconv.FormatInt(time.Since(start).Milliseconds(), 10))
-	w.Write(buf.Bytes())
-	a.log.Info("query API", "token", tok.Name, "rows", n, "truncated", truncated, "elapsed", time.Since(start))
+	if !res.streaming {
+		h.Set("Content-Type", contentType)
+		w.Write(res.held)
+	}
+	a.log.Info("query API", "token", tok.Name, "rows", res.Rows, "bytes", res.bytes, "truncated", res.Truncated, "elapsed", time.Since(start))
 }
 
 func (a *queryAPI) queryFailed(w http.ResponseWriter, tok config.Token, err error, timeout time.Duration) {
