@@ -20,7 +20,8 @@
 //	    auth:                    # http: none, header, hmac, bearer or basic
 //	      type: header
 //	      header: x-sender-header
-//	      secretEnv: FLUENTBIT_SECRET   # or secret: (inline) or secretFile: (a file)
+//	      secretEnv: FLUENTBIT_SECRET   # or secret: (inline), secretFile: (a file) or
+//	                                    # secretSHA256: (hex SHA-256; not for hmac)
 //	    maxBody: 10MiB           # http: request body limit (413 past it)
 //	    maxRecords: 100000       # http: records per request (413 past it)
 //	    dropOffAlarm: 24h        # alarm when no event comes for this long; 0 or off: never;
@@ -71,14 +72,27 @@
 //	    url: https://soar.example.com/hooks/osprey
 //	    secretEnv: SOAR_HMAC_KEY  # signs each request: X-Osprey-Signature
 //
-// Secrets are never written back or logged. Sizes take KiB, MiB, GiB (or KB, MB, GB, or plain
-// bytes); durations take Go's units (s, m, h) and d for days.
+// Secrets are never logged, nor written back in plain text. Sizes take KiB, MiB, GiB (or KB,
+// MB, GB, or plain bytes); durations take Go's units (s, m, h) and d for days.
+//
+// Sources added with osprey source add are kept in the lake, in _osprey/sources.yml (mode
+// 0600), which keeps no secret in plain text: a header secret, bearer token or basic password
+// given inline is stored as its SHA-256 (secretSHA256) and requests are checked by comparing
+// hashes in constant time; an HMAC key, which signs and cannot be hashed, stays outside the
+// lake, named by secretEnv or secretFile (a file of mode 0600), and an inline one is refused
+// (ErrHMACKeyInLake). A file written by an older osprey with plain secrets still loads; the
+// next write hashes them, and refuses while an hmac source still holds its key inline (re-add
+// that source with --secret-env or --secret-file, or remove it). The file and the lake's
+// tokens (tokens.go) are replaced durably under a lock (package durable).
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -87,6 +101,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/ospreyhq/osprey/detections/dest"
+	"github.com/ospreyhq/osprey/durable"
 )
 
 // Config is osprey's configuration.
@@ -225,6 +240,9 @@ type Auth struct {
 	Secret     string `yaml:"secret,omitempty"`
 	SecretEnv  string `yaml:"secretEnv,omitempty"`
 	SecretFile string `yaml:"secretFile,omitempty"`
+	// SecretSHA256 is the hex SHA-256 of a header secret, bearer token or basic password: how
+	// the lake's sources file keeps a secret given inline (see SaveLakeSources).
+	SecretSHA256 string `yaml:"secretSHA256,omitempty"`
 }
 
 // Defaults.
@@ -350,13 +368,21 @@ func (s *Source) Validate() error {
 			return fmt.Errorf("source %s: envelope is for the jsonarray stream", s.ID)
 		}
 		n := 0
-		for _, v := range []string{s.Auth.Secret, s.Auth.SecretEnv, s.Auth.SecretFile} {
+		for _, v := range []string{s.Auth.Secret, s.Auth.SecretEnv, s.Auth.SecretFile, s.Auth.SecretSHA256} {
 			if v != "" {
 				n++
 			}
 		}
 		if n > 1 {
-			return fmt.Errorf("source %s: give one of secret, secretEnv and secretFile", s.ID)
+			return fmt.Errorf("source %s: give one of secret, secretEnv, secretFile and secretSHA256", s.ID)
+		}
+		if h := s.Auth.SecretSHA256; h != "" {
+			if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
+				return fmt.Errorf("source %s: secretSHA256: want 64 hex digits", s.ID)
+			}
+			if !s.Auth.hashable() {
+				return fmt.Errorf("source %s: auth %s cannot check a secret's hash; give its secret (secretEnv or secretFile)", s.ID, s.Auth.Type)
+			}
 		}
 	case SourceSyslog:
 		if len(s.Listen) == 0 {
@@ -421,7 +447,23 @@ func (c *S3) validate(id string) error {
 	return nil
 }
 
-// SecretValue returns an HTTP source's secret: inline, from an environment variable or from a file.
+// hashable reports whether the method compares the secret a request presents with the
+// source's, so that the SHA-256 of the secret is enough to check it: header, bearer and basic.
+// An HMAC key signs, and must be known.
+func (a Auth) hashable() bool { return a.Type != "hmac" }
+
+// SecretHash returns the SHA-256 of an HTTP source's secret when the source keeps the hash
+// only (SecretSHA256), and zero otherwise.
+func (a Auth) SecretHash() [sha256.Size]byte {
+	var h [sha256.Size]byte
+	if b, err := hex.DecodeString(a.SecretSHA256); err == nil && len(b) == len(h) {
+		copy(h[:], b)
+	}
+	return h
+}
+
+// SecretValue returns an HTTP source's secret: inline, from an environment variable or from a
+// file; empty when the source keeps its hash only (see SecretHash).
 func (a Auth) SecretValue() (string, error) {
 	switch {
 	case a.SecretEnv != "":
@@ -535,21 +577,61 @@ func LoadLakeSources(lakeDir string) ([]Source, error) {
 	return f.Sources, nil
 }
 
-// SaveLakeSources writes the sources kept in a lake, atomically; the file is readable by its
-// owner only (it may hold secrets).
+// ErrHMACKeyInLake refuses to keep an HMAC key in the lake's sources file: a key that signs
+// cannot be kept as a hash, and the lake is no place for it.
+var ErrHMACKeyInLake = errors.New("an hmac key is not kept in the lake: give secretEnv or secretFile (a file of mode 0600 outside the lake)")
+
+// SaveLakeSources writes the sources kept in a lake, atomically and durably, readable by its
+// owner only. A secret given inline is written as its SHA-256 (secretSHA256), which is all a
+// header secret, bearer token or basic password needs; an inline HMAC key is refused
+// (ErrHMACKeyInLake). A sources file of an older osprey that holds such secrets in plain text
+// still loads, and the next save writes them hashed. The caller holds the file's lock
+// (UpdateLakeSources takes it).
 func SaveLakeSources(lakeDir string, sources []Source) error {
+	kept := make([]Source, len(sources))
+	for i, s := range sources {
+		if s.Auth.Secret != "" {
+			if !s.Auth.hashable() {
+				return fmt.Errorf("source %s: %w", s.ID, ErrHMACKeyInLake)
+			}
+			sum := sha256.Sum256([]byte(s.Auth.Secret))
+			s.Auth.Secret, s.Auth.SecretSHA256 = "", hex.EncodeToString(sum[:])
+		}
+		kept[i] = s
+	}
 	data, err := yaml.Marshal(struct {
 		Sources []Source `yaml:"sources"`
-	}{sources})
+	}{kept})
 	if err != nil {
 		return err
 	}
+	if err := durable.WriteFile(LakeSourcesFile(lakeDir), data, 0o600); err != nil {
+		return fmt.Errorf("save sources: %w", err)
+	}
+	return nil
+}
+
+// UpdateLakeSources replaces the sources kept in a lake by what update makes of them, holding
+// the lock of the sources file (_osprey/sources.yml.lock) from the read to the write, so that
+// concurrent changes are not lost.
+func UpdateLakeSources(lakeDir string, update func([]Source) ([]Source, error)) error {
 	path := LakeSourcesFile(lakeDir)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	unlock, err := durable.Lock(path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	sources, err := LoadLakeSources(lakeDir)
+	if err != nil {
+		return err
+	}
+	if sources, err = update(sources); err != nil {
+		return err
+	}
+	return SaveLakeSources(lakeDir, sources)
 }
 
 // MarshalYAML writes a size in bytes.

@@ -15,11 +15,15 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ospreyhq/osprey/durable"
 )
 
 // API tokens authorize requests to osprey serve's query API (POST /v1/query). A lake keeps them
 // in _osprey/tokens.json (mode 0600): each token's id, name, role and the SHA-256 of its
-// secret; the secret itself is shown once, when the token is created.
+// secret; the secret itself is shown once, when the token is created. The file is replaced
+// whole and durably (package durable), and creating or revoking a token reads and rewrites it
+// holding the lock _osprey/tokens.json.lock, so concurrent changes are never lost.
 
 // Token roles.
 const (
@@ -60,20 +64,33 @@ func LoadTokens(lakeDir string) ([]Token, error) {
 	return ts, nil
 }
 
-func saveTokens(lakeDir string, ts []Token) error {
-	data, err := json.MarshalIndent(ts, "", "  ")
-	if err != nil {
-		return err
-	}
+// updateTokens replaces the lake's tokens by what update makes of them, holding the tokens
+// file's lock from the read to the write.
+func updateTokens(lakeDir string, update func([]Token) ([]Token, error)) error {
 	path := TokensPath(lakeDir)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+	unlock, err := durable.Lock(path)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	defer unlock()
+	ts, err := LoadTokens(lakeDir)
+	if err != nil {
+		return err
+	}
+	if ts, err = update(ts); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(ts, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := durable.WriteFile(path, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("save tokens: %w", err)
+	}
+	return nil
 }
 
 // CreateToken adds a token to the lake and returns it with its secret, which is not stored.
@@ -84,15 +101,6 @@ func CreateToken(lakeDir, name, role string) (Token, string, error) {
 	if !idPattern.MatchString(name) {
 		return Token{}, "", fmt.Errorf("token name %q: want 1 to 64 letters, digits, '_', '.' or '-'", name)
 	}
-	ts, err := LoadTokens(lakeDir)
-	if err != nil {
-		return Token{}, "", err
-	}
-	for _, t := range ts {
-		if t.Name == name {
-			return Token{}, "", fmt.Errorf("a token named %s exists (id %s): revoke it first", name, t.ID)
-		}
-	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return Token{}, "", err
@@ -100,7 +108,15 @@ func CreateToken(lakeDir, name, role string) (Token, string, error) {
 	secret := tokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	sum := sha256.Sum256([]byte(secret))
 	t := Token{ID: hex.EncodeToString(sum[:4]), Name: name, Role: role, Hash: hex.EncodeToString(sum[:]), Created: time.Now().UTC()}
-	if err := saveTokens(lakeDir, append(ts, t)); err != nil {
+	err := updateTokens(lakeDir, func(ts []Token) ([]Token, error) {
+		for _, o := range ts {
+			if o.Name == name {
+				return nil, fmt.Errorf("a token named %s exists (id %s): revoke it first", name, o.ID)
+			}
+		}
+		return append(ts, t), nil
+	})
+	if err != nil {
 		return Token{}, "", err
 	}
 	return t, secret, nil
@@ -108,16 +124,17 @@ func CreateToken(lakeDir, name, role string) (Token, string, error) {
 
 // RevokeToken removes a token, by id or name.
 func RevokeToken(lakeDir, idOrName string) (Token, error) {
-	ts, err := LoadTokens(lakeDir)
-	if err != nil {
-		return Token{}, err
-	}
-	for i, t := range ts {
-		if t.ID == idOrName || t.Name == idOrName {
-			return t, saveTokens(lakeDir, slices.Delete(ts, i, i+1))
+	var revoked Token
+	err := updateTokens(lakeDir, func(ts []Token) ([]Token, error) {
+		for i, t := range ts {
+			if t.ID == idOrName || t.Name == idOrName {
+				revoked = t
+				return slices.Delete(ts, i, i+1), nil
+			}
 		}
-	}
-	return Token{}, fmt.Errorf("no token %s", idOrName)
+		return nil, fmt.Errorf("no token %s", idOrName)
+	})
+	return revoked, err
 }
 
 // CheckToken returns the token whose secret is secret, comparing hashes in constant time.

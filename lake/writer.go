@@ -21,6 +21,8 @@ import (
 	"github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/parquet-go/parquet-go/format"
 	"golang.org/x/sys/unix"
+
+	"github.com/ospreyhq/osprey/durable"
 )
 
 // codec compresses every page. It is shared so that its pool of zstd encoders (each with a
@@ -650,7 +652,7 @@ func commit(src, dst string) error {
 	if err := os.Rename(src, dst); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return durable.SyncDir(dir)
 }
 
 // mkdirAllSynced creates dir and its missing parents, fsyncing each new directory's parent so
@@ -668,13 +670,5 @@ func mkdirAllSynced(dir string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	return syncDir(parent)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
+	return durable.SyncDir(parent)
 }

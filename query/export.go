@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ospreyhq/osprey/durable"
 	"github.com/ospreyhq/osprey/lake"
 )
 
@@ -119,10 +120,11 @@ func (d *DB) exportFile(ctx context.Context, stmt, path string, keepEmpty bool) 
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return 0, err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".export-*.parquet.tmp")
+	f, err := durable.Create(path, 0o600)
 	if err != nil {
 		return 0, err
 	}
+	defer f.Close()
 	n, err := Write(f, rows, WriteOptions{Format: "parquet"})
 	if err == nil {
 		err = rows.Err()
@@ -131,16 +133,9 @@ func (d *DB) exportFile(ctx context.Context, stmt, path string, keepEmpty bool) 
 		err = errEmpty
 	}
 	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
+		err = f.Commit()
 	}
 	if err != nil {
-		os.Remove(f.Name())
 		if errors.Is(err, errEmpty) {
 			return 0, nil
 		}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ospreyhq/osprey/durable"
 )
 
 // Run is one finished run of a job.
@@ -107,7 +109,7 @@ func (s *FileStore) Record(r Run) error {
 	if err != nil {
 		return fmt.Errorf("record run: %w", err)
 	}
-	if err := writeAtomic(s.path, append(data, '\n')); err != nil {
+	if err := durable.WriteFile(s.path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("record run: %w", err)
 	}
 	return nil
@@ -126,39 +128,6 @@ func (s *FileStore) load() (map[string]Run, error) {
 		return nil, fmt.Errorf("read run store %s: %w", s.path, err)
 	}
 	return runs, nil
-}
-
-// writeAtomic replaces path with data: other readers see the old file or the new one, and
-// after a crash path holds one of them.
-func writeAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
 }
 
 // errLocked means a lock file is held by another open file (in this process or another).

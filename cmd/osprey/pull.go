@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ospreyhq/osprey/config"
+	"github.com/ospreyhq/osprey/durable"
 	"github.com/ospreyhq/osprey/ingest"
 	"github.com/ospreyhq/osprey/ingest/batch"
 	"github.com/ospreyhq/osprey/ingest/health"
@@ -240,12 +241,7 @@ func (s *server) writeHealth() error {
 	if err != nil {
 		return err
 	}
-	path := healthFile(s.lake.Dir())
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return durable.WriteFile(healthFile(s.lake.Dir()), b, 0o644)
 }
 
 // healthInterval is how often the health file is rewritten.

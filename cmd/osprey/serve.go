@@ -457,7 +457,7 @@ func (s *server) setSource(ctx context.Context, src config.Source) error {
 		}
 		hs := &httpsrc.Source{
 			ID:      src.ID,
-			Auth:    httpsrc.Auth{Type: src.Auth.Type, Header: src.Auth.Header, Secret: secret, Username: src.Auth.Username, Encoding: src.Auth.Encoding},
+			Auth:    httpsrc.Auth{Type: src.Auth.Type, Header: src.Auth.Header, Secret: secret, SecretHash: src.Auth.SecretHash(), Username: src.Auth.Username, Encoding: src.Auth.Encoding},
 			Split:   records.Splitter{Kind: records.Kind(src.Stream), Envelope: src.Envelope, MaxRecords: src.MaxRecords},
 			MaxBody: int64(src.MaxBody),
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -22,7 +23,11 @@ func newSource(g *globals) *cobra.Command {
 and taken up by a running osprey serve within seconds; sources in the configuration file of
 osprey serve are listed too. An HTTP source receives POST /http/<id>; a syslog source listens;
 an s3 source reads the objects its SQS queue's notifications name; a rapid7 source polls
-Rapid7's API for InsightIDR audit logs.`,
+Rapid7's API for InsightIDR audit logs.
+
+The lake keeps no secret in plain text: a secret given with --secret (header, bearer, basic) is
+kept as its SHA-256. An hmac key signs and cannot be hashed, so it stays outside the lake: give
+--secret-env or --secret-file (a file of mode 0600).`,
 	}
 	cmd.AddCommand(newSourceAdd(g), newSourceList(g), newSourceRemove(g))
 	return cmd
@@ -101,6 +106,9 @@ func newSourceAdd(g *globals) *cobra.Command {
 				}
 			}
 			if s.Type == config.SourceHTTP {
+				if s.Auth.Type == "hmac" && s.Auth.Secret != "" {
+					return fmt.Errorf("source %s: an hmac key is not kept in the lake: give --secret-env or --secret-file (a file of mode 0600 outside the lake)", s.ID)
+				}
 				if _, err := s.Auth.SecretValue(); err != nil {
 					return fmt.Errorf("source %s: %w", s.ID, err)
 				}
@@ -114,20 +122,19 @@ func newSourceAdd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sources, err := config.LoadLakeSources(l.Dir())
-			if err != nil {
-				return err
-			}
 			replaced := false
-			for i := range sources {
-				if sources[i].ID == s.ID {
-					sources[i], replaced = s, true
+			err = config.UpdateLakeSources(l.Dir(), func(sources []config.Source) ([]config.Source, error) {
+				for i := range sources {
+					if sources[i].ID == s.ID {
+						sources[i], replaced = s, true
+					}
 				}
-			}
-			if !replaced {
-				sources = append(sources, s)
-			}
-			if err := config.SaveLakeSources(l.Dir(), sources); err != nil {
+				if !replaced {
+					sources = append(sources, s)
+				}
+				return sources, nil
+			})
+			if err != nil {
 				return err
 			}
 			verb := "added"
@@ -152,7 +159,7 @@ func newSourceAdd(g *globals) *cobra.Command {
 	f.StringVar(&s.Auth.Header, "header", "", "auth header or hmac: the header carrying the secret or signature")
 	f.StringVar(&s.Auth.Username, "username", "", "auth basic: the user name")
 	f.StringVar(&s.Auth.Encoding, "hmac-encoding", "", "auth hmac: hex (default) or base64")
-	f.StringVar(&s.Auth.Secret, "secret", "", "the secret, token or password (kept in the lake's sources file; prefer --secret-env or --secret-file)")
+	f.StringVar(&s.Auth.Secret, "secret", "", "the secret, token or password (the lake keeps its SHA-256 only; not for hmac: use --secret-env or --secret-file)")
 	f.StringVar(&s.Auth.SecretEnv, "secret-env", "", "the environment variable holding the secret, read by osprey serve")
 	f.StringVar(&s.Auth.SecretFile, "secret-file", "", "the file holding the secret, read by osprey serve")
 	f.StringVar(&maxBody, "max-body", "", "http: request body limit, such as 10MiB")
@@ -197,6 +204,10 @@ func newSourceList(g *globals) *cobra.Command {
 			where := map[string]string{}
 			for _, s := range sources {
 				where[s.ID] = "lake"
+				if s.Auth.Secret != "" { // written by an older osprey
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: source %s keeps its secret in plain text in %s: %s\n",
+						s.ID, config.LakeSourcesFile(l.Dir()), plainSecretFix(s))
+				}
 			}
 			if configPath != "" {
 				cfg, err := config.Load(configPath)
@@ -284,26 +295,28 @@ func newSourceRemove(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sources, err := config.LoadLakeSources(l.Dir())
-			if err != nil {
-				return err
-			}
-			kept := sources[:0]
-			for _, s := range sources {
-				if s.ID != args[0] {
-					kept = append(kept, s)
+			err = config.UpdateLakeSources(l.Dir(), func(sources []config.Source) ([]config.Source, error) {
+				kept := slices.DeleteFunc(slices.Clone(sources), func(s config.Source) bool { return s.ID == args[0] })
+				if len(kept) == len(sources) {
+					return nil, fmt.Errorf("no source %q in the lake %s", args[0], l.Dir())
 				}
-			}
-			if len(kept) == len(sources) {
-				return fmt.Errorf("no source %q in the lake %s", args[0], l.Dir())
-			}
-			if err := config.SaveLakeSources(l.Dir(), kept); err != nil {
+				return kept, nil
+			})
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "source %s removed\n", args[0])
 			return nil
 		},
 	}
+}
+
+// plainSecretFix says how a source of the lake stops keeping its secret in plain text.
+func plainSecretFix(s config.Source) string {
+	if s.Auth.Type == "hmac" {
+		return "re-add it with --secret-env or --secret-file (an hmac key cannot be hashed), or remove it"
+	}
+	return "the next osprey source add or remove writes its SHA-256 instead"
 }
 
 // source returns the health of a source in the report.

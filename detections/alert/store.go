@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ospreyhq/osprey/durable"
 )
 
 // A Store keeps every alert and the state of each dedup group, durably, in a directory:
@@ -660,7 +662,7 @@ func (s *Store) snapshot() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileSync(filepath.Join(s.dir, "snapshot.json"), data); err != nil {
+	if err := durable.WriteFile(filepath.Join(s.dir, "snapshot.json"), data, 0o666); err != nil {
 		return err
 	}
 	if err := s.journal.Truncate(0); err != nil {
@@ -800,29 +802,6 @@ func newID() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := errors.Join(f.Sync(), f.Close()); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
 }
 
 // Notified records that alerts were handed to their destinations (the outbox, which keeps

@@ -62,9 +62,10 @@
 //	<dir>/dead-letter.jsonl                 deliveries given up on, one DeadLetter per line
 //
 // <seq> is a 20-digit sequence number in enqueue order. A delivery file is written to
-// <seq>.json.tmp, synced, renamed and its directory synced; after a failed attempt it is
-// replaced the same way with the new attempt count, so attempts count across restarts. It is
-// deleted once sent or dead-lettered. [OpenOutbox] queues the files a previous process left.
+// <seq>.json.<random>.tmp, synced, renamed and its directory synced (package durable); after a
+// failed attempt it is replaced the same way with the new attempt count, so attempts count
+// across restarts. It is deleted once sent or dead-lettered. [OpenOutbox] queues the files a
+// previous process left, and removes temporary files.
 //
 // The delivery id is the alert id and the destination id, "<alertId>/<destination>", and for
 // an alert updated after it was created (escalated) "/<updateTime in Unix µs>" too

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ospreyhq/osprey/detections/alert"
+	"github.com/ospreyhq/osprey/durable"
 )
 
 // OutboxOptions configure an Outbox. Zero fields take their defaults (DefaultOutboxOptions).
@@ -58,7 +59,7 @@ const (
 	lockName       = "lock"
 	pendingDir     = "pending"
 	deadLetterName = "dead-letter.jsonl"
-	tmpSuffix      = ".tmp"
+	tmpSuffix      = durable.TempSuffix
 	corruptSuffix  = ".corrupt"
 )
 
@@ -233,7 +234,7 @@ func (o *Outbox) load() error {
 			s.ids[rec.ID] = true
 		}
 	}
-	if err := syncDir(pdir); err != nil {
+	if err := durable.SyncDir(pdir); err != nil {
 		return err
 	}
 	entries, err := os.ReadDir(pdir)
@@ -377,7 +378,7 @@ func (o *Outbox) enqueue(recs []record) (int, error) {
 		dirs[s.dir] = true
 	}
 	for dir := range dirs {
-		errs = append(errs, syncDir(dir))
+		errs = append(errs, durable.SyncDir(dir))
 	}
 	// Queue what was written even if something failed: it is on disk, and would be sent after
 	// a restart anyway; queued, it is skipped if the caller tries again.
@@ -494,7 +495,7 @@ func (o *Outbox) deliver(ctx context.Context, s *sender, q queued) bool {
 		}
 		if err := writeRecord(path, rec); err != nil {
 			o.log.Warn("record a failed attempt", logDelivery, rec.ID, logErr, err)
-		} else if err := syncDir(s.dir); err != nil {
+		} else if err := durable.SyncDir(s.dir); err != nil {
 			o.log.Warn("record a failed attempt", logDelivery, rec.ID, logErr, err)
 		}
 		delay := o.backoff(rec.Attempts, retryAfter(err))
@@ -652,31 +653,18 @@ func writeRecord(path string, r *record) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := durable.Create(path, 0o600)
 	if err != nil {
-		return err
+		return fmt.Errorf("write delivery file: %w", err)
 	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
+	defer f.Close()
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("write delivery file: %w", err)
 	}
-	if err = errors.Join(err, f.Close()); err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := f.Replace(); err != nil {
 		return fmt.Errorf("write delivery file: %w", err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
 }
 
 // sleep waits for d or until ctx is done.

@@ -50,6 +50,10 @@ type Auth struct {
 	Secret   string // the shared secret, HMAC key, bearer token or basic password
 	Username string // basic
 	Encoding string // hmac: the signature's encoding, hex (default) or base64
+
+	// SecretHash is the SHA-256 of the shared secret, bearer token or basic password, for a
+	// source that keeps the hash only; it is used when Secret is empty.
+	SecretHash [sha256.Size]byte
 }
 
 // Validate checks an authentication method's settings.
@@ -72,10 +76,21 @@ func (a Auth) Validate() error {
 	default:
 		return fmt.Errorf("unknown auth type %q (want none, header, hmac, bearer or basic)", a.Type)
 	}
-	if a.Secret == "" {
+	if a.Secret == "" && (a.Type == AuthHMAC || a.SecretHash == [sha256.Size]byte{}) {
 		return fmt.Errorf("auth %s needs a secret", a.Type)
 	}
 	return nil
+}
+
+// secretIs reports whether got is the source's secret, comparing SHA-256 hashes in constant
+// time (so that a source may keep the hash only).
+func (a Auth) secretIs(got string) bool {
+	want := a.SecretHash
+	if a.Secret != "" {
+		want = sha256.Sum256([]byte(a.Secret))
+	}
+	sum := sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(sum[:], want[:]) == 1
 }
 
 // check reports whether a request passes the method; body is the raw body, for hmac.
@@ -87,14 +102,14 @@ func (a Auth) check(r *http.Request, body []byte) bool {
 	case "", AuthNone:
 		return true
 	case AuthHeader:
-		return eq(r.Header.Get(a.Header), a.Secret)
+		return a.secretIs(r.Header.Get(a.Header))
 	case AuthBearer:
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		return ok && eq(token, a.Secret)
+		return ok && a.secretIs(token)
 	case AuthBasic:
 		user, pass, ok := r.BasicAuth()
 		// Both compared, so that the time taken does not tell which was wrong.
-		return ok && eq(user, a.Username) && eq(pass, a.Secret)
+		return ok && eq(user, a.Username) && a.secretIs(pass)
 	case AuthHMAC:
 		mac := hmac.New(sha256.New, []byte(a.Secret))
 		mac.Write(body)

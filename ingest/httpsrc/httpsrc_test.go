@@ -235,3 +235,38 @@ func TestAuthValidate(t *testing.T) {
 		}
 	}
 }
+
+// A source that keeps only the SHA-256 of its secret (as the lake's sources file does) checks
+// requests as one that keeps the secret.
+func TestAuthSecretHash(t *testing.T) {
+	hash := func(s string) [sha256.Size]byte { return sha256.Sum256([]byte(s)) }
+	srv, _, _ := newServer(t,
+		&Source{ID: "shared", Auth: Auth{Type: AuthHeader, Header: "x-sender-header", SecretHash: hash("s3cret")}},
+		&Source{ID: "token", Auth: Auth{Type: AuthBearer, SecretHash: hash("t0ken")}},
+		&Source{ID: "basic", Auth: Auth{Type: AuthBasic, Username: "fluent", SecretHash: hash("pw")}},
+	)
+	basic := func(u, p string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(u+":"+p)) }
+	for _, tc := range []struct {
+		source string
+		hdr    map[string]string
+		want   int
+	}{
+		{"shared", map[string]string{"x-sender-header": "s3cret"}, 200},
+		{"shared", map[string]string{"x-sender-header": "s3cre"}, 401},
+		{"shared", map[string]string{"x-sender-header": hex.EncodeToString(sha256.New().Sum(nil))}, 401},
+		{"shared", nil, 401},
+		{"token", map[string]string{"Authorization": "Bearer t0ken"}, 200},
+		{"token", map[string]string{"Authorization": "Bearer t0ken2"}, 401},
+		{"basic", map[string]string{"Authorization": basic("fluent", "pw")}, 200},
+		{"basic", map[string]string{"Authorization": basic("fluent", "")}, 401},
+	} {
+		resp, text := post(t, srv.URL+"/http/"+tc.source, []byte(`{"a":1}`), tc.hdr)
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %v: %d %q, want %d", tc.source, tc.hdr, resp.StatusCode, text, tc.want)
+		}
+	}
+	// An HMAC key signs: its hash is not enough.
+	if err := (Auth{Type: AuthHMAC, Header: "x-signature", SecretHash: hash("k3y")}).Validate(); err == nil {
+		t.Error("hmac with a secret hash only is valid")
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/ospreyhq/osprey/durable"
 	"github.com/ospreyhq/osprey/ingest"
 	"github.com/ospreyhq/osprey/ingest/batch"
 )
@@ -57,15 +58,11 @@ func OpenManifest(path string, committed int64) (*Manifest, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
-	tmp := path + ".tmp"
 	content := strings.Join(kept, "\n")
 	if content != "" {
 		content += "\n"
 	}
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := durable.WriteFile(path, []byte(content), 0o644); err != nil {
 		return nil, err
 	}
 	if m.f, err = os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644); err != nil {

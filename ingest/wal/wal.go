@@ -30,6 +30,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/ospreyhq/osprey/durable"
 )
 
 // Entry is what a source appends: records of one source.
@@ -166,7 +168,7 @@ func (l *Log) startSegment(first uint64) error {
 	if err != nil {
 		return err
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := durable.SyncDir(l.dir); err != nil {
 		f.Close()
 		return err
 	}
@@ -573,12 +575,4 @@ func cmp(err, or error) error {
 		return err
 	}
 	return or
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
 }
