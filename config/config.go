@@ -30,6 +30,10 @@
 //	    type: syslog
 //	    listen: [udp://127.0.0.1:5514, tcp://127.0.0.1:5514]
 //	    logTypes: [Syslog.RFC5424, Syslog.RFC3164]
+//	    syslog:                  # limits, each optional
+//	      maxMessage: 64KiB      # longer messages are cut to it (counted, logged); 480B to 16MiB
+//	      maxConnections: 1024   # TCP connections open at once; past it new ones are closed
+//	      idleTimeout: 5m        # a TCP connection that sends nothing for so long is closed
 //	  - id: trail                # S3 objects named by an SQS queue's notifications
 //	    type: s3
 //	    logTypes: [AWS.CloudTrail]  # of keys no prefix rule matches
@@ -161,6 +165,63 @@ type Source struct {
 	DropOffAlarm *Duration `yaml:"dropOffAlarm,omitempty"` // nil: the default (see AlarmAfter)
 	S3           *S3       `yaml:"s3,omitempty"`
 	Rapid7       *Rapid7   `yaml:"rapid7,omitempty"`
+	Syslog       *Syslog   `yaml:"syslog,omitempty"`
+}
+
+// Syslog holds a syslog source's limits, which bound what a sender can make osprey hold;
+// zero (or no syslog settings) means the default. See Limits.
+type Syslog struct {
+	// MaxMessage is the longest message kept whole: a longer one is kept cut to it, the rest
+	// of its bytes dropped as they are read, counted and logged.
+	MaxMessage Size `yaml:"maxMessage,omitempty"`
+	// MaxConnections caps the TCP connections open at once (over the source's addresses);
+	// past it a new connection is closed at once.
+	MaxConnections int `yaml:"maxConnections,omitempty"`
+	// IdleTimeout closes a TCP connection that sends nothing for so long.
+	IdleTimeout Duration `yaml:"idleTimeout,omitempty"`
+}
+
+// Defaults and bounds of Syslog.
+const (
+	DefaultSyslogMaxMessage     = 64 << 10
+	DefaultSyslogMaxConnections = 1024
+	DefaultSyslogIdleTimeout    = 5 * time.Minute
+	// MinSyslogMaxMessage is the least RFC 5424 lets a receiver accept (section 6.1).
+	MinSyslogMaxMessage = 480
+	// MaxSyslogMaxMessage is the most: each TCP connection may hold a message this long.
+	MaxSyslogMaxMessage = 16 << 20
+)
+
+// Limits returns the limits with the defaults filled in (all of them when s is nil).
+func (s *Syslog) Limits() Syslog {
+	var l Syslog
+	if s != nil {
+		l = *s
+	}
+	if l.MaxMessage == 0 {
+		l.MaxMessage = DefaultSyslogMaxMessage
+	}
+	if l.MaxConnections == 0 {
+		l.MaxConnections = DefaultSyslogMaxConnections
+	}
+	if l.IdleTimeout == 0 {
+		l.IdleTimeout = Duration(DefaultSyslogIdleTimeout)
+	}
+	return l
+}
+
+func (s *Syslog) validate(id string) error {
+	switch {
+	case s == nil:
+		return nil
+	case s.MaxMessage != 0 && (s.MaxMessage < MinSyslogMaxMessage || s.MaxMessage > MaxSyslogMaxMessage):
+		return fmt.Errorf("source %s: syslog.maxMessage %d: want %d bytes to 16MiB", id, s.MaxMessage, MinSyslogMaxMessage)
+	case s.MaxConnections < 0:
+		return fmt.Errorf("source %s: syslog.maxConnections must not be negative", id)
+	case s.IdleTimeout != 0 && time.Duration(s.IdleTimeout) < time.Second:
+		return fmt.Errorf("source %s: syslog.idleTimeout must be at least 1s", id)
+	}
+	return nil
 }
 
 // S3 is an S3 source: a bucket whose new objects an SQS queue's notifications name.
@@ -348,6 +409,9 @@ func (s *Source) Validate() error {
 	if s.S3 != nil && s.Type != SourceS3 || s.Rapid7 != nil && s.Type != SourceRapid7 {
 		return fmt.Errorf("source %s: s3 settings are for s3 sources, rapid7 settings for rapid7 sources", s.ID)
 	}
+	if s.Syslog != nil && s.Type != SourceSyslog {
+		return fmt.Errorf("source %s: syslog settings are for syslog sources", s.ID)
+	}
 	if s.IsPull() && (s.Auth != (Auth{}) || s.Stream != "" || s.Envelope != "" || s.MaxBody != 0 || len(s.Listen) > 0) {
 		return fmt.Errorf("source %s: auth, stream, envelope, maxBody and listen are for http and syslog sources", s.ID)
 	}
@@ -396,6 +460,7 @@ func (s *Source) Validate() error {
 		if s.Auth != (Auth{}) || s.Stream != "" || s.Envelope != "" || s.MaxBody != 0 {
 			return fmt.Errorf("source %s: auth, stream, envelope and maxBody are for http sources", s.ID)
 		}
+		return s.Syslog.validate(s.ID)
 	case SourceS3:
 		return s.S3.validate(s.ID)
 	case SourceRapid7:

@@ -40,6 +40,9 @@ func TestGood(t *testing.T) {
 	if len(sys.Listen) != 1 || sys.Listen[0] != "udp://127.0.0.1:5514" {
 		t.Errorf("syslog %+v", sys)
 	}
+	if got, want := sys.Syslog.Limits(), (Syslog{MaxMessage: 8 << 10, MaxConnections: DefaultSyslogMaxConnections, IdleTimeout: Duration(time.Minute)}); got != want {
+		t.Errorf("syslog limits %+v, want %+v", got, want)
+	}
 	t.Setenv("OSPREY_TEST_SECRET", "s3cret")
 	if s, err := fb.Auth.SecretValue(); s != "s3cret" || err != nil {
 		t.Errorf("secret %q, %v", s, err)
@@ -103,6 +106,24 @@ func TestBad(t *testing.T) {
 	f(r7+"    rapid7: {region: 'https://x', apiKeyEnv: K}", "want a region code")
 	f(r7+"    rapid7: {region: us3, apiKey: inline}", "unknown field")
 	f("sources:\n  - id: a\n    type: http\n    logTypes: [X]\n    s3: {bucket: b}", "s3 settings are for s3 sources")
+	sys := "sources:\n  - id: a\n    type: syslog\n    listen: tcp://127.0.0.1:514\n    logTypes: [X]\n"
+	f(sys+"    syslog: {maxMessage: 100}", "syslog.maxMessage 100: want 480 bytes to 16MiB")
+	f(sys+"    syslog: {maxMessage: 17MiB}", "syslog.maxMessage 17825792: want 480 bytes to 16MiB")
+	f(sys+"    syslog: {maxConnections: -1}", "syslog.maxConnections must not be negative")
+	f(sys+"    syslog: {idleTimeout: 10ms}", "syslog.idleTimeout must be at least 1s")
+	f(sys+"    syslog: {maxLine: 1}", "unknown field")
+	f("sources:\n  - id: a\n    type: http\n    logTypes: [X]\n    syslog: {maxConnections: 1}", "syslog settings are for syslog sources")
+}
+
+func TestSyslogLimits(t *testing.T) {
+	var none *Syslog
+	want := Syslog{MaxMessage: DefaultSyslogMaxMessage, MaxConnections: DefaultSyslogMaxConnections, IdleTimeout: Duration(DefaultSyslogIdleTimeout)}
+	if got := none.Limits(); got != want {
+		t.Errorf("defaults %+v, want %+v", got, want)
+	}
+	if got := (&Syslog{MaxConnections: 3}).Limits(); got.MaxConnections != 3 || got.MaxMessage != DefaultSyslogMaxMessage {
+		t.Errorf("limits %+v", got)
+	}
 }
 
 func TestLakeSources(t *testing.T) {

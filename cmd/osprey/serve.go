@@ -474,9 +474,13 @@ func (s *server) setSource(ctx context.Context, src config.Source) error {
 		if old != nil {
 			old.Close()
 		}
+		lim := src.Syslog.Limits()
 		srv, err := syslogsrc.Start(ctx, src.ID, src.Listen, s.pipe, syslogsrc.Options{
-			Retryable: func(err error) bool { return errors.Is(err, pipeline.ErrBusy) },
-			Logger:    s.log,
+			MaxMessage:     int(lim.MaxMessage),
+			MaxConnections: lim.MaxConnections,
+			IdleTimeout:    time.Duration(lim.IdleTimeout),
+			Retryable:      func(err error) bool { return errors.Is(err, pipeline.ErrBusy) },
+			Logger:         s.log,
 		})
 		if err != nil {
 			return err
