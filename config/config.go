@@ -106,6 +106,7 @@ import (
 
 	"github.com/ospreyhq/osprey/detections/dest"
 	"github.com/ospreyhq/osprey/durable"
+	"github.com/ospreyhq/osprey/units"
 )
 
 // Config is osprey's configuration.
@@ -547,49 +548,33 @@ func (a Auth) SecretValue() (string, error) {
 	return a.Secret, nil
 }
 
-// Size is a number of bytes, written 10MiB, 1GB or 4096.
+// Size is a number of bytes, written 10MiB, 1GB or 4096 (units.ParseSize).
 type Size int64
-
-var sizeUnits = map[string]int64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30}
 
 // UnmarshalYAML reads a size.
 func (s *Size) UnmarshalYAML(b []byte) error {
-	text := strings.TrimSpace(string(b))
-	i := strings.IndexFunc(text, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
-	num, unit := text, ""
-	if i >= 0 {
-		num, unit = strings.TrimSpace(text[:i]), strings.ToUpper(strings.TrimSpace(text[i:]))
+	n, err := units.ParseSize(strings.Trim(strings.TrimSpace(string(b)), `"'`))
+	if err != nil {
+		return err
 	}
-	mult, ok := sizeUnits[unit]
-	f, err := strconv.ParseFloat(num, 64)
-	if !ok || err != nil || f < 0 {
-		return fmt.Errorf("size %q: want a number of bytes with an optional unit (KiB, MiB, GiB, KB, MB, GB)", text)
-	}
-	*s = Size(f * float64(mult))
+	*s = Size(n)
 	return nil
 }
 
-// Duration is a duration, written 60s, 5m, 24h or 7d; 0 or "off" is zero.
+// Duration is a duration, written 60s, 5m, 24h, 7d or '7 days' (units.ParseDuration); 0 or
+// "off" is zero.
 type Duration time.Duration
 
 // UnmarshalYAML reads a duration.
 func (d *Duration) UnmarshalYAML(b []byte) error {
 	text := strings.Trim(strings.TrimSpace(string(b)), `"'`)
-	if text == "0" || text == "off" {
+	if text == "off" {
 		*d = 0
 		return nil
 	}
-	if days, ok := strings.CutSuffix(text, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil {
-			return fmt.Errorf("duration %q", text)
-		}
-		*d = Duration(time.Duration(n) * 24 * time.Hour)
-		return nil
-	}
-	v, err := time.ParseDuration(text)
+	v, err := units.ParseDuration(text)
 	if err != nil {
-		return fmt.Errorf("duration %q: want a number with a unit: s, m, h or d", text)
+		return err
 	}
 	*d = Duration(v)
 	return nil

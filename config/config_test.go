@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -88,7 +89,9 @@ func TestBad(t *testing.T) {
 	f("sources:\n  - id: a\n    type: http\n    logTypes: [X]\n    auth:\n      secret: x\n      secretEnv: Y", "one of secret")
 	f("workers: -1", "workers")
 	f("detections:\n  dirs: ['']", "dirs[0] is empty")
-	f("detections:\n  maxDelay: -1s", "maxDelay must not be negative")
+	f("detections:\n  maxDelay: -1s", `duration "-1s": negative`)
+	f("detections:\n  maxDelay: 7 fortnights", `unknown unit "fortnights"`)
+	f("flush:\n  bytes: 10 furlongs", `unknown unit "furlongs"`)
 	f("destinations:\n  - id: x\n    type: pager", "destinations[0]")
 	f("destinations:\n  - id: x\n    type: stdout\n  - id: x\n    type: stdout", "used twice")
 	s3 := "sources:\n  - id: a\n    type: s3\n    logTypes: [X]\n"
@@ -179,5 +182,20 @@ func TestAlarmAfter(t *testing.T) {
 		if got := tc.s.AlarmAfter(); got != tc.want {
 			t.Errorf("%v: %v, want %v", tc.s.LogTypes, got, tc.want)
 		}
+	}
+}
+
+// TestOneGrammar reads durations and sizes written the ways units accepts.
+func TestOneGrammar(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "osprey.yml")
+	if err := os.WriteFile(path, []byte("flush:\n  age: '2 min'\n  bytes: 64 MiB\ndetections:\n  maxDelay: 1.5s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(c.Flush.Age) != 2*time.Minute || c.Flush.Bytes != 64<<20 || time.Duration(c.Detections.MaxDelay) != 1500*time.Millisecond {
+		t.Errorf("age %v, bytes %d, maxDelay %v", time.Duration(c.Flush.Age), c.Flush.Bytes, time.Duration(c.Detections.MaxDelay))
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ospreyhq/osprey/units"
 )
 
 // Panther's time macros and their arguments before the optional alias and column.
@@ -261,40 +263,26 @@ func timestampArg(arg string, eval evaluator) (string, error) {
 	return "CAST((" + arg + ") AS TIMESTAMPTZ)", nil
 }
 
-var offsetUnits = map[string]time.Duration{
-	"s": time.Second, "sec": time.Second, "secs": time.Second, "second": time.Second, "seconds": time.Second,
-	"m": time.Minute, "min": time.Minute, "mins": time.Minute, "minute": time.Minute, "minutes": time.Minute,
-	"h": time.Hour, "hr": time.Hour, "hrs": time.Hour, "hour": time.Hour, "hours": time.Hour,
-	"d": 24 * time.Hour, "day": 24 * time.Hour, "days": 24 * time.Hour,
-	"w": 7 * 24 * time.Hour, "wk": 7 * 24 * time.Hour, "wks": 7 * 24 * time.Hour, "week": 7 * 24 * time.Hour, "weeks": 7 * 24 * time.Hour,
-}
-
-// parseOffset reads an offset: a number of seconds, or a string '<n> <unit>' / '<n><unit>'.
+// parseOffset reads an offset: a number of seconds, or a string such as '1 day', '6h' or
+// '1h30m' (units.ParseDuration, the grammar of durations everywhere in osprey).
 func parseOffset(arg string) (time.Duration, error) {
-	s := arg
-	if len(s) >= 2 && s[0] == '\'' && s[len(s)-1] == '\'' {
-		s = strings.ReplaceAll(s[1:len(s)-1], "''", "'")
-	} else if _, err := strconv.ParseFloat(s, 64); err != nil {
+	if len(arg) >= 2 && arg[0] == '\'' && arg[len(arg)-1] == '\'' {
+		s := strings.ReplaceAll(arg[1:len(arg)-1], "''", "'")
+		if n, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil && n >= 0 && n < 1e12 {
+			return time.Duration(n * float64(time.Second)), nil // '3600'
+		}
+		d, err := units.ParseDuration(s)
+		if err != nil {
+			_, why, _ := strings.Cut(err.Error(), ": ") // without units' "duration %q: "
+			return 0, fmt.Errorf("offset %s: %s", arg, why)
+		}
+		return d, nil
+	}
+	n, err := strconv.ParseFloat(arg, 64)
+	if err != nil || n < 0 || n >= 1e12 {
 		return 0, fmt.Errorf("offset %s: want seconds or a string such as '1 day'", arg)
 	}
-	s = strings.TrimSpace(s)
-	i := 0
-	for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.') {
-		i++
-	}
-	n, err := strconv.ParseFloat(s[:i], 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("offset %s: want a number of units such as '6 hours'", arg)
-	}
-	unit := strings.ToLower(strings.TrimSpace(s[i:]))
-	if unit == "" {
-		return time.Duration(n * float64(time.Second)), nil
-	}
-	d, ok := offsetUnits[unit]
-	if !ok {
-		return 0, fmt.Errorf("offset %s: unknown unit %q (want s, m, h, d or w, or their names)", arg, unit)
-	}
-	return time.Duration(n * float64(d)), nil
+	return time.Duration(n * float64(time.Second)), nil
 }
 
 func firstLine(s string) string {

@@ -45,12 +45,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/ospreyhq/osprey/units"
 )
 
 func main() {
@@ -104,19 +104,13 @@ func usage() {
 	os.Exit(2)
 }
 
+// parseSize reads a --size (units.ParseSize).
 func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
-		if strings.HasSuffix(s, suffix) {
-			s, mult = strings.TrimSuffix(s, suffix), m
-			break
-		}
+	n, err := units.ParseSize(s)
+	if err == nil && n <= 0 {
+		err = fmt.Errorf("size %q: want more than 0 bytes", s)
 	}
-	n, err := strconv.ParseFloat(s, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("size %q: want a number with KiB, MiB or GiB", s)
-	}
-	return int64(n * float64(mult)), nil
+	return n, err
 }
 
 func gen(args []string) error {

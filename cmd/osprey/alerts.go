@@ -20,6 +20,7 @@ import (
 	"github.com/ospreyhq/osprey/detections/engine"
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/query"
+	"github.com/ospreyhq/osprey/units"
 )
 
 // alertsWriter names the lake writer of osprey alerts resolve (alert history rows).
@@ -188,19 +189,14 @@ func cut(s string, n int) string {
 	return s
 }
 
-// parseSince reads a duration back from now (30m, 12h, 7d) or a time (RFC 3339, or a date).
+// parseSince reads a duration back from now (30m, 12h, 7d, '7 days': units.ParseDuration) or a
+// time (RFC 3339, or a date).
 // Empty is the zero time.
 func parseSince(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		var n int
-		if _, err := fmt.Sscanf(days, "%d", &n); err == nil && fmt.Sprint(n) == days {
-			return now.AddDate(0, 0, -n), nil
-		}
-	}
-	if d, err := time.ParseDuration(s); err == nil {
+	if d, err := units.ParseDuration(s); err == nil {
 		return now.Add(-d), nil
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", time.DateTime, time.DateOnly} {

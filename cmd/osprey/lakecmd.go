@@ -8,6 +8,7 @@ import (
 
 	"github.com/ospreyhq/osprey/ingest/pipeline"
 	"github.com/ospreyhq/osprey/lake"
+	"github.com/ospreyhq/osprey/units"
 )
 
 func newLake(g *globals) *cobra.Command {
@@ -41,7 +42,8 @@ ingests with osprey ingest, or from cron when serve is not used.`,
 			return err
 		},
 	}
-	compact.Flags().DurationVar(&olderThan, "older-than", time.Hour, "compact partitions whose hour ended at least this long ago")
+	olderThan = time.Hour
+	compact.Flags().Var((*units.Duration)(&olderThan), "older-than", "compact partitions whose hour ended at least this long ago")
 	cmd.AddCommand(compact)
 	return cmd
 }

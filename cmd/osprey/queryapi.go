@@ -15,6 +15,7 @@ import (
 
 	"github.com/ospreyhq/osprey/config"
 	"github.com/ospreyhq/osprey/lake"
+	"github.com/ospreyhq/osprey/units"
 )
 
 // Limits of the query API.
@@ -56,7 +57,7 @@ type queryRequest struct {
 	SQL     string         `json:"sql"`
 	Params  map[string]any `json:"params"`
 	Format  string         `json:"format"`   // json (default), jsonl, csv or parquet
-	Timeout string         `json:"timeout"`  // a Go duration; default 30s, at most 5m
+	Timeout string         `json:"timeout"`  // a duration (units.ParseDuration); default 30s, at most 5m
 	MaxRows int64          `json:"max_rows"` // default 10,000, at most 1,000,000
 	// MaxBytes cuts the result once this many bytes were written; default 64 MiB, at most
 	// 1 GiB.
@@ -142,7 +143,7 @@ func (a *queryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	timeout := apiDefaultTimeout
 	if req.Timeout != "" {
-		if timeout, err = time.ParseDuration(req.Timeout); err != nil || timeout <= 0 || timeout > apiMaxTimeout {
+		if timeout, err = units.ParseDuration(req.Timeout); err != nil || timeout <= 0 || timeout > apiMaxTimeout {
 			apiError(w, http.StatusBadRequest, fmt.Sprintf("timeout %q: want a duration up to %s", req.Timeout, apiMaxTimeout))
 			return
 		}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ospreyhq/osprey/query"
+	"github.com/ospreyhq/osprey/units"
 )
 
 type sqlOptions struct {
@@ -72,7 +73,7 @@ status 1.`,
 	f.StringVar(&o.memoryLimit, "memory-limit", "", "DuckDB memory limit, such as 4GB (default: a quarter of RAM)")
 	f.BoolVar(&o.explain, "explain", false, "print each statement as it would run (macros expanded, partitions chosen) instead of running it")
 	f.StringArrayVarP(&o.params, "param", "p", nil, "a named parameter: name=VALUE, used as $name (repeatable)")
-	f.DurationVar(&o.timeout, "timeout", 0, "cancel a statement that runs longer than this (such as 30s; default no limit)")
+	f.Var((*units.Duration)(&o.timeout), "timeout", "cancel a statement that runs longer than this (such as 30s; default no limit)")
 	f.StringVar(&o.history, "history", "", "history file of the interactive shell (default ~/.osprey_history)")
 	return cmd
 }

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/ospreyhq/osprey/units"
 )
 
 // Destination types.
@@ -217,19 +219,14 @@ func httpClient(c *http.Client) *http.Client {
 	return &nc
 }
 
-// Duration is a duration in Go's notation (10s, 1m30s); 0 is zero.
+// Duration is a duration, written 10s, 1m30s, 6h or '1 day' (units.ParseDuration); 0 is zero.
 type Duration time.Duration
 
 // UnmarshalYAML reads a duration.
 func (d *Duration) UnmarshalYAML(b []byte) error {
-	text := strings.Trim(strings.TrimSpace(string(b)), `"'`)
-	if text == "0" {
-		*d = 0
-		return nil
-	}
-	v, err := time.ParseDuration(text)
+	v, err := units.ParseDuration(strings.Trim(strings.TrimSpace(string(b)), `"'`))
 	if err != nil {
-		return fmt.Errorf("duration %q: want a number with a unit: ms, s, m or h", text)
+		return err
 	}
 	*d = Duration(v)
 	return nil
