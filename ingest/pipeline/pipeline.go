@@ -678,7 +678,7 @@ func (p *Pipeline) clearFault(lakeFault bool) {
 	since := p.faultSince
 	p.fault, p.faultLake = nil, false
 	p.faultMu.Unlock()
-	p.opts.Logger.Info("ingest writes again", "after", time.Since(since).Round(time.Millisecond))
+	p.opts.Logger.Warn("ingest writes again", "after", time.Since(since).Round(time.Millisecond))
 	p.signalProgress()
 }
 
