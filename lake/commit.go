@@ -230,16 +230,21 @@ func (w *Writer) Recover() error {
 	files, finished := w.files, w.finished
 	w.files, w.finished = map[partKey]*partFile{}, nil
 	w.mu.Unlock()
+	// The files of the flush just finished are no longer in tmp; the rest are dropped.
+	remove := func(path string) error {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
 	var errs []error
 	for _, pf := range files {
-		errs = append(errs, pf.pq.f.Close(), os.Remove(pf.path))
+		errs = append(errs, pf.pq.f.Close(), remove(pf.path))
 	}
 	for _, f := range finished {
-		errs = append(errs, os.Remove(f.tmp))
+		errs = append(errs, remove(f.tmp))
 	}
 	// A manifest whose temporary file was written but not renamed into place.
-	if err := os.Remove(filepath.Join(w.tmp, manifestName+".tmp")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, err)
-	}
+	errs = append(errs, remove(filepath.Join(w.tmp, manifestName+".tmp")))
 	return errors.Join(errs...)
 }
