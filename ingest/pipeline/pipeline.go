@@ -792,9 +792,9 @@ func (p *Pipeline) Flush(ctx context.Context) (err error) {
 		}
 	}()
 	if p.in == nil || p.unsettled != nil {
-		// A failed write is being recovered from.
+		// A failed write is being recovered from (undo has not finished).
 		err, _ := p.Fault()
-		return fmt.Errorf("flush: %w", cmp.Or(err, ErrUnavailable))
+		return &writeError{err: fmt.Errorf("flush: %w", cmp.Or(err, ErrUnavailable)), settled: true}
 	}
 	start := time.Now()
 	p.inflight.Wait()
