@@ -192,3 +192,46 @@ func writeFileDurably(path string, v any) error {
 	}
 	return durable.WriteFile(path, b, 0o666)
 }
+
+// Recover makes a writer usable again after a Write or Flush failed (a full disk): it finishes
+// the flush whose manifest was written, if any, and drops every file not published.
+//
+// Why this is safe. A flush publishes nothing before its manifest is durable (steps 1 and 2
+// above), so a flush that failed before has no visible file and dropping its files loses
+// nothing published. Once the manifest is written, some files may already be in their
+// partitions (a rename that failed among others that did not, or the metadata that could not
+// be written): the flush must then be finished, not undone, and its metadata recorded, as the
+// next writer would after a crash. The manifest holds only files that were finished whole and
+// every row the flush had (FlushWith publishes nothing when a file could not be finished).
+// What is dropped are rows written since the last flush, which the caller writes again (osprey
+// serve reads them again from its log, from the position the commit metadata records). While
+// the manifest's flush cannot be finished, Recover fails and drops nothing: call it again.
+func (w *Writer) Recover() error {
+	w.publishMu.Lock()
+	defer w.publishMu.Unlock()
+	w.inflight.Wait()
+	if err := w.lake.finishFlush(w.tmp); err != nil {
+		return fmt.Errorf("finish the interrupted flush: %w", err)
+	}
+	w.mu.Lock()
+	files, finished := w.files, w.finished
+	w.files, w.finished = map[partKey]*partFile{}, nil
+	w.mu.Unlock()
+	// The files of the flush just finished are no longer in tmp; the rest are dropped.
+	remove := func(path string) error {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	var errs []error
+	for _, pf := range files {
+		errs = append(errs, pf.pq.f.Close(), remove(pf.path))
+	}
+	for _, f := range finished {
+		errs = append(errs, remove(f.tmp))
+	}
+	// A manifest whose temporary file was written but not renamed into place.
+	errs = append(errs, remove(filepath.Join(w.tmp, manifestName+".tmp")))
+	return errors.Join(errs...)
+}

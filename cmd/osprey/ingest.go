@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -246,7 +247,7 @@ func runIngest(ctx context.Context, g *globals, o *ingestOptions, files []string
 		summary.Files, summary.Bytes = objFiles, objBytes
 	}
 	st := w.Stats()
-	interrupted := errors.Is(ingestErr, context.Canceled)
+	interrupted := errors.Is(ingestErr, context.Canceled) || ctx.Err() != nil
 	if ingestErr != nil && !interrupted {
 		return ingestErr
 	}
@@ -266,18 +267,30 @@ func runIngest(ctx context.Context, g *globals, o *ingestOptions, files []string
 }
 
 // ingestFile ingests one file or stdin; a file that cannot be opened is reported and skipped.
+// SIGINT and SIGTERM (ctx) end it whatever it reads: a FIFO waiting for a writer, a pipe or a
+// terminal waiting for data, a device that never ends.
 func ingestFile(ctx context.Context, in *ingest.Ingester, name string, o *ingestOptions) error {
 	if name == "-" {
-		return in.Ingest(ctx, "stdin", os.Stdin)
+		return in.Ingest(ctx, "stdin", stream.Interruptible(ctx, os.Stdin))
 	}
-	f, err := os.Open(name)
+	if info, err := os.Stat(name); err == nil && !info.Mode().IsRegular() && !info.IsDir() && !o.quiet {
+		fmt.Fprintf(os.Stderr, "osprey ingest: reading %s (%s) until it ends; Ctrl-C stops\n", name, fileKind(info.Mode()))
+	}
+	f, err := stream.Open(ctx, name)
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		in.ReportError(name, err) // printed with the summary; the other files go on
 		return nil
 	}
 	defer f.Close()
+	info, err := f.Stat()
+	if err == nil && !info.Mode().IsRegular() {
+		return in.Ingest(ctx, name, stream.Interruptible(ctx, f))
+	}
 	var progress func(int64)
-	if info, err := f.Stat(); err == nil && info.Mode().IsRegular() && info.Size() > 0 && showProgress(o.progress) {
+	if err == nil && info.Size() > 0 && showProgress(o.progress) {
 		bar := progressbar.NewOptions64(info.Size(),
 			progressbar.OptionSetDescription(filepath.Base(name)),
 			progressbar.OptionSetWriter(os.Stderr),
@@ -289,6 +302,21 @@ func ingestFile(ctx context.Context, in *ingest.Ingester, name string, o *ingest
 		progress = func(n int64) { bar.Add64(n) }
 	}
 	return in.IngestFile(ctx, name, f, progress)
+}
+
+// fileKind names a kind of file that is not a regular one.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "not a regular file"
 }
 
 // objectReaders is how many files --objects reads at once: splitting a file into records

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -293,16 +294,46 @@ func classifyAppend(err error) error {
 	switch {
 	case errors.Is(err, pipeline.ErrBusy):
 		return httpsrc.ErrBusy
+	case errors.Is(err, pipeline.ErrUnavailable):
+		return httpsrc.ErrUnavailable
 	case errors.Is(err, pipeline.ErrStopped):
 		return httpsrc.ErrStopped
 	}
 	return err
 }
 
+// retryAppend tells a syslog source which append errors to wait out rather than drop.
+func retryAppend(err error) bool {
+	return errors.Is(err, pipeline.ErrBusy) || errors.Is(err, pipeline.ErrUnavailable)
+}
+
+// health is the body of GET /healthz.
+type healthBody struct {
+	Status string `json:"status"` // ok, or degraded: sources refuse records (503) until it is ok
+	// Degraded says why ingest cannot write ("disk full: ..."), and Since since when.
+	Degraded string     `json:"degraded,omitempty"`
+	Since    *time.Time `json:"degraded_since,omitempty"`
+	WALBytes int64      `json:"wal_bytes"`
+	Backlog  int64      `json:"backlog_bytes"`
+	Flushes  int64      `json:"flushes"`
+}
+
+// healthz answers 200 with the pipeline's figures, or 503 while ingest cannot write (the
+// pipeline retries by itself and the status goes back to ok).
 func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 	st := s.pipe.Stats()
+	h := healthBody{Status: "ok", WALBytes: st.WALBytes, Backlog: st.Backlog, Flushes: st.Flushes}
+	code := http.StatusOK
+	if st.Fault != "" {
+		h.Status, h.Degraded, h.Since = "degraded", st.Fault, &st.FaultSince
+		if err, _ := s.pipe.Fault(); errors.Is(err, syscall.ENOSPC) {
+			h.Degraded = "disk full: " + st.Fault
+		}
+		code = http.StatusServiceUnavailable
+	}
 	w.Header().Set("Content-Type", "application/json")
-	fmt.Fprintf(w, `{"status":"ok","wal_bytes":%d,"backlog_bytes":%d,"flushes":%d}`+"\n", st.WALBytes, st.Backlog, st.Flushes)
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(h)
 }
 
 func (s *server) registerMetrics() {
@@ -313,6 +344,12 @@ func (s *server) registerMetrics() {
 	s.bytesIn = m.Counter("osprey_bytes_received_total", "Bytes received by sources (as sent, before decoding).", "source")
 	s.ackTime = m.Counter("osprey_http_ack_seconds_total", "Time spent answering successful HTTP source requests (divide by their count for the mean).", "source")
 	s.alarms = m.Counter("osprey_source_alarms_total", "Drop-off alarms (Osprey.SourceAlarm events), by source and state.", "source", "state")
+	m.GaugeFunc("osprey_ingest_degraded", "1 while ingest cannot write its log or the lake (a full disk): sources refuse records until it can again (see /healthz).", func() float64 {
+		if err, _ := s.pipe.Fault(); err != nil {
+			return 1
+		}
+		return 0
+	})
 	m.GaugeFunc("osprey_wal_bytes", "Bytes in the write-ahead log.", func() float64 { return float64(s.pipe.Stats().WALBytes) })
 	m.GaugeFunc("osprey_buffered_bytes", "Bytes of records accepted and not yet parsed.", func() float64 { return float64(s.pipe.Stats().Backlog) })
 	m.GaugeFunc("osprey_flushes_total", "Lake flushes since start.", func() float64 { return float64(s.pipe.Stats().Flushes) })
@@ -479,7 +516,7 @@ func (s *server) setSource(ctx context.Context, src config.Source) error {
 			MaxMessage:     int(lim.MaxMessage),
 			MaxConnections: lim.MaxConnections,
 			IdleTimeout:    time.Duration(lim.IdleTimeout),
-			Retryable:      func(err error) bool { return errors.Is(err, pipeline.ErrBusy) },
+			Retryable:      retryAppend,
 			Logger:         s.log,
 		})
 		if err != nil {

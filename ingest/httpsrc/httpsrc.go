@@ -8,7 +8,8 @@
 // detail for failed authentication; 404 for an unknown source; 405 for another method; 413
 // for a body, decoded body or record count over the source's limits (a gzip bomb is refused
 // once its output passes the limit, never expanded whole); 415 for an unsupported
-// Content-Encoding; 429 with Retry-After when ingest is behind; 503 when it has stopped.
+// Content-Encoding; 429 with Retry-After when ingest is behind; 503 with Retry-After when it
+// cannot store records for now (a full disk) or has stopped.
 package httpsrc
 
 import (
@@ -154,6 +155,8 @@ var (
 	ErrBusy = errors.New("busy")
 	// ErrStopped means nothing is accepted any more (503).
 	ErrStopped = errors.New("stopped")
+	// ErrUnavailable means nothing can be stored for now, a full disk say (503).
+	ErrUnavailable = errors.New("unavailable")
 )
 
 // Observer is told about every request, for metrics.
@@ -173,7 +176,7 @@ type Handler struct {
 }
 
 // New returns a handler appending to app. classify maps an append error to ErrBusy,
-// ErrStopped or anything else (an internal error); obs and log may be nil.
+// ErrUnavailable, ErrStopped or anything else (an internal error); obs and log may be nil.
 func New(app Appender, classify func(error) error, obs Observer, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -183,7 +186,7 @@ func New(app Appender, classify func(error) error, obs Observer, log *slog.Logge
 		switch classify(err) {
 		case ErrBusy:
 			return http.StatusTooManyRequests
-		case ErrStopped:
+		case ErrStopped, ErrUnavailable:
 			return http.StatusServiceUnavailable
 		}
 		return http.StatusInternalServerError

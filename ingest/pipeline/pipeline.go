@@ -8,8 +8,17 @@
 // next entry as commit metadata (lake.Writer.FlushWith: the files and the metadata become
 // visible as one unit, even across a crash). Then the log drops the entries before it. At start
 // the consumer reads from the recorded position: entries whose rows are in the lake are never
-// read again, and every entry after them is. A failed flush stops the pipeline (Run returns the
-// error): the rows it held are lost from memory but not from the log, and a restart reads them
+// read again, and every entry after them is.
+//
+// Faults degrade, they do not stop the pipeline. A flush or a worker's write that fails (a
+// full disk) loses the rows held in memory, not the log's entries: the pipeline stops reading,
+// drops what the workers and the lake writer hold (lake.Writer.Recover, which first finishes a
+// flush whose files were already being published), reads the log again from the position the
+// lake records, and retries the flush with backoff until one succeeds. Meanwhile appends are
+// refused with ErrUnavailable, so nothing is acknowledged that the log has not made durable,
+// and Stats says why. An append the log fails to write (the same full disk) is refused, and the
+// next one tries again. Only a log that cannot be read, or a Committer whose state a failure
+// left behind, still stops the pipeline (Run returns the error); a restart then reads the log
 // again.
 //
 // Pulling sources (S3 objects named by SQS, the Rapid7 API) append with AppendWith: the S3
@@ -33,6 +42,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/ospreyhq/osprey/ingest"
 	"github.com/ospreyhq/osprey/ingest/batch"
@@ -77,6 +88,9 @@ type Options struct {
 	MaxDelay time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// RetryMax is the longest wait between two attempts to recover from a failed write (the
+	// first waits 100 ms, each next one twice as long); default 10 s.
+	RetryMax time.Duration
 }
 
 // A Committer has its own state committed with the lake's flushes (see Options.Committer).
@@ -94,7 +108,13 @@ var (
 	ErrUnknownSource = errors.New("unknown source")
 	// ErrStopped means the pipeline has stopped (closed or failed).
 	ErrStopped = errors.New("ingest pipeline stopped")
+	// ErrUnavailable means the pipeline cannot write its log or the lake for now (a full
+	// disk): nothing was accepted, and the source should ask its client to retry later.
+	ErrUnavailable = errors.New("ingest is unavailable; retry later")
 )
+
+// retryMin is the first wait before recovering from a failed write.
+const retryMin = 100 * time.Millisecond
 
 // Pipeline is the durable ingest path. Its methods are safe for concurrent use.
 type Pipeline struct {
@@ -102,7 +122,9 @@ type Pipeline struct {
 	lake   *lake.Lake
 	log    *wal.Log
 	writer *lake.Writer
+	sink   ingest.Sink // what the workers write to: the writer, or Options.Sink's wrapper of it
 	in     *ingest.Ingester
+	gate   *gate // in front of sink for in; guarded by dispatch
 
 	mu      sync.RWMutex
 	sources map[string]*ingest.Source
@@ -121,8 +143,16 @@ type Pipeline struct {
 	dispatched atomic.Uint64  // next, readable without the lock
 	progress   chan struct{}  // closed and replaced when dispatched advances; guarded by progMu
 	progMu     sync.Mutex
-	appended   atomic.Int64 // bytes appended since start
-	consumed   atomic.Int64 // bytes handed on since start
+	appended   atomic.Int64      // bytes appended since start, and those in the log at start
+	consumed   atomic.Int64      // bytes handed on since start
+	committed  uint64            // the log position the lake records; guarded by dispatch
+	unsettled  map[string]string // metadata of a failed flush the Committer awaits; guarded by dispatch
+
+	faultMu    sync.Mutex
+	fault      error         // why the pipeline cannot write, nil when it can
+	faultLake  bool          // the fault is the lake's (appends are refused), not the log's
+	faultSince time.Time     // when fault was first seen
+	retry      time.Duration // the next wait before recovering; owned by Run
 
 	flushes    atomic.Int64
 	lastFlush  atomic.Int64 // unix nanoseconds of the last flush's end
@@ -189,7 +219,7 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*Pipeline, error) {
 	if err := log.Checkpoint(next); err != nil {
 		opts.Logger.Warn("could not remove write-ahead log segments", "err", err)
 	}
-	cursors, err := logCursors(ctx, log, next, maps.Clone(flushed))
+	cursors, backlog, err := logCursors(ctx, log, next, maps.Clone(flushed))
 	if err != nil {
 		log.Close()
 		writer.Abort()
@@ -199,36 +229,54 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*Pipeline, error) {
 	if opts.Sink != nil {
 		sink = opts.Sink(writer)
 	}
-	// Every record comes with its source: the ingester has none of its own.
-	in, err := ingest.New(ctx, sink, ingest.Options{Workers: opts.Workers, Now: opts.Now, MaxDelay: opts.MaxDelay})
-	if err != nil {
+	p := &Pipeline{opts: opts, lake: l, log: log, writer: writer, sink: sink,
+		sources: map[string]*ingest.Source{}, missing: map[string]*ingest.Source{}, next: next,
+		committed: next, cursors: cursors, flushed: flushed,
+		stopped: make(chan struct{}), progress: make(chan struct{}), retry: retryMin}
+	if err := p.newIngester(ctx); err != nil {
 		log.Close()
 		writer.Abort()
 		return nil, err
 	}
-	p := &Pipeline{opts: opts, lake: l, log: log, writer: writer, in: in,
-		sources: map[string]*ingest.Source{}, missing: map[string]*ingest.Source{}, next: next,
-		cursors: cursors, flushed: flushed,
-		stopped: make(chan struct{}), progress: make(chan struct{})}
 	p.dispatched.Store(next)
-	if backlog := log.Next() - next; backlog > 0 {
-		opts.Logger.Info("reading write-ahead log entries not yet in the lake", "entries", backlog, "from", next)
+	// The entries in the log and not in the lake are the backlog the consumer reads first: they
+	// count as appended, or Backlog would go negative as they are read.
+	p.appended.Store(backlog)
+	if entries := log.Next() - next; entries > 0 {
+		opts.Logger.Info("reading write-ahead log entries not yet in the lake", "entries", entries, "bytes", backlog, "from", next)
 	}
 	return p, nil
+}
+
+// newIngester starts the workers, writing to the sink through a gate of their own.
+func (p *Pipeline) newIngester(ctx context.Context) error {
+	g := &gate{next: p.sink}
+	// Every record comes with its source: the ingester has none of its own.
+	in, err := ingest.New(ctx, g, ingest.Options{Workers: p.opts.Workers, Now: p.opts.Now, MaxDelay: p.opts.MaxDelay})
+	if err != nil {
+		return err
+	}
+	p.in, p.gate = in, g
+	return nil
 }
 
 // errScanned ends the scan of logCursors.
 var errScanned = errors.New("scanned")
 
-// logCursors adds to cursors those of the log's entries from next on (not yet in the lake).
-func logCursors(ctx context.Context, log *wal.Log, next uint64, cursors map[string]string) (map[string]string, error) {
+// logCursors adds to cursors those of the log's entries from next on (not yet in the lake), and
+// returns the bytes of their records.
+func logCursors(ctx context.Context, log *wal.Log, next uint64, cursors map[string]string) (map[string]string, int64, error) {
 	end := log.Next()
 	if end <= next {
-		return cursors, nil
+		return cursors, 0, nil
 	}
+	var size int64
 	err := log.Read(ctx, next, func(seq uint64, e wal.Entry) error {
 		if e.Cursor != "" {
 			cursors[e.Source] = e.Cursor
+		}
+		for _, r := range e.Records {
+			size += int64(len(r))
 		}
 		if seq+1 >= end {
 			return errScanned
@@ -236,9 +284,9 @@ func logCursors(ctx context.Context, log *wal.Log, next uint64, cursors map[stri
 		return nil
 	})
 	if !errors.Is(err, errScanned) {
-		return nil, fmt.Errorf("read cursors from the write-ahead log: %w", err)
+		return nil, 0, fmt.Errorf("read cursors from the write-ahead log: %w", err)
 	}
-	return cursors, nil
+	return cursors, size, nil
 }
 
 // SetSource registers or replaces a source; records appended for it are parsed with it.
@@ -312,6 +360,12 @@ func (p *Pipeline) AppendWith(ctx context.Context, source string, records [][]by
 		return ErrStopped
 	default:
 	}
+	if err, lakeFault := p.Fault(); err != nil && lakeFault {
+		// The log might take the records, but the disk it shares with the lake, most often,
+		// would not be freed by it; and a backlog the lake cannot take is better left with
+		// the clients.
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
 	if p.Backlog() > p.opts.MaxBacklog {
 		return ErrBusy
 	}
@@ -321,11 +375,17 @@ func (p *Pipeline) AppendWith(ctx context.Context, source string, records [][]by
 	}
 	e := wal.Entry{Source: source, Records: records, Bucket: x.File.Bucket, Key: x.File.Key, Cursor: x.Cursor}
 	if _, err := p.log.Append(ctx, e); err != nil {
-		if errors.Is(err, wal.ErrClosed) {
+		switch {
+		case errors.Is(err, wal.ErrClosed):
 			return ErrStopped
+		case ctx.Err() != nil:
+			return err
 		}
-		return err
+		// The log failed to write this append (and refused it); the next one tries again.
+		p.setFault(err, false)
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
+	p.clearFault(false)
 	p.appended.Add(size)
 	if x.Cursor != "" {
 		p.mu.Lock()
@@ -339,15 +399,49 @@ func (p *Pipeline) AppendWith(ctx context.Context, source string, records [][]by
 func (p *Pipeline) Backlog() int64 { return p.appended.Load() - p.consumed.Load() }
 
 // Run reads the log into the workers and flushes on age and size until ctx is done or the
-// pipeline fails. It returns nil after a clean stop (see Close) and the error otherwise.
+// pipeline fails for good. A failed write does not end it: it recovers (see the package
+// comment) and goes on. It returns nil after a clean stop (see Close) and the error otherwise.
 func (p *Pipeline) Run(ctx context.Context) error {
+	for {
+		err := p.runOnce(ctx)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		if !p.recoverable(err) {
+			p.stop(err)
+			break
+		}
+		p.setFault(err, true)
+		if err := p.recover(ctx); err != nil {
+			if ctx.Err() == nil {
+				p.stop(err)
+			}
+			break
+		}
+	}
+	select {
+	case <-p.stopped:
+		return p.err
+	default:
+		return nil
+	}
+}
+
+// runOnce reads the log from the consumer's position into the workers and flushes until ctx
+// is done, the pipeline stops (it then returns nil) or a write fails (it returns the error).
+func (p *Pipeline) runOnce(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	failed := make(chan error, 2)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		err := p.log.Read(ctx, p.dispatched.Load(), p.consume)
 		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, wal.ErrClosed) {
-			p.stop(fmt.Errorf("read write-ahead log: %w", err))
+			var we *writeError
+			if !errors.As(err, &we) {
+				err = &fatalError{fmt.Errorf("read write-ahead log: %w", err)}
+			}
+			failed <- err
 		}
 		cancel()
 	})
@@ -362,8 +456,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				cancel()
 				return
 			case <-tick.C:
-				if err := p.maybeFlush(ctx); err != nil {
-					p.stop(err)
+				if err := p.tick(ctx); err != nil {
+					failed <- err
 					cancel()
 					return
 				}
@@ -377,11 +471,215 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	cancel()
 	wg.Wait()
 	select {
-	case <-p.stopped:
-		return p.err
+	case err := <-failed:
+		return err
 	default:
 		return nil
 	}
+}
+
+// tick flushes when a flush is due, or, while the lake cannot be written, to find out whether
+// it can again.
+func (p *Pipeline) tick(ctx context.Context) error {
+	if err, lakeFault := p.Fault(); err == nil || !lakeFault {
+		return p.maybeFlush(ctx)
+	}
+	if err := p.Flush(ctx); err != nil {
+		return err
+	}
+	p.retry = retryMin
+	p.clearFault(true)
+	return nil
+}
+
+// recover waits (with backoff), then undoes what a failed write left, until that succeeds or
+// ctx is done.
+func (p *Pipeline) recover(ctx context.Context) error {
+	for {
+		timer := time.NewTimer(p.retry)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-p.stopped:
+			timer.Stop()
+			return p.err
+		case <-timer.C:
+		}
+		p.retry = min(2*p.retry, p.opts.RetryMax)
+		err := p.undo(ctx)
+		if err == nil {
+			return nil
+		}
+		if !p.recoverable(err) {
+			return err
+		}
+		p.setFault(err, true)
+	}
+}
+
+// undo drops the rows the workers and the lake writer hold, settles a flush that failed, and
+// sets the consumer back to the position the lake records: the entries after it are read
+// again. The consumer must not run (runOnce has returned).
+//
+// Why nothing is lost or written twice: the rows dropped are those of entries after the last
+// flush the lake recorded, which the consumer reads again. A flush that had begun publishing
+// is finished by Recover, and its metadata then records how far it went: the consumer goes on
+// from there, and the entries it held are not read again. Until Recover succeeds nothing
+// changes here, and the pipeline refuses appends.
+func (p *Pipeline) undo(ctx context.Context) error {
+	p.dispatch.Lock()
+	defer p.dispatch.Unlock()
+	if p.in != nil {
+		// The workers' batches go nowhere from now on: the log has their records.
+		p.gate.close()
+		p.in.Close()
+		p.in = nil
+	}
+	if err := p.writer.Recover(); err != nil {
+		return &writeError{err: err, settled: true}
+	}
+	meta, err := p.lake.CommitMeta(WriterName)
+	if err != nil {
+		return &writeError{err: err, settled: true}
+	}
+	var next uint64
+	if v, ok := meta[metaNext]; ok {
+		if next, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return &fatalError{fmt.Errorf("commit metadata %s=%q: %w", metaNext, v, err)}
+		}
+	}
+	if m := p.unsettled; m != nil {
+		p.unsettled = nil
+		c := p.opts.Committer
+		if maps.Equal(meta, m) {
+			err = c.Commit(m) // Recover finished the flush
+		} else {
+			err = c.Abort(m)
+		}
+		if err != nil {
+			return &fatalError{fmt.Errorf("settle a failed flush: %w", err)}
+		}
+	}
+	switch next {
+	case p.next:
+		// The failed flush was finished: what was handed on is in the lake.
+	case p.committed:
+		p.consumed.Add(-p.pending)
+	default:
+		return &fatalError{fmt.Errorf("BUG: the lake records log position %d, neither the last flush's (%d) nor the failed one's (%d)", next, p.committed, p.next)}
+	}
+	flushed := map[string]string{}
+	for k, v := range meta {
+		if id, ok := strings.CutPrefix(k, metaCursor); ok {
+			flushed[id] = v
+		}
+	}
+	p.flushed = flushed
+	p.committed, p.next, p.pending = next, next, 0
+	p.dispatched.Store(next)
+	p.signalProgress()
+	if err := p.newIngester(context.WithoutCancel(ctx)); err != nil {
+		return &writeError{err: err, settled: true}
+	}
+	p.opts.Logger.Warn("reading the write-ahead log again after a failed write", "from", next)
+	return nil
+}
+
+// A writeError is a failed write of the lake: recover from it. settled says the Committer, if
+// any, holds nothing of the rows lost (the failure came after its Prepare, or it has none).
+type writeError struct {
+	err     error
+	settled bool
+}
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+// A fatalError stops the pipeline.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+// recoverable reports whether the pipeline can recover from err by reading the log again. With
+// a Committer (streaming detections), only when the failure left it nothing to forget: it
+// counts the matches of the rows written since its last Prepare and cannot drop them, so a
+// failed write before the flush's Prepare still stops the pipeline, and a restart (which
+// starts the Committer afresh) reads the log again.
+func (p *Pipeline) recoverable(err error) bool {
+	var we *writeError
+	if !errors.As(err, &we) {
+		return false
+	}
+	return we.settled || p.opts.Committer == nil
+}
+
+// gate passes the batches of one ingester to the sink until it is closed.
+type gate struct {
+	next   ingest.Sink
+	closed atomic.Bool
+}
+
+var (
+	_ ingest.Sink   = (*gate)(nil)
+	_ ingest.Keeper = (*gate)(nil)
+)
+
+var errDropped = errors.New("batch dropped: the log is read again")
+
+func (g *gate) close() { g.closed.Store(true) }
+
+func (g *gate) Write(ctx context.Context, db, table string, rec arrow.RecordBatch) error {
+	if g.closed.Load() {
+		return errDropped
+	}
+	return g.next.Write(ctx, db, table, rec)
+}
+
+// Keeps passes the question on to the sink (see ingest.Keeper).
+func (g *gate) Keeps(db, table string, rows int64) bool {
+	k, ok := g.next.(ingest.Keeper)
+	return ok && k.Keeps(db, table, rows)
+}
+
+// Fault returns why the pipeline cannot write (nil when it can), and whether the lake (rather
+// than only the log) is the one failing.
+func (p *Pipeline) Fault() (err error, lake bool) {
+	p.faultMu.Lock()
+	defer p.faultMu.Unlock()
+	return p.fault, p.faultLake
+}
+
+func (p *Pipeline) setFault(err error, lakeFault bool) {
+	p.faultMu.Lock()
+	first := p.fault == nil
+	if first {
+		p.faultSince = time.Now()
+	}
+	// A fault of the lake outranks one of the log: it is cleared only by a flush.
+	if first || lakeFault || !p.faultLake {
+		p.fault, p.faultLake = err, lakeFault
+	}
+	p.faultMu.Unlock()
+	if first {
+		p.opts.Logger.Error("ingest cannot write; retrying, and refusing records meanwhile", "err", err)
+		p.signalProgress()
+	}
+}
+
+// clearFault clears a fault of the lake (lakeFault) or of the log.
+func (p *Pipeline) clearFault(lakeFault bool) {
+	p.faultMu.Lock()
+	if p.fault == nil || p.faultLake != lakeFault {
+		p.faultMu.Unlock()
+		return
+	}
+	since := p.faultSince
+	p.fault, p.faultLake = nil, false
+	p.faultMu.Unlock()
+	p.opts.Logger.Warn("ingest writes again", "after", time.Since(since).Round(time.Millisecond))
+	p.signalProgress()
 }
 
 // consume hands an entry to the workers.
@@ -422,7 +720,8 @@ func (p *Pipeline) consume(seq uint64, e wal.Entry) error {
 		return nil
 	}
 	if err := p.in.IngestObjectRecords(context.Background(), src, name, file, records, &p.inflight); err != nil {
-		return err
+		// The workers stopped at a failed write.
+		return &writeError{err: err}
 	}
 	if p.pending == 0 {
 		p.oldest = p.opts.Now()
@@ -435,7 +734,8 @@ func (p *Pipeline) consume(seq uint64, e wal.Entry) error {
 	return nil
 }
 
-// signalProgress wakes those waiting for the consumer to move on (Sync).
+// signalProgress wakes those waiting for the consumer to move on (Sync) or for a fault to be
+// seen or cleared.
 func (p *Pipeline) signalProgress() {
 	p.progMu.Lock()
 	close(p.progress)
@@ -451,6 +751,9 @@ func (p *Pipeline) Sync(ctx context.Context) error {
 		p.progMu.Lock()
 		ch := p.progress
 		p.progMu.Unlock()
+		if err, lakeFault := p.Fault(); err != nil && lakeFault {
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
 		if p.dispatched.Load() >= target {
 			return p.Flush(ctx)
 		}
@@ -477,21 +780,36 @@ func (p *Pipeline) maybeFlush(ctx context.Context) error {
 }
 
 // Flush makes every record handed on so far durable in the lake and visible, and drops the
-// log entries it no longer needs.
-func (p *Pipeline) Flush(ctx context.Context) error {
+// log entries it no longer needs. A failed flush is recovered from by Run (see the package
+// comment), whoever called it: appends are refused from then on until a flush succeeds.
+func (p *Pipeline) Flush(ctx context.Context) (err error) {
 	p.dispatch.Lock()
 	defer p.dispatch.Unlock()
+	defer func() {
+		var we *writeError
+		if errors.As(err, &we) {
+			p.setFault(err, true)
+		}
+	}()
+	if p.in == nil || p.unsettled != nil {
+		// A failed write is being recovered from (undo has not finished).
+		err, _ := p.Fault()
+		return &writeError{err: fmt.Errorf("flush: %w", cmp.Or(err, ErrUnavailable)), settled: true}
+	}
 	start := time.Now()
 	p.inflight.Wait()
 	if err := p.in.Flush(ctx); err != nil {
-		return fmt.Errorf("flush: %w", err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("flush: %w", err) // the workers keep their rows
+		}
+		return &writeError{err: fmt.Errorf("flush: %w", err)}
 	}
 	next := p.next
 	meta := map[string]string{}
 	if c := p.opts.Committer; c != nil {
 		m, err := c.Prepare(ctx, WriterName)
 		if err != nil {
-			return fmt.Errorf("flush: %w", err)
+			return &writeError{err: fmt.Errorf("flush: %w", err)}
 		}
 		maps.Copy(meta, m)
 	}
@@ -500,14 +818,17 @@ func (p *Pipeline) Flush(ctx context.Context) error {
 		meta[metaCursor+id] = c
 	}
 	if err := p.writer.FlushWith(ctx, meta); err != nil {
-		if c := p.opts.Committer; c != nil {
-			c.Abort(meta)
+		// The flush may yet happen: its files may be partly published, and Recover then
+		// finishes it. The Committer learns which once undo knows (Commit or Abort).
+		if p.opts.Committer != nil {
+			p.unsettled = meta
 		}
-		return fmt.Errorf("flush: %w", err)
+		return &writeError{err: fmt.Errorf("flush: %w", err), settled: true}
 	}
+	p.committed = next
 	if c := p.opts.Committer; c != nil {
 		if err := c.Commit(meta); err != nil {
-			return fmt.Errorf("flush: %w", err)
+			return &fatalError{fmt.Errorf("flush: %w", err)}
 		}
 	}
 	if err := p.log.Checkpoint(next); err != nil {
@@ -526,7 +847,9 @@ func (p *Pipeline) stop(err error) {
 	p.stopOnce.Do(func() {
 		p.err = err
 		close(p.stopped)
-		p.opts.Logger.Error("ingest pipeline stopped", "err", err)
+		if err != ErrStopped { // Close: not an error
+			p.opts.Logger.Error("ingest pipeline stopped", "err", err)
+		}
 	})
 }
 
@@ -541,15 +864,35 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	}
 	var errs []error
 	if !failed {
-		errs = append(errs, p.Flush(ctx))
+		if err := p.Flush(ctx); err != nil {
+			failed = true
+			errs = append(errs, err)
+		}
 	}
 	p.stop(ErrStopped)
-	_, err := p.in.Close()
-	errs = append(errs, err)
-	if failed {
-		errs = append(errs, p.writer.Abort())
-	} else {
+	p.dispatch.Lock()
+	if p.in != nil {
+		if failed {
+			p.gate.close()
+		}
+		_, err := p.in.Close()
+		if !failed {
+			errs = append(errs, err)
+		}
+		p.in = nil
+	}
+	p.dispatch.Unlock()
+	switch {
+	case !failed:
 		errs = append(errs, p.writer.Close())
+	case p.writer.Recover() == nil:
+		// A flush the failure interrupted while publishing is finished; the rest is read
+		// again from the log at the next start.
+		errs = append(errs, p.writer.Abort())
+	default:
+		// The writer's temporary directory keeps the manifest of a flush it could not
+		// finish: the next writer on the lake finishes it.
+		p.opts.Logger.Warn("leaving an unfinished flush for the next start to finish")
 	}
 	errs = append(errs, p.log.Close())
 	return errors.Join(errs...)
@@ -557,6 +900,8 @@ func (p *Pipeline) Close(ctx context.Context) error {
 
 // Stats are the pipeline's figures for monitoring.
 type Stats struct {
+	Fault         string        // why the pipeline cannot write ("" when it can)
+	FaultSince    time.Time     // since when
 	WALBytes      int64         // bytes in the write-ahead log's segments
 	Backlog       int64         // bytes appended and not yet handed to the workers
 	Flushes       int64         // flushes since start
@@ -572,6 +917,11 @@ func (p *Pipeline) Stats() Stats {
 	if t := p.lastFlush.Load(); t > 0 {
 		s.LastFlush = time.Unix(0, t)
 	}
+	p.faultMu.Lock()
+	if p.fault != nil {
+		s.Fault, s.FaultSince = p.fault.Error(), p.faultSince
+	}
+	p.faultMu.Unlock()
 	return s
 }
 

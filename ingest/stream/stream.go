@@ -3,7 +3,9 @@
 // parse in parallel. A line too long to fit a chunk is not dropped: its beginning is handed on as
 // an oversized record so that it can be kept as a failure, and reading goes on at the next line.
 // Lines within a chunk may still exceed a record size limit smaller than a chunk: consumers check
-// them with Options.TooLong.
+// them with Options.TooLong. A line without end (/dev/zero) keeps at most the limit in memory,
+// and is handed on as oversized when ctx ends the read. Interruptible and Open make reads and
+// opens that wait (pipes, FIFOs, terminals) end with ctx.
 package stream
 
 import (
@@ -196,7 +198,16 @@ func Chunks(ctx context.Context, r io.Reader, opts Options, pool *Pool, out chan
 		}
 		if cut == 0 {
 			// No newline in a full buffer: one long line. Read on until it ends.
-			head, size, nl, rest, err := longLine(r, buf, opts)
+			head, size, nl, rest, err := longLine(ctx, r, buf, opts)
+			if ctx.Err() != nil && err == ctx.Err() {
+				if size > int64(opts.MaxRecordSize) {
+					// Interrupted in a line already over the limit (a stream of NULs without a
+					// newline, say): it is a failure whatever follows. The reader of out takes
+					// every chunk until out is closed, so this send needs no ctx.
+					out <- Chunk{Line: line, Oversized: &Oversized{Head: head, Size: size}}
+				}
+				return total + size - int64(len(buf)), err
+			}
 			total += size - int64(len(buf)) + int64(len(rest))
 			if nl {
 				size-- // the record's size, as for any line, is without its newline
@@ -237,8 +248,10 @@ func Chunks(ctx context.Context, r io.Reader, opts Options, pool *Pool, out chan
 
 // longLine reads the rest of a line that does not fit a chunk. It returns the line (or, when it
 // exceeds the limit, its head), the bytes it took (with its newline), whether it ended with a
-// newline, the bytes read after the line and the read error that ended it early, if any.
-func longLine(r io.Reader, start []byte, opts Options) ([]byte, int64, bool, []byte, error) {
+// newline, the bytes read after the line and the read error that ended it early, if any, or
+// ctx's error when ctx ends first. It keeps at most MaxRecordSize bytes of the line however long
+// it is.
+func longLine(ctx context.Context, r io.Reader, start []byte, opts Options) ([]byte, int64, bool, []byte, error) {
 	line := append([]byte(nil), start...)
 	size := int64(len(start))
 	over := false
@@ -260,6 +273,9 @@ func longLine(r io.Reader, start []byte, opts Options) ([]byte, int64, bool, []b
 			if len(line) > opts.MaxRecordSize {
 				over = true
 			}
+		}
+		if err == nil {
+			err = ctx.Err()
 		}
 		if err != nil {
 			return finish(line, size, over, opts), size, false, nil, err

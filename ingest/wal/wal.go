@@ -1,7 +1,9 @@
 // Package wal is the write-ahead log of osprey serve. Sources append the records they accept
 // and answer their clients only once Append returns, when the records are on disk (fsynced); a
-// consumer reads the log in order into the lake; Checkpoint drops the segments the lake holds.
-// After a crash, what follows the last checkpoint is read again.
+// consumer reads the log in order into the lake; Checkpoint drops what the lake holds: the
+// segments before the checkpoint, and the active segment too once it holds nothing after it
+// (Checkpoint starts a new segment for the entries that follow). After a crash, what follows
+// the last checkpoint is read again.
 //
 // The log is a directory of segment files named by the sequence number of their first entry
 // (%020d.wal). An entry is a frame: length (4 bytes), CRC-32C of the rest (4 bytes), sequence
@@ -13,6 +15,11 @@
 // every entry written before it. A crash can leave a torn frame only at the end of the last
 // segment; Open cuts it off (it was never acknowledged). A bad frame anywhere else is corruption
 // and Open refuses the log.
+//
+// A write or fsync that fails (a full disk) fails the appends of its round, and those appended
+// meanwhile, and nothing else: the active segment is cut back to its last durable size, the
+// sequence numbers of the failed entries are given out again, and the next append tries anew.
+// Only when the segment cannot be cut back does the log refuse every later append.
 package wal
 
 import (
@@ -82,8 +89,15 @@ type Log struct {
 	synced   uint64 // entries up to synced-1 are durable
 	syncing  bool
 	closed   bool
-	err      error // a failed write or sync: the log refuses further appends
+	err      error // a failure the log cannot undo: it refuses further appends
 	diskSize int64 // bytes in all segments
+	roll     bool  // start a new segment before the next write (see Checkpoint)
+
+	// A round that failed to write fails its entries and those appended meanwhile: gen counts
+	// such failures, lost is the first sequence number of the last one and lostErr its error.
+	gen     uint64
+	lost    uint64
+	lostErr error
 }
 
 type segment struct {
@@ -152,8 +166,7 @@ func Open(dir string, opts Options) (*Log, error) {
 }
 
 // startSegment opens the segment new entries go to: the last one, or a new one starting at
-// entry first when there is none or the last is full. Called with mu held (or before the log
-// is shared).
+// entry first when there is none or the last is full. Called before the log is shared.
 func (l *Log) startSegment(first uint64) error {
 	if n := len(l.segs); n > 0 && l.segs[n-1].size < l.opts.SegmentSize {
 		f, err := os.OpenFile(l.segs[n-1].path, os.O_WRONLY|os.O_APPEND, 0)
@@ -163,6 +176,13 @@ func (l *Log) startSegment(first uint64) error {
 		l.active = f
 		return nil
 	}
+	return l.newSegment(first)
+}
+
+// newSegment starts a new segment for the entries from first on and makes it the active one,
+// closing the previous. Called with mu held and no write in progress. On failure the active
+// segment stays as it was.
+func (l *Log) newSegment(first uint64) error {
 	s := segment{first: first, path: filepath.Join(l.dir, fmt.Sprintf("%020d%s", first, segmentExt))}
 	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -170,11 +190,26 @@ func (l *Log) startSegment(first uint64) error {
 	}
 	if err := durable.SyncDir(l.dir); err != nil {
 		f.Close()
+		os.Remove(s.path)
 		return err
+	}
+	if l.active != nil {
+		l.active.Close()
 	}
 	l.active = f
 	l.segs = append(l.segs, s)
 	return nil
+}
+
+// rollLocked starts a new segment for the entries not yet written when the active one holds
+// any; a failure is left for a later call (the active segment just goes on growing).
+func (l *Log) rollLocked() {
+	l.roll = false
+	if n := len(l.segs); n > 0 && l.segs[n-1].first < l.synced {
+		if err := l.newSegment(l.synced); err != nil {
+			l.roll = true
+		}
+	}
 }
 
 // Append adds an entry and returns its sequence number once it is durable. It fails when ctx
@@ -190,7 +225,7 @@ func (l *Log) Append(ctx context.Context, e Entry) (uint64, error) {
 		l.mu.Unlock()
 		return 0, err
 	}
-	seq := l.next
+	seq, gen := l.next, l.gen
 	l.next++
 	l.buf = appendFrame(l.buf, seq, e)
 	l.cond.Broadcast() // wake the syncer
@@ -200,13 +235,17 @@ func (l *Log) Append(ctx context.Context, e Entry) (uint64, error) {
 		l.mu.Unlock()
 	})
 	defer stop()
-	for l.synced <= seq && l.err == nil && !l.closed && ctx.Err() == nil {
+	for l.synced <= seq && l.gen == gen && l.err == nil && !l.closed && ctx.Err() == nil {
 		l.cond.Wait()
 	}
 	defer l.mu.Unlock()
 	switch {
-	case l.synced > seq:
+	case l.gen == gen+1 && seq < l.lost, l.gen == gen && l.synced > seq:
+		// Written before the round that failed, or not failed at all.
 		return seq, nil
+	case l.gen != gen:
+		// The entry's round failed (or, after more than one failure since, it may have).
+		return 0, l.lostErr
 	case l.err != nil:
 		return 0, l.err
 	case l.closed:
@@ -226,6 +265,9 @@ func (l *Log) syncer() {
 		if len(l.buf) == 0 && l.closed {
 			return
 		}
+		if l.roll {
+			l.rollLocked()
+		}
 		buf, upTo, f := l.buf, l.next, l.active
 		l.buf = nil
 		l.syncing = true
@@ -236,22 +278,21 @@ func (l *Log) syncer() {
 		}
 		l.mu.Lock()
 		l.syncing = false
-		if err != nil {
-			l.err = fmt.Errorf("write-ahead log: %w", err)
-			l.cond.Broadcast()
-			return
-		}
-		l.synced = upTo
 		seg := &l.segs[len(l.segs)-1]
-		seg.size += int64(len(buf))
-		l.diskSize += int64(len(buf))
-		if seg.size >= l.opts.SegmentSize {
-			// Frames appended meanwhile (in l.buf) start at upTo: they go to the new segment.
-			if err := errors.Join(l.active.Close(), l.startSegment(upTo)); err != nil {
-				l.err = fmt.Errorf("write-ahead log: %w", err)
+		if err != nil {
+			if !l.undoLocked(f, seg.size, err) {
 				l.cond.Broadcast()
 				return
 			}
+			l.cond.Broadcast()
+			continue
+		}
+		l.synced = upTo
+		seg.size += int64(len(buf))
+		l.diskSize += int64(len(buf))
+		if seg.size >= l.opts.SegmentSize || l.roll {
+			// Frames appended meanwhile (in l.buf) start at upTo: they go to the new segment.
+			l.rollLocked()
 		}
 		l.cond.Broadcast()
 		// Keep the slice for the next round if it is not too large.
@@ -259,6 +300,28 @@ func (l *Log) syncer() {
 			l.buf = buf[:0]
 		}
 	}
+}
+
+// undoLocked handles a round whose write or fsync failed with err: none of its entries, nor
+// those appended since (their sequence numbers follow), is acknowledged. The active segment f
+// is cut back to its durable size, so that the frames written next follow whole ones: the
+// failed round's bytes, which may be partly on disk or (after a failed fsync) in the page cache
+// in any state, are gone, and a crash now finds at most a whole frame of an entry that was
+// refused, which the next Open reads like any other (unacknowledged entries may be read; they
+// are never lost once acknowledged). The sequence numbers are given out again. It reports
+// whether the log can go on; if not, l.err refuses every later append.
+func (l *Log) undoLocked(f *os.File, durable int64, err error) bool {
+	err = fmt.Errorf("write-ahead log: %w", err)
+	l.gen++
+	l.lost = l.synced
+	l.lostErr = err
+	l.buf = nil
+	l.next = l.synced
+	if terr := errors.Join(f.Truncate(durable), f.Sync()); terr != nil {
+		l.err = fmt.Errorf("%w (and could not cut the segment back: %v)", err, terr)
+		return false
+	}
+	return true
 }
 
 // Next returns the sequence number the next appended entry will get.
@@ -276,9 +339,19 @@ func (l *Log) Size() int64 {
 }
 
 // Checkpoint records that every entry before seq is in the lake: segments holding only such
-// entries are removed.
+// entries are removed. The active segment is closed and a new one started (now, or before the
+// next write if one is under way), so that what it holds is removed at this checkpoint when
+// every entry in it is before seq, or at the next one otherwise: the log keeps what arrived
+// since the last checkpoint, not up to a segment's size of entries the lake already holds.
 func (l *Log) Checkpoint(seq uint64) error {
 	l.mu.Lock()
+	if n := len(l.segs); n > 0 && l.segs[n-1].first < l.synced && !l.closed && l.err == nil {
+		if l.syncing {
+			l.roll = true
+		} else {
+			l.rollLocked()
+		}
+	}
 	var drop []segment
 	for len(l.segs) > 1 && l.segs[1].first <= seq {
 		drop = append(drop, l.segs[0])

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -270,4 +271,177 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)*100/b.Elapsed().Seconds(), "records/s")
+}
+
+// TestCheckpointTrimsActive checks that a checkpoint past every entry leaves nothing of them on
+// disk, even when they fit in one (active) segment, and that the log goes on afterwards.
+func TestCheckpointTrimsActive(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir, Options{}) // 64 MiB segments: everything below is in the active one
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 10 {
+		if _, err := l.Append(ctx, entry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A checkpoint in the middle keeps the entries after it, and starts a new segment.
+	if err := l.Checkpoint(5); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, l, 5, 5); !same(got[5], entry(5)) || !same(got[9], entry(9)) {
+		t.Errorf("entries after the checkpoint: %v", got)
+	}
+	if _, err := l.Append(ctx, entry(10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Checkpoint(11); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Size(); got != 0 {
+		t.Errorf("Size after a checkpoint past every entry = %d, want 0", got)
+	}
+	if got := diskBytes(t, dir); got != 0 {
+		t.Errorf("segments hold %d bytes after a checkpoint past every entry, want 0", got)
+	}
+	for i := 11; i < 13; i++ {
+		if _, err := l.Append(ctx, entry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if got, want := l.Next(), uint64(13); got != want {
+		t.Errorf("Next after reopening = %d, want %d", got, want)
+	}
+	if got := readAll(t, l, 11, 2); !same(got[11], entry(11)) || !same(got[12], entry(12)) {
+		t.Errorf("entries after reopening: %v", got)
+	}
+}
+
+// diskBytes returns the bytes of the segment files in dir.
+func diskBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	segs, err := filepath.Glob(filepath.Join(dir, "*.wal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, s := range segs {
+		info, err := os.Stat(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += info.Size()
+	}
+	return n
+}
+
+// TestDiskFull appends to a log on a small tmpfs that a filler file has filled: the appends
+// fail and nothing of them is acknowledged; once the filler is gone, appends succeed again,
+// with the sequence numbers the failed ones had, and a reopened log holds exactly the
+// acknowledged entries.
+func TestDiskFull(t *testing.T) {
+	dir := mountTmpfs(t, "1m")
+	walDir := filepath.Join(dir, "wal")
+	l, err := Open(walDir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { l.Close() }()
+	ctx := context.Background()
+	big := Entry{Source: "s", Records: [][]byte{make([]byte, 64<<10)}}
+	var acked []uint64
+	for i := range 3 {
+		seq, err := l.Append(ctx, entry(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, seq)
+	}
+	filler := fill(t, dir)
+	failed := 0
+	for range 4 {
+		if _, err := l.Append(ctx, big); err == nil {
+			t.Fatal("an append of 64 KiB on a full disk succeeded")
+		} else if !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("append on a full disk: %v, want ENOSPC", err)
+		}
+		failed++
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	for i := 3; i < 6; i++ {
+		seq, err := l.Append(ctx, entry(i))
+		if err != nil {
+			t.Fatalf("append after space came back: %v", err)
+		}
+		if want := uint64(i); seq != want {
+			t.Errorf("append after failures got entry %d, want %d", seq, want)
+		}
+		acked = append(acked, seq)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l, err = Open(walDir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := l.Next(), uint64(len(acked)); got != want {
+		t.Fatalf("reopened log ends at %d, want %d (%d appends failed)", got, want, failed)
+	}
+	got := readAll(t, l, 0, len(acked))
+	for i := range acked {
+		if !same(got[uint64(i)], entry(i)) {
+			t.Errorf("entry %d = %v, want %v", i, got[uint64(i)], entry(i))
+		}
+	}
+}
+
+// mountTmpfs mounts a tmpfs of the given size on a new directory for the test, and skips the
+// test where mounting is not allowed.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
+		if errors.Is(err, syscall.EPERM) {
+			t.Skipf("cannot mount a tmpfs to fill (needs root or CAP_SYS_ADMIN): %v", err)
+		}
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// fill writes a file in dir until the file system is full and returns its path.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			return path
+		}
+	}
 }

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestServeDiskFull runs osprey serve on a lake on a small tmpfs, fills the disk and frees it:
+// while it is full, requests are answered 503 or 429 with Retry-After (or 200 when the
+// records did reach the disk), /healthz and /metrics say why, and serve keeps running; once
+// the filler is gone serve resumes by itself, and after it stops every event it answered 200
+// is in the lake exactly once. The write-ahead log is on the full disk with the lake (its
+// appends fail first), or on another disk (the lake's flushes fail while the log takes
+// records).
+func TestServeDiskFull(t *testing.T) {
+	t.Run("log and lake", func(t *testing.T) { testServeDiskFull(t, false) })
+	t.Run("lake", func(t *testing.T) { testServeDiskFull(t, true) })
+}
+
+func testServeDiskFull(t *testing.T, walElsewhere bool) {
+	mnt := mountTmpfs(t, "32m")
+	dir := filepath.Join(mnt, "lake")
+	osprey(t, "--lake", dir, "source", "add", "audit", "--log-type", "Panther.Audit")
+	if walElsewhere {
+		bindMount(t, t.TempDir(), filepath.Join(dir, "_osprey", "wal"))
+	}
+	cfg := filepath.Join(t.TempDir(), "osprey.yml")
+	os.WriteFile(cfg, []byte("flush:\n  age: 200ms\n"), 0o644)
+	d := startServe(t, dir, "--config", cfg)
+	defer d.cmd.Process.Kill()
+
+	base := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	acked := map[string]bool{}
+	sent := 0
+	// postBatch posts n new events and returns the answer; 200 counts them as acknowledged.
+	postBatch := func(n int) (int, http.Header) {
+		t.Helper()
+		var body strings.Builder
+		for i := range n {
+			body.WriteString(auditEvent(fmt.Sprint("ID-", sent+i), base.Add(time.Duration(sent+i)*time.Second)) + "\n")
+		}
+		req, _ := http.NewRequest(http.MethodPost, d.url+"/http/audit", strings.NewReader(body.String()))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("post: %v\n%s", err, d.output())
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			for i := range n {
+				acked[fmt.Sprint("ID-", sent+i)] = true
+			}
+		}
+		sent += n
+		return resp.StatusCode, resp.Header
+	}
+	if code, _ := postBatch(100); code != http.StatusOK {
+		t.Fatalf("post before the disk is full: %d", code)
+	}
+
+	filler := fill(t, mnt)
+	if walElsewhere {
+		// The log takes the records, and the flush that follows fails.
+		if code, _ := postBatch(20); code != http.StatusOK {
+			t.Fatalf("post with the log on a disk with room: %d", code)
+		}
+		d.waitOutput(t, 1, "ingest cannot write", "flush")
+	}
+	code := http.StatusOK
+	var hdr http.Header
+	for range 1000 {
+		if code, hdr = postBatch(20); code != http.StatusOK {
+			break
+		}
+		if walElsewhere {
+			t.Fatalf("post while the lake cannot be written: 200")
+		}
+	}
+	if code != http.StatusServiceUnavailable && code != http.StatusTooManyRequests {
+		t.Fatalf("post on a full disk: %d, want 503 or 429\n%s", code, d.output())
+	}
+	if hdr.Get("Retry-After") == "" {
+		t.Errorf("a %d without Retry-After", code)
+	}
+	d.waitOutput(t, 1, "ingest cannot write")
+
+	resp, err := http.Get(d.url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var health struct{ Status, Degraded string }
+	json.NewDecoder(resp.Body).Decode(&health)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || health.Status != "degraded" || !strings.HasPrefix(health.Degraded, "disk full: ") {
+		t.Errorf("healthz on a full disk: %d %+v, want 503, degraded: disk full: ...", resp.StatusCode, health)
+	}
+	resp, err = http.Get(d.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), "\nosprey_ingest_degraded 1\n") {
+		t.Errorf("metrics on a full disk lack osprey_ingest_degraded 1")
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	// Serve resumes by itself: a flush it retries succeeds (and says so), or, when only the
+	// log had failed, the next request is written.
+	resumed := strings.Count(d.output(), "ingest writes again")
+	if code, _ := postBatch(20); code != http.StatusOK {
+		d.waitOutput(t, resumed+1, "ingest writes again")
+		if code, _ := postBatch(20); code != http.StatusOK {
+			t.Fatalf("post once serve writes again: %d\n%s", code, d.output())
+		}
+	}
+	for range 5 {
+		if code, _ := postBatch(20); code != http.StatusOK {
+			t.Fatalf("post after the disk was freed: %d\n%s", code, d.output())
+		}
+	}
+	resp, err = http.Get(d.url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("healthz after recovery: %d", resp.StatusCode)
+	}
+
+	if err := d.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("osprey serve exited with %v:\n%s", err, d.output())
+	}
+	// Every acknowledged event is in the lake once; a refused one may be there too (the client
+	// would send it again), but never twice.
+	seen := map[string]int{}
+	for _, id := range lakeQuery(t, dir, `SELECT actionName FROM panther_logs.panther_audit`) {
+		seen[id]++
+	}
+	for id, n := range seen {
+		if n > 1 {
+			t.Errorf("%s is in the lake %d times", id, n)
+		}
+	}
+	missing := 0
+	for id := range acked {
+		if seen[id] != 1 {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d acknowledged events are not in the lake", missing, len(acked))
+	}
+	t.Logf("%d events sent, %d acknowledged, %d in the lake", sent, len(acked), len(seen))
+}
+
+// mountTmpfs mounts a tmpfs of the given size on a new directory for the test, and skips the
+// test where mounting is not allowed.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
+		if errors.Is(err, syscall.EPERM) {
+			t.Skipf("cannot mount a tmpfs to fill (needs root or CAP_SYS_ADMIN): %v", err)
+		}
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// bindMount mounts the directory src on dst (created if needed) for the test.
+func bindMount(t *testing.T, src, dst string) {
+	t.Helper()
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(src, dst, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatalf("bind mount %s on %s: %v", src, dst, err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dst, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dst, err)
+		}
+	})
+}
+
+// fill writes a file in dir until the file system is full and returns its path.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			return path
+		}
+	}
+}

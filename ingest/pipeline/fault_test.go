@@ -1,0 +1,211 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ospreyhq/osprey/lake"
+)
+
+// TestBacklogAfterRestart checks the backlog of a pipeline opened on a log holding entries not
+// in the lake: they are its backlog, and once read it is zero, not negative.
+func TestBacklogAfterRestart(t *testing.T) {
+	l, err := lake.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p, stop := start(t, l, Options{FlushAge: time.Hour})
+	var size int64
+	for i := range 30 {
+		rec := event(i)
+		size += int64(len(rec))
+		if err := p.Append(ctx, "audit", [][]byte{rec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop() // a crash: nothing flushed
+
+	p, err = Open(ctx, l, Options{FlushAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetSource(auditSource(t))
+	if got := p.Stats().Backlog; got != size {
+		t.Errorf("backlog after restart = %d, want the %d bytes of records in the log", got, size)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx) }()
+	if err := p.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Stats().Backlog; got != 0 {
+		t.Errorf("backlog once the log is read = %d, want 0", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLogTrimmedAtFlush checks that a flush leaves nothing in the log that the lake holds, even
+// when it all fits in one segment.
+func TestLogTrimmedAtFlush(t *testing.T) {
+	l, err := lake.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p, stop := start(t, l, Options{FlushAge: time.Hour})
+	for i := range 30 {
+		if err := p.Append(ctx, "audit", [][]byte{event(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := p.Stats().WALBytes; got == 0 {
+		t.Fatal("the log holds nothing before the flush")
+	}
+	if err := p.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Stats().WALBytes; got != 0 {
+		t.Errorf("the log holds %d bytes after a flush of everything in it, want 0", got)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDiskFull runs a pipeline whose lake (and log) is on a small tmpfs, fills it, and frees
+// it: while full, appends are refused or durable, a flush fails without stopping the pipeline
+// and Stats says why; once space is back the pipeline recovers by itself, and every
+// acknowledged record is in the lake exactly once.
+func TestDiskFull(t *testing.T) {
+	dir := mountTmpfs(t, "16m")
+	l, err := lake.Open(filepath.Join(dir, "lake"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p, stop := start(t, l, Options{FlushAge: time.Hour, RetryMax: 200 * time.Millisecond})
+	acked := 0
+	appendSome := func(n int) (refused int) {
+		for range n {
+			err := p.Append(ctx, "audit", [][]byte{event(acked)})
+			switch {
+			case err == nil:
+				acked++
+			case errors.Is(err, ErrUnavailable):
+				refused++
+			default:
+				t.Fatalf("append: %v", err)
+			}
+		}
+		return refused
+	}
+	appendSome(100)
+	if err := p.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	filler := fill(t, dir)
+	appendSome(200)
+	if err := p.Sync(ctx); err == nil {
+		t.Fatal("a flush on a full disk succeeded")
+	}
+	st := p.Stats()
+	if !strings.Contains(st.Fault, "no space left on device") {
+		t.Errorf("Stats().Fault on a full disk = %q, want it to say why", st.Fault)
+	}
+	if refused := appendSome(20); refused != 20 {
+		t.Errorf("%d of 20 appends refused while the lake cannot be written, want all", refused)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitFault(t, p, false)
+	appendSome(100)
+	if err := p.Sync(ctx); err != nil {
+		t.Fatalf("flush after space came back: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, d := rows(t, l, "panther_logs.panther_audit"); n != int64(acked) || d != int64(acked) {
+		t.Errorf("lake holds %d rows, %d distinct; want the %d acknowledged", n, d, acked)
+	}
+}
+
+// waitFault waits until the pipeline has a fault (or none), for at most a minute.
+func waitFault(t *testing.T, p *Pipeline, want bool) {
+	t.Helper()
+	timeout := time.After(time.Minute)
+	for {
+		p.progMu.Lock()
+		ch := p.progress
+		p.progMu.Unlock()
+		if err, _ := p.Fault(); (err != nil) == want {
+			return
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			err, _ := p.Fault()
+			t.Fatalf("after a minute the pipeline's fault is %v", err)
+		}
+	}
+}
+
+// mountTmpfs mounts a tmpfs of the given size on a new directory for the test, and skips the
+// test where mounting is not allowed.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
+		if errors.Is(err, syscall.EPERM) {
+			t.Skipf("cannot mount a tmpfs to fill (needs root or CAP_SYS_ADMIN): %v", err)
+		}
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// fill writes a file in dir until the file system is full and returns its path.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			return path
+		}
+	}
+}
