@@ -106,6 +106,7 @@ import (
 
 	"github.com/ospreyhq/osprey/detections/dest"
 	"github.com/ospreyhq/osprey/durable"
+	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/units"
 )
 
@@ -600,7 +601,7 @@ func (s *Strings) UnmarshalYAML(b []byte) error {
 
 // LakeSourcesFile is where osprey source add|remove keep sources, in the lake.
 func LakeSourcesFile(lakeDir string) string {
-	return lakeDir + "/_osprey/sources.yml"
+	return lake.SourcesFile(lakeDir)
 }
 
 // LoadLakeSources reads the sources kept in a lake (none if it has no file).

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ospreyhq/osprey/durable"
+	"github.com/ospreyhq/osprey/lake"
 )
 
 // API tokens authorize requests to osprey serve's query API (POST /v1/query). A lake keeps them
@@ -46,7 +47,7 @@ type Token struct {
 }
 
 // TokensPath is the tokens file of the lake in lakeDir.
-func TokensPath(lakeDir string) string { return filepath.Join(lakeDir, "_osprey", "tokens.json") }
+func TokensPath(lakeDir string) string { return lake.TokensFile(lakeDir) }
 
 // LoadTokens reads the lake's tokens (none when the file does not exist).
 func LoadTokens(lakeDir string) ([]Token, error) {

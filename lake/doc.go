@@ -7,6 +7,9 @@
 //	<lake>/<database>/<table>/year=YYYY/month=MM/day=DD/hour=HH/<YYYYMMDDTHH0000Z>-<uuidv7>.parquet
 //	<lake>/_osprey/schemas/<database>/<table>/year=0000/month=00/day=00/hour=00/schema.parquet
 //	<lake>/_osprey/tmp/<writer>/...                                 files being written
+//	<lake>/_osprey/commits/<writer>.json                            commit metadata of each writer
+//	<lake>/_osprey/wal/, alerts/, outbox/, schedules/, backfill/    serve's log, alert store, ...
+//	<lake>/_osprey/tokens.json, sources.yml, health.json, serve.lock  (layout.go names them all)
 //	<lake>/_spill/                                                  DuckDB's spill files
 //
 // Queries may read the databases' directories and _osprey/schemas (ReadDirs), nothing else

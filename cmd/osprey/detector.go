@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 
 	"github.com/ospreyhq/osprey/config"
 	"github.com/ospreyhq/osprey/detections"
@@ -15,7 +14,7 @@ import (
 )
 
 // alertDir is where a lake keeps its alert store.
-func alertDir(l *lake.Lake) string { return filepath.Join(l.Dir(), "_osprey", "alerts") }
+func alertDir(l *lake.Lake) string { return lake.AlertsDir(l.Dir()) }
 
 // detector is the streaming detections of a command that ingests: the rules' engine in front
 // of the lake writer, and the alert store it counts matches in.

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/ospreyhq/osprey/config"
@@ -21,6 +20,7 @@ import (
 	"github.com/ospreyhq/osprey/ingest/pipeline"
 	"github.com/ospreyhq/osprey/ingest/rapid7"
 	"github.com/ospreyhq/osprey/ingest/s3src"
+	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/metrics"
 )
 
@@ -224,7 +224,7 @@ func (s *server) updatePullMetrics() {
 }
 
 // healthFile is where osprey serve leaves its pull sources' health for osprey source list.
-func healthFile(lakeDir string) string { return filepath.Join(lakeDir, "_osprey", "health.json") }
+func healthFile(lakeDir string) string { return lake.HealthFile(lakeDir) }
 
 type healthSnapshot = health.Snapshot
 

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -278,7 +277,7 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 // lockServe takes the lake's serve lock: one osprey serve per lake (the write-ahead log and the
 // commit metadata are its own).
 func lockServe(l *lake.Lake) (func(), error) {
-	path := filepath.Join(l.Dir(), "_osprey", "serve.lock")
+	path := lake.ServeLock(l.Dir())
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -23,7 +22,7 @@ import (
 )
 
 // outboxDir is where a lake keeps the deliveries of alerts to destinations.
-func outboxDir(l *lake.Lake) string { return filepath.Join(l.Dir(), "_osprey", "outbox") }
+func outboxDir(l *lake.Lake) string { return lake.OutboxDir(l.Dir()) }
 
 // serveDetections is what osprey serve runs of detections: the streaming rules' engine in
 // front of the lake writer, the alert store, and the outbox that delivers alerts.

@@ -93,7 +93,7 @@ func New(l *lake.Lake, set *detections.Set, opts Options) (*Runner, error) {
 	if opts.MaxConcurrent <= 0 {
 		opts.MaxConcurrent = 2
 	}
-	dir := filepath.Join(l.Dir(), "_osprey", "schedules")
+	dir := lake.SchedulesDir(l.Dir())
 	store, err := scheduler.OpenFileStore(filepath.Join(dir, "runs.json"))
 	if err != nil {
 		return nil, err
@@ -209,7 +209,7 @@ func (r *Runner) RunNow(ctx context.Context, name string, at time.Time) (schedul
 		// The scheduler holds enabled queries only: run this one in a scheduler of its own,
 		// with the same store and locks.
 		s := scheduler.New(r.store, scheduler.Options{Logger: r.log, Now: r.opts.Now,
-			LockDir: filepath.Join(r.lake.Dir(), "_osprey", "schedules", "locks")})
+			LockDir: filepath.Join(lake.SchedulesDir(r.lake.Dir()), "locks")})
 		err := s.Add(scheduler.Job{Name: name, Schedule: j.schedule,
 			Timeout: time.Duration(j.q.Schedule.TimeoutMinutes) * time.Minute,
 			Run:     func(ctx context.Context, at time.Time) error { return r.run(ctx, j, at) }})
@@ -283,7 +283,7 @@ func (r *Runner) OpenAlerts() error {
 	if r.alerts != nil || !slices.ContainsFunc(r.jobs, func(j *job) bool { return len(j.rules) > 0 }) {
 		return nil
 	}
-	s, err := alert.Open(filepath.Join(r.lake.Dir(), "_osprey", "alerts"), engine.CommittedEpoch(r.lake))
+	s, err := alert.Open(lake.AlertsDir(r.lake.Dir()), engine.CommittedEpoch(r.lake))
 	if err != nil {
 		return fmt.Errorf("scheduled rules: %w", err)
 	}

@@ -166,7 +166,7 @@ type Pipeline struct {
 // Open recovers the lake and the log and starts the workers. Run starts reading.
 func Open(ctx context.Context, l *lake.Lake, opts Options) (*Pipeline, error) {
 	if opts.WALDir == "" {
-		opts.WALDir = l.Dir() + "/_osprey/wal"
+		opts.WALDir = lake.WALDir(l.Dir())
 	}
 	if opts.FlushAge <= 0 {
 		opts.FlushAge = 60 * time.Second

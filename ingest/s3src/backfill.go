@@ -20,6 +20,7 @@ import (
 	"github.com/ospreyhq/osprey/durable"
 	"github.com/ospreyhq/osprey/ingest"
 	"github.com/ospreyhq/osprey/ingest/batch"
+	"github.com/ospreyhq/osprey/lake"
 )
 
 // Manifest is the list of objects a backfill has ingested, so that a rerun ingests nothing
@@ -273,7 +274,7 @@ func Backfill(ctx context.Context, api S3API, router *Router, in Ingester, m *Ma
 
 // ManifestPath returns where the manifest of a backfill of s3://bucket/prefix is kept in a lake.
 func ManifestPath(lakeDir, bucket, prefix string) string {
-	return filepath.Join(lakeDir, "_osprey", "backfill", BackfillName(bucket, prefix)+".manifest")
+	return filepath.Join(lake.BackfillDir(lakeDir), BackfillName(bucket, prefix)+".manifest")
 }
 
 // BackfillName names the lake writer (and its commit metadata) of a backfill of
