@@ -526,7 +526,9 @@ func (p *Pipeline) stop(err error) {
 	p.stopOnce.Do(func() {
 		p.err = err
 		close(p.stopped)
-		p.opts.Logger.Error("ingest pipeline stopped", "err", err)
+		if err != ErrStopped { // Close stops a pipeline that has not failed with ErrStopped
+			p.opts.Logger.Error("ingest pipeline stopped", "err", err)
+		}
 	})
 }
 
