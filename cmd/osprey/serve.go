@@ -167,7 +167,8 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	s.http = httpsrc.New(s.pipe, classifyAppend, s, log)
+	s.http = httpsrc.New(s.pipe, httpsrc.Options{Classify: classifyAppend, Observer: s, Logger: log,
+		BodyMemory: int64(cfg.HTTP.BodyMemory), MaxInFlight: cfg.HTTP.MaxSourceRequests})
 	alarmType, err := reg.Lookup("Osprey.SourceAlarm")
 	if err != nil {
 		return err
@@ -187,18 +188,37 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 		s.pipe.Close(context.WithoutCancel(ctx))
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	conns := httpsrc.NewListener(ln, cfg.HTTP.MaxConns)
+	s.registerHTTPMetrics(conns)
 	mux := http.NewServeMux()
 	mux.Handle("/http/", s.http)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	api := newQueryAPI(l, log)
 	defer api.Close()
-	mux.Handle("/v1/query", api)
+	// A query may run for apiMaxTimeout: its answer gets that and a minute more to be written.
+	mux.Handle("/v1/query", withWriteTimeout(api, max(time.Duration(cfg.HTTP.WriteTimeout), apiMaxTimeout+time.Minute)))
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if cfg.Metrics.Auth == config.MetricsAuthToken {
+			if _, err := api.authorize(r); err != nil {
+				w.Header().Set("WWW-Authenticate", "Bearer")
+				http.Error(w, err.Error(), http.StatusUnauthorized)
+				return
+			}
+		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		s.updatePullMetrics()
 		s.metrics.WriteText(w)
 	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	hs := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: time.Duration(cfg.HTTP.ReadHeaderTimeout),
+		ReadTimeout:       time.Duration(cfg.HTTP.ReadTimeout),
+		WriteTimeout:      time.Duration(cfg.HTTP.WriteTimeout),
+		IdleTimeout:       time.Duration(cfg.HTTP.IdleTimeout),
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         conns.ConnState,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 	log.Info("serving", "listen", ln.Addr().String(), "lake", l.Dir(), "sources", len(s.active))
 	fmt.Fprintf(os.Stderr, "osprey serve: listening on http://%s, lake %s, %d sources\n", ln.Addr(), l.Dir(), len(s.active))
 	for id, srv := range s.syslog {
@@ -211,7 +231,11 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	pipeErr := make(chan error, 1)
 	wg.Go(func() { pipeErr <- s.pipe.Run(runCtx) })
 	httpErr := make(chan error, 1)
-	wg.Go(func() { httpErr <- hs.Serve(ln) })
+	wg.Go(func() {
+		if err := hs.Serve(conns); !errors.Is(err, http.ErrServerClosed) {
+			httpErr <- err
+		}
+	})
 	wg.Go(func() { s.watchSources(runCtx) })
 	wg.Go(func() { s.watchDropOff(runCtx, time.Now()) })
 	wg.Go(func() { s.compactLoop(runCtx) })
@@ -272,6 +296,30 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	st := s.pipe.Stats()
 	fmt.Fprintf(os.Stderr, "osprey serve: stopped; %d files, %d rows committed\n", st.Writer.Files, st.Writer.Rows)
 	return nil
+}
+
+// maxHeaderBytes caps a request's headers: log shippers send a few hundred bytes, and
+// net/http's default of 1 MiB, times maxConns, would be a lot of memory.
+const maxHeaderBytes = 64 << 10
+
+// withWriteTimeout gives a handler's answers their own write deadline, d from now.
+func withWriteTimeout(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d))
+		h.ServeHTTP(w, r)
+	})
+}
+
+// registerHTTPMetrics adds the figures of the HTTP server's connections and request bodies.
+func (s *server) registerHTTPMetrics(conns *httpsrc.Listener) {
+	m := &s.metrics
+	m.GaugeFunc("osprey_http_connections", "HTTP connections open.", func() float64 { return float64(conns.Stats().Open) })
+	m.GaugeFunc("osprey_http_connections_refused_total", "HTTP connections answered 503 because maxConns were open (none of them idle).",
+		func() float64 { return float64(conns.Stats().Refused) })
+	m.GaugeFunc("osprey_http_connections_evicted_total", "Idle HTTP connections closed to make room for new ones at maxConns.",
+		func() float64 { return float64(conns.Stats().Evicted) })
+	m.GaugeFunc("osprey_http_body_bytes", "Bytes of HTTP request bodies (as sent and decoded) held in memory, of the http.bodyMemory allowed.",
+		func() float64 { return float64(s.http.BodyMemoryUsed()) })
 }
 
 // lockServe takes the lake's serve lock: one osprey serve per lake (the write-ahead log and the
@@ -456,8 +504,9 @@ func (s *server) setSource(ctx context.Context, src config.Source) error {
 			return err
 		}
 		hs := &httpsrc.Source{
-			ID:      src.ID,
-			Auth:    httpsrc.Auth{Type: src.Auth.Type, Header: src.Auth.Header, Secret: secret, Username: src.Auth.Username, Encoding: src.Auth.Encoding},
+			ID: src.ID,
+			Auth: httpsrc.Auth{Type: src.Auth.Type, Header: src.Auth.Header, Secret: secret, Username: src.Auth.Username, Encoding: src.Auth.Encoding,
+				TimestampHeader: src.Auth.TimestampHeader, Window: time.Duration(src.Auth.Window)},
 			Split:   records.Splitter{Kind: records.Kind(src.Stream), Envelope: src.Envelope, MaxRecords: src.MaxRecords},
 			MaxBody: int64(src.MaxBody),
 		}
