@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ospreyhq/osprey/config"
+	"github.com/ospreyhq/osprey/ingest/httpsrc"
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/query"
 )
@@ -64,8 +64,8 @@ func apiError(w http.ResponseWriter, code int, msg string) {
 
 // authorize returns the token of the request's bearer secret.
 func (a *queryAPI) authorize(r *http.Request) (config.Token, error) {
-	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || secret == "" {
+	secret, ok := httpsrc.BearerToken(r)
+	if !ok {
 		return config.Token{}, errors.New("an API token is required: Authorization: Bearer <token> (osprey token create)")
 	}
 	a.mu.Lock()
@@ -132,9 +132,13 @@ func (a *queryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req queryRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, apiMaxBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, apiMaxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
+		if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+			apiError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", apiMaxBody))
+			return
+		}
 		apiError(w, http.StatusBadRequest, "body: "+err.Error()+` (want {"sql": "...", "params": {}, "format": "json", "timeout": "30s", "max_rows": 10000})`)
 		return
 	}
