@@ -80,29 +80,34 @@ func (l *lease) shrink(n int64) {
 
 func (l *lease) release() { l.shrink(l.n) }
 
-// minBuffer is the first buffer of a body of unknown size.
-const minBuffer = 32 << 10
+// firstBuffer is the first buffer of a body as sent: bodies come in over the network, and a
+// larger buffer is taken only once this one is full.
+const firstBuffer = 32 << 10
 
-// readAll reads r to its end, refusing past limit bytes with errTooLarge. hint is the
-// expected size (a Content-Length), or 0. Every buffer is taken from the lease before it is
-// allocated, so that no body is held in memory outside the budget; a buffer outgrown is given
-// back once copied.
-func readAll(r io.Reader, hint, limit int64, l *lease) ([]byte, error) {
-	size := int64(minBuffer)
-	if hint > 0 {
-		size = hint + 1 // room to see the end without growing
+// readAll reads r to its end, refusing past limit bytes with errTooLarge. Its buffer starts
+// at first bytes and doubles as data comes, up to size+1 when the size to come is known (a
+// Content-Length; 0 if not): a client that announces a large body and sends little of it
+// holds little. Every buffer is taken from the lease before it is allocated, so that no body
+// is held in memory outside the budget; a buffer outgrown is given back once copied.
+func readAll(r io.Reader, first, size, limit int64, l *lease) ([]byte, error) {
+	most := limit + 1
+	if size > 0 {
+		most = min(most, size+1) // room to see the end without growing
 	}
-	size = min(size, limit+1)
-	if err := l.grow(size); err != nil {
+	n := min(max(first, 512), most)
+	if err := l.grow(n); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, 0, size)
+	buf := make([]byte, 0, n)
 	for {
 		if len(buf) == cap(buf) {
 			if int64(len(buf)) > limit {
 				return nil, errTooLarge
 			}
-			next := min(2*int64(cap(buf)), limit+1)
+			next := min(2*int64(cap(buf)), most)
+			if next <= int64(cap(buf)) { // the announced size is passed: net/http does not let it
+				next = min(2*int64(cap(buf)), limit+1)
+			}
 			if err := l.grow(next); err != nil {
 				return nil, err
 			}
@@ -166,7 +171,7 @@ func decode(enc string, raw []byte, max int64, l *lease) ([]byte, error) {
 		return nil, fmt.Errorf("%w %q (use gzip, zstd or none)", errEncoding, enc)
 	}
 	// Logs compress some tenfold: start there rather than grow from nothing.
-	out, err := readAll(r, min(10*int64(len(raw)), max), max, l)
+	out, err := readAll(r, 10*int64(len(raw)), 0, max, l)
 	switch {
 	case errors.Is(err, errTooLarge), errors.Is(err, errBudget):
 		return nil, err

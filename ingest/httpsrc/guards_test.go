@@ -17,6 +17,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/ospreyhq/osprey/ingest/records"
 )
 
 func TestHMACTimestamp(t *testing.T) {
@@ -277,7 +281,7 @@ func bomb(n int) []byte {
 // TestBodyMemoryBomb sends gzip bombs at once at a handler whose budget fits few of them:
 // each is refused, 413 or 503, and the budget is whole afterwards.
 func TestBodyMemoryBomb(t *testing.T) {
-	const budgetSize = 24 << 20
+	const budgetSize = 32 << 20
 	h := New(&store{recs: map[string][]string{}}, Options{BodyMemory: budgetSize})
 	if err := h.SetSource(&Source{ID: "s", MaxBody: 1 << 20, MaxBytes: 8 << 20}); err != nil {
 		t.Fatal(err)
@@ -313,6 +317,37 @@ func TestBodyMemoryBomb(t *testing.T) {
 	}
 }
 
+// TestBodyMemoryAtLimits serves a request at its source's limits, a zstd body decoding to
+// exactly MaxBytes, with the least body memory SetSource accepts.
+func TestBodyMemoryAtLimits(t *testing.T) {
+	src := &Source{ID: "s", MaxBody: 1 << 20, MaxBytes: 3 << 20, Split: records.Splitter{Kind: records.Lines}}
+	if err := New(nil, Options{BodyMemory: src.needs() - 1}).SetSource(src); err == nil {
+		t.Errorf("a source was accepted with less body memory than its requests need")
+	}
+	st := &store{recs: map[string][]string{}}
+	h := New(st, Options{BodyMemory: src.needs()})
+	if err := h.SetSource(src); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	line := []byte(strings.Repeat("x", 63) + "\n")
+	zw, _ := zstd.NewWriter(nil)
+	body := zw.EncodeAll(bytes.Repeat(line, (3<<20)/64), nil)
+	resp, text := post(t, srv.URL+"/http/s", body, map[string]string{"Content-Encoding": "zstd"})
+	if resp.StatusCode != 200 {
+		t.Errorf("a request at the limits: %d %q", resp.StatusCode, text)
+	}
+	resp, text = post(t, srv.URL+"/http/s", append(bytes.Repeat(line, (3<<20)/64), 'x'), nil)
+	if resp.StatusCode != 413 {
+		t.Errorf("a byte more, as sent: %d %q", resp.StatusCode, text)
+	}
+	resp, text = post(t, srv.URL+"/http/s", zw.EncodeAll(append(bytes.Repeat(line, (3<<20)/64), 'x'), nil), map[string]string{"Content-Encoding": "zstd"})
+	if resp.StatusCode != 413 || !strings.Contains(text, "decoded body over") {
+		t.Errorf("a byte more, decoded: %d %q", resp.StatusCode, text)
+	}
+}
+
 // TestInFlight holds a source's requests in their append: past MaxInFlight the source's next
 // request gets 503 with Retry-After, another source's goes through.
 func TestInFlight(t *testing.T) {
@@ -335,9 +370,18 @@ func TestInFlight(t *testing.T) {
 		})
 		<-g.entered
 	}
-	resp, text := post(t, srv.URL+"/http/busy", []byte(`{"a":1}`), nil)
-	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
-		t.Errorf("third request: %d %q, Retry-After %q; want 503 with Retry-After", resp.StatusCode, text, resp.Header.Get("Retry-After"))
+	third := make(chan *http.Response, 1)
+	wg.Go(func() {
+		resp, _ := post(t, srv.URL+"/http/busy", []byte(`{"a":1}`), nil)
+		third <- resp
+	})
+	select {
+	case resp := <-third:
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("third request: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	case <-g.entered:
+		t.Error("a third request of the source went through")
 	}
 	if resp, text := post(t, srv.URL+"/http/other", []byte(`{"a":1}`), nil); resp.StatusCode != 200 {
 		t.Errorf("other source: %d %q", resp.StatusCode, text)

@@ -127,7 +127,8 @@ func New(app Appender, opts Options) *Handler {
 }
 
 // SetSource adds or replaces a source. A source whose largest request (body, decoded body and
-// decoder) would not fit in the handler's BodyMemory is refused: it could never be served.
+// decoder) would not fit in the handler's BodyMemory alone is refused: it could never be
+// served.
 func (h *Handler) SetSource(s *Source) error {
 	if err := s.Auth.Validate(); err != nil {
 		return fmt.Errorf("source %s: %w", s.ID, err)
@@ -145,7 +146,7 @@ func (h *Handler) SetSource(s *Source) error {
 	if c.Split.MaxRecords <= 0 {
 		c.Split.MaxRecords = DefaultMaxRecords
 	}
-	if need := c.MaxBody + c.MaxBytes + zstdDecoderCost + 1; need > h.opts.BodyMemory {
+	if need := c.needs(); need > h.opts.BodyMemory {
 		return fmt.Errorf("source %s: a request at its limits (body %d bytes, decoded %d) needs %d bytes of body memory, more than the %d allowed",
 			s.ID, c.MaxBody, c.MaxBytes, need, h.opts.BodyMemory)
 	}
@@ -153,6 +154,13 @@ func (h *Handler) SetSource(s *Source) error {
 	h.byID[s.ID] = &c
 	h.mu.Unlock()
 	return nil
+}
+
+// needs returns the body memory a request at the source's limits may hold at once: its body
+// as sent, a decoder, and the decoded body as its buffer doubles, old and new while one is
+// copied into the other.
+func (s *Source) needs() int64 {
+	return s.MaxBody + 1 + zstdDecoderCost + 2*(s.MaxBytes+1)
 }
 
 // RemoveSource removes a source: its requests get 404.
@@ -198,6 +206,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// discardGrace is how long net/http may go on reading the rest of a body refused unread
+// (at most 256 KiB of it) after the answer, before it closes the connection.
+const discardGrace = time.Second
+
 // Bytes a record's slice header takes, counted with the body it points into.
 const recordOverhead = 24
 
@@ -206,11 +218,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, src *Source) (co
 	fail := func(code int, msg string) (int, int, int64) {
 		if !bodyRead {
 			// Answer now and close, rather than let net/http read what is left of the body
-			// (up to 256 KiB, for as long as the client takes) before the answer or after
-			// it: Connection: close spares the wait before, a read deadline already past
-			// the one after.
+			// (up to 256 KiB, for as long as the client takes) before the answer:
+			// Connection: close spares the wait before, and a read deadline bounds the
+			// reading after (which lets a client still sending its body read the answer
+			// rather than a reset).
 			w.Header().Set("Connection", "close")
-			http.NewResponseController(w).SetReadDeadline(time.Now())
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(discardGrace))
 		}
 		if code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests {
 			w.Header().Set("Retry-After", "1")
@@ -239,7 +252,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, src *Source) (co
 	defer h.leave(src.ID)
 	mem := &lease{b: h.budget}
 	defer mem.release()
-	raw, err := readAll(r.Body, r.ContentLength, src.MaxBody, mem)
+	raw, err := readAll(r.Body, firstBuffer, r.ContentLength, src.MaxBody, mem)
 	size = int64(len(raw))
 	var timeout net.Error
 	switch {
