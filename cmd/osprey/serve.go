@@ -64,7 +64,9 @@ the config's destinations through a durable outbox (retried with backoff, dead-l
 their attempts), and the matches are written to panther_rule_matches with the events' flush.
 
 Endpoints: POST /http/<source-id> (HTTP sources), POST /v1/query (SQL over the lake, with an API
-token from osprey token create), GET /healthz, GET /metrics (Prometheus).`,
+token from osprey token create), GET /healthz, GET /metrics (Prometheus; with an API token
+when the config says metrics: {auth: token}). The config's http section bounds what clients
+may hold: timeouts, connections, requests in flight per source, memory of request bodies.`,
 		Example: `  osprey serve --config osprey.yml
   osprey source add fluentbit --log-type Linux.Auditd --stream json --auth header --header x-sender-header --secret-env FB_SECRET
   osprey serve --lake /var/lib/osprey --listen 127.0.0.1:8080`,
@@ -189,6 +191,11 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	conns := httpsrc.NewListener(ln, cfg.HTTP.MaxConns)
+	var nofile syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile); err == nil && uint64(cfg.HTTP.MaxConns)+fdReserve > nofile.Cur {
+		log.Warn("http.maxConns leaves too few file descriptors for the lake, the log and the other sources: lower it or raise the limit (ulimit -n)",
+			"max_conns", cfg.HTTP.MaxConns, "nofile", nofile.Cur, "reserve", fdReserve)
+	}
 	s.registerHTTPMetrics(conns)
 	mux := http.NewServeMux()
 	mux.Handle("/http/", s.http)
@@ -297,6 +304,10 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	fmt.Fprintf(os.Stderr, "osprey serve: stopped; %d files, %d rows committed\n", st.Writer.Files, st.Writer.Rows)
 	return nil
 }
+
+// fdReserve is the file descriptors serve keeps for itself beyond http.maxConns: the lake's
+// files being written, the write-ahead log, DuckDB, syslog connections.
+const fdReserve = 256
 
 // maxHeaderBytes caps a request's headers: log shippers send a few hundred bytes, and
 // net/http's default of 1 MiB, times maxConns, would be a lot of memory.
