@@ -3,7 +3,21 @@
 // none) is a working local setup: the lake in ./osprey-data and HTTP on 127.0.0.1:8080.
 //
 //	lake: ./osprey-data          # the lake directory
-//	listen: 127.0.0.1:8080       # HTTP sources (/http/<id>), /healthz and /metrics
+//	listen: 127.0.0.1:8080       # HTTP sources (/http/<id>), /v1/query, /healthz and /metrics
+//	http:                        # how the HTTP server treats its clients (see HTTP)
+//	  readHeaderTimeout: 10s     # to send a request's headers
+//	  readTimeout: 1m            # to send a whole request, body included
+//	  writeTimeout: 2m           # to be answered, from the end of the headers (the query
+//	                             # API gives a query its own timeout and a minute more)
+//	  idleTimeout: 1m            # a keep-alive connection idle this long is closed
+//	  maxConns: 1024             # connections at once; past it the longest idle one is
+//	                             # closed, or the new one answered 503
+//	  maxSourceRequests: 64      # requests of one HTTP source at once; past it 503
+//	  bodyMemory: 512MiB         # request bodies (as sent and decoded) in memory at once,
+//	                             # all requests together; past it 503
+//	metrics:
+//	  auth: none                 # none, or token: GET /metrics needs an API token
+//	                             # (Authorization: Bearer, osprey token create)
 //	workers: 0                   # parsing workers; 0: one per CPU
 //	schemas: ""                  # a directory of custom log schemas
 //	flush:
@@ -22,6 +36,10 @@
 //	      header: x-sender-header
 //	      secretEnv: FLUENTBIT_SECRET   # or secret: (inline), secretFile: (a file) or
 //	                                    # secretSHA256: (hex SHA-256; not for hmac)
+//	      # hmac only: a header with the request's Unix time; the signature is then over
+//	      # "<timestamp>.<body>", and a request more than window away from now gets 401
+//	      timestampHeader: ""
+//	      window: 5m
 //	    maxBody: 10MiB           # http: request body limit (413 past it)
 //	    maxRecords: 100000       # http: records per request (413 past it)
 //	    dropOffAlarm: 24h        # alarm when no event comes for this long; 0 or off: never;
@@ -118,10 +136,105 @@ type Config struct {
 	Schemas string   `yaml:"schemas"`
 	Flush   Flush    `yaml:"flush"`
 	Sources []Source `yaml:"sources"`
+	// HTTP is how osprey serve's HTTP server treats its clients.
+	HTTP HTTP `yaml:"http"`
+	// Metrics is who may read GET /metrics.
+	Metrics Metrics `yaml:"metrics"`
 	// Detections are the rules osprey serve runs on the events it ingests, and its schedules.
 	Detections Detections `yaml:"detections"`
 	// Destinations receive alerts (see package dest).
 	Destinations []dest.Config `yaml:"destinations"`
+}
+
+// HTTP bounds what clients of osprey serve's HTTP server may hold: time, connections and
+// memory. The defaults suit log shippers on a network of ordinary speed: a 10 MiB body must
+// arrive within readTimeout (at 175 KB/s or more), and a client that sends its headers or
+// body slowly, or holds connections idle, is cut off rather than left to take file
+// descriptors and memory.
+type HTTP struct {
+	// ReadHeaderTimeout is how long a client has to send a request's headers.
+	ReadHeaderTimeout Duration `yaml:"readHeaderTimeout"`
+	// ReadTimeout is how long a client has to send a whole request, body included; past it
+	// the request gets 408 and its connection is closed.
+	ReadTimeout Duration `yaml:"readTimeout"`
+	// WriteTimeout is how long answering may take, counted from the end of the headers (so
+	// it includes the body and the handling). POST /v1/query has a query's own timeout and
+	// a minute more.
+	WriteTimeout Duration `yaml:"writeTimeout"`
+	// IdleTimeout is how long a keep-alive connection may wait for its next request.
+	IdleTimeout Duration `yaml:"idleTimeout"`
+	// MaxConns caps the connections open at once. A connection past it closes the one
+	// idle the longest, or when none is idle is answered 503 and closed.
+	MaxConns int `yaml:"maxConns"`
+	// MaxSourceRequests caps the requests of one HTTP source served at once; past it, 503
+	// with Retry-After.
+	MaxSourceRequests int `yaml:"maxSourceRequests"`
+	// BodyMemory caps the bytes of request bodies, as sent and decoded, held in memory by
+	// all requests at once (a gzip bomb takes its share only as it expands); past it, 503
+	// with Retry-After. Every HTTP source's largest request must fit in it.
+	BodyMemory Size `yaml:"bodyMemory"`
+}
+
+// Defaults of HTTP.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = time.Minute
+	DefaultWriteTimeout      = 2 * time.Minute
+	DefaultIdleTimeout       = time.Minute
+	DefaultMaxConns          = 1024
+	DefaultMaxSourceRequests = 64
+	DefaultBodyMemory        = 512 << 20
+)
+
+// Metrics says who may read GET /metrics.
+type Metrics struct {
+	// Auth is none (the default: anyone who can reach the listen address, as Prometheus
+	// scrapers expect, the address being loopback by default) or token (an API token of
+	// osprey token create, in Authorization: Bearer).
+	Auth string `yaml:"auth"`
+}
+
+// Metrics auth values.
+const (
+	MetricsAuthNone  = "none"
+	MetricsAuthToken = "token"
+)
+
+// Validate checks the HTTP settings and fills the defaults of those not set.
+func (h *HTTP) Validate() error {
+	for _, f := range []struct {
+		v   *Duration
+		def time.Duration
+	}{
+		{&h.ReadHeaderTimeout, DefaultReadHeaderTimeout}, {&h.ReadTimeout, DefaultReadTimeout},
+		{&h.WriteTimeout, DefaultWriteTimeout}, {&h.IdleTimeout, DefaultIdleTimeout},
+	} {
+		if *f.v < 0 {
+			return errors.New("http: timeouts must not be negative")
+		}
+		if *f.v == 0 {
+			*f.v = Duration(f.def)
+		}
+	}
+	if h.MaxConns < 0 || h.MaxSourceRequests < 0 || h.BodyMemory < 0 {
+		return errors.New("http: maxConns, maxSourceRequests and bodyMemory must not be negative")
+	}
+	if h.MaxConns == 0 {
+		h.MaxConns = DefaultMaxConns
+	}
+	if h.MaxSourceRequests == 0 {
+		h.MaxSourceRequests = DefaultMaxSourceRequests
+	}
+	if h.BodyMemory == 0 {
+		h.BodyMemory = DefaultBodyMemory
+	}
+	if h.ReadHeaderTimeout > h.ReadTimeout {
+		return errors.New("http: readHeaderTimeout must not be longer than readTimeout (which includes the headers)")
+	}
+	if h.WriteTimeout < h.ReadTimeout {
+		return errors.New("http: writeTimeout must be at least readTimeout: a request is answered after its body is read")
+	}
+	return nil
 }
 
 // Detections says which detection specs osprey serve loads and how soon rules see events.
@@ -306,6 +419,10 @@ type Auth struct {
 	// SecretSHA256 is the hex SHA-256 of a header secret, bearer token or basic password: how
 	// the lake's sources file keeps a secret given inline (see SaveLakeSources).
 	SecretSHA256 string `yaml:"secretSHA256,omitempty"`
+	// TimestampHeader (hmac) names a header with the request's Unix time, signed with the
+	// body as "<timestamp>.<body>" and checked against Window (default 5m).
+	TimestampHeader string   `yaml:"timestampHeader,omitempty"`
+	Window          Duration `yaml:"window,omitempty"`
 }
 
 // Defaults.
@@ -320,6 +437,10 @@ func Default() *Config {
 		Lake:   DefaultLake,
 		Listen: DefaultListen,
 		Flush:  Flush{Age: Duration(60 * time.Second), Bytes: 256 << 20, MaxBacklog: 1 << 30},
+		HTTP: HTTP{ReadHeaderTimeout: Duration(DefaultReadHeaderTimeout), ReadTimeout: Duration(DefaultReadTimeout),
+			WriteTimeout: Duration(DefaultWriteTimeout), IdleTimeout: Duration(DefaultIdleTimeout),
+			MaxConns: DefaultMaxConns, MaxSourceRequests: DefaultMaxSourceRequests, BodyMemory: DefaultBodyMemory},
+		Metrics: Metrics{Auth: MetricsAuthNone},
 
 		Detections: Detections{MaxDelay: Duration(DefaultMaxDelay)},
 	}
@@ -365,6 +486,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Flush.Age <= 0 || c.Flush.Bytes <= 0 || c.Flush.MaxBacklog <= 0 {
 		return errors.New("flush age, bytes and maxBacklog must be positive")
+	}
+	if err := c.HTTP.Validate(); err != nil {
+		return err
+	}
+	switch c.Metrics.Auth {
+	case "":
+		c.Metrics.Auth = MetricsAuthNone
+	case MetricsAuthNone, MetricsAuthToken:
+	default:
+		return fmt.Errorf("metrics: auth %q (want none or token)", c.Metrics.Auth)
 	}
 	seen := map[string]bool{}
 	for i := range c.Sources {
@@ -449,6 +580,12 @@ func (s *Source) Validate() error {
 			if !s.Auth.hashable() {
 				return fmt.Errorf("source %s: auth %s cannot check a secret's hash; give its secret (secretEnv or secretFile)", s.ID, s.Auth.Type)
 			}
+		}
+		if (s.Auth.TimestampHeader != "" || s.Auth.Window != 0) && s.Auth.Type != "hmac" {
+			return fmt.Errorf("source %s: auth timestampHeader and window are for auth hmac", s.ID)
+		}
+		if s.Auth.Window < 0 || s.Auth.Window != 0 && s.Auth.TimestampHeader == "" {
+			return fmt.Errorf("source %s: auth window: want a positive duration, with timestampHeader", s.ID)
 		}
 	case SourceSyslog:
 		if len(s.Listen) == 0 {

@@ -65,6 +65,41 @@ func TestDefaults(t *testing.T) {
 	if c.Lake != DefaultLake || c.Listen != DefaultListen || len(c.Sources) != 0 || time.Duration(c.Detections.MaxDelay) != DefaultMaxDelay {
 		t.Errorf("defaults %+v", c)
 	}
+	want := HTTP{ReadHeaderTimeout: Duration(DefaultReadHeaderTimeout), ReadTimeout: Duration(DefaultReadTimeout),
+		WriteTimeout: Duration(DefaultWriteTimeout), IdleTimeout: Duration(DefaultIdleTimeout),
+		MaxConns: DefaultMaxConns, MaxSourceRequests: DefaultMaxSourceRequests, BodyMemory: DefaultBodyMemory}
+	if c.HTTP != want || c.Metrics.Auth != MetricsAuthNone {
+		t.Errorf("http %+v, metrics %+v; want %+v", c.HTTP, c.Metrics, want)
+	}
+}
+
+func TestHTTP(t *testing.T) {
+	c, err := Parse([]byte(`
+http:
+  readHeaderTimeout: 1s
+  readTimeout: 2s
+  maxConns: 64
+  bodyMemory: 64MiB
+metrics:
+  auth: token
+sources:
+  - id: hook
+    type: http
+    logTypes: [Panther.Audit]
+    auth: {type: hmac, header: x-signature, secret: k, timestampHeader: x-timestamp, window: 1m}
+`), "http.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := HTTP{ReadHeaderTimeout: Duration(time.Second), ReadTimeout: Duration(2 * time.Second),
+		WriteTimeout: Duration(DefaultWriteTimeout), IdleTimeout: Duration(DefaultIdleTimeout),
+		MaxConns: 64, MaxSourceRequests: DefaultMaxSourceRequests, BodyMemory: 64 << 20}
+	if c.HTTP != want || c.Metrics.Auth != MetricsAuthToken {
+		t.Errorf("http %+v, metrics %+v; want %+v", c.HTTP, c.Metrics, want)
+	}
+	if a := c.Sources[0].Auth; a.TimestampHeader != "x-timestamp" || time.Duration(a.Window) != time.Minute {
+		t.Errorf("auth %+v", a)
+	}
 }
 
 func TestBad(t *testing.T) {
@@ -116,6 +151,17 @@ func TestBad(t *testing.T) {
 	f(sys+"    syslog: {idleTimeout: 10ms}", "syslog.idleTimeout must be at least 1s")
 	f(sys+"    syslog: {maxLine: 1}", "unknown field")
 	f("sources:\n  - id: a\n    type: http\n    logTypes: [X]\n    syslog: {maxConnections: 1}", "syslog settings are for syslog sources")
+	f("http:\n  readTimeout: -1s", "timeouts must not be negative")
+	f("http:\n  readHeaderTimeout: 2m\n  readTimeout: 1m", "readHeaderTimeout must not be longer")
+	f("http:\n  writeTimeout: 10s", "writeTimeout must be at least readTimeout")
+	f("http:\n  maxConns: -1", "must not be negative")
+	f("http:\n  bodyMemory: lots", "size \"lots\"")
+	f("metrics:\n  auth: basic", "metrics: auth \"basic\"")
+	f("metrics:\n  token: required", "unknown field")
+	hook := "sources:\n  - id: a\n    type: http\n    logTypes: [X]\n"
+	f(hook+"    auth: {type: header, header: h, secret: s, timestampHeader: t}", "are for auth hmac")
+	f(hook+"    auth: {type: hmac, header: h, secret: s, window: 1m}", "auth window")
+	f(hook+"    auth: {type: hmac, header: h, secret: s, timestampHeader: t, window: -1m}", "auth window")
 }
 
 func TestSyslogLimits(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ospreyhq/osprey/config"
+	"github.com/ospreyhq/osprey/ingest/httpsrc"
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/units"
 )
@@ -72,8 +73,8 @@ func apiError(w http.ResponseWriter, code int, msg string) {
 
 // authorize returns the token of the request's bearer secret.
 func (a *queryAPI) authorize(r *http.Request) (config.Token, error) {
-	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || secret == "" {
+	secret, ok := httpsrc.BearerToken(r)
+	if !ok {
 		return config.Token{}, errors.New("an API token is required: Authorization: Bearer <token> (osprey token create)")
 	}
 	a.mu.Lock()

@@ -64,7 +64,9 @@ the config's destinations through a durable outbox (retried with backoff, dead-l
 their attempts), and the matches are written to panther_rule_matches with the events' flush.
 
 Endpoints: POST /http/<source-id> (HTTP sources), POST /v1/query (SQL over the lake, with an API
-token from osprey token create), GET /healthz, GET /metrics (Prometheus).`,
+token from osprey token create), GET /healthz, GET /metrics (Prometheus; with an API token
+when the config says metrics: {auth: token}). The config's http section bounds what clients
+may hold: timeouts, connections, requests in flight per source, memory of request bodies.`,
 		Example: `  osprey serve --config osprey.yml
   osprey source add fluentbit --log-type Linux.Auditd --stream json --auth header --header x-sender-header --secret-env FB_SECRET
   osprey serve --lake /var/lib/osprey --listen 127.0.0.1:8080`,
@@ -167,7 +169,8 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	s.http = httpsrc.New(s.pipe, classifyAppend, s, log)
+	s.http = httpsrc.New(s.pipe, httpsrc.Options{Classify: classifyAppend, Observer: s, Logger: log,
+		BodyMemory: int64(cfg.HTTP.BodyMemory), MaxInFlight: cfg.HTTP.MaxSourceRequests})
 	alarmType, err := reg.Lookup("Osprey.SourceAlarm")
 	if err != nil {
 		return err
@@ -187,18 +190,42 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 		s.pipe.Close(context.WithoutCancel(ctx))
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	conns := httpsrc.NewListener(ln, cfg.HTTP.MaxConns)
+	var nofile syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile); err == nil && uint64(cfg.HTTP.MaxConns)+fdReserve > nofile.Cur {
+		log.Warn("http.maxConns leaves too few file descriptors for the lake, the log and the other sources: lower it or raise the limit (ulimit -n)",
+			"max_conns", cfg.HTTP.MaxConns, "nofile", nofile.Cur, "reserve", fdReserve)
+	}
+	s.registerHTTPMetrics(conns)
 	mux := http.NewServeMux()
 	mux.Handle("/http/", s.http)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	api := newQueryAPI(l, log)
 	defer api.Close()
-	mux.Handle("/v1/query", api)
+	// A query may run for apiMaxTimeout: its answer gets that and a minute more to be written.
+	mux.Handle("/v1/query", withWriteTimeout(api, max(time.Duration(cfg.HTTP.WriteTimeout), apiMaxTimeout+time.Minute)))
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if cfg.Metrics.Auth == config.MetricsAuthToken {
+			if _, err := api.authorize(r); err != nil {
+				w.Header().Set("WWW-Authenticate", "Bearer")
+				http.Error(w, err.Error(), http.StatusUnauthorized)
+				return
+			}
+		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		s.updatePullMetrics()
 		s.metrics.WriteText(w)
 	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	hs := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: time.Duration(cfg.HTTP.ReadHeaderTimeout),
+		ReadTimeout:       time.Duration(cfg.HTTP.ReadTimeout),
+		WriteTimeout:      time.Duration(cfg.HTTP.WriteTimeout),
+		IdleTimeout:       time.Duration(cfg.HTTP.IdleTimeout),
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         conns.ConnState,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 	log.Info("serving", "listen", ln.Addr().String(), "lake", l.Dir(), "sources", len(s.active))
 	fmt.Fprintf(os.Stderr, "osprey serve: listening on http://%s, lake %s, %d sources\n", ln.Addr(), l.Dir(), len(s.active))
 	for id, srv := range s.syslog {
@@ -211,7 +238,11 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	pipeErr := make(chan error, 1)
 	wg.Go(func() { pipeErr <- s.pipe.Run(runCtx) })
 	httpErr := make(chan error, 1)
-	wg.Go(func() { httpErr <- hs.Serve(ln) })
+	wg.Go(func() {
+		if err := hs.Serve(conns); !errors.Is(err, http.ErrServerClosed) {
+			httpErr <- err
+		}
+	})
 	wg.Go(func() { s.watchSources(runCtx) })
 	wg.Go(func() { s.watchDropOff(runCtx, time.Now()) })
 	wg.Go(func() { s.compactLoop(runCtx) })
@@ -272,6 +303,34 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	st := s.pipe.Stats()
 	fmt.Fprintf(os.Stderr, "osprey serve: stopped; %d files, %d rows committed\n", st.Writer.Files, st.Writer.Rows)
 	return nil
+}
+
+// fdReserve is the file descriptors serve keeps for itself beyond http.maxConns: the lake's
+// files being written, the write-ahead log, DuckDB, syslog connections.
+const fdReserve = 256
+
+// maxHeaderBytes caps a request's headers: log shippers send a few hundred bytes, and
+// net/http's default of 1 MiB, times maxConns, would be a lot of memory.
+const maxHeaderBytes = 64 << 10
+
+// withWriteTimeout gives a handler's answers their own write deadline, d from now.
+func withWriteTimeout(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d))
+		h.ServeHTTP(w, r)
+	})
+}
+
+// registerHTTPMetrics adds the figures of the HTTP server's connections and request bodies.
+func (s *server) registerHTTPMetrics(conns *httpsrc.Listener) {
+	m := &s.metrics
+	m.GaugeFunc("osprey_http_connections", "HTTP connections open.", func() float64 { return float64(conns.Stats().Open) })
+	m.GaugeFunc("osprey_http_connections_refused_total", "HTTP connections answered 503 because maxConns were open (none of them idle).",
+		func() float64 { return float64(conns.Stats().Refused) })
+	m.GaugeFunc("osprey_http_connections_evicted_total", "Idle HTTP connections closed to make room for new ones at maxConns.",
+		func() float64 { return float64(conns.Stats().Evicted) })
+	m.GaugeFunc("osprey_http_body_bytes", "Bytes of HTTP request bodies (as sent and decoded) held in memory, of the http.bodyMemory allowed.",
+		func() float64 { return float64(s.http.BodyMemoryUsed()) })
 }
 
 // lockServe takes the lake's serve lock: one osprey serve per lake (the write-ahead log and the
@@ -492,8 +551,9 @@ func (s *server) setSource(ctx context.Context, src config.Source) error {
 			return err
 		}
 		hs := &httpsrc.Source{
-			ID:      src.ID,
-			Auth:    httpsrc.Auth{Type: src.Auth.Type, Header: src.Auth.Header, Secret: secret, SecretHash: src.Auth.SecretHash(), Username: src.Auth.Username, Encoding: src.Auth.Encoding},
+			ID: src.ID,
+			Auth: httpsrc.Auth{Type: src.Auth.Type, Header: src.Auth.Header, Secret: secret, SecretHash: src.Auth.SecretHash(), Username: src.Auth.Username, Encoding: src.Auth.Encoding,
+				TimestampHeader: src.Auth.TimestampHeader, Window: time.Duration(src.Auth.Window)},
 			Split:   records.Splitter{Kind: records.Kind(src.Stream), Envelope: src.Envelope, MaxRecords: src.MaxRecords},
 			MaxBody: int64(src.MaxBody),
 		}

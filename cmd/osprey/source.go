@@ -37,6 +37,7 @@ func newSourceAdd(g *globals) *cobra.Command {
 	var s config.Source
 	var maxBody string
 	var dropOff string
+	var window string
 	var s3c config.S3
 	var r7 config.Rapid7
 	var prefixTypes, excluded []string
@@ -46,6 +47,7 @@ func newSourceAdd(g *globals) *cobra.Command {
 		Short: "Add (or replace) a source",
 		Example: `  osprey source add fluentbit --log-type Linux.Auditd --stream json --auth header --header x-sender-header --secret-env FB_SECRET
   osprey source add trail --log-type AWS.CloudTrail --stream jsonarray --envelope Records --auth bearer --secret-file /etc/osprey/trail.token
+  osprey source add hook --log-type Panther.Audit --auth hmac --header x-signature --timestamp-header x-timestamp --secret-env HOOK_KEY
   osprey source add audit --log-type Panther.Audit --label "Panther audit" --drop-off off
   osprey source add trail --type s3 --log-type AWS.CloudTrail --bucket my-trail --prefix AWSLogs/ \
       --queue https://sqs.us-east-1.amazonaws.com/123456789012/osprey --region us-east-1 \
@@ -56,6 +58,11 @@ func newSourceAdd(g *globals) *cobra.Command {
 			s.ID = args[0]
 			if maxBody != "" {
 				if err := s.MaxBody.UnmarshalYAML([]byte(maxBody)); err != nil {
+					return err
+				}
+			}
+			if window != "" {
+				if err := s.Auth.Window.UnmarshalYAML([]byte(window)); err != nil {
 					return err
 				}
 			}
@@ -159,6 +166,8 @@ func newSourceAdd(g *globals) *cobra.Command {
 	f.StringVar(&s.Auth.Header, "header", "", "auth header or hmac: the header carrying the secret or signature")
 	f.StringVar(&s.Auth.Username, "username", "", "auth basic: the user name")
 	f.StringVar(&s.Auth.Encoding, "hmac-encoding", "", "auth hmac: hex (default) or base64")
+	f.StringVar(&s.Auth.TimestampHeader, "timestamp-header", "", `auth hmac: the header with the request's Unix time; the signature is then over "<timestamp>.<body>"`)
+	f.StringVar(&window, "timestamp-window", "", "auth hmac with --timestamp-header: how far the timestamp may be from now (default 5m)")
 	f.StringVar(&s.Auth.Secret, "secret", "", "the secret, token or password (the lake keeps its SHA-256 only; not for hmac: use --secret-env or --secret-file)")
 	f.StringVar(&s.Auth.SecretEnv, "secret-env", "", "the environment variable holding the secret, read by osprey serve")
 	f.StringVar(&s.Auth.SecretFile, "secret-file", "", "the file holding the secret, read by osprey serve")

@@ -1,133 +1,42 @@
-// Package httpsrc is the HTTP source of osprey serve, in the manner of Panther's HTTP log source:
-// a client POSTs records to /http/<source-id>, authenticated by the source's method (a shared
-// secret in a named header, an HMAC of the body, a bearer token, basic auth, or none), in one
-// of the stream types of package records, optionally gzip or zstd encoded. A 200 answer means
-// the records are durable (in the write-ahead log); the client retries on anything else.
+// Package httpsrc is the HTTP source of osprey serve, in the manner of Panther's HTTP log source,
+// and the guards of serve's HTTP server.
+//
+// A client POSTs records to /http/<source-id>, authenticated by the source's method (a shared
+// secret in a named header, an HMAC of the body, optionally with a signed timestamp checked
+// against a window, a bearer token, basic auth, or none), in one of the stream types of
+// package records, optionally gzip or zstd encoded. A 200 answer means the records are durable
+// (in the write-ahead log); the client retries on anything else.
 //
 // Answers: 200 {"records":N}; 400 for a body that cannot be decoded or split; 401 without
-// detail for failed authentication; 404 for an unknown source; 405 for another method; 413
-// for a body, decoded body or record count over the source's limits (a gzip bomb is refused
-// once its output passes the limit, never expanded whole); 415 for an unsupported
-// Content-Encoding; 429 with Retry-After when ingest is behind; 503 with Retry-After when it
-// cannot store records for now (a full disk) or has stopped.
+// detail for failed authentication; 404 for an unknown source; 405 for another method; 408
+// for a body that did not arrive within the server's read timeout; 413 for a body, decoded
+// body or record count over the source's limits (a body announced larger than the limit is
+// refused unread, one sent without a length once it passes the limit, and a gzip bomb once
+// its output does, never expanded whole); 415 for an unsupported Content-Encoding; 429 with
+// Retry-After when ingest is behind; 503 with Retry-After when the source already has
+// Options.MaxInFlight requests in flight, when the bodies of all requests in flight hold the
+// memory allowed to them (Options.BodyMemory: bodies as sent and decoded, and decoders),
+// when ingest cannot store records for now (a full disk), or when it has stopped. A request refused before its body was read is answered at once
+// and its connection closed, so that an unauthenticated client cannot make the server wait
+// for (or read) its body.
+//
+// Listener caps the connections of the server as a whole (see its comment); timeouts are the
+// http.Server's.
 package httpsrc
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/ospreyhq/osprey/ingest/records"
 )
-
-// Authentication methods.
-const (
-	AuthNone   = "none"
-	AuthHeader = "header" // a shared secret in a named header
-	AuthHMAC   = "hmac"   // HMAC-SHA256 of the body with a secret, in a named header
-	AuthBearer = "bearer" // Authorization: Bearer <token>
-	AuthBasic  = "basic"  // Authorization: Basic, username and password
-)
-
-// Auth is how a source authenticates requests.
-type Auth struct {
-	Type     string // one of the Auth constants; default none
-	Header   string // header and hmac: the header carrying the secret or signature
-	Secret   string // the shared secret, HMAC key, bearer token or basic password
-	Username string // basic
-	Encoding string // hmac: the signature's encoding, hex (default) or base64
-
-	// SecretHash is the SHA-256 of the shared secret, bearer token or basic password, for a
-	// source that keeps the hash only; it is used when Secret is empty.
-	SecretHash [sha256.Size]byte
-}
-
-// Validate checks an authentication method's settings.
-func (a Auth) Validate() error {
-	switch a.Type {
-	case "", AuthNone:
-		return nil
-	case AuthHeader, AuthHMAC:
-		if a.Header == "" {
-			return fmt.Errorf("auth %s needs a header", a.Type)
-		}
-		if a.Type == AuthHMAC && a.Encoding != "" && a.Encoding != "hex" && a.Encoding != "base64" {
-			return fmt.Errorf("auth hmac: encoding %q (want hex or base64)", a.Encoding)
-		}
-	case AuthBearer:
-	case AuthBasic:
-		if a.Username == "" {
-			return errors.New("auth basic needs a username")
-		}
-	default:
-		return fmt.Errorf("unknown auth type %q (want none, header, hmac, bearer or basic)", a.Type)
-	}
-	if a.Secret == "" && (a.Type == AuthHMAC || a.SecretHash == [sha256.Size]byte{}) {
-		return fmt.Errorf("auth %s needs a secret", a.Type)
-	}
-	return nil
-}
-
-// secretIs reports whether got is the source's secret, comparing SHA-256 hashes in constant
-// time (so that a source may keep the hash only).
-func (a Auth) secretIs(got string) bool {
-	want := a.SecretHash
-	if a.Secret != "" {
-		want = sha256.Sum256([]byte(a.Secret))
-	}
-	sum := sha256.Sum256([]byte(got))
-	return subtle.ConstantTimeCompare(sum[:], want[:]) == 1
-}
-
-// check reports whether a request passes the method; body is the raw body, for hmac.
-func (a Auth) check(r *http.Request, body []byte) bool {
-	eq := func(got, want string) bool {
-		return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
-	}
-	switch a.Type {
-	case "", AuthNone:
-		return true
-	case AuthHeader:
-		return a.secretIs(r.Header.Get(a.Header))
-	case AuthBearer:
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		return ok && a.secretIs(token)
-	case AuthBasic:
-		user, pass, ok := r.BasicAuth()
-		// Both compared, so that the time taken does not tell which was wrong.
-		return ok && eq(user, a.Username) && a.secretIs(pass)
-	case AuthHMAC:
-		mac := hmac.New(sha256.New, []byte(a.Secret))
-		mac.Write(body)
-		sum := mac.Sum(nil)
-		got := r.Header.Get(a.Header)
-		got = strings.TrimPrefix(got, "sha256=") // as GitHub and others write it
-		var want []byte
-		var err error
-		if a.Encoding == "base64" {
-			want, err = base64.StdEncoding.DecodeString(got)
-		} else {
-			want, err = hex.DecodeString(got)
-		}
-		return err == nil && hmac.Equal(sum, want)
-	}
-	return false
-}
 
 // Source is an HTTP source.
 type Source struct {
@@ -140,8 +49,9 @@ type Source struct {
 
 // Default limits.
 const (
-	DefaultMaxBody    = 10 << 20
-	DefaultMaxRecords = 100000
+	DefaultMaxBody     = 10 << 20
+	DefaultMaxRecords  = 100000
+	DefaultMaxInFlight = 64
 )
 
 // Appender makes records durable; the pipeline is one.
@@ -164,37 +74,63 @@ type Observer interface {
 	Request(source string, code int, records int, bytes int64, took time.Duration)
 }
 
+// Options are a handler's settings; every field has a default.
+type Options struct {
+	// Classify maps an append error to ErrBusy, ErrUnavailable, ErrStopped or anything else (an internal
+	// error). Default: the error itself.
+	Classify func(error) error
+	// Observer is told about every request to a known source; may be nil.
+	Observer Observer
+	// Logger logs append failures; default none.
+	Logger *slog.Logger
+	// BodyMemory bounds the bytes of request bodies, as sent and decoded, and of decoders,
+	// held by all requests at once; default DefaultBodyMemory.
+	BodyMemory int64
+	// MaxInFlight bounds the requests of one source served at once; default
+	// DefaultMaxInFlight.
+	MaxInFlight int
+	// Now is the clock HMAC timestamps are checked against; default time.Now.
+	Now func() time.Time
+}
+
 // Handler serves POST /http/<source-id>.
 type Handler struct {
 	app    Appender
-	busy   func(error) int // the status for an append error (429, 503 or 500)
-	obs    Observer
-	log    *slog.Logger
-	mu     sync.RWMutex
-	byID   map[string]*Source
+	opts   Options
+	budget *budget
 	prefix string
+
+	mu   sync.RWMutex
+	byID map[string]*Source
+
+	flightMu sync.Mutex
+	inFlight map[string]int // requests being served, by source id
 }
 
-// New returns a handler appending to app. classify maps an append error to ErrBusy,
-// ErrUnavailable, ErrStopped or anything else (an internal error); obs and log may be nil.
-func New(app Appender, classify func(error) error, obs Observer, log *slog.Logger) *Handler {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// New returns a handler appending to app.
+func New(app Appender, opts Options) *Handler {
+	if opts.Classify == nil {
+		opts.Classify = func(err error) error { return err }
 	}
-	h := &Handler{app: app, obs: obs, log: log, byID: map[string]*Source{}, prefix: "/http/"}
-	h.busy = func(err error) int {
-		switch classify(err) {
-		case ErrBusy:
-			return http.StatusTooManyRequests
-		case ErrStopped, ErrUnavailable:
-			return http.StatusServiceUnavailable
-		}
-		return http.StatusInternalServerError
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return h
+	if opts.BodyMemory <= 0 {
+		opts.BodyMemory = DefaultBodyMemory
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Handler{app: app, opts: opts, budget: newBudget(opts.BodyMemory), prefix: "/http/",
+		byID: map[string]*Source{}, inFlight: map[string]int{}}
 }
 
-// SetSource adds or replaces a source.
+// SetSource adds or replaces a source. A source whose largest request (body, decoded body and
+// decoder) would not fit in the handler's BodyMemory alone is refused: it could never be
+// served.
 func (h *Handler) SetSource(s *Source) error {
 	if err := s.Auth.Validate(); err != nil {
 		return fmt.Errorf("source %s: %w", s.ID, err)
@@ -212,10 +148,21 @@ func (h *Handler) SetSource(s *Source) error {
 	if c.Split.MaxRecords <= 0 {
 		c.Split.MaxRecords = DefaultMaxRecords
 	}
+	if need := c.needs(); need > h.opts.BodyMemory {
+		return fmt.Errorf("source %s: a request at its limits (body %d bytes, decoded %d) needs %d bytes of body memory, more than the %d allowed",
+			s.ID, c.MaxBody, c.MaxBytes, need, h.opts.BodyMemory)
+	}
 	h.mu.Lock()
 	h.byID[s.ID] = &c
 	h.mu.Unlock()
 	return nil
+}
+
+// needs returns the body memory a request at the source's limits may hold at once: its body
+// as sent, a decoder, and the decoded body as its buffer doubles, old and new while one is
+// copied into the other.
+func (s *Source) needs() int64 {
+	return s.MaxBody + 1 + zstdDecoderCost + 2*(s.MaxBytes+1)
 }
 
 // RemoveSource removes a source: its requests get 404.
@@ -223,6 +170,29 @@ func (h *Handler) RemoveSource(id string) {
 	h.mu.Lock()
 	delete(h.byID, id)
 	h.mu.Unlock()
+}
+
+// BodyMemoryUsed returns the bytes of request bodies and decoders held now, of the
+// Options.BodyMemory allowed.
+func (h *Handler) BodyMemoryUsed() int64 { return h.budget.size - h.budget.remaining() }
+
+// enter counts a request of a source in flight, unless the source has MaxInFlight already.
+func (h *Handler) enter(id string) bool {
+	h.flightMu.Lock()
+	defer h.flightMu.Unlock()
+	if h.inFlight[id] >= h.opts.MaxInFlight {
+		return false
+	}
+	h.inFlight[id]++
+	return true
+}
+
+func (h *Handler) leave(id string) {
+	h.flightMu.Lock()
+	defer h.flightMu.Unlock()
+	if h.inFlight[id]--; h.inFlight[id] <= 0 {
+		delete(h.inFlight, id)
+	}
 }
 
 // ServeHTTP handles a request to /http/<source-id>.
@@ -233,13 +203,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	src := h.byID[id]
 	h.mu.RUnlock()
 	code, n, size := h.serve(w, r, src)
-	if h.obs != nil && src != nil {
-		h.obs.Request(src.ID, code, n, size, time.Since(start))
+	if h.opts.Observer != nil && src != nil {
+		h.opts.Observer.Request(src.ID, code, n, size, time.Since(start))
 	}
 }
 
+// discardGrace is how long net/http may go on reading the rest of a body refused unread
+// (at most 256 KiB of it) after the answer, before it closes the connection.
+const discardGrace = time.Second
+
+// Bytes a record's slice header takes, counted with the body it points into.
+const recordOverhead = 24
+
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, src *Source) (code, n int, size int64) {
+	bodyRead := false
 	fail := func(code int, msg string) (int, int, int64) {
+		if !bodyRead {
+			// Answer now and close, rather than let net/http read what is left of the body
+			// (up to 256 KiB, for as long as the client takes) before the answer:
+			// Connection: close spares the wait before, and a read deadline bounds the
+			// reading after (which lets a client still sending its body read the answer
+			// rather than a reset).
+			w.Header().Set("Connection", "close")
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(discardGrace))
+		}
+		if code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "1")
+		}
 		http.Error(w, msg, code)
 		return code, 0, size
 	}
@@ -251,30 +241,50 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, src *Source) (co
 		return fail(http.StatusMethodNotAllowed, "use POST")
 	}
 	// Authentication that does not need the body comes first: an unauthenticated client
-	// cannot make the server read its body.
-	if src.Auth.Type != AuthHMAC && !src.Auth.check(r, nil) {
+	// cannot make the server read its body, nor take the source's places in flight.
+	if !src.Auth.precheck(r, h.opts.Now()) {
 		return fail(http.StatusUnauthorized, "unauthorized")
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, src.MaxBody))
+	if r.ContentLength > src.MaxBody {
+		return fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", src.MaxBody))
+	}
+	if !h.enter(src.ID) {
+		return fail(http.StatusServiceUnavailable, "too many requests in flight for this source")
+	}
+	defer h.leave(src.ID)
+	mem := &lease{b: h.budget}
+	defer mem.release()
+	raw, err := readAll(r.Body, firstBuffer, r.ContentLength, src.MaxBody, mem)
 	size = int64(len(raw))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", src.MaxBody))
-		}
+	var timeout net.Error
+	switch {
+	case errors.Is(err, errTooLarge):
+		return fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", src.MaxBody))
+	case errors.Is(err, errBudget):
+		return fail(http.StatusServiceUnavailable, err.Error())
+	case errors.As(err, &timeout) && timeout.Timeout():
+		return fail(http.StatusRequestTimeout, "the body did not arrive in time")
+	case err != nil:
 		return fail(http.StatusBadRequest, "cannot read the body")
 	}
-	if src.Auth.Type == AuthHMAC && !src.Auth.check(r, raw) {
+	bodyRead = true
+	if !src.Auth.verify(r, raw) {
 		return fail(http.StatusUnauthorized, "unauthorized")
 	}
-	body, err := decode(r.Header.Get("Content-Encoding"), raw, src.MaxBytes)
+	enc := r.Header.Get("Content-Encoding")
+	body, err := decode(enc, raw, src.MaxBytes, mem)
 	switch {
 	case errors.Is(err, errEncoding):
 		return fail(http.StatusUnsupportedMediaType, err.Error())
 	case errors.Is(err, errTooLarge):
 		return fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("decoded body over %d bytes", src.MaxBytes))
+	case errors.Is(err, errBudget):
+		return fail(http.StatusServiceUnavailable, err.Error())
 	case err != nil:
 		return fail(http.StatusBadRequest, err.Error())
+	}
+	if !identity(enc) {
+		mem.shrink(int64(cap(raw))) // the body as sent is not used past here
 	}
 	recs, err := src.Split.Split(body)
 	switch {
@@ -283,58 +293,22 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, src *Source) (co
 	case err != nil:
 		return fail(http.StatusBadRequest, err.Error())
 	}
+	if err := mem.grow(int64(cap(recs)) * recordOverhead); err != nil {
+		return fail(http.StatusServiceUnavailable, err.Error())
+	}
 	if len(recs) > 0 {
 		if err := h.app.Append(r.Context(), src.ID, recs); err != nil {
-			code := h.busy(err)
-			if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-				w.Header().Set("Retry-After", "1")
-				return fail(code, err.Error())
+			switch h.opts.Classify(err) {
+			case ErrBusy:
+				return fail(http.StatusTooManyRequests, err.Error())
+			case ErrStopped, ErrUnavailable:
+				return fail(http.StatusServiceUnavailable, err.Error())
 			}
-			h.log.Error("append failed", "source", src.ID, "err", err)
-			return fail(code, "could not store the records")
+			h.opts.Logger.Error("append failed", "source", src.ID, "err", err)
+			return fail(http.StatusInternalServerError, "could not store the records")
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, "{\"records\":%d}\n", len(recs))
 	return http.StatusOK, len(recs), size
-}
-
-var (
-	errEncoding = errors.New("unsupported Content-Encoding")
-	errTooLarge = errors.New("decoded body too large")
-)
-
-// decode undoes a Content-Encoding, refusing output past max.
-func decode(enc string, raw []byte, max int64) ([]byte, error) {
-	var r io.Reader
-	switch strings.ToLower(strings.TrimSpace(enc)) {
-	case "", "identity":
-		return raw, nil
-	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
-		if err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
-		}
-		r = zr
-	case "zstd":
-		zr, err := zstd.NewReader(bytes.NewReader(raw), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max)+1))
-		if err != nil {
-			return nil, fmt.Errorf("zstd: %w", err)
-		}
-		defer zr.Close()
-		r = zr
-	default:
-		return nil, fmt.Errorf("%w %q (use gzip, zstd or none)", errEncoding, enc)
-	}
-	out, err := io.ReadAll(io.LimitReader(r, max+1))
-	if err != nil {
-		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
-			return nil, errTooLarge
-		}
-		return nil, fmt.Errorf("%s: %w", enc, err)
-	}
-	if int64(len(out)) > max {
-		return nil, errTooLarge
-	}
-	return out, nil
 }

@@ -55,16 +55,18 @@ func (o *seen) Request(source string, code int, records int, bytes int64, took t
 
 var errFull = errors.New("full")
 
+func classify(err error) error {
+	if errors.Is(err, errFull) {
+		return ErrBusy
+	}
+	return err
+}
+
 func newServer(t *testing.T, sources ...*Source) (*httptest.Server, *store, *seen) {
 	t.Helper()
 	st := &store{recs: map[string][]string{}}
 	obs := &seen{}
-	h := New(st, func(err error) error {
-		if errors.Is(err, errFull) {
-			return ErrBusy
-		}
-		return err
-	}, obs, nil)
+	h := New(st, Options{Classify: classify, Observer: obs})
 	for _, s := range sources {
 		if err := h.SetSource(s); err != nil {
 			t.Fatal(err)
@@ -124,6 +126,13 @@ func TestAuth(t *testing.T) {
 		{"token", map[string]string{"Authorization": "Bearer t0ken"}, 200},
 		{"token", map[string]string{"Authorization": "Bearer t0ke"}, 401},
 		{"token", map[string]string{"Authorization": "t0ken"}, 401},
+		{"token", map[string]string{"Authorization": "bearer t0ken"}, 200},
+		{"token", map[string]string{"Authorization": "BEARER t0ken"}, 200},
+		{"token", map[string]string{"Authorization": "Bearer  t0ken "}, 200},
+		{"token", map[string]string{"Authorization": "Bearer"}, 401},
+		{"token", map[string]string{"Authorization": "Basic t0ken"}, 401},
+		{"basic", map[string]string{"Authorization": "basic " + strings.TrimPrefix(basic("fluent", "pw"), "Basic ")}, 200},
+		{"basic", map[string]string{"Authorization": "BASIC " + strings.TrimPrefix(basic("fluent", "pw"), "Basic ")}, 200},
 		{"basic", map[string]string{"Authorization": basic("fluent", "pw")}, 200},
 		{"basic", map[string]string{"Authorization": basic("fluent", "pwx")}, 401},
 		{"basic", map[string]string{"Authorization": basic("other", "pw")}, 401},
@@ -174,7 +183,7 @@ func TestEncodingsAndLimits(t *testing.T) {
 		{"unknown encoding", "lines", lines, "br", 415, "Content-Encoding"},
 		{"body too large", "lines", bytes.Repeat([]byte("x\n"), 1<<20), "", 413, "body over"},
 		// 64 MiB of zeros gzip to 64 KiB: refused once 4 MiB are out, not expanded.
-		{"gzip bomb", "lines", gz(make([]byte, 64<<20)), "gzip", 413, "decoded body over"},
+		{"gzip bomb", "lines", bomb(64 << 20), "gzip", 413, "decoded body over"},
 		{"zstd bomb", "lines", zs(make([]byte, 64<<20)), "zstd", 413, "decoded body over"},
 		{"too many records", "few", lines, "", 413, "too many records"},
 		{"envelope", "trail", []byte(`{"Records":[{"e":1},{"e":2}]}`), "", 200, `{"records":2}`},
