@@ -9,9 +9,9 @@ build:
 	$(GO) build -o bin/osprey-bench ./cmd/osprey-bench
 
 # The whole test suite: formatting and vet first, what the tests need beyond Go modules, then
-# every package's tests.
+# every package's tests under the race detector.
 test: check test-deps tools
-	$(GO) test ./...
+	$(GO) test -race ./...
 
 # Installs (when missing) what tests use beyond Go modules: syslog-ng for the shipper test.
 test-deps:
