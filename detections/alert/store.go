@@ -82,7 +82,7 @@ func (g *group) key() groupKey { return groupKey{g.Rule, g.Dedup} }
 type state struct {
 	Epoch  uint64            `json:"epoch"` // the last epoch prepared
 	Alerts map[string]*Alert `json:"alerts"`
-	Groups map[groupKey]*group
+	Groups map[groupKey]*group `json:"-"`
 	// GroupList is Groups as written in the snapshot (JSON objects cannot have struct keys).
 	GroupList []*group `json:"groups"`
 	// Unnotified holds the ids of alerts raised and not yet handed to destinations.
