@@ -2,16 +2,21 @@
 
 GO ?= go
 
-.PHONY: build test test-deps check tools bench bench-go bench-serve bench-query bench-detect bench-alerts quickstart clean
+.PHONY: build test fuzz test-deps check tools bench bench-go bench-serve bench-query bench-detect bench-alerts quickstart clean
 
 build:
 	$(GO) build -o bin/osprey ./cmd/osprey
 	$(GO) build -o bin/osprey-bench ./cmd/osprey-bench
 
 # The whole test suite: formatting and vet first, what the tests need beyond Go modules, then
-# every package's tests.
+# every package's tests under the race detector, then every fuzz target briefly.
 test: check test-deps tools
-	$(GO) test ./...
+	$(GO) test -race ./...
+	@GO=$(GO) ./.ci/fuzz
+
+# Every fuzz target of the repository for FUZZTIME each (default 3s), one after the other.
+fuzz:
+	@GO=$(GO) ./.ci/fuzz
 
 # Installs (when missing) what tests use beyond Go modules: syslog-ng for the shipper test.
 test-deps:

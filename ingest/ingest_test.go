@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -751,44 +752,49 @@ func TestHeaderColumns(t *testing.T) {
 }
 
 // TestMaxDelay checks that with Options.MaxDelay a worker hands its rows to the sink on its
-// own, without Flush, once they have waited that long; without it they wait for Flush.
+// own, without Flush, once they have waited that long and not before; without it they wait for
+// Flush. The clock is synctest's: the test fails if nothing arrives, and takes no real time.
 func TestMaxDelay(t *testing.T) {
-	ctx := context.Background()
-	for _, delay := range []time.Duration{0, 50 * time.Millisecond} {
-		sink := &collect{}
-		in, err := ingest.New(ctx, sink, ingest.Options{Workers: 2, MaxDelay: delay})
-		if err != nil {
-			t.Fatal(err)
-		}
-		src := &ingest.Source{Source: batch.Source{ID: "s"}, LogTypes: logTypes(t, "Panther.Audit")}
-		var done sync.WaitGroup
-		for i := range 3 {
-			recs := [][]byte{[]byte(auditEvent(fmt.Sprint("A", i), "2026-11-22T10:00:00Z"))}
-			if err := in.IngestRecords(ctx, src, "req", recs, &done); err != nil {
+	const delay = 50 * time.Millisecond
+	for _, maxDelay := range []time.Duration{0, delay} {
+		synctest.Test(t, func(t *testing.T) {
+			ctx := context.Background()
+			sink := &collect{}
+			in, err := ingest.New(ctx, sink, ingest.Options{Workers: 2, MaxDelay: maxDelay})
+			if err != nil {
 				t.Fatal(err)
 			}
-		}
-		done.Wait()
-		// Long enough for a 50 ms delay many times over, on a loaded machine too.
-		deadline := time.Now().Add(5 * time.Second)
-		got := 0
-		for time.Now().Before(deadline) {
-			if got = len(sink.table("panther_logs.panther_audit")); got == 3 || delay == 0 && time.Now().After(deadline.Add(-4500*time.Millisecond)) {
-				break
+			src := &ingest.Source{Source: batch.Source{ID: "s"}, LogTypes: logTypes(t, "Panther.Audit")}
+			var done sync.WaitGroup
+			for i := range 3 {
+				recs := [][]byte{[]byte(auditEvent(fmt.Sprint("A", i), "2026-11-22T10:00:00Z"))}
+				if err := in.IngestRecords(ctx, src, "req", recs, &done); err != nil {
+					t.Fatal(err)
+				}
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		switch {
-		case delay > 0 && got != 3:
-			t.Errorf("MaxDelay %v: the sink has %d rows before Flush, want 3", delay, got)
-		case delay == 0 && got != 0:
-			t.Errorf("no MaxDelay: the sink has %d rows before Flush, want 0", got)
-		}
-		if _, err := in.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if got := len(sink.table("panther_logs.panther_audit")); got != 3 {
-			t.Errorf("MaxDelay %v: %d rows after Close, want 3", delay, got)
-		}
+			done.Wait()
+			time.Sleep(delay - time.Millisecond)
+			synctest.Wait()
+			if got := len(sink.table("panther_logs.panther_audit")); got != 0 {
+				t.Errorf("MaxDelay %v: the sink has %d rows before the delay, want 0", maxDelay, got)
+			}
+			time.Sleep(time.Millisecond)
+			synctest.Wait()
+			want := 3
+			if maxDelay == 0 {
+				time.Sleep(time.Hour) // without MaxDelay nothing is handed on, however long
+				synctest.Wait()
+				want = 0
+			}
+			if got := len(sink.table("panther_logs.panther_audit")); got != want {
+				t.Errorf("MaxDelay %v: the sink has %d rows before Flush, want %d", maxDelay, got, want)
+			}
+			if _, err := in.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(sink.table("panther_logs.panther_audit")); got != 3 {
+				t.Errorf("MaxDelay %v: %d rows after Close, want 3", maxDelay, got)
+			}
+		})
 	}
 }

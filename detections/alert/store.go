@@ -82,9 +82,9 @@ func (g *group) key() groupKey { return groupKey{g.Rule, g.Dedup} }
 
 // state is what the journal and the snapshot hold.
 type state struct {
-	Epoch  uint64            `json:"epoch"` // the last epoch prepared
-	Alerts map[string]*Alert `json:"alerts"`
-	Groups map[groupKey]*group
+	Epoch  uint64              `json:"epoch"` // the last epoch prepared
+	Alerts map[string]*Alert   `json:"alerts"`
+	Groups map[groupKey]*group `json:"-"`
 	// GroupList is Groups as written in the snapshot (JSON objects cannot have struct keys).
 	GroupList []*group `json:"groups"`
 	// Unnotified holds the ids of alerts raised and not yet handed to destinations.

@@ -276,6 +276,14 @@ func (sp *jsonSplitter) decideHead() (decided, envelope bool) {
 // ends the record when its value is complete.
 func (sp *jsonSplitter) recordByte(c byte) error {
 	if sp.inStr {
+		if c == '\n' {
+			// A raw line feed in a string (not JSON, but lenient parsers read it) would cut the
+			// record in two lines: it is written as the escape \n.
+			sp.add('\\')
+			sp.add('n')
+			sp.esc = false
+			return nil
+		}
 		sp.add(c)
 		if sp.esc {
 			sp.esc = false
@@ -396,7 +404,15 @@ func (sp *jsonSplitter) send(c Chunk) error {
 // (its parser will refuse it).
 func (sp *jsonSplitter) finish() error {
 	if sp.state == stHead {
-		sp.rec = append(sp.rec, sp.head...)
+		// The start of an object the stream ended in: a record, compacted as any other.
+		head := sp.head
+		sp.head = nil
+		sp.state, sp.inList = stRecord, false
+		for _, b := range head {
+			if err := sp.recordByte(b); err != nil {
+				return err
+			}
+		}
 	}
 	if len(sp.rec) > 0 || sp.over {
 		sp.inList = false

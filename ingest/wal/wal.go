@@ -419,6 +419,10 @@ func scan(path string, first uint64, fn func(seq uint64, e Entry) error) (uint64
 		return 0, 0, err
 	}
 	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
 	r := bufio.NewReaderSize(f, 1<<20)
 	var n uint64
 	var off int64
@@ -433,7 +437,8 @@ func scan(path string, first uint64, fn func(seq uint64, e Entry) error) (uint64
 		}
 		size := binary.LittleEndian.Uint32(hdr[0:])
 		sum := binary.LittleEndian.Uint32(hdr[4:])
-		if size < 8 || size > maxFrame {
+		// A damaged length is not trusted for more than the file holds: no buffer is made for it.
+		if size < 8 || size > maxFrame || off+8+int64(size) > info.Size() {
 			return n, off, errTorn
 		}
 		if cap(frame) < int(size) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -443,5 +444,31 @@ func fill(t *testing.T, dir string) string {
 			}
 			return path
 		}
+	}
+}
+
+// TestOpenDamagedLength: a torn last frame whose length field is garbage is cut without a
+// buffer of that length being made (found by FuzzSegment: a length of 800 MB was allocated).
+func TestOpenDamagedLength(t *testing.T) {
+	dir := t.TempDir()
+	seg := appendFrame(nil, 0, entry(0))
+	seg = append(seg, 0, 0, 0, 0x30, 1, 2, 3, 4, 5) // a length of 768 MiB, then 5 bytes
+	path := filepath.Join(dir, "00000000000000000000.wal")
+	if err := os.WriteFile(path, seg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	l, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	defer l.Close()
+	if l.Next() != 1 {
+		t.Errorf("Next %d, want 1", l.Next())
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
+		t.Errorf("Open allocated %d MiB for a torn frame", got>>20)
 	}
 }
