@@ -151,7 +151,7 @@ func TestBad(t *testing.T) {
 	f(sys+"    syslog: {idleTimeout: 10ms}", "syslog.idleTimeout must be at least 1s")
 	f(sys+"    syslog: {maxLine: 1}", "unknown field")
 	f("sources:\n  - id: a\n    type: http\n    logTypes: [X]\n    syslog: {maxConnections: 1}", "syslog settings are for syslog sources")
-	f("http:\n  readTimeout: -1s", "timeouts must not be negative")
+	f("http:\n  readTimeout: -1s", `duration "-1s": negative`)
 	f("http:\n  readHeaderTimeout: 2m\n  readTimeout: 1m", "readHeaderTimeout must not be longer")
 	f("http:\n  writeTimeout: 10s", "writeTimeout must be at least readTimeout")
 	f("http:\n  maxConns: -1", "must not be negative")
@@ -161,7 +161,7 @@ func TestBad(t *testing.T) {
 	hook := "sources:\n  - id: a\n    type: http\n    logTypes: [X]\n"
 	f(hook+"    auth: {type: header, header: h, secret: s, timestampHeader: t}", "are for auth hmac")
 	f(hook+"    auth: {type: hmac, header: h, secret: s, window: 1m}", "auth window")
-	f(hook+"    auth: {type: hmac, header: h, secret: s, timestampHeader: t, window: -1m}", "auth window")
+	f(hook+"    auth: {type: hmac, header: h, secret: s, timestampHeader: t, window: -1m}", `duration "-1m": negative`)
 }
 
 func TestSyslogLimits(t *testing.T) {
