@@ -803,7 +803,21 @@ func SaveLakeSources(lakeDir string, sources []Source) error {
 // the lock of the sources file (_osprey/sources.yml.lock) from the read to the write, so that
 // concurrent changes are not lost.
 func UpdateLakeSources(lakeDir string, update func([]Source) ([]Source, error)) error {
-	path := LakeSourcesFile(lakeDir)
+	return locked(LakeSourcesFile(lakeDir), func() error {
+		sources, err := LoadLakeSources(lakeDir)
+		if err != nil {
+			return err
+		}
+		if sources, err = update(sources); err != nil {
+			return err
+		}
+		return SaveLakeSources(lakeDir, sources)
+	})
+}
+
+// locked runs f holding the lock of the file at path (its directory made first): the read,
+// change and write of f cannot interleave with another process's.
+func locked(path string, f func() error) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
@@ -812,14 +826,7 @@ func UpdateLakeSources(lakeDir string, update func([]Source) ([]Source, error)) 
 		return err
 	}
 	defer unlock()
-	sources, err := LoadLakeSources(lakeDir)
-	if err != nil {
-		return err
-	}
-	if sources, err = update(sources); err != nil {
-		return err
-	}
-	return SaveLakeSources(lakeDir, sources)
+	return f()
 }
 
 // MarshalYAML writes a size in bytes.

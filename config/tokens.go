@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -69,29 +68,23 @@ func LoadTokens(lakeDir string) ([]Token, error) {
 // file's lock from the read to the write.
 func updateTokens(lakeDir string, update func([]Token) ([]Token, error)) error {
 	path := TokensPath(lakeDir)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	unlock, err := durable.Lock(path)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	ts, err := LoadTokens(lakeDir)
-	if err != nil {
-		return err
-	}
-	if ts, err = update(ts); err != nil {
-		return err
-	}
-	data, err := json.MarshalIndent(ts, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := durable.WriteFile(path, append(data, '\n'), 0o600); err != nil {
-		return fmt.Errorf("save tokens: %w", err)
-	}
-	return nil
+	return locked(path, func() error {
+		ts, err := LoadTokens(lakeDir)
+		if err != nil {
+			return err
+		}
+		if ts, err = update(ts); err != nil {
+			return err
+		}
+		data, err := json.MarshalIndent(ts, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := durable.WriteFile(path, append(data, '\n'), 0o600); err != nil {
+			return fmt.Errorf("save tokens: %w", err)
+		}
+		return nil
+	})
 }
 
 // CreateToken adds a token to the lake and returns it with its secret, which is not stored.
