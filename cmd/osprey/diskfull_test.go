@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ospreyhq/osprey/internal/disktest"
 )
 
 // TestServeDiskFull runs osprey serve on a lake on a small tmpfs, fills the disk and frees it:
@@ -27,11 +28,11 @@ func TestServeDiskFull(t *testing.T) {
 }
 
 func testServeDiskFull(t *testing.T, walElsewhere bool) {
-	mnt := mountTmpfs(t, "32m")
+	mnt := disktest.Tmpfs(t, "32m")
 	dir := filepath.Join(mnt, "lake")
 	osprey(t, "--lake", dir, "source", "add", "audit", "--log-type", "Panther.Audit")
 	if walElsewhere {
-		bindMount(t, t.TempDir(), filepath.Join(dir, "_osprey", "wal"))
+		disktest.BindMount(t, t.TempDir(), filepath.Join(dir, "_osprey", "wal"))
 	}
 	cfg := filepath.Join(t.TempDir(), "osprey.yml")
 	os.WriteFile(cfg, []byte("flush:\n  age: 200ms\n"), 0o644)
@@ -67,7 +68,7 @@ func testServeDiskFull(t *testing.T, walElsewhere bool) {
 		t.Fatalf("post before the disk is full: %d", code)
 	}
 
-	filler := fill(t, mnt)
+	filler := disktest.Fill(t, mnt, 64<<10)
 	if walElsewhere {
 		// The log takes the records, and the flush that follows fails.
 		if code, _ := postBatch(20); code != http.StatusOK {
@@ -163,59 +164,4 @@ func testServeDiskFull(t *testing.T, walElsewhere bool) {
 		t.Errorf("%d of %d acknowledged events are not in the lake", missing, len(acked))
 	}
 	t.Logf("%d events sent, %d acknowledged, %d in the lake", sent, len(acked), len(seen))
-}
-
-// mountTmpfs mounts a tmpfs of the given size on a new directory for the test, and skips the
-// test where mounting is not allowed.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		if errors.Is(err, syscall.EPERM) {
-			t.Skipf("cannot mount a tmpfs to fill (needs root or CAP_SYS_ADMIN): %v", err)
-		}
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
-// bindMount mounts the directory src on dst (created if needed) for the test.
-func bindMount(t *testing.T, src, dst string) {
-	t.Helper()
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount(src, dst, "", syscall.MS_BIND, ""); err != nil {
-		t.Fatalf("bind mount %s on %s: %v", src, dst, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dst, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dst, err)
-		}
-	})
-}
-
-// fill writes a file in dir until the file system is full and returns its path.
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			return path
-		}
-	}
 }

@@ -6,11 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ospreyhq/osprey/lake"
+
+	"github.com/ospreyhq/osprey/internal/disktest"
 )
 
 // TestBacklogAfterRestart checks the backlog of a pipeline opened on a log holding entries not
@@ -94,7 +95,7 @@ func TestLogTrimmedAtFlush(t *testing.T) {
 // and Stats says why; once space is back the pipeline recovers by itself, and every
 // acknowledged record is in the lake exactly once.
 func TestDiskFull(t *testing.T) {
-	dir := mountTmpfs(t, "16m")
+	dir := disktest.Tmpfs(t, "16m")
 	l, err := lake.Open(filepath.Join(dir, "lake"))
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +121,7 @@ func TestDiskFull(t *testing.T) {
 	if err := p.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	filler := fill(t, dir)
+	filler := disktest.Fill(t, dir, 64<<10)
 	appendSome(200)
 	if err := p.Sync(ctx); err == nil {
 		t.Fatal("a flush on a full disk succeeded")
@@ -167,45 +168,6 @@ func waitFault(t *testing.T, p *Pipeline, want bool) {
 		case <-timeout:
 			err, _ := p.Fault()
 			t.Fatalf("after a minute the pipeline's fault is %v", err)
-		}
-	}
-}
-
-// mountTmpfs mounts a tmpfs of the given size on a new directory for the test, and skips the
-// test where mounting is not allowed.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		if errors.Is(err, syscall.EPERM) {
-			t.Skipf("cannot mount a tmpfs to fill (needs root or CAP_SYS_ADMIN): %v", err)
-		}
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
-// fill writes a file in dir until the file system is full and returns its path.
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			return path
 		}
 	}
 }

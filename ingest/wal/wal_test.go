@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/ospreyhq/osprey/internal/disktest"
 )
 
 // entry returns the i-th test entry; one in four has a trailer (an S3 object, a cursor, or both).
@@ -351,7 +353,7 @@ func diskBytes(t *testing.T, dir string) int64 {
 // with the sequence numbers the failed ones had, and a reopened log holds exactly the
 // acknowledged entries.
 func TestDiskFull(t *testing.T) {
-	dir := mountTmpfs(t, "1m")
+	dir := disktest.Tmpfs(t, "1m")
 	walDir := filepath.Join(dir, "wal")
 	l, err := Open(walDir, Options{})
 	if err != nil {
@@ -368,7 +370,7 @@ func TestDiskFull(t *testing.T) {
 		}
 		acked = append(acked, seq)
 	}
-	filler := fill(t, dir)
+	filler := disktest.Fill(t, dir, 4096)
 	failed := 0
 	for range 4 {
 		if _, err := l.Append(ctx, big); err == nil {
@@ -404,45 +406,6 @@ func TestDiskFull(t *testing.T) {
 	for i := range acked {
 		if !same(got[uint64(i)], entry(i)) {
 			t.Errorf("entry %d = %v, want %v", i, got[uint64(i)], entry(i))
-		}
-	}
-}
-
-// mountTmpfs mounts a tmpfs of the given size on a new directory for the test, and skips the
-// test where mounting is not allowed.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		if errors.Is(err, syscall.EPERM) {
-			t.Skipf("cannot mount a tmpfs to fill (needs root or CAP_SYS_ADMIN): %v", err)
-		}
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
-// fill writes a file in dir until the file system is full and returns its path.
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 4096)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			return path
 		}
 	}
 }
