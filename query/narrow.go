@@ -35,19 +35,15 @@ type tableRef struct {
 }
 
 // narrow rewrites a statement so that each table reference restricted by p_event_time reads the
-// partitions of its range only. It returns the statement unchanged when nothing can be narrowed.
-func (d *DB) narrow(ctx context.Context, conn *sql.Conn, stmt string) (string, error) {
+// partitions of its range only; tree is the statement's parse tree (parseQuery's JSON). It
+// returns the statement unchanged when nothing can be narrowed.
+func (d *DB) narrow(stmt, js string) (string, error) {
 	if !strings.Contains(strings.ToLower(stmt), "p_event_time") {
 		return stmt, nil
 	}
-	var js, tz string
-	// json_serialize_sql returns DuckDB's JSON type, which the driver decodes: ask for text.
-	err := conn.QueryRowContext(ctx, "SELECT json_serialize_sql(?::VARCHAR)::VARCHAR, current_setting('TimeZone')", stmt).Scan(&js, &tz)
-	if err != nil {
-		return stmt, nil // not something the serializer knows: run it as it is
-	}
-	// Timestamp literals without an offset are read in the session's time zone.
-	loc, err := time.LoadLocation(tz)
+	// Timestamp literals without an offset are read in the session's time zone, which
+	// statements cannot change.
+	loc, err := time.LoadLocation(d.opts.TimeZone)
 	if err != nil {
 		return stmt, nil
 	}
@@ -397,35 +393,36 @@ func (d *DB) Explain(ctx context.Context, stmt string) (string, error) {
 //  3. tables are narrowed, and Run prepares the final text as one statement of type SELECT
 //     before it runs (checkPrepared).
 func (d *DB) prepare(ctx context.Context, conn *sql.Conn, stmt string, now time.Time, params map[string]any) (string, bool, error) {
-	check := func(text string) (prefix, inner string, err error) {
+	check := func(text string) (prefix, inner, tree string, err error) {
 		prefix, inner = splitExplain(text)
 		if inner == "" || !explainPrefix(prefix) {
-			return "", "", ErrNotQuery
+			return "", "", "", ErrNotQuery
 		}
-		if _, err := parseQuery(ctx, conn, inner); err != nil {
+		tree, err = parseQuery(ctx, conn, inner)
+		if err != nil {
 			if errors.Is(err, ErrNotQuery) || errors.Is(err, errNUL) || errors.Is(err, errUTF8) {
-				return "", "", err
+				return "", "", "", err
 			}
-			return "", "", d.explainError(err)
+			return "", "", "", d.explainError(err)
 		}
-		return prefix, inner, nil
+		return prefix, inner, tree, nil
 	}
 	whole, err := expandMacros(stmt, now, deferEval, params)
 	if err != nil {
 		return "", false, err
 	}
-	if _, _, err := check(whole); err != nil {
-		return "", false, err
-	}
-	expanded, err := expandMacros(stmt, now, duckEval(ctx, conn), params)
+	prefix, inner, tree, err := check(whole)
 	if err != nil {
 		return "", false, err
 	}
-	prefix, inner, err := check(expanded)
-	if err != nil {
+	if expanded, err := expandMacros(stmt, now, duckEval(ctx, conn), params); err != nil {
 		return "", false, err
+	} else if expanded != whole { // constant arguments became literals: check it again
+		if prefix, inner, tree, err = check(expanded); err != nil {
+			return "", false, err
+		}
 	}
-	out, err := d.narrow(ctx, conn, inner)
+	out, err := d.narrow(inner, tree)
 	if err != nil {
 		return "", false, fmt.Errorf("narrow: %w", err)
 	}
