@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -29,21 +28,9 @@ const syslogAttackBytes = 1 << 30
 // stays healthy, its peak RSS stays under maxSyslogAttackRSS, the other messages are flushed to
 // the lake, and at stop the attack line's head is kept (cut to the message limit) and logged.
 func TestServeHostileSyslogLine(t *testing.T) {
-	dir := t.TempDir()
-	lakeDir := filepath.Join(dir, "lake")
-	cfg := fmt.Sprintf("lake: %s\nflush:\n  age: 1s\nsources:\n  - id: sys\n    type: syslog\n    listen: [tcp://127.0.0.1:0]\n    logTypes: [Syslog.RFC3164]\n", lakeDir)
-	cfgPath := filepath.Join(dir, "osprey.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d := startServeConfig(t, cfgPath)
+	d, lakeDir, addrs := startSyslogServe(t, "tcp://127.0.0.1:0", "Syslog.RFC3164")
 	defer d.cmd.Process.Kill()
-	d.waitOutput(t, 1, "syslog source sys on")
-	m := regexp.MustCompile(`syslog source sys on tcp://(127\.0\.0\.1:\d+)`).FindStringSubmatch(d.output())
-	if m == nil {
-		t.Fatalf("no syslog address in:\n%s", d.output())
-	}
-	addr := m[1]
+	addr := strings.TrimPrefix(addrs[0], "tcp://")
 
 	attack, err := net.Dial("tcp", addr)
 	if err != nil {

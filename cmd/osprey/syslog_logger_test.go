@@ -22,21 +22,9 @@ func TestServeSyslogLogger(t *testing.T) {
 	if err != nil {
 		t.Skip("util-linux logger is not installed")
 	}
-	dir := t.TempDir()
-	lakeDir := filepath.Join(dir, "lake")
-	cfg := fmt.Sprintf("lake: %s\nflush:\n  age: 1s\nsources:\n  - id: sys\n    type: syslog\n    listen: [udp://127.0.0.1:0, tcp://127.0.0.1:0]\n    logTypes: [Syslog.RFC5424, Syslog.RFC3164]\n", lakeDir)
-	cfgPath := filepath.Join(dir, "osprey.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d := startServeConfig(t, cfgPath)
+	d, lakeDir, addrs := startSyslogServe(t, "udp://127.0.0.1:0, tcp://127.0.0.1:0", "Syslog.RFC5424, Syslog.RFC3164")
 	defer d.cmd.Process.Kill()
-	d.waitOutput(t, 1, "syslog source sys on")
-	m := regexp.MustCompile(`syslog source sys on udp://127\.0\.0\.1:(\d+) tcp://127\.0\.0\.1:(\d+)`).FindStringSubmatch(d.output())
-	if m == nil {
-		t.Fatalf("no syslog addresses in:\n%s", d.output())
-	}
-	udp, tcp := m[1], m[2]
+	udp, tcp := port(t, addrs[0]), port(t, addrs[1])
 	sends := []struct {
 		args []string
 		msg  string
@@ -94,4 +82,36 @@ func sumMetric(text, prefix string) float64 {
 		}
 	}
 	return sum
+}
+
+// startSyslogServe runs osprey serve with one syslog source, sys, listening on listen (a YAML
+// list's items, ports 0) for logTypes, its lake flushed every second; it returns the daemon,
+// its lake and the addresses the source listens on, in listen's order.
+func startSyslogServe(t *testing.T, listen, logTypes string) (*daemon, string, []string) {
+	t.Helper()
+	dir := t.TempDir()
+	lakeDir := filepath.Join(dir, "lake")
+	cfg := fmt.Sprintf("lake: %s\nflush:\n  age: 1s\nsources:\n  - id: sys\n    type: syslog\n    listen: [%s]\n    logTypes: [%s]\n", lakeDir, listen, logTypes)
+	cfgPath := filepath.Join(dir, "osprey.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startServeConfig(t, cfgPath)
+	d.waitOutput(t, 1, "syslog source sys on")
+	m := regexp.MustCompile(`syslog source sys on (.*)`).FindStringSubmatch(d.output())
+	if m == nil {
+		d.cmd.Process.Kill()
+		t.Fatalf("no syslog address in:\n%s", d.output())
+	}
+	return d, lakeDir, strings.Fields(m[1])
+}
+
+// port returns the port of a syslog address such as tcp://127.0.0.1:514.
+func port(t *testing.T, addr string) string {
+	t.Helper()
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
+		t.Fatalf("address %q has no port", addr)
+	}
+	return addr[i+1:]
 }
