@@ -37,6 +37,9 @@ const (
 	apiWorkerDuckDB = "1GB"
 	// apiWorkerPoll is how often serve reads a worker's resident memory.
 	apiWorkerPoll = 10 * time.Millisecond
+	// apiWorkerGrace is how long past its query's timeout a worker may take to answer before
+	// serve kills it (DuckDB stops a statement at its timeout; this is for one that does not).
+	apiWorkerGrace = 10 * time.Second
 )
 
 var errWorkerMemory = fmt.Errorf("the query needed more than %d MiB of memory: select fewer or narrower rows (max_rows, LIMIT)", apiWorkerMemory>>20)
@@ -77,6 +80,8 @@ func (a *queryAPI) run(ctx context.Context, w http.ResponseWriter, req workerReq
 	if err != nil {
 		return workerResult{}, fmt.Errorf("query parameters: %w", err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, req.Timeout+apiWorkerGrace)
+	defer cancel()
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
 		return workerResult{}, err
