@@ -122,7 +122,6 @@ import (
 
 	"github.com/goccy/go-yaml"
 
-	"github.com/ospreyhq/osprey/detections/dest"
 	"github.com/ospreyhq/osprey/durable"
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/units"
@@ -142,8 +141,8 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics"`
 	// Detections are the rules osprey serve runs on the events it ingests, and its schedules.
 	Detections Detections `yaml:"detections"`
-	// Destinations receive alerts (see package dest).
-	Destinations []dest.Config `yaml:"destinations"`
+	// Destinations receive alerts (package dest sends them).
+	Destinations []Destination `yaml:"destinations"`
 }
 
 // HTTP bounds what clients of osprey serve's HTTP server may hold: time, connections and
@@ -473,6 +472,10 @@ func Parse(data []byte, name string) (*Config, error) {
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
+// ValidID reports whether s may be the id of a source or destination: 1 to 64 letters, digits,
+// '_', '.' or '-', starting with a letter or digit. Such an id is safe as a file name.
+func ValidID(s string) bool { return idPattern.MatchString(s) }
+
 // Validate checks the configuration and fills the defaults of its sources.
 func (c *Config) Validate() error {
 	if c.Lake == "" {
@@ -519,7 +522,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("detections: dirs[%d] is empty", i)
 		}
 	}
-	if err := dest.ValidateAll(c.Destinations); err != nil {
+	if err := validateDestinations(c.Destinations); err != nil {
 		return err
 	}
 	return nil

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ospreyhq/osprey/config"
 )
 
 // lockedBuffer is a stdout that tests read once the outbox is closed.
@@ -46,8 +48,8 @@ func TestFileAndStdout(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "alerts.jsonl")
 	var out lockedBuffer
-	file := newDest(t, Config{ID: "file", Type: TypeFile, Path: path}, Options{})
-	stdout := newDest(t, Config{ID: "console", Type: TypeStdout}, Options{Stdout: &out})
+	file := newDest(t, config.Destination{ID: "file", Type: config.DestinationFile, Path: path}, Options{})
+	stdout := newDest(t, config.Destination{ID: "console", Type: config.DestinationStdout}, Options{Stdout: &out})
 	o := openOutbox(t, filepath.Join(dir, "outbox"), []Destination{file, stdout}, fastOptions())
 	start(t, o)
 	var want []string
@@ -102,8 +104,8 @@ func TestWebhookSignature(t *testing.T) {
 		}
 		return http.StatusNoContent
 	})
-	d := newDest(t, Config{
-		ID: "hook", Type: TypeWebhook, URL: rc.srv.URL, Secret: secret, Headers: map[string]string{"Authorization": "Bearer abc"},
+	d := newDest(t, config.Destination{
+		ID: "hook", Type: config.DestinationWebhook, URL: rc.srv.URL, Secret: secret, Headers: map[string]string{"Authorization": "Bearer abc"},
 	}, Options{})
 	o := openOutbox(t, t.TempDir(), []Destination{d}, fastOptions())
 	start(t, o)
@@ -153,7 +155,7 @@ func TestSignVerify(t *testing.T) {
 func TestSlackMessage(t *testing.T) {
 	t.Parallel()
 	rc := newReceiver(t, nil)
-	d := newDest(t, Config{ID: "slack", Type: TypeSlack, URL: rc.srv.URL + "/services/T0/B0/secret"}, Options{})
+	d := newDest(t, config.Destination{ID: "slack", Type: config.DestinationSlack, URL: rc.srv.URL + "/services/T0/B0/secret"}, Options{})
 	o := openOutbox(t, t.TempDir(), []Destination{d}, fastOptions())
 	start(t, o)
 	a := newAlert(41)
@@ -257,7 +259,7 @@ func TestParseRetryAfter(t *testing.T) {
 func TestErrorsHideTheURLPath(t *testing.T) {
 	t.Parallel()
 	rc := newReceiver(t, func(*request, http.ResponseWriter) int { return 0 })
-	d := newDest(t, Config{ID: "slack", Type: TypeSlack, URL: rc.srv.URL + "/services/T0/B0/token123"}, Options{})
+	d := newDest(t, config.Destination{ID: "slack", Type: config.DestinationSlack, URL: rc.srv.URL + "/services/T0/B0/token123"}, Options{})
 	err := d.Send(t.Context(), newAlert(1), "x")
 	if err == nil || strings.Contains(err.Error(), "token123") || !strings.Contains(err.Error(), rc.srv.URL) {
 		t.Errorf("error %v: want the host and not the path", err)
@@ -268,11 +270,11 @@ func TestErrorsHideTheURLPath(t *testing.T) {
 }
 
 func TestNewBuildsEveryType(t *testing.T) {
-	for _, c := range []Config{
-		{ID: "f", Type: TypeFile, Path: "/tmp/x"},
-		{ID: "s", Type: TypeStdout, MinSeverity: "high"},
-		{ID: "w", Type: TypeWebhook, URL: "http://127.0.0.1/", MaxAttempts: 2},
-		{ID: "k", Type: TypeSlack, URL: "https://hooks.slack.com/services/x"},
+	for _, c := range []config.Destination{
+		{ID: "f", Type: config.DestinationFile, Path: "/tmp/x"},
+		{ID: "s", Type: config.DestinationStdout, MinSeverity: "high"},
+		{ID: "w", Type: config.DestinationWebhook, URL: "http://127.0.0.1/", MaxAttempts: 2},
+		{ID: "k", Type: config.DestinationSlack, URL: "https://hooks.slack.com/services/x"},
 	} {
 		d, err := New(c, Options{})
 		if err != nil {
@@ -282,14 +284,14 @@ func TestNewBuildsEveryType(t *testing.T) {
 			t.Errorf("ID = %q, want %q", d.ID(), c.ID)
 		}
 		p := d.(interface{ Policy() Policy }).Policy()
-		if c.MaxAttempts > 0 && p.MaxAttempts != c.MaxAttempts || c.MaxAttempts == 0 && p.MaxAttempts != DefaultMaxAttempts {
+		if c.MaxAttempts > 0 && p.MaxAttempts != c.MaxAttempts || c.MaxAttempts == 0 && p.MaxAttempts != config.DefaultDestinationMaxAttempts {
 			t.Errorf("%s: policy %+v", c.ID, p)
 		}
 		if c.MinSeverity != "" && p.MinSeverity != "High" {
 			t.Errorf("%s: policy %+v", c.ID, p)
 		}
 	}
-	if _, err := New(Config{ID: "w", Type: TypeWebhook, URL: "http://h/", SecretEnv: "OSPREY_TEST_NOT_SET"}, Options{}); err == nil {
+	if _, err := New(config.Destination{ID: "w", Type: config.DestinationWebhook, URL: "http://h/", SecretEnv: "OSPREY_TEST_NOT_SET"}, Options{}); err == nil {
 		t.Error("New with a missing secret: no error")
 	}
 }

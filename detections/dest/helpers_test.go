@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ospreyhq/osprey/config"
 	"github.com/ospreyhq/osprey/detections/alert"
 )
 
@@ -135,7 +136,7 @@ func (rc *receiver) count() int {
 	return len(rc.requests)
 }
 
-func newDest(t *testing.T, c Config, opts Options) Destination {
+func newDest(t *testing.T, c config.Destination, opts Options) Destination {
 	t.Helper()
 	d, err := New(c, opts)
 	if err != nil {
@@ -146,7 +147,7 @@ func newDest(t *testing.T, c Config, opts Options) Destination {
 
 func webhook(t *testing.T, id string, rc *receiver, maxAttempts int) Destination {
 	t.Helper()
-	return newDest(t, Config{ID: id, Type: TypeWebhook, URL: rc.srv.URL + "/hook", MaxAttempts: maxAttempts}, Options{})
+	return newDest(t, config.Destination{ID: id, Type: config.DestinationWebhook, URL: rc.srv.URL + "/hook", MaxAttempts: maxAttempts}, Options{})
 }
 
 // fastOptions retries at once (backoff of a millisecond or so).

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ospreyhq/osprey/config"
 	"github.com/ospreyhq/osprey/detections/alert"
 	"github.com/ospreyhq/osprey/durable"
 )
@@ -37,7 +38,7 @@ type OutboxOptions struct {
 // DefaultOutboxOptions returns the defaults of OutboxOptions.
 func DefaultOutboxOptions() OutboxOptions {
 	return OutboxOptions{
-		MaxAttempts:   DefaultMaxAttempts,
+		MaxAttempts:   config.DefaultDestinationMaxAttempts,
 		BackoffBase:   time.Second,
 		BackoffCap:    5 * time.Minute,
 		MaxRetryAfter: 10 * time.Minute,
@@ -157,7 +158,7 @@ func OpenOutbox(dir string, dests []Destination, opts OutboxOptions) (*Outbox, e
 	}
 	for _, d := range dests {
 		id := d.ID()
-		if !idPattern.MatchString(id) {
+		if !config.ValidID(id) {
 			return nil, fmt.Errorf("open outbox: destination id %q: want 1 to 64 letters, digits, '_', '.' or '-'", id)
 		}
 		if o.senders[id] != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ospreyhq/osprey/config"
 	"github.com/ospreyhq/osprey/detections/alert"
 )
 
@@ -147,7 +148,7 @@ func TestDestinationsAreIndependent(t *testing.T) {
 	opts := fastOptions()
 	opts.BackoffBase, opts.BackoffCap = time.Hour, time.Hour
 	o := openOutbox(t, t.TempDir(), []Destination{
-		newDest(t, Config{ID: "slow", Type: TypeWebhook, URL: slow.srv.URL, Timeout: Duration(time.Hour)}, Options{}),
+		newDest(t, config.Destination{ID: "slow", Type: config.DestinationWebhook, URL: slow.srv.URL, Timeout: config.Duration(time.Hour)}, Options{}),
 		webhook(t, "failing", failing, 0),
 		webhook(t, "good", good, 0),
 	}, opts)
@@ -199,7 +200,7 @@ func TestRestart(t *testing.T) {
 		return http.StatusOK
 	})
 	process := func(n string) Destination {
-		return newDest(t, Config{ID: "hook", Type: TypeWebhook, URL: rc.srv.URL, MaxAttempts: 1000, Headers: map[string]string{"X-Process": n}}, Options{})
+		return newDest(t, config.Destination{ID: "hook", Type: config.DestinationWebhook, URL: rc.srv.URL, MaxAttempts: 1000, Headers: map[string]string{"X-Process": n}}, Options{})
 	}
 	dir := t.TempDir()
 	o, err := OpenOutbox(dir, []Destination{process("1")}, fastOptions())
@@ -414,7 +415,7 @@ func TestRouting(t *testing.T) {
 	t.Parallel()
 	var sink lockedBuffer
 	dest := func(id, minSeverity string) Destination {
-		return newDest(t, Config{ID: id, Type: TypeStdout, MinSeverity: minSeverity}, Options{Stdout: &sink})
+		return newDest(t, config.Destination{ID: id, Type: config.DestinationStdout, MinSeverity: minSeverity}, Options{Stdout: &sink})
 	}
 	o := openOutbox(t, t.TempDir(), []Destination{dest("pager", "High"), dest("all", ""), dest("lake", "info")}, fastOptions())
 	// Run is not started: the deliveries stay pending.
@@ -472,7 +473,7 @@ func TestRouting(t *testing.T) {
 func TestOpenOutbox(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	d := newDest(t, Config{ID: "a", Type: TypeStdout}, Options{Stdout: &lockedBuffer{}})
+	d := newDest(t, config.Destination{ID: "a", Type: config.DestinationStdout}, Options{Stdout: &lockedBuffer{}})
 	openOutbox(t, dir, []Destination{d}, OutboxOptions{})
 	if _, err := OpenOutbox(dir, []Destination{d}, OutboxOptions{}); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("a second OpenOutbox of a directory in use: %v", err)
