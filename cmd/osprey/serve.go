@@ -151,20 +151,29 @@ func runServe(ctx context.Context, g *globals, cfg *config.Config) error {
 	if s.errs, err = ingest.NewSourceErrors(s.errWriter); err != nil {
 		return err
 	}
-	if s.detect, err = openServeDetections(ctx, l, cfg, log); err != nil {
+	// The parts are built in the order data flows out of the pipeline, each with the part it
+	// hands on to: the lake writer (opening it finishes a flush a crash interrupted, so it
+	// comes before the alert store reads the lake's commit metadata), the per-source counts,
+	// streaming detections, then the pipeline that feeds them.
+	writer, err := pipeline.NewWriter(l, log)
+	if err != nil {
+		return err
+	}
+	var sink ingest.Sink = &countingSink{next: writer, s: s}
+	if s.detect, err = openServeDetections(ctx, l, cfg, log, sink); err != nil {
+		writer.Abort()
 		return err
 	}
 	defer s.detect.Close()
 	var maxDelay time.Duration
+	var committer pipeline.Committer
 	if s.detect != nil && s.detect.engine != nil {
+		sink, committer = s.detect.engine, s.detect.engine
 		maxDelay = time.Duration(cfg.Detections.MaxDelay)
 	}
 	s.pipe, err = pipeline.Open(ctx, l, pipeline.Options{
 		FlushAge: time.Duration(cfg.Flush.Age), FlushBytes: int64(cfg.Flush.Bytes), MaxBacklog: int64(cfg.Flush.MaxBacklog),
-		Workers: cfg.Workers, Logger: log,
-		Sink:      func(w ingest.Sink) ingest.Sink { return s.detect.sink(&countingSink{next: w, s: s}) },
-		Committer: s.detect.committer(),
-		MaxDelay:  maxDelay,
+		Workers: cfg.Workers, Logger: log, Writer: writer, Sink: sink, Committer: committer, MaxDelay: maxDelay,
 	})
 	if err != nil {
 		return err

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-
 	"github.com/ospreyhq/osprey/config"
 	"github.com/ospreyhq/osprey/detections"
 	"github.com/ospreyhq/osprey/detections/alert"
@@ -17,7 +15,6 @@ import (
 	"github.com/ospreyhq/osprey/detections/engine"
 	"github.com/ospreyhq/osprey/detections/scheduled"
 	"github.com/ospreyhq/osprey/ingest"
-	"github.com/ospreyhq/osprey/ingest/pipeline"
 	"github.com/ospreyhq/osprey/lake"
 )
 
@@ -33,13 +30,12 @@ type serveDetections struct {
 	engine *engine.Engine    // nil without streaming rules
 	sched  *scheduled.Runner // nil without scheduled queries
 	outbox *dest.Outbox      // nil without destinations
-	next   lateSink          // the engine's next sink, set when the pipeline builds its chain
 	log    *slog.Logger
 }
 
-// openServeDetections loads the configured detections and opens what they need. It returns
-// nil when nothing is configured.
-func openServeDetections(ctx context.Context, l *lake.Lake, cfg *config.Config, log *slog.Logger) (*serveDetections, error) {
+// openServeDetections loads the configured detections and opens what they need; the engine of
+// streaming rules hands every batch on to next. It returns nil when nothing is configured.
+func openServeDetections(ctx context.Context, l *lake.Lake, cfg *config.Config, log *slog.Logger, next ingest.Sink) (*serveDetections, error) {
 	set, err := loadConfigured(cfg.Detections)
 	if err != nil {
 		return nil, err
@@ -116,7 +112,7 @@ func openServeDetections(ctx context.Context, l *lake.Lake, cfg *config.Config, 
 		notify = d.outbox.Enqueue
 	}
 	if rules > 0 {
-		d.engine, err = engine.New(ctx, set, d.store, &d.next, engine.Options{Workers: cfg.Workers, Notify: notify, Logger: log,
+		d.engine, err = engine.New(ctx, set, d.store, next, engine.Options{Workers: cfg.Workers, Notify: notify, Logger: log,
 			MaxDelay: time.Duration(cfg.Detections.MaxDelay)})
 		if err != nil {
 			d.Close()
@@ -178,23 +174,6 @@ func (d *serveDetections) notifyPending() error {
 	return nil
 }
 
-// sink returns the sink the pipeline's workers write to, in front of next.
-func (d *serveDetections) sink(next ingest.Sink) ingest.Sink {
-	if d == nil || d.engine == nil {
-		return next
-	}
-	d.next.set(next)
-	return d.engine
-}
-
-// committer returns what commits alert counts with the pipeline's flushes (nil: nothing).
-func (d *serveDetections) committer() pipeline.Committer {
-	if d == nil || d.engine == nil {
-		return nil
-	}
-	return d.engine
-}
-
 // run runs the engine's timer and the outbox's senders until ctx is done.
 func (d *serveDetections) run(ctx context.Context, wg *sync.WaitGroup, fail func(error)) {
 	if d == nil {
@@ -241,28 +220,6 @@ func (d *serveDetections) Close() error {
 		errs = append(errs, d.store.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// lateSink forwards to a sink set after it was handed out.
-type lateSink struct {
-	mu   sync.RWMutex
-	next ingest.Sink
-}
-
-func (s *lateSink) set(next ingest.Sink) {
-	s.mu.Lock()
-	s.next = next
-	s.mu.Unlock()
-}
-
-func (s *lateSink) Write(ctx context.Context, db, table string, rec arrow.RecordBatch) error {
-	s.mu.RLock()
-	next := s.next
-	s.mu.RUnlock()
-	if next == nil {
-		return errors.New("BUG: detections engine written to before the pipeline was built")
-	}
-	return next.Write(ctx, db, table, rec)
 }
 
 // newScheduleRunner returns the runner of the set's scheduled queries and rules, counting

@@ -76,9 +76,13 @@ type Options struct {
 	Workers int
 	// Logger gets the pipeline's events; default none.
 	Logger *slog.Logger
-	// Sink, when set, receives every batch instead of the lake writer directly; it must pass
-	// each on to the writer it is given (streaming detections and metrics wrap the writer).
-	Sink func(w ingest.Sink) ingest.Sink
+	// Writer is the lake writer the pipeline flushes, opened with NewWriter; default one that
+	// Open opens. Open takes it over: Close closes it, and so does Open when it fails.
+	Writer *lake.Writer
+	// Sink, when set, receives every batch instead of Writer directly; it must pass each on to
+	// Writer (streaming detections and metrics stand in front of the writer). Set it only with
+	// Writer.
+	Sink ingest.Sink
 	// Committer, when set, takes part in every flush: its Prepare runs once the workers have
 	// handed over their rows (it may write more to the writer) and returns commit metadata
 	// published with the files; Commit follows a flush that succeeded, Abort one that failed.
@@ -163,6 +167,16 @@ type Pipeline struct {
 	err      error // why it stopped; set before stopped is closed
 }
 
+// NewWriter opens the lake writer of a pipeline (Options.Writer). Opening it finishes a flush
+// that a crash interrupted, so open it before anything reads the lake's commit metadata (the
+// alert store's epochs, say).
+func NewWriter(l *lake.Lake, log *slog.Logger) (*lake.Writer, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return l.NewWriter(lake.WriterOptions{Name: WriterName, Logger: log})
+}
+
 // Open recovers the lake and the log and starts the workers. Run starts reading.
 func Open(ctx context.Context, l *lake.Lake, opts Options) (*Pipeline, error) {
 	if opts.WALDir == "" {
@@ -183,10 +197,15 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*Pipeline, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	// The writer finishes a flush a crash interrupted before anything reads the metadata.
-	writer, err := l.NewWriter(lake.WriterOptions{Name: WriterName, Logger: opts.Logger})
-	if err != nil {
-		return nil, err
+	writer := opts.Writer
+	if writer == nil {
+		if opts.Sink != nil {
+			return nil, errors.New("pipeline: a Sink needs the Writer it ends at")
+		}
+		var err error
+		if writer, err = NewWriter(l, opts.Logger); err != nil {
+			return nil, err
+		}
 	}
 	meta, err := l.CommitMeta(WriterName)
 	if err != nil {
@@ -227,7 +246,7 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*Pipeline, error) {
 	}
 	var sink ingest.Sink = writer
 	if opts.Sink != nil {
-		sink = opts.Sink(writer)
+		sink = opts.Sink
 	}
 	p := &Pipeline{opts: opts, lake: l, log: log, writer: writer, sink: sink,
 		sources: map[string]*ingest.Source{}, missing: map[string]*ingest.Source{}, next: next,

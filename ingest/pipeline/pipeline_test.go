@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/ospreyhq/osprey/ingest"
 	"github.com/ospreyhq/osprey/ingest/batch"
@@ -271,5 +274,55 @@ func TestCursorsAndFiles(t *testing.T) {
 	want := map[string]string{"E1": "trail|AWSLogs/1 2.json.gz", "E2": "trail|AWSLogs/1 2.json.gz", "E3": "null"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("rows %v, want %v", got, want)
+	}
+}
+
+// rowCounter counts the rows handed to it and passes them on.
+type rowCounter struct {
+	next ingest.Sink
+	rows atomic.Int64
+}
+
+func (c *rowCounter) Write(ctx context.Context, db, table string, rec arrow.RecordBatch) error {
+	c.rows.Add(rec.NumRows())
+	return c.next.Write(ctx, db, table, rec)
+}
+
+// TestSinkInFrontOfWriter checks that a sink built on the pipeline's writer before the pipeline
+// sees every row on its way to the lake, and that a sink without its writer is refused.
+func TestSinkInFrontOfWriter(t *testing.T) {
+	l, err := lake.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(context.Background(), l, Options{Sink: &rowCounter{}}); err == nil {
+		t.Fatal("Open took a Sink without the Writer it ends at")
+	}
+	w, err := NewWriter(l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter := &rowCounter{next: w}
+	p, stop := start(t, l, Options{FlushAge: time.Hour, Writer: w, Sink: counter})
+	ctx := context.Background()
+	for i := range 50 {
+		if err := p.Append(ctx, "audit", [][]byte{event(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := counter.rows.Load(); got != 50 {
+		t.Errorf("the sink saw %d rows, want 50", got)
+	}
+	if n, _ := rows(t, l, "panther_logs.panther_audit"); n != 50 {
+		t.Errorf("the lake has %d rows, want 50", n)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
