@@ -798,3 +798,42 @@ func TestMaxDelay(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchBounds checks the flush policy's bounds in the middle of a job: a builder is handed
+// to the sink as soon as it holds Options.BatchRows rows or Options.BatchBytes bytes, and the
+// largest one as soon as a worker holds more than Options.MaxBuffered; the rest waits for Close.
+func TestBatchBounds(t *testing.T) {
+	f := func(name string, opts ingest.Options, records, want int) {
+		t.Helper()
+		ctx := context.Background()
+		sink := &collect{}
+		opts.Workers = 1
+		in, err := ingest.New(ctx, sink, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := &ingest.Source{Source: batch.Source{ID: "s"}, LogTypes: logTypes(t, "Panther.Audit")}
+		var recs [][]byte
+		for i := range records {
+			recs = append(recs, []byte(auditEvent(fmt.Sprint("A", i), "2026-11-22T10:00:00Z")))
+		}
+		var done sync.WaitGroup
+		if err := in.IngestRecords(ctx, src, "req", recs, &done); err != nil {
+			t.Fatal(err)
+		}
+		done.Wait()
+		if got := len(sink.table("panther_logs.panther_audit")); got != want {
+			t.Errorf("%s: the sink has %d rows before Close, want %d", name, got, want)
+		}
+		if _, err := in.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(sink.table("panther_logs.panther_audit")); got != records {
+			t.Errorf("%s: %d rows after Close, want %d", name, got, records)
+		}
+	}
+	f("defaults", ingest.Options{}, 250, 0)
+	f("BatchRows", ingest.Options{BatchRows: 100}, 250, 200)
+	f("BatchBytes", ingest.Options{BatchBytes: 1}, 300, 256) // checked every 256 rows
+	f("MaxBuffered", ingest.Options{MaxBuffered: 1}, 5, 5)
+}

@@ -1,0 +1,161 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ospreyhq/osprey/ingest/logtypes"
+	"github.com/ospreyhq/osprey/ingest/stream"
+)
+
+// candidate is a log type a source's records are classified against, with the worker's parser
+// of it.
+type candidate struct {
+	lt     *logtypes.LogType
+	parser logtypes.Parser
+	last   *entry // where the candidate's previous row went; its hour is the next row's guess
+	events int64
+}
+
+// record classifies and parses one record, or each record of an envelope.
+func (w *worker) record(source string, line int64, rec []byte) {
+	if len(w.in.envelopes) > 0 {
+		if elems, ok, err := stream.SplitEnvelope(rec, w.in.envelopes); ok {
+			for _, e := range elems {
+				w.classify(source, line, e)
+			}
+			if err != nil {
+				w.failure(source, line, rec, int64(len(rec)), err.Error(), false)
+			}
+			return
+		}
+	}
+	w.classify(source, line, rec)
+}
+
+// classify parses a record as the first candidate log type that accepts it.
+func (w *worker) classify(source string, line int64, rec []byte) {
+	w.reasons = w.reasons[:0]
+	types := w.cur.types
+	if len(types) == 0 {
+		w.failure(source, line, rec, int64(len(rec)), fmt.Sprintf("source %q has no log types (it is not configured)", w.cur.src.ID), false)
+		return
+	}
+	many := len(types) > 1
+	for i, c := range types {
+		// The cheap check saves a parse of each log type that cannot match; with a single
+		// candidate the parse itself gives the most precise reason.
+		var err error
+		if many {
+			err = c.lt.Check(rec)
+		}
+		if err == nil {
+			err = w.parse(c, rec)
+		}
+		if err == nil || errors.Is(err, logtypes.ErrSkip) {
+			if err != nil {
+				w.skipped++
+			}
+			if i > 0 {
+				// The last winner is tried first next time.
+				copy(types[1:i+1], types[:i])
+				types[0] = c
+			}
+			return
+		}
+		w.reasons = append(w.reasons, Refusal{c.lt.Name, err.Error()})
+	}
+	w.failure(source, line, rec, int64(len(rec)), Explain(w.reasons), false)
+}
+
+// Refusal is why a log type refused a record.
+type Refusal struct{ LogType, Reason string }
+
+// Explain joins the reasons of the log types that refused a record, naming the types that
+// gave the same reason together: "Okta.SystemLog: required field uuid is missing; not a JSON
+// object (Linux.Auditd, Syslog.RFC3164)".
+func Explain(reasons []Refusal) string {
+	if len(reasons) == 1 {
+		return reasons[0].Reason
+	}
+	byText := map[string][]string{}
+	var order []string
+	for _, r := range reasons {
+		if _, ok := byText[r.Reason]; !ok {
+			order = append(order, r.Reason)
+		}
+		byText[r.Reason] = append(byText[r.Reason], r.LogType)
+	}
+	parts := make([]string, len(order))
+	for i, text := range order {
+		if types := byText[text]; len(types) == 1 {
+			parts[i] = types[0] + ": " + text
+		} else {
+			parts[i] = text + " (" + strings.Join(types, ", ") + ")"
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// parse parses rec as a candidate's row into the builder of its table and event hour.
+func (w *worker) parse(c *candidate, rec []byte) error {
+	// Guess the hour of the candidate's previous row; re-parse into the right builder if the
+	// row's event time is in another hour.
+	e := c.last
+	if e == nil || e.b == nil {
+		e = w.entry(c, hourOf(w.parseTime))
+	}
+	b := e.b
+	w.open = b
+	defer func() { w.open = nil }()
+	b.Begin()
+	if err := c.parser.Parse(rec, b); err != nil {
+		b.Rollback()
+		return err
+	}
+	if hour := b.EventHour(); hour != e.key.hour {
+		b.Rollback()
+		next := w.entry(c, hour)
+		if hour > e.key.hour || e.b.Rows() == 0 {
+			c.last = next // time moved on (a late row does not change the guess)
+		}
+		e, b = next, next.b
+		w.open = b
+		b.Begin()
+		if err := c.parser.Parse(rec, b); err != nil {
+			b.Rollback()
+			return err
+		}
+	}
+	b.End()
+	e.used = w.chunks
+	e.recent++
+	w.records++
+	c.events++
+	if h := e.key.hour; !w.haveEvent || h < w.earliestHour || h > w.latestHour {
+		t := b.EventTime()
+		if !w.haveEvent || t.Before(w.earliest) {
+			w.earliest, w.earliestHour = t, h
+		}
+		if !w.haveEvent || t.After(w.latest) {
+			w.latest, w.latestHour = t, h
+		}
+		w.haveEvent = true
+	} else if h == w.latestHour {
+		if t := b.EventTime(); t.After(w.latest) {
+			w.latest = t
+		}
+	} else if h == w.earliestHour {
+		if t := b.EventTime(); t.Before(w.earliest) {
+			w.earliest = t
+		}
+	}
+	w.added(e, len(rec))
+	return nil
+}
+
+func hourOf(t time.Time) int64 {
+	return t.Truncate(time.Hour).Unix() / 3600
+}
