@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -48,6 +49,27 @@ func Load(dir string) (*Set, error) {
 		return nil, err
 	}
 	return LoadFiles(files...)
+}
+
+// LoadDirs loads the specs of several directories into one set. A rule id defined twice is an
+// error.
+func LoadDirs(dirs []string) (*Set, error) {
+	set := &Set{Rules: map[string]*Rule{}, ScheduledQueries: map[string]*ScheduledQuery{}, ScheduledRules: map[string]*ScheduledRule{}}
+	for _, dir := range dirs {
+		s, err := Load(dir)
+		if err != nil {
+			return nil, err
+		}
+		for id, r := range s.Rules {
+			if prev, dup := set.Rules[id]; dup {
+				return nil, fmt.Errorf("%s:%d: rule %s is also defined in %s:%d", r.File, r.Line, id, prev.File, prev.Line)
+			}
+			set.Rules[id] = r
+		}
+		maps.Copy(set.ScheduledQueries, s.ScheduledQueries)
+		maps.Copy(set.ScheduledRules, s.ScheduledRules)
+	}
+	return set, nil
 }
 
 // specFiles lists the spec files under root with walk (filepath.WalkDir, or fs.WalkDir of a

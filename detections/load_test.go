@@ -503,3 +503,27 @@ Query: SELECT 1
 		t.Fatalf("err = %v, want an error at pack/bad.yml:3", err)
 	}
 }
+
+// LoadDirs merges directories, and refuses a rule id defined in two of them.
+func TestLoadDirs(t *testing.T) {
+	other := t.TempDir()
+	spec := "AnalysisType: rule\nRuleID: Other.Rule\nLogTypes: [Panther.Audit]\nSeverity: Low\nQuery: SELECT * FROM panther_logs.panther_audit\n"
+	if err := os.WriteFile(filepath.Join(other, "other.yml"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good, err := Load("testdata/good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := LoadDirs([]string{"testdata/good", other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Rules["Other.Rule"] == nil || len(set.Rules) != len(good.Rules)+1 || len(set.ScheduledQueries) != len(good.ScheduledQueries) || len(set.ScheduledRules) != len(good.ScheduledRules) {
+		t.Errorf("merged %d rules, %d queries, %d scheduled rules; want testdata/good's (%d, %d, %d) and Other.Rule",
+			len(set.Rules), len(set.ScheduledQueries), len(set.ScheduledRules), len(good.Rules), len(good.ScheduledQueries), len(good.ScheduledRules))
+	}
+	if _, err := LoadDirs([]string{other, other}); err == nil || !strings.Contains(err.Error(), "is also defined in") {
+		t.Errorf("a directory loaded twice: got %v, want a rule defined twice", err)
+	}
+}

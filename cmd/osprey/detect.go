@@ -47,30 +47,7 @@ With no directory, validate and test check the built-in pack.`,
 // loadSpecs loads the specs of dirs, or the built-in pack when dirs is empty; withBuiltin adds
 // the pack to dirs.
 func loadSpecs(dirs []string, withBuiltin bool) (*detections.Set, error) {
-	set, err := loadDetections(dirs)
-	if err != nil {
-		return nil, err
-	}
-	if len(dirs) > 0 && !withBuiltin {
-		return set, nil
-	}
-	pack, err := builtin.Load()
-	if err != nil {
-		return nil, fmt.Errorf("built-in detections: %w", err)
-	}
-	for id, r := range pack.Rules {
-		if prev, dup := set.Rules[id]; dup {
-			return nil, fmt.Errorf("%s:%d: rule %s is also a built-in rule (%s:%d)", prev.File, prev.Line, id, r.File, r.Line)
-		}
-		set.Rules[id] = r
-	}
-	for id, q := range pack.ScheduledQueries {
-		set.ScheduledQueries[id] = q
-	}
-	for id, r := range pack.ScheduledRules {
-		set.ScheduledRules[id] = r
-	}
-	return set, nil
+	return builtin.LoadWith(dirs, withBuiltin || len(dirs) == 0)
 }
 
 // printSpecErrors prints the loader's errors, one "file:line: message" a line, and returns the

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 
 	"github.com/ospreyhq/osprey/config"
-	"github.com/ospreyhq/osprey/detections"
 	"github.com/ospreyhq/osprey/detections/alert"
 	"github.com/ospreyhq/osprey/detections/engine"
 	"github.com/ospreyhq/osprey/lake"
@@ -55,30 +54,6 @@ func openDetector(ctx context.Context, l *lake.Lake, specs config.Detections, ne
 	}
 	log.Debug("detections", "rules", enabled, "tables", e.Tables())
 	return &detector{engine: e, store: store, log: log, rules: enabled}, nil
-}
-
-// loadDetections loads the specs of the directories into one set.
-func loadDetections(dirs []string) (*detections.Set, error) {
-	set := &detections.Set{Rules: map[string]*detections.Rule{}, ScheduledQueries: map[string]*detections.ScheduledQuery{}, ScheduledRules: map[string]*detections.ScheduledRule{}}
-	for _, dir := range dirs {
-		s, err := detections.Load(dir)
-		if err != nil {
-			return nil, err
-		}
-		for id, r := range s.Rules {
-			if prev, dup := set.Rules[id]; dup {
-				return nil, fmt.Errorf("%s:%d: rule %s is also defined in %s:%d", r.File, r.Line, id, prev.File, prev.Line)
-			}
-			set.Rules[id] = r
-		}
-		for id, q := range s.ScheduledQueries {
-			set.ScheduledQueries[id] = q
-		}
-		for id, r := range s.ScheduledRules {
-			set.ScheduledRules[id] = r
-		}
-	}
-	return set, nil
 }
 
 // flush commits what w holds with the alert store's epoch.

@@ -5,14 +5,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/ospreyhq/osprey/config"
-	"github.com/ospreyhq/osprey/durable"
 	"github.com/ospreyhq/osprey/ingest"
 	"github.com/ospreyhq/osprey/ingest/batch"
 	"github.com/ospreyhq/osprey/ingest/health"
@@ -223,34 +220,16 @@ func (s *server) updatePullMetrics() {
 	}
 }
 
-// healthFile is where osprey serve leaves its pull sources' health for osprey source list.
-func healthFile(lakeDir string) string { return lake.HealthFile(lakeDir) }
-
-type healthSnapshot = health.Snapshot
-
-// healthReport is the health file's content.
-type healthReport struct {
-	Written time.Time                  `json:"written"`
-	Sources map[string]health.Snapshot `json:"sources"`
-}
-
-// writeHealth writes the health file (atomically).
+// writeHealth writes the health report (atomically).
 func (s *server) writeHealth() error {
 	now := time.Now()
-	b, err := json.MarshalIndent(healthReport{Written: now, Sources: s.pullHealth(now)}, "", "  ")
-	if err != nil {
-		return err
-	}
-	return durable.WriteFile(healthFile(s.lake.Dir()), b, 0o644)
+	return health.WriteReport(lake.HealthFile(s.lake.Dir()), health.Report{Written: now, Sources: s.pullHealth(now)})
 }
-
-// healthInterval is how often the health file is rewritten.
-const healthInterval = 5 * time.Second
 
 // watchHealth rewrites the health file until ctx is done (runServe writes it once more when the
 // pull sources have stopped).
 func (s *server) watchHealth(ctx context.Context) {
-	tick := time.NewTicker(healthInterval)
+	tick := time.NewTicker(health.ReportInterval)
 	defer tick.Stop()
 	for {
 		if err := s.writeHealth(); err != nil {
@@ -262,20 +241,4 @@ func (s *server) watchHealth(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
-}
-
-// readHealth reads the health file of a lake (nil if there is none).
-func readHealth(lakeDir string) (*healthReport, error) {
-	b, err := os.ReadFile(healthFile(lakeDir))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var r healthReport
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("%s: %w", healthFile(lakeDir), err)
-	}
-	return &r, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ospreyhq/osprey/detections"
 	"github.com/ospreyhq/osprey/detections/alert"
 	"github.com/ospreyhq/osprey/detections/scheduled"
 	"github.com/ospreyhq/osprey/scheduler"
@@ -55,7 +56,7 @@ func (o *scheduleOptions) open(g *globals) (*scheduled.Runner, error) {
 	if len(o.detections) == 0 {
 		return nil, errors.New("no --detections directory given")
 	}
-	set, err := loadDetections(o.detections)
+	set, err := detections.LoadDirs(o.detections)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/ospreyhq/osprey/config"
 	"github.com/ospreyhq/osprey/detections"
 	"github.com/ospreyhq/osprey/detections/alert"
+	"github.com/ospreyhq/osprey/detections/builtin"
 	"github.com/ospreyhq/osprey/detections/dest"
 	"github.com/ospreyhq/osprey/detections/engine"
 	"github.com/ospreyhq/osprey/detections/scheduled"
@@ -131,10 +132,7 @@ func openServeDetections(ctx context.Context, l *lake.Lake, cfg *config.Config, 
 // loadConfigured loads the detection directories of the configuration, and the built-in
 // pack when it says so.
 func loadConfigured(c config.Detections) (*detections.Set, error) {
-	if c.Builtin {
-		return loadSpecs(c.Dirs, true)
-	}
-	return loadDetections(c.Dirs)
+	return builtin.LoadWith(c.Dirs, c.Builtin)
 }
 
 // pendingAge is how old an unnotified alert may be and still be sent at start: older ones

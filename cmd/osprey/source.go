@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ospreyhq/osprey/config"
+	"github.com/ospreyhq/osprey/ingest/health"
 	"github.com/ospreyhq/osprey/ingest/logtypes"
 	"github.com/ospreyhq/osprey/lake"
 )
@@ -231,7 +232,7 @@ func newSourceList(g *globals) *cobra.Command {
 				}
 			}
 			sort.Slice(sources, func(i, j int) bool { return sources[i].ID < sources[j].ID })
-			report, err := readHealth(l.Dir())
+			report, err := health.ReadReport(lake.HealthFile(l.Dir()))
 			if err != nil {
 				return err
 			}
@@ -255,13 +256,13 @@ func newSourceList(g *globals) *cobra.Command {
 				hcols := "-\t-\t-\t-\t-\t-"
 				if s.IsPull() {
 					hcols = "unknown (osprey serve not running)\t-\t-\t-\t-\t-"
-					if h, ok := report.source(s.ID); ok {
+					if h, ok := report.Source(s.ID); ok {
 						state := "ok"
 						if !h.Healthy {
 							state = "error"
 							errs = append(errs, fmt.Sprintf("%s: %s (%s)", s.ID, h.Error, ago(now, h.LastError)))
 						}
-						if now.Sub(report.Written) > 3*healthInterval {
+						if now.Sub(report.Written) > 3*health.ReportInterval {
 							state += fmt.Sprintf(" (as of %s)", ago(now, report.Written))
 						}
 						hcols = fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%d", state, ago(now, h.LastSuccess), ago(now, h.LastError),
@@ -326,15 +327,6 @@ func plainSecretFix(s config.Source) string {
 		return "re-add it with --secret-env or --secret-file (an hmac key cannot be hashed), or remove it"
 	}
 	return "the next osprey source add or remove writes its SHA-256 instead"
-}
-
-// source returns the health of a source in the report.
-func (r *healthReport) source(id string) (hs healthSnapshot, ok bool) {
-	if r == nil {
-		return hs, false
-	}
-	hs, ok = r.Sources[id]
-	return hs, ok
 }
 
 // ago says how long ago t was ("-" for never).

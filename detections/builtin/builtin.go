@@ -5,7 +5,9 @@ package builtin
 
 import (
 	"embed"
+	"fmt"
 	"io/fs"
+	"maps"
 
 	"github.com/ospreyhq/osprey/detections"
 )
@@ -22,6 +24,28 @@ func FS() fs.FS { return prefixFS{pack} }
 
 // Load loads the pack.
 func Load() (*detections.Set, error) { return detections.LoadFS(FS(), Root) }
+
+// LoadWith loads the specs of dirs (detections.LoadDirs) and, when withPack, the pack's with
+// them. A rule of dirs with the id of a built-in rule is an error.
+func LoadWith(dirs []string, withPack bool) (*detections.Set, error) {
+	set, err := detections.LoadDirs(dirs)
+	if err != nil || !withPack {
+		return set, err
+	}
+	pack, err := Load()
+	if err != nil {
+		return nil, fmt.Errorf("built-in detections: %w", err)
+	}
+	for id, r := range pack.Rules {
+		if prev, dup := set.Rules[id]; dup {
+			return nil, fmt.Errorf("%s:%d: rule %s is also a built-in rule (%s:%d)", prev.File, prev.Line, id, r.File, r.Line)
+		}
+		set.Rules[id] = r
+	}
+	maps.Copy(set.ScheduledQueries, pack.ScheduledQueries)
+	maps.Copy(set.ScheduledRules, pack.ScheduledRules)
+	return set, nil
+}
 
 // prefixFS shows a file system's files under the directory Root, so that the specs' file names
 // say where they come from.
