@@ -11,8 +11,10 @@
 // events, so that they are committed in the same flush. A rule whose query fails writes the
 // batch's rows, with p_rule_error, to panther_rule_errors.<table>, and the other rules go on.
 //
-// The flush that commits the matches carries the alert store's epoch (Prepare, Commit): see
-// package alert for why every match is counted once, even after a crash.
+// The rows of panther_rule_matches and panther_rule_errors are built by package matches, and
+// the flush that commits the matches carries the alert store's epoch (Prepare, Commit;
+// matches.PrepareAlerts): see package alert for why every match is counted once, even after a
+// crash.
 package engine
 
 import (
@@ -34,6 +36,7 @@ import (
 
 	"github.com/ospreyhq/osprey/detections"
 	"github.com/ospreyhq/osprey/detections/alert"
+	"github.com/ospreyhq/osprey/detections/matches"
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/query"
 )
@@ -43,14 +46,7 @@ const (
 	DBLogs        = "panther_logs"
 	DBRuleMatches = "panther_rule_matches"
 	DBRuleErrors  = "panther_rule_errors"
-	DBMonitor     = "panther_monitor"
-	// TableAlerts is the table of panther_monitor that receives a row for each change of an
-	// alert (the view panther_monitor.alerts shows the latest of each).
-	TableAlertHistory = "alert_history"
 )
-
-// MetaEpoch is the commit metadata key of the alert store's epoch.
-const MetaEpoch = "alerts.epoch"
 
 // Sink is where the engine writes events, matches and rule errors: the lake writer.
 type Sink interface {
@@ -169,7 +165,7 @@ func New(ctx context.Context, set *detections.Set, store *alert.Store, next Sink
 				opts.Logger.Warn("rule "+spec.RuleID+": "+p.Msg, "file", spec.File, "line", spec.QueryLine)
 			}
 		}
-		info := RuleInfo(&spec.Detection, alert.TypeRule, spec.LogTypes)
+		info := matches.AlertRule(&spec.Detection, alert.TypeRule, spec.LogTypes)
 		for _, t := range detections.LogTypeTables(spec) {
 			tr := e.tables[t]
 			if tr == nil {
@@ -185,16 +181,6 @@ func New(ctx context.Context, set *detections.Set, store *alert.Store, next Sink
 		tr.reset()
 	}
 	return e, nil
-}
-
-// RuleInfo returns what the alert store keeps of a detection.
-func RuleInfo(d *detections.Detection, typ string, logTypes []string) *alert.Rule {
-	return &alert.Rule{
-		ID: d.RuleID, Type: typ, Name: d.DisplayName, Severity: string(d.Severity),
-		DedupPeriod: time.Duration(d.DedupPeriodMinutes) * time.Minute, Threshold: int64(d.Threshold),
-		LogTypes: logTypes, Description: d.Description, Runbook: d.Runbook, Reference: d.Reference,
-		Tags: d.Tags, Reports: d.Reports, OutputIDs: d.OutputIds,
-	}
 }
 
 // Tables returns the tables rules watch.
@@ -928,7 +914,7 @@ func (e *Engine) alert(r *rule, found []match, recs []arrow.RecordBatch, out *ma
 			ms[i].EventTime = t.Value(int(f.row)).ToTime(arrow.Microsecond).UTC()
 		}
 		rec, row := recs[f.rec], int(f.row)
-		ms[i].Sample = func() json.RawMessage { return RowJSON(rec, row) }
+		ms[i].Sample = func() json.RawMessage { return matches.RowJSON(rec, row) }
 	}
 	assigned, raised, err := e.store.Add(r.info, ms, false)
 	if err != nil {
@@ -976,26 +962,4 @@ func eventTimes(rec arrow.RecordBatch) *array.Timestamp {
 	}
 	t, _ := rec.Column(c[0]).(*array.Timestamp)
 	return t
-}
-
-// RowJSON renders one row of a batch as a JSON object: JSON columns as their JSON, the rest as
-// Arrow marshals them. Alerts carry it as their sample row.
-func RowJSON(rec arrow.RecordBatch, row int) json.RawMessage {
-	obj := make(map[string]any, rec.NumCols())
-	for i, f := range rec.Schema().Fields() {
-		c := rec.Column(i)
-		if c.IsNull(row) {
-			continue
-		}
-		if s, ok := c.(*array.String); ok && lake.IsJSON(f) && json.Valid([]byte(s.Value(row))) {
-			obj[f.Name] = json.RawMessage(s.Value(row))
-			continue
-		}
-		obj[f.Name] = c.GetOneForMarshal(row)
-	}
-	b, err := json.Marshal(obj)
-	if err != nil {
-		return nil
-	}
-	return b
 }
