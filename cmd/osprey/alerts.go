@@ -17,7 +17,7 @@ import (
 
 	"github.com/ospreyhq/osprey/detections"
 	"github.com/ospreyhq/osprey/detections/alert"
-	"github.com/ospreyhq/osprey/detections/engine"
+	"github.com/ospreyhq/osprey/detections/matches"
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/query"
 	"github.com/ospreyhq/osprey/units"
@@ -411,7 +411,7 @@ func runAlertsResolve(ctx context.Context, g *globals, ids []string, by string, 
 	if len(full) == 0 {
 		return nil
 	}
-	store, err := alert.Open(alertDir(l), engine.CommittedEpoch(l))
+	store, err := alert.Open(alertDir(l), matches.CommittedEpoch(l))
 	if errors.Is(err, alert.ErrLocked) {
 		for _, id := range full {
 			if err := alert.RequestResolve(alertDir(l), id, by); err != nil {
@@ -435,17 +435,17 @@ func runAlertsResolve(ctx context.Context, g *globals, ids []string, by string, 
 	if err != nil {
 		return err
 	}
-	meta, err := engine.PrepareAlerts(ctx, store, w, alertsWriter)
+	meta, err := matches.PrepareAlerts(ctx, store, w, alertsWriter)
 	if err != nil {
 		w.Abort()
 		return err
 	}
 	if err := w.FlushWith(ctx, meta); err != nil {
-		engine.AbortAlerts(store, meta)
+		matches.AbortAlerts(store, meta)
 		w.Abort()
 		return err
 	}
-	if err := engine.CommitAlerts(store, meta); err != nil {
+	if err := matches.CommitAlerts(store, meta); err != nil {
 		w.Close()
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/ospreyhq/osprey/config"
 	"github.com/ospreyhq/osprey/detections/alert"
 	"github.com/ospreyhq/osprey/detections/engine"
+	"github.com/ospreyhq/osprey/detections/matches"
 	"github.com/ospreyhq/osprey/lake"
 )
 
@@ -40,7 +41,7 @@ func openDetector(ctx context.Context, l *lake.Lake, specs config.Detections, ne
 	if enabled == 0 {
 		return nil, nil
 	}
-	store, err := alert.Open(alertDir(l), engine.CommittedEpoch(l))
+	store, err := alert.Open(alertDir(l), matches.CommittedEpoch(l))
 	if errors.Is(err, alert.ErrLocked) {
 		return nil, fmt.Errorf("detections: %w (osprey serve?): stop it, or ingest with --no-detections", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/ospreyhq/osprey/detections/builtin"
 	"github.com/ospreyhq/osprey/detections/dest"
 	"github.com/ospreyhq/osprey/detections/engine"
+	"github.com/ospreyhq/osprey/detections/matches"
 	"github.com/ospreyhq/osprey/detections/scheduled"
 	"github.com/ospreyhq/osprey/ingest"
 	"github.com/ospreyhq/osprey/lake"
@@ -57,7 +58,7 @@ func openServeDetections(ctx context.Context, l *lake.Lake, cfg *config.Config, 
 		return nil, nil
 	}
 	d := &serveDetections{set: set, rules: rules, log: log}
-	if d.store, err = alert.Open(alertDir(l), engine.CommittedEpoch(l)); err != nil {
+	if d.store, err = alert.Open(alertDir(l), matches.CommittedEpoch(l)); err != nil {
 		if errors.Is(err, alert.ErrLocked) {
 			return nil, fmt.Errorf("detections: %w: stop the osprey ingest --detections or osprey schedule run that holds it", err)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ospreyhq/osprey/detections"
 	"github.com/ospreyhq/osprey/detections/alert"
+	"github.com/ospreyhq/osprey/detections/matches"
 	"github.com/ospreyhq/osprey/ingest"
 	"github.com/ospreyhq/osprey/ingest/logtypes"
 	"github.com/ospreyhq/osprey/lake"
@@ -79,7 +80,7 @@ func newHarnessOpts(t *testing.T, dir string, set *detections.Set, opts Options)
 	if h.w, err = l.NewWriter(lake.WriterOptions{Name: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	if h.store, err = alert.Open(filepath.Join(dir, "_osprey", "alerts"), CommittedEpoch(l)); err != nil {
+	if h.store, err = alert.Open(filepath.Join(dir, "_osprey", "alerts"), matches.CommittedEpoch(l)); err != nil {
 		t.Fatal(err)
 	}
 	opts.Workers = 2
@@ -441,14 +442,14 @@ func TestLanes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, err := PrepareAlertsLane(ctx, h.store, w2, "sched-w", "sched-w")
+	meta, err := matches.PrepareAlertsLane(ctx, h.store, w2, "sched-w", "sched-w")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := w2.FlushWith(ctx, meta); err != nil {
 		t.Fatal(err)
 	}
-	if err := CommitAlerts(h.store, meta); err != nil {
+	if err := matches.CommitAlerts(h.store, meta); err != nil {
 		t.Fatal(err)
 	}
 	w2.Close()

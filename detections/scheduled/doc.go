@@ -17,10 +17,11 @@
 //     detections" is panther_views.deleted_detections). Tables of other queries are not bound.
 //     Each row a rule returns is a match: it is counted into alerts by the alert store (dedup
 //     and threshold as for streaming rules, alert_title, alert_dedup, alert_severity and
-//     alert_context as output columns) and written with the p_alert_* and p_rule_* columns to
-//     panther_rule_matches.<table>, where <table> is ResultTable or else the QueryName as a
-//     table name. A rule whose query fails has the result rows written, with p_rule_error, to
-//     panther_rule_errors.<table>; the other rules still run, and the run records the error.
+//     alert_context as output columns) and written with the p_alert_* and p_rule_* columns
+//     (matches.Rows) to panther_rule_matches.<table>, where <table> is ResultTable or else the
+//     QueryName as a table name. A rule whose query fails has the result rows written, with
+//     p_rule_error, to panther_rule_errors.<table> (matches.ErrorRows); the other rules still
+//     run, and the run records the error.
 //  5. commits everything it wrote in one flush of a lake writer of its own, named
 //     "schedule-<query>-<hash>", whose commit metadata records T. A run whose flush committed
 //     but which was not recorded (a crash in between) is not run again for the same T.
@@ -33,8 +34,8 @@
 //
 // Matches are counted exactly as the streaming engine counts them: pending in the alert store,
 // in a lane of the query's own (alert.Store.AddTo, named after the run's lake writer),
-// journaled as an epoch (engine.PrepareAlertsLane) whose number the run's flush commits, and
-// applied after it (engine.CommitAlerts); a crash in between is settled when the store is next
+// journaled as an epoch (matches.PrepareAlertsLane) whose number the run's flush commits, and
+// applied after it (matches.CommitAlerts); a crash in between is settled when the store is next
 // opened. Runs take turns for this step. The store may be the Runner's own (Options.Alerts
 // nil) or one handed in and shared with a streaming engine (osprey serve's): the engine counts
 // in its own lane, so neither flush commits the other's matches.

@@ -14,7 +14,7 @@ import (
 
 	"github.com/ospreyhq/osprey/detections"
 	"github.com/ospreyhq/osprey/detections/alert"
-	"github.com/ospreyhq/osprey/detections/engine"
+	"github.com/ospreyhq/osprey/detections/matches"
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/query"
 	"github.com/ospreyhq/osprey/scheduler"
@@ -94,7 +94,7 @@ func (r *Runner) run(ctx context.Context, j *job, scheduled time.Time) (err erro
 		log.Warn("scheduled rule failed: the results are kept in panther_rule_errors", "rule", ru.spec.RuleID, "err", ferr)
 		ruleErrs = append(ruleErrs, fmt.Errorf("rule %s: %w", ru.spec.RuleID, ferr))
 		for _, rec := range results {
-			out := engine.ErrorRecord(rec, ru.info, ferr, r.opts.Now())
+			out := matches.ErrorRows(rec, ru.info, ferr, r.opts.Now())
 			err := w.Write(ctx, lake.DBRuleErrors, j.table, out)
 			out.Release()
 			if err != nil {
@@ -176,8 +176,8 @@ func (r *Runner) commit(ctx context.Context, j *job, w *lake.Writer, found map[*
 	defer func() {
 		if err != nil && epoch && added {
 			// Drop the matches counted: they are not in the lake.
-			if m, perr := engine.PrepareAlertsLane(ctx, store, w, j.writer, j.writer); perr == nil {
-				engine.AbortAlerts(store, m)
+			if m, perr := matches.PrepareAlertsLane(ctx, store, w, j.writer, j.writer); perr == nil {
+				matches.AbortAlerts(store, m)
 			}
 		}
 	}()
@@ -189,7 +189,7 @@ func (r *Runner) commit(ctx context.Context, j *job, w *lake.Writer, found map[*
 			if store == nil {
 				return nil, errors.New("scheduled rules need an alert store")
 			}
-			ms, ctxs := matches(rec, scheduled)
+			ms, ctxs := alertMatches(rec, scheduled)
 			as, up, err := store.AddTo(j.writer, ru.info, ms, false)
 			added = true
 			if err != nil {
@@ -197,7 +197,11 @@ func (r *Runner) commit(ctx context.Context, j *job, w *lake.Writer, found map[*
 			}
 			raised = append(raised, up...)
 			withTime := stamp([]arrow.RecordBatch{rec}, scheduled, false)
-			out := engine.MatchRecord(withTime[0], ru.info, as, ctxs)
+			rows := make([]matches.Match, len(as))
+			for i, a := range as {
+				rows[i] = matches.Match{Rule: ru.info, Alert: a, Context: ctxs[i]}
+			}
+			out := matches.Rows(withTime[0], rows)
 			release(withTime)
 			err = w.Write(ctx, lake.DBRuleMatches, j.table, out)
 			out.Release()
@@ -207,7 +211,7 @@ func (r *Runner) commit(ctx context.Context, j *job, w *lake.Writer, found map[*
 		}
 	}
 	if epoch {
-		m, err := engine.PrepareAlertsLane(ctx, store, w, j.writer, j.writer)
+		m, err := matches.PrepareAlertsLane(ctx, store, w, j.writer, j.writer)
 		if err != nil {
 			return nil, err
 		}
@@ -216,9 +220,9 @@ func (r *Runner) commit(ctx context.Context, j *job, w *lake.Writer, found map[*
 			meta[k] = v
 		}
 		if err := w.FlushWith(ctx, meta); err != nil {
-			return nil, errors.Join(err, engine.AbortAlerts(store, m))
+			return nil, errors.Join(err, matches.AbortAlerts(store, m))
 		}
-		if err := engine.CommitAlerts(store, m); err != nil {
+		if err := matches.CommitAlerts(store, m); err != nil {
 			return nil, err
 		}
 	} else if err := w.FlushWith(ctx, meta); err != nil {
@@ -232,8 +236,8 @@ func (r *Runner) commit(ctx context.Context, j *job, w *lake.Writer, found map[*
 	return raised, nil
 }
 
-// matches returns the alert matches of a rule's rows, and each row's alert_context.
-func matches(rec arrow.RecordBatch, scheduled time.Time) ([]alert.Match, []json.RawMessage) {
+// alertMatches returns the alert matches of a rule's rows, and each row's alert_context.
+func alertMatches(rec arrow.RecordBatch, scheduled time.Time) ([]alert.Match, []json.RawMessage) {
 	n := int(rec.NumRows())
 	ms := make([]alert.Match, n)
 	ctxs := make([]json.RawMessage, n)
@@ -271,7 +275,7 @@ func matches(rec arrow.RecordBatch, scheduled time.Time) ([]alert.Match, []json.
 			m.Context = ctxs[i]
 		}
 		row := i
-		m.Sample = func() json.RawMessage { return engine.RowJSON(rec, row) }
+		m.Sample = func() json.RawMessage { return matches.RowJSON(rec, row) }
 		ms[i] = m
 	}
 	return ms, ctxs

@@ -16,7 +16,7 @@ import (
 
 	"github.com/ospreyhq/osprey/detections"
 	"github.com/ospreyhq/osprey/detections/alert"
-	"github.com/ospreyhq/osprey/detections/engine"
+	"github.com/ospreyhq/osprey/detections/matches"
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/query"
 	"github.com/ospreyhq/osprey/scheduler"
@@ -118,7 +118,7 @@ func New(l *lake.Lake, set *detections.Set, opts Options) (*Runner, error) {
 		if !spec.Enabled {
 			continue
 		}
-		info := engine.RuleInfo(&spec.Detection, alert.TypeScheduledRule, nil)
+		info := matches.AlertRule(&spec.Detection, alert.TypeScheduledRule, nil)
 		for _, name := range spec.ScheduledQueries {
 			j := byName[name]
 			if j == nil {
@@ -283,7 +283,7 @@ func (r *Runner) OpenAlerts() error {
 	if r.alerts != nil || !slices.ContainsFunc(r.jobs, func(j *job) bool { return len(j.rules) > 0 }) {
 		return nil
 	}
-	s, err := alert.Open(lake.AlertsDir(r.lake.Dir()), engine.CommittedEpoch(r.lake))
+	s, err := alert.Open(lake.AlertsDir(r.lake.Dir()), matches.CommittedEpoch(r.lake))
 	if err != nil {
 		return fmt.Errorf("scheduled rules: %w", err)
 	}

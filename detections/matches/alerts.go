@@ -1,4 +1,4 @@
-package engine
+package matches
 
 import (
 	"context"
@@ -14,32 +14,31 @@ import (
 	"github.com/ospreyhq/osprey/lake"
 )
 
-// Prepare takes part in a flush of the writer named writer: called when every batch of the
-// flush has been written, it runs the rules on the batches that wait, journals the alert store's epoch, writes a row of
-// panther_monitor.alert_history for each alert that changed, and returns the metadata the
-// flush must commit. Commit or Abort follows.
-func (e *Engine) Prepare(ctx context.Context, writer string) (map[string]string, error) {
-	if err := e.Drain(ctx, time.Time{}); err != nil {
-		return nil, err
-	}
-	return PrepareAlerts(ctx, e.store, e.next, writer)
+// MetaEpoch is the commit metadata key of the alert store's epoch.
+const MetaEpoch = "alerts.epoch"
+
+// TableAlertHistory is the table of panther_monitor that receives a row for each change of an
+// alert (the view panther_monitor.alerts shows the latest of each).
+const TableAlertHistory = "alert_history"
+
+// Writer is where the rows of a flush are written: the lake writer whose flush commits them.
+type Writer interface {
+	Write(ctx context.Context, db, table string, rec arrow.RecordBatch) error
 }
 
-// Commit settles the epoch of a flush that committed meta.
-func (e *Engine) Commit(meta map[string]string) error { return CommitAlerts(e.store, meta) }
-
-// Abort settles the epoch of a flush that failed.
-func (e *Engine) Abort(meta map[string]string) error { return AbortAlerts(e.store, meta) }
-
-// PrepareAlerts is Engine.Prepare for a store used without an engine (osprey alerts resolve).
-func PrepareAlerts(ctx context.Context, store *alert.Store, w Sink, writer string) (map[string]string, error) {
+// PrepareAlerts is PrepareAlertsLane of the store's default lane, where the streaming engine
+// counts (and osprey alerts resolve writes).
+func PrepareAlerts(ctx context.Context, store *alert.Store, w Writer, writer string) (map[string]string, error) {
 	return PrepareAlertsLane(ctx, store, w, "", writer)
 }
 
-// PrepareAlertsLane is PrepareAlerts of the matches counted in a lane of the store
-// (alert.Store.AddTo): scheduled rules count in a lane per query, so that their epochs and the
+// PrepareAlertsLane takes part in a flush of the lake writer named writer, when every other row
+// of the flush has been written to w: it journals the epoch of the matches counted in a lane of
+// the store (alert.Store.AddTo), writes a row of panther_monitor.alert_history to w for each
+// alert that changed, and returns the metadata the flush must commit. CommitAlerts or
+// AbortAlerts follows. Scheduled rules count in a lane per query, so that their epochs and the
 // streaming engine's are committed with each one's own flushes.
-func PrepareAlertsLane(ctx context.Context, store *alert.Store, w Sink, lane, writer string) (map[string]string, error) {
+func PrepareAlertsLane(ctx context.Context, store *alert.Store, w Writer, lane, writer string) (map[string]string, error) {
 	epoch, changed, err := store.PrepareLane(lane, writer)
 	if err != nil {
 		return nil, err
@@ -48,15 +47,15 @@ func PrepareAlertsLane(ctx context.Context, store *alert.Store, w Sink, lane, wr
 	if len(changed) > 0 {
 		rec := historyRecord(changed)
 		defer rec.Release()
-		if err := w.Write(ctx, DBMonitor, TableAlertHistory, rec); err != nil {
+		if err := w.Write(ctx, lake.DBMonitor, TableAlertHistory, rec); err != nil {
 			store.Abort(epoch)
-			return nil, fmt.Errorf("write %s.%s: %w", DBMonitor, TableAlertHistory, err)
+			return nil, fmt.Errorf("write %s.%s: %w", lake.DBMonitor, TableAlertHistory, err)
 		}
 	}
 	return meta, nil
 }
 
-// CommitAlerts is Engine.Commit for a store used without an engine.
+// CommitAlerts settles the epoch of a flush that committed meta.
 func CommitAlerts(store *alert.Store, meta map[string]string) error {
 	epoch, err := strconv.ParseUint(meta[MetaEpoch], 10, 64)
 	if err != nil {
@@ -65,7 +64,7 @@ func CommitAlerts(store *alert.Store, meta map[string]string) error {
 	return store.Commit(epoch)
 }
 
-// AbortAlerts is Engine.Abort for a store used without an engine.
+// AbortAlerts settles the epoch of a flush that failed.
 func AbortAlerts(store *alert.Store, meta map[string]string) error {
 	epoch, err := strconv.ParseUint(meta[MetaEpoch], 10, 64)
 	if err != nil {
