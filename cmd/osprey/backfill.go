@@ -20,6 +20,7 @@ import (
 	"github.com/ospreyhq/osprey/ingest/logtypes"
 	"github.com/ospreyhq/osprey/ingest/s3src"
 	"github.com/ospreyhq/osprey/lake"
+	"github.com/ospreyhq/osprey/serve"
 )
 
 // metaBatch is the commit metadata key of a backfill's last committed manifest batch.
@@ -79,11 +80,11 @@ func runBackfill(ctx context.Context, g *globals, o *ingestOptions, l *lake.Lake
 	if err != nil {
 		return err
 	}
-	router, _, err := s3Router(src, reg)
+	router, _, err := serve.S3Router(src, reg)
 	if err != nil {
 		return err
 	}
-	s3c, _, err := s3AWS(src.S3).Clients(ctx)
+	s3c, _, err := serve.S3AWS(src.S3).Clients(ctx)
 	if err != nil {
 		return err
 	}

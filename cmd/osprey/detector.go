@@ -8,6 +8,7 @@ import (
 
 	"github.com/ospreyhq/osprey/config"
 	"github.com/ospreyhq/osprey/detections/alert"
+	"github.com/ospreyhq/osprey/detections/builtin"
 	"github.com/ospreyhq/osprey/detections/engine"
 	"github.com/ospreyhq/osprey/detections/matches"
 	"github.com/ospreyhq/osprey/lake"
@@ -28,7 +29,7 @@ type detector struct {
 // openDetector loads the rules of specs and starts an engine writing to next. It returns nil
 // when no rule is enabled.
 func openDetector(ctx context.Context, l *lake.Lake, specs config.Detections, next engine.Sink, workers int, notify func(*alert.Alert) error, log *slog.Logger) (*detector, error) {
-	set, err := loadConfigured(specs)
+	set, err := builtin.LoadWith(specs.Dirs, specs.Builtin)
 	if err != nil {
 		return nil, err
 	}

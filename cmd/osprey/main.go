@@ -92,7 +92,7 @@ a local lake directory, and answers SQL over them with DuckDB, Panther's time ma
 			stopProfile()
 		}
 	}
-	root.AddCommand(newIngest(g), newSQL(g), newExport(g), newServe(g), newSource(g), newLake(g), newSchema(g), newDetect(g), newAlerts(g), newSchedule(g), newToken(g), newQuickstart(g), newQueryWorker(g))
+	root.AddCommand(newIngest(g), newSQL(g), newExport(g), newServe(g), newSource(g), newLake(g), newSchema(g), newDetect(g), newAlerts(g), newSchedule(g), newToken(g), newQuickstart(g), newQueryWorker())
 	return root
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/ospreyhq/osprey/ingest/health"
 	"github.com/ospreyhq/osprey/ingest/logtypes"
 	"github.com/ospreyhq/osprey/lake"
+	"github.com/ospreyhq/osprey/serve"
 )
 
 func newSource(g *globals) *cobra.Command {
@@ -122,7 +123,7 @@ func newSourceAdd(g *globals) *cobra.Command {
 				}
 			}
 			if s.Type == config.SourceS3 {
-				if _, _, err := s3Router(s, reg); err != nil {
+				if _, _, err := serve.S3Router(s, reg); err != nil {
 					return fmt.Errorf("source %s: %w", s.ID, err)
 				}
 			}

@@ -1,4 +1,4 @@
-package main
+package serve
 
 // The pull sources of osprey serve (S3 via SQS, Rapid7): starting and stopping them, their
 // health in /metrics and in the lake's health file that osprey source list reads.
@@ -17,7 +17,6 @@ import (
 	"github.com/ospreyhq/osprey/ingest/pipeline"
 	"github.com/ospreyhq/osprey/ingest/rapid7"
 	"github.com/ospreyhq/osprey/ingest/s3src"
-	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/metrics"
 )
 
@@ -29,8 +28,9 @@ type puller struct {
 	names  []string // the names it appends under, registered with the pipeline
 }
 
-// s3Router returns the router of an s3 source and the pipeline sources of its routes, by name.
-func s3Router(src config.Source, reg *logtypes.Registry) (*s3src.Router, map[string]*ingest.Source, error) {
+// S3Router returns the router of an s3 source and the pipeline sources of its routes, by name
+// (the prefixes of its configuration each route to their log types).
+func S3Router(src config.Source, reg *logtypes.Registry) (*s3src.Router, map[string]*ingest.Source, error) {
 	lookup := func(names []string) ([]*logtypes.LogType, error) {
 		var lts []*logtypes.LogType
 		for _, n := range names {
@@ -66,14 +66,15 @@ func s3Router(src config.Source, reg *logtypes.Registry) (*s3src.Router, map[str
 	return s3src.NewRouter(src.S3.Bucket, src.S3.Prefix, def, routes), sources, nil
 }
 
-func s3AWS(c *config.S3) s3src.AWS {
+// S3AWS returns how an s3 source reaches AWS (or an emulator).
+func S3AWS(c *config.S3) s3src.AWS {
 	return s3src.AWS{Region: c.Region, Endpoint: c.Endpoint, PathStyle: c.PathStyle, RoleARN: c.RoleARN, ExternalID: c.ExternalID}
 }
 
 func busy(err error) bool { return errors.Is(err, pipeline.ErrBusy) }
 
 // startPuller starts a pull source (after stopping the one of the same id, if any).
-func (s *server) startPuller(ctx context.Context, src config.Source) error {
+func (s *Server) startPuller(ctx context.Context, src config.Source) error {
 	s.stopPuller(src.ID)
 	h := &health.Source{}
 	s.mu.Lock()
@@ -83,7 +84,7 @@ func (s *server) startPuller(ctx context.Context, src config.Source) error {
 	var names []string
 	switch src.Type {
 	case config.SourceS3:
-		router, sources, err := s3Router(src, s.reg)
+		router, sources, err := S3Router(src, s.reg)
 		if err != nil {
 			return err
 		}
@@ -95,7 +96,7 @@ func (s *server) startPuller(ctx context.Context, src config.Source) error {
 			s.log.Warn("s3 source without a queue: nothing is read until osprey ingest s3:// backfills it", "source", src.ID)
 			break
 		}
-		s3c, sqsc, err := s3AWS(src.S3).Clients(ctx)
+		s3c, sqsc, err := S3AWS(src.S3).Clients(ctx)
 		if err != nil {
 			return err
 		}
@@ -143,7 +144,7 @@ func (s *server) startPuller(ctx context.Context, src config.Source) error {
 
 // stopPuller stops a pull source and waits for it; its pipeline sources stay registered until
 // the source is removed (its records may still wait in the log).
-func (s *server) stopPuller(id string) *puller {
+func (s *Server) stopPuller(id string) *puller {
 	s.mu.Lock()
 	p := s.pullers[id]
 	delete(s.pullers, id)
@@ -156,7 +157,7 @@ func (s *server) stopPuller(id string) *puller {
 }
 
 // stopPullers stops every pull source.
-func (s *server) stopPullers() {
+func (s *Server) stopPullers() {
 	s.mu.Lock()
 	var ids []string
 	for id := range s.pullers {
@@ -169,7 +170,7 @@ func (s *server) stopPullers() {
 }
 
 // pullHealth returns the snapshots of the pull sources.
-func (s *server) pullHealth(now time.Time) map[string]health.Snapshot {
+func (s *Server) pullHealth(now time.Time) map[string]health.Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]health.Snapshot{}
@@ -184,7 +185,7 @@ type pullMetrics struct {
 	healthy, lastSuccess, lastError, lag, objects, records, errors metrics.Vec
 }
 
-func (s *server) registerPullMetrics() {
+func (s *Server) registerPullMetrics() {
 	m := &s.metrics
 	s.pull = pullMetrics{
 		healthy:     m.Gauge("osprey_source_healthy", "1 when a pull source's last attempt succeeded, 0 after an error.", "source"),
@@ -198,7 +199,7 @@ func (s *server) registerPullMetrics() {
 }
 
 // updatePullMetrics sets the pull sources' samples (at scrape time).
-func (s *server) updatePullMetrics() {
+func (s *Server) updatePullMetrics() {
 	unix := func(t time.Time) float64 {
 		if t.IsZero() {
 			return 0
@@ -217,28 +218,5 @@ func (s *server) updatePullMetrics() {
 		s.pull.objects.Set(float64(h.Objects), id)
 		s.pull.records.Set(float64(h.Records), id)
 		s.pull.errors.Set(float64(h.Errors), id)
-	}
-}
-
-// writeHealth writes the health report (atomically).
-func (s *server) writeHealth() error {
-	now := time.Now()
-	return health.WriteReport(lake.HealthFile(s.lake.Dir()), health.Report{Written: now, Sources: s.pullHealth(now)})
-}
-
-// watchHealth rewrites the health file until ctx is done (runServe writes it once more when the
-// pull sources have stopped).
-func (s *server) watchHealth(ctx context.Context) {
-	tick := time.NewTicker(health.ReportInterval)
-	defer tick.Stop()
-	for {
-		if err := s.writeHealth(); err != nil {
-			s.log.Warn("write health file", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
 	}
 }

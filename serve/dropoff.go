@@ -1,8 +1,10 @@
-package main
+package serve
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sort"
 	"time"
 
@@ -85,4 +87,42 @@ func alarmRecords(alarms []sourceAlarm) [][]byte {
 		recs = append(recs, b)
 	}
 	return recs
+}
+
+// watchDropOff raises drop-off alarms (see dropOff) as events of the monitor source.
+func (s *Server) watchDropOff(ctx context.Context, start time.Time) {
+	d := &dropOff{start: start, silent: map[string]bool{}}
+	// Check often enough for the shortest drop-off period, and at least once a minute.
+	period := time.Minute
+	s.mu.Lock()
+	for _, src := range s.active {
+		if a := src.AlarmAfter(); a > 0 {
+			period = min(period, max(a/4, 100*time.Millisecond))
+		}
+	}
+	s.mu.Unlock()
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			s.mu.Lock()
+			sources := maps.Clone(s.active)
+			seen := maps.Clone(s.lastSeen)
+			s.mu.Unlock()
+			alarms := d.check(now, sources, seen)
+			if len(alarms) == 0 {
+				continue
+			}
+			for _, a := range alarms {
+				s.log.Warn(a.Message, "source", a.SourceID, "state", a.State)
+				s.alarms.Add(1, a.SourceID, a.State)
+			}
+			if err := s.pipe.Append(ctx, monitorSource, alarmRecords(alarms)); err != nil {
+				s.log.Error("could not record drop-off alarms", "err", err)
+			}
+		}
+	}
 }

@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"context"
@@ -20,12 +20,9 @@ import (
 	"github.com/ospreyhq/osprey/lake"
 )
 
-// outboxDir is where a lake keeps the deliveries of alerts to destinations.
-func outboxDir(l *lake.Lake) string { return lake.OutboxDir(l.Dir()) }
-
-// serveDetections is what osprey serve runs of detections: the streaming rules' engine in
+// detectionSet is what osprey serve runs of detections: the streaming rules' engine in
 // front of the lake writer, the alert store, and the outbox that delivers alerts.
-type serveDetections struct {
+type detectionSet struct {
 	set    *detections.Set
 	rules  int // enabled streaming rules
 	store  *alert.Store
@@ -35,10 +32,10 @@ type serveDetections struct {
 	log    *slog.Logger
 }
 
-// openServeDetections loads the configured detections and opens what they need; the engine of
+// openDetections loads the configured detections and opens what they need; the engine of
 // streaming rules hands every batch on to next. It returns nil when nothing is configured.
-func openServeDetections(ctx context.Context, l *lake.Lake, cfg *config.Config, log *slog.Logger, next ingest.Sink) (*serveDetections, error) {
-	set, err := loadConfigured(cfg.Detections)
+func openDetections(ctx context.Context, l *lake.Lake, cfg *config.Config, log *slog.Logger, next ingest.Sink) (*detectionSet, error) {
+	set, err := builtin.LoadWith(cfg.Detections.Dirs, cfg.Detections.Builtin)
 	if err != nil {
 		return nil, err
 	}
@@ -57,8 +54,8 @@ func openServeDetections(ctx context.Context, l *lake.Lake, cfg *config.Config, 
 	if rules == 0 && scheduled == 0 && len(cfg.Destinations) == 0 {
 		return nil, nil
 	}
-	d := &serveDetections{set: set, rules: rules, log: log}
-	if d.store, err = alert.Open(alertDir(l), matches.CommittedEpoch(l)); err != nil {
+	d := &detectionSet{set: set, rules: rules, log: log}
+	if d.store, err = alert.Open(lake.AlertsDir(l.Dir()), matches.CommittedEpoch(l)); err != nil {
 		if errors.Is(err, alert.ErrLocked) {
 			return nil, fmt.Errorf("detections: %w: stop the osprey ingest --detections or osprey schedule run that holds it", err)
 		}
@@ -76,7 +73,7 @@ func openServeDetections(ctx context.Context, l *lake.Lake, cfg *config.Config, 
 		}
 		opts := dest.DefaultOutboxOptions()
 		opts.Logger = log
-		if d.outbox, err = dest.OpenOutbox(outboxDir(l), dests, opts); err != nil {
+		if d.outbox, err = dest.OpenOutbox(lake.OutboxDir(l.Dir()), dests, opts); err != nil {
 			d.Close()
 			return nil, err
 		}
@@ -130,12 +127,6 @@ func openServeDetections(ctx context.Context, l *lake.Lake, cfg *config.Config, 
 	return d, nil
 }
 
-// loadConfigured loads the detection directories of the configuration, and the built-in
-// pack when it says so.
-func loadConfigured(c config.Detections) (*detections.Set, error) {
-	return builtin.LoadWith(c.Dirs, c.Builtin)
-}
-
 // pendingAge is how old an unnotified alert may be and still be sent at start: older ones
 // (from a bulk ingest of old logs with --detections, say) are stored and listed, not sent.
 const pendingAge = 24 * time.Hour
@@ -143,7 +134,7 @@ const pendingAge = 24 * time.Hour
 // notifyPending hands the store's unnotified alerts to the outbox. Without destinations,
 // alerts stay in the store, unnotified, for a later osprey serve that has some. An alert whose
 // destinations no longer exist is logged and left unnotified.
-func (d *serveDetections) notifyPending() error {
+func (d *detectionSet) notifyPending() error {
 	if d.outbox == nil {
 		return nil
 	}
@@ -174,7 +165,7 @@ func (d *serveDetections) notifyPending() error {
 }
 
 // run runs the engine's timer and the outbox's senders until ctx is done.
-func (d *serveDetections) run(ctx context.Context, wg *sync.WaitGroup, fail func(error)) {
+func (d *detectionSet) run(ctx context.Context, wg *sync.WaitGroup, fail func(error)) {
 	if d == nil {
 		return
 	}
@@ -201,7 +192,7 @@ func (d *serveDetections) run(ctx context.Context, wg *sync.WaitGroup, fail func
 	}
 }
 
-func (d *serveDetections) Close() error {
+func (d *detectionSet) Close() error {
 	if d == nil {
 		return nil
 	}

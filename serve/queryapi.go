@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"context"
@@ -40,17 +40,18 @@ const (
 // queryAPI is osprey serve's POST /v1/query: a query over the lake, authorized by an API token
 // (osprey token create), answered in JSON, JSON lines, CSV or Parquet.
 type queryAPI struct {
-	lake *lake.Lake
-	log  *slog.Logger
-	slot chan struct{}
+	lake   *lake.Lake
+	worker []string // the command line of a query worker
+	log    *slog.Logger
+	slot   chan struct{}
 
 	mu       sync.Mutex
 	tokens   []config.Token
 	tokensAt time.Time // modification time of the tokens file when read
 }
 
-func newQueryAPI(l *lake.Lake, log *slog.Logger) *queryAPI {
-	return &queryAPI{lake: l, log: log, slot: make(chan struct{}, apiConcurrent)}
+func newQueryAPI(l *lake.Lake, worker []string, log *slog.Logger) *queryAPI {
+	return &queryAPI{lake: l, worker: worker, log: log, slot: make(chan struct{}, apiConcurrent)}
 }
 
 // queryRequest is the body of POST /v1/query.
@@ -101,8 +102,6 @@ func (a *queryAPI) authorize(r *http.Request) (config.Token, error) {
 }
 
 // Close ends the API. Queries run in worker processes that end with their requests.
-func (a *queryAPI) Close() error { return nil }
-
 func (a *queryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)

@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"bufio"
@@ -15,8 +15,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/spf13/cobra"
 
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/query"
@@ -44,8 +42,12 @@ const (
 
 var errWorkerMemory = fmt.Errorf("the query needed more than %d MiB of memory: select fewer or narrower rows (max_rows, LIMIT)", apiWorkerMemory>>20)
 
+// QueryWorkerArg is the argument that makes a program a query worker (Options.QueryWorker).
+const QueryWorkerArg = "query-worker"
+
 // workerRequest is what serve hands a query worker on its standard input.
 type workerRequest struct {
+	Lake     string         `json:"lake"`
 	SQL      string         `json:"sql"`
 	Params   map[string]any `json:"params,omitempty"`
 	Format   string         `json:"format"`
@@ -54,8 +56,9 @@ type workerRequest struct {
 	MaxBytes int64          `json:"max_bytes"`
 }
 
-// workerStatus is what a worker reports on its status pipe (file descriptor 3) at the end.
-type workerStatus struct {
+// WorkerStatus is what a query worker reports on its status pipe (file descriptor 3) at the
+// end, in JSON.
+type WorkerStatus struct {
 	Rows      int64  `json:"rows"`
 	Truncated bool   `json:"truncated"`
 	Error     string `json:"error,omitempty"`
@@ -64,7 +67,7 @@ type workerStatus struct {
 
 // workerResult is how a query went, for the handler.
 type workerResult struct {
-	workerStatus
+	WorkerStatus
 	streaming bool   // the response's header and part of the result were sent
 	held      []byte // the whole result, when not streaming
 	bytes     int64
@@ -72,10 +75,7 @@ type workerResult struct {
 
 // run runs a query in a worker process and copies its result into w through a resultWriter.
 func (a *queryAPI) run(ctx context.Context, w http.ResponseWriter, req workerRequest, contentType string) (workerResult, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return workerResult{}, fmt.Errorf("find osprey's executable: %w", err)
-	}
+	req.Lake = a.lake.Dir()
 	in, err := json.Marshal(req)
 	if err != nil {
 		return workerResult{}, fmt.Errorf("query parameters: %w", err)
@@ -87,7 +87,7 @@ func (a *queryAPI) run(ctx context.Context, w http.ResponseWriter, req workerReq
 		return workerResult{}, err
 	}
 	defer statusR.Close()
-	cmd := exec.CommandContext(ctx, exe, "--lake", a.lake.Dir(), "query-worker")
+	cmd := exec.CommandContext(ctx, a.worker[0], a.worker[1:]...)
 	cmd.Stdin = bytes.NewReader(in)
 	cmd.ExtraFiles = []*os.File{statusW}
 	var logs tailBuffer
@@ -116,11 +116,11 @@ func (a *queryAPI) run(ctx context.Context, w http.ResponseWriter, req workerReq
 	if copyErr != nil {
 		cmd.Process.Kill() // the client went away
 	}
-	var st workerStatus
+	var st WorkerStatus
 	statusErr := json.NewDecoder(io.LimitReader(statusR, 1<<20)).Decode(&st)
 	waitErr := cmd.Wait()
 	<-watchDone
-	res := workerResult{workerStatus: st, streaming: out.streaming, held: out.buf.Bytes(), bytes: out.n}
+	res := workerResult{WorkerStatus: st, streaming: out.streaming, held: out.buf.Bytes(), bytes: out.n}
 	switch {
 	case overMemory.Load():
 		return res, errWorkerMemory
@@ -208,30 +208,24 @@ func (r *resultWriter) Write(p []byte) (int, error) {
 	return r.w.Write(p)
 }
 
-// newQueryWorker is the hidden command serve runs for each query of its API: a workerRequest
-// on standard input, the result on standard output, a workerStatus on file descriptor 3.
-func newQueryWorker(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:    "query-worker",
-		Short:  "Run one query of osprey serve's API (started by serve)",
-		Hidden: true,
-		Args:   cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			status := os.NewFile(3, "status")
-			if status == nil {
-				return errors.New("query-worker is started by osprey serve")
-			}
-			defer status.Close()
-			st := runQueryWorker(cmd.Context(), g.lakeDir, os.Stdin, os.Stdout)
-			return json.NewEncoder(status).Encode(st)
-		},
+// QueryWorkerMain is the whole of a query worker process (a program given QueryWorkerArg):
+// the request on standard input, the result on standard output, the WorkerStatus on file
+// descriptor 3, which serve opens for it.
+func QueryWorkerMain(ctx context.Context) error {
+	status := os.NewFile(3, "status")
+	if status == nil {
+		return errors.New("a query worker is started by osprey serve")
 	}
+	defer status.Close()
+	st := RunQueryWorker(ctx, os.Stdin, os.Stdout)
+	return json.NewEncoder(status).Encode(st)
 }
 
-// runQueryWorker runs the request read from in, writing the result to out.
-func runQueryWorker(ctx context.Context, lakeDir string, in io.Reader, out io.Writer) workerStatus {
-	fail := func(err error) workerStatus {
-		st := workerStatus{Error: err.Error(), Kind: "query"}
+// RunQueryWorker is a query worker's work: it runs the request serve wrote to in, writing the
+// result to out, and returns the status the worker reports.
+func RunQueryWorker(ctx context.Context, in io.Reader, out io.Writer) WorkerStatus {
+	fail := func(err error) WorkerStatus {
+		st := WorkerStatus{Error: err.Error(), Kind: "query"}
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
 			st.Kind = "timeout"
@@ -244,7 +238,7 @@ func runQueryWorker(ctx context.Context, lakeDir string, in io.Reader, out io.Wr
 	if err := json.NewDecoder(in).Decode(&req); err != nil {
 		return fail(fmt.Errorf("read the request: %w", err))
 	}
-	l, err := lake.Open(lakeDir)
+	l, err := lake.OpenExisting(req.Lake)
 	if err != nil {
 		return fail(err)
 	}
@@ -266,7 +260,7 @@ func runQueryWorker(ctx context.Context, lakeDir string, in io.Reader, out io.Wr
 	if err != nil {
 		return fail(err)
 	}
-	return workerStatus{Rows: n, Truncated: truncated}
+	return WorkerStatus{Rows: n, Truncated: truncated}
 }
 
 // countingWriter counts the bytes written through it.
