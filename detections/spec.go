@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ospreyhq/osprey/ingest/logschema"
+	"github.com/ospreyhq/osprey/ingest/schema/logschema"
 )
 
 // Analysis types a spec file may declare in AnalysisType.

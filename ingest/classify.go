@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ospreyhq/osprey/ingest/logtypes"
-	"github.com/ospreyhq/osprey/ingest/stream"
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
+	"github.com/ospreyhq/osprey/ingest/source/stream"
 )
 
 // candidate is a log type a source's records are classified against, with the worker's parser

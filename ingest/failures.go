@@ -4,14 +4,14 @@ import (
 	_ "embed"
 	"fmt"
 
-	"github.com/ospreyhq/osprey/ingest/batch"
-	"github.com/ospreyhq/osprey/ingest/logschema"
+	"github.com/ospreyhq/osprey/ingest/parse/batch"
+	"github.com/ospreyhq/osprey/ingest/schema/logschema"
 )
 
 // TableFailures is the panther_monitor table of records that no log type accepted.
 const TableFailures = "classification_failures"
 
-//go:embed schemas/classification_failure.yml
+//go:embed monitor/classification_failure.yml
 var failureYAML []byte
 
 // FailureSchema returns the table schema of panther_monitor.classification_failures.

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/ospreyhq/osprey/ingest/batch"
+	"github.com/ospreyhq/osprey/ingest/parse/batch"
 )
 
 // In time-ordered logs an hour's builder stops growing once the stream has moved past the hour;

@@ -16,9 +16,9 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
-	"github.com/ospreyhq/osprey/ingest/batch"
-	"github.com/ospreyhq/osprey/ingest/logtypes"
-	"github.com/ospreyhq/osprey/ingest/stream"
+	"github.com/ospreyhq/osprey/ingest/parse/batch"
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
+	"github.com/ospreyhq/osprey/ingest/source/stream"
 )
 
 // Sink receives record batches of tables. Write may be called from several goroutines. Write

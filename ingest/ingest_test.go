@@ -21,10 +21,10 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/ospreyhq/osprey/ingest"
-	"github.com/ospreyhq/osprey/ingest/batch"
-	"github.com/ospreyhq/osprey/ingest/logschema"
-	"github.com/ospreyhq/osprey/ingest/logtypes"
-	"github.com/ospreyhq/osprey/ingest/stream"
+	"github.com/ospreyhq/osprey/ingest/parse/batch"
+	"github.com/ospreyhq/osprey/ingest/schema/logschema"
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
+	"github.com/ospreyhq/osprey/ingest/source/stream"
 )
 
 // collect is a Sink that keeps every row as a JSON object, by "db.table".

@@ -8,15 +8,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ospreyhq/osprey/ingest/batch"
-	"github.com/ospreyhq/osprey/ingest/jsonlog"
-	"github.com/ospreyhq/osprey/ingest/logschema"
+	"github.com/ospreyhq/osprey/ingest/parse/batch"
+	"github.com/ospreyhq/osprey/ingest/parse/jsonlog"
+	"github.com/ospreyhq/osprey/ingest/schema/logschema"
 )
 
 // TableSourceErrors is the panther_monitor table of what pull sources gave up on.
 const TableSourceErrors = "source_errors"
 
-//go:embed schemas/source_error.yml
+//go:embed monitor/source_error.yml
 var sourceErrorYAML []byte
 
 // SourceError is a row of panther_monitor.source_errors.

@@ -18,7 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/ospreyhq/osprey/ingest"
-	"github.com/ospreyhq/osprey/ingest/logtypes"
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
 	"github.com/ospreyhq/osprey/lake"
 )
 

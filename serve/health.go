@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ospreyhq/osprey/ingest/health"
+	"github.com/ospreyhq/osprey/ingest/source/health"
 	"github.com/ospreyhq/osprey/lake"
 )
 

@@ -12,8 +12,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/ospreyhq/osprey/ingest"
-	"github.com/ospreyhq/osprey/ingest/batch"
-	"github.com/ospreyhq/osprey/ingest/httpsrc"
+	"github.com/ospreyhq/osprey/ingest/parse/batch"
+	"github.com/ospreyhq/osprey/ingest/source/httpsrc"
 )
 
 // registerHTTPMetrics adds the figures of the HTTP server's connections and request bodies.

@@ -11,12 +11,12 @@ import (
 
 	"github.com/ospreyhq/osprey/config"
 	"github.com/ospreyhq/osprey/ingest"
-	"github.com/ospreyhq/osprey/ingest/batch"
-	"github.com/ospreyhq/osprey/ingest/health"
-	"github.com/ospreyhq/osprey/ingest/logtypes"
+	"github.com/ospreyhq/osprey/ingest/parse/batch"
 	"github.com/ospreyhq/osprey/ingest/pipeline"
-	"github.com/ospreyhq/osprey/ingest/rapid7"
-	"github.com/ospreyhq/osprey/ingest/s3src"
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
+	"github.com/ospreyhq/osprey/ingest/source/health"
+	"github.com/ospreyhq/osprey/ingest/source/rapid7"
+	"github.com/ospreyhq/osprey/ingest/source/s3src"
 	"github.com/ospreyhq/osprey/metrics"
 )
 

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/ospreyhq/osprey/config"
-	"github.com/ospreyhq/osprey/ingest/httpsrc"
+	"github.com/ospreyhq/osprey/ingest/source/httpsrc"
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/units"
 )

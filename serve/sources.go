@@ -13,12 +13,12 @@ import (
 
 	"github.com/ospreyhq/osprey/config"
 	"github.com/ospreyhq/osprey/ingest"
-	"github.com/ospreyhq/osprey/ingest/batch"
-	"github.com/ospreyhq/osprey/ingest/httpsrc"
-	"github.com/ospreyhq/osprey/ingest/logtypes"
+	"github.com/ospreyhq/osprey/ingest/parse/batch"
 	"github.com/ospreyhq/osprey/ingest/pipeline"
-	"github.com/ospreyhq/osprey/ingest/records"
-	"github.com/ospreyhq/osprey/ingest/syslogsrc"
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
+	"github.com/ospreyhq/osprey/ingest/source/httpsrc"
+	"github.com/ospreyhq/osprey/ingest/source/records"
+	"github.com/ospreyhq/osprey/ingest/source/syslogsrc"
 )
 
 func classifyAppend(err error) error {

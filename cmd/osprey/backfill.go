@@ -16,9 +16,9 @@ import (
 
 	"github.com/ospreyhq/osprey/config"
 	"github.com/ospreyhq/osprey/ingest"
-	"github.com/ospreyhq/osprey/ingest/batch"
-	"github.com/ospreyhq/osprey/ingest/logtypes"
-	"github.com/ospreyhq/osprey/ingest/s3src"
+	"github.com/ospreyhq/osprey/ingest/parse/batch"
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
+	"github.com/ospreyhq/osprey/ingest/source/s3src"
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/serve"
 )

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ospreyhq/osprey/ingest/s3src/s3test"
+	"github.com/ospreyhq/osprey/ingest/source/s3src/s3test"
 )
 
 func gzipBytes(b []byte) []byte {

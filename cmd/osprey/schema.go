@@ -15,12 +15,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ospreyhq/osprey/ingest"
-	"github.com/ospreyhq/osprey/ingest/batch"
-	"github.com/ospreyhq/osprey/ingest/infer"
-	"github.com/ospreyhq/osprey/ingest/logschema"
-	"github.com/ospreyhq/osprey/ingest/logtypes"
-	"github.com/ospreyhq/osprey/ingest/schematest"
-	"github.com/ospreyhq/osprey/ingest/stream"
+	"github.com/ospreyhq/osprey/ingest/parse/batch"
+	"github.com/ospreyhq/osprey/ingest/schema/infer"
+	"github.com/ospreyhq/osprey/ingest/schema/logschema"
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
+	"github.com/ospreyhq/osprey/ingest/schema/schematest"
+	"github.com/ospreyhq/osprey/ingest/source/stream"
 )
 
 // loadRegistry returns the built-in log types and the custom ones of a schema directory.

@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ospreyhq/osprey/config"
-	"github.com/ospreyhq/osprey/ingest/health"
-	"github.com/ospreyhq/osprey/ingest/logtypes"
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
+	"github.com/ospreyhq/osprey/ingest/source/health"
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/serve"
 )

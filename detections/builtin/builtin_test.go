@@ -7,7 +7,7 @@ import (
 	"github.com/ospreyhq/osprey/detections/builtin"
 	"github.com/ospreyhq/osprey/detections/ruletest"
 	"github.com/ospreyhq/osprey/detections/validate"
-	"github.com/ospreyhq/osprey/ingest/logtypes"
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
 )
 
 // The pack loads, validates against the built-in log types, and passes its own tests; each

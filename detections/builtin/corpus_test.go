@@ -11,7 +11,7 @@ import (
 	"github.com/ospreyhq/osprey/detections"
 	"github.com/ospreyhq/osprey/detections/builtin"
 	"github.com/ospreyhq/osprey/detections/ruletest"
-	"github.com/ospreyhq/osprey/ingest/logtypes"
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
 )
 
 // corpusDir holds panther-analysis' own unit tests of its Panther.Audit rules, with their

@@ -18,7 +18,7 @@ import (
 	"github.com/ospreyhq/osprey/detections/alert"
 	"github.com/ospreyhq/osprey/detections/matches"
 	"github.com/ospreyhq/osprey/ingest"
-	"github.com/ospreyhq/osprey/ingest/logtypes"
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/query"
 )

@@ -24,8 +24,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/ospreyhq/osprey/detections"
-	"github.com/ospreyhq/osprey/ingest/logtypes"
-	"github.com/ospreyhq/osprey/ingest/schematest"
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
+	"github.com/ospreyhq/osprey/ingest/schema/schematest"
 	"github.com/ospreyhq/osprey/query"
 )
 

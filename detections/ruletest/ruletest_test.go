@@ -11,7 +11,7 @@ import (
 
 	"github.com/ospreyhq/osprey/detections"
 	"github.com/ospreyhq/osprey/detections/ruletest"
-	"github.com/ospreyhq/osprey/ingest/logtypes"
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
 )
 
 const rule = `AnalysisType: rule

@@ -14,7 +14,7 @@ import (
 	"github.com/ospreyhq/osprey/detections"
 	"github.com/ospreyhq/osprey/detections/alert"
 	"github.com/ospreyhq/osprey/ingest"
-	"github.com/ospreyhq/osprey/ingest/logtypes"
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/query"
 	"github.com/ospreyhq/osprey/scheduler"

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/ospreyhq/osprey/detections"
-	"github.com/ospreyhq/osprey/ingest/logtypes"
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
 	"github.com/ospreyhq/osprey/query"
 	"github.com/ospreyhq/osprey/scheduler"
 )

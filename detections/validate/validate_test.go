@@ -9,7 +9,7 @@ import (
 
 	"github.com/ospreyhq/osprey/detections"
 	"github.com/ospreyhq/osprey/detections/validate"
-	"github.com/ospreyhq/osprey/ingest/logtypes"
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/query"
 )

@@ -46,8 +46,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/ospreyhq/osprey/ingest"
-	"github.com/ospreyhq/osprey/ingest/batch"
-	"github.com/ospreyhq/osprey/ingest/wal"
+	"github.com/ospreyhq/osprey/ingest/parse/batch"
+	"github.com/ospreyhq/osprey/ingest/pipeline/wal"
 	"github.com/ospreyhq/osprey/lake"
 )
 
