@@ -17,8 +17,13 @@ import (
 	"github.com/ospreyhq/osprey/detections/matches"
 	"github.com/ospreyhq/osprey/detections/scheduled"
 	"github.com/ospreyhq/osprey/ingest"
+	"github.com/ospreyhq/osprey/ingest/pipeline"
 	"github.com/ospreyhq/osprey/lake"
 )
+
+// The engine forgets the rows of a failed write, so that serve recovers from a full disk with
+// streaming rules on as it does without them.
+var _ pipeline.Forgetter = (*engine.Engine)(nil)
 
 // detectionSet is what osprey serve runs of detections: the streaming rules' engine in
 // front of the lake writer, the alert store, and the outbox that delivers alerts.

@@ -21,13 +21,15 @@ import (
 // the filler is gone serve resumes by itself, and after it stops every event it answered 200
 // is in the lake exactly once. The write-ahead log is on the full disk with the lake (its
 // appends fail first), or on another disk (the lake's flushes fail while the log takes
-// records).
+// records). With a streaming rule on every event, serve recovers the same way, and counts each
+// event's match once: in the lake's matches and in the alert.
 func TestServeDiskFull(t *testing.T) {
-	t.Run("log and lake", func(t *testing.T) { testServeDiskFull(t, false) })
-	t.Run("lake", func(t *testing.T) { testServeDiskFull(t, true) })
+	t.Run("log and lake", func(t *testing.T) { testServeDiskFull(t, false, false) })
+	t.Run("lake", func(t *testing.T) { testServeDiskFull(t, true, false) })
+	t.Run("lake with detections", func(t *testing.T) { testServeDiskFull(t, true, true) })
 }
 
-func testServeDiskFull(t *testing.T, walElsewhere bool) {
+func testServeDiskFull(t *testing.T, walElsewhere, detect bool) {
 	mnt := disktest.Tmpfs(t, "32m")
 	dir := filepath.Join(mnt, "lake")
 	osprey(t, "--lake", dir, "source", "add", "audit", "--log-type", "Panther.Audit")
@@ -35,7 +37,17 @@ func testServeDiskFull(t *testing.T, walElsewhere bool) {
 		disktest.BindMount(t, t.TempDir(), filepath.Join(dir, "_osprey", "wal"))
 	}
 	cfg := filepath.Join(t.TempDir(), "osprey.yml")
-	os.WriteFile(cfg, []byte("flush:\n  age: 200ms\n"), 0o644)
+	conf := "flush:\n  age: 200ms\n"
+	if detect {
+		rules := t.TempDir()
+		rule := "AnalysisType: rule\nRuleID: Test.Every.Event\nLogTypes: [Panther.Audit]\nSeverity: Low\n" +
+			"Query: SELECT * FROM panther_logs.panther_audit WHERE actionName LIKE 'ID-%'\n"
+		if err := os.WriteFile(filepath.Join(rules, "every.yml"), []byte(rule), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		conf += "detections:\n  dirs: [" + rules + "]\n  maxDelay: 50ms\n"
+	}
+	os.WriteFile(cfg, []byte(conf), 0o644)
 	d := startServe(t, dir, "--config", cfg)
 	defer d.cmd.Process.Kill()
 
@@ -162,6 +174,23 @@ func testServeDiskFull(t *testing.T, walElsewhere bool) {
 	}
 	if missing > 0 {
 		t.Errorf("%d of %d acknowledged events are not in the lake", missing, len(acked))
+	}
+	if detect {
+		// Every event in the lake matched once, though the rule ran on some of them before
+		// the write that lost them.
+		got := lakeQuery(t, dir, `SELECT count(*), count(DISTINCT p_row_id) FROM panther_rule_matches.panther_audit`)
+		if want := fmt.Sprintf("%d %d", len(seen), len(seen)); len(got) != 1 || got[0] != want {
+			t.Errorf("matches in the lake (all, distinct): %v, want %s", got, want)
+		}
+		var alerts []struct {
+			Events int `json:"eventCount"`
+		}
+		if err := json.Unmarshal([]byte(osprey(t, "--lake", dir, "alerts", "list", "--format", "json")), &alerts); err != nil {
+			t.Fatal(err)
+		}
+		if len(alerts) != 1 || alerts[0].Events != len(seen) {
+			t.Errorf("alerts %+v, want one of %d events", alerts, len(seen))
+		}
 	}
 	t.Logf("%d events sent, %d acknowledged, %d in the lake", sent, len(acked), len(seen))
 }

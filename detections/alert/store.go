@@ -635,6 +635,16 @@ func (s *Store) Commit(epoch uint64) error {
 	return nil
 }
 
+// ForgetPending drops the matches counted in a lane since its last PrepareLane: the rows they
+// came from were lost before their flush (a failed write) and are read again from the ingest
+// log, which counts them anew. Alerts they raised stay raised; the matches read again join
+// them.
+func (s *Store) ForgetPending(lane string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.pending, lane)
+}
+
 // Abort drops the prepared epoch: its flush failed. Its matches come back with the replay of
 // the ingest log.
 func (s *Store) Abort(epoch uint64) error {

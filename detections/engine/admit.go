@@ -34,6 +34,8 @@ func (e *Engine) Keeps(db, table string, rows int64) bool {
 // Write writes rec and runs the rules of its table on it, now or (a small batch) later; see
 // Keeps.
 func (e *Engine) Write(ctx context.Context, db, table string, rec arrow.RecordBatch) error {
+	e.admit.RLock()
+	defer e.admit.RUnlock()
 	if err := e.next.Write(ctx, db, table, rec); err != nil {
 		return err
 	}
@@ -174,6 +176,8 @@ func (e *Engine) evaluateAndRelease(ctx context.Context, tr *tableRules, recs []
 // Drain runs the rules on the batches that wait, those waiting since before olderThan only
 // (all of them when olderThan is zero).
 func (e *Engine) Drain(ctx context.Context, olderThan time.Time) error {
+	e.admit.RLock()
+	defer e.admit.RUnlock()
 	for _, tr := range e.tables {
 		tr.pmu.Lock()
 		var recs []arrow.RecordBatch

@@ -80,6 +80,9 @@ type Engine struct {
 	tables map[string]*tableRules
 	dbs    chan *query.BatchDB
 	all    []*query.BatchDB
+	// admit is held shared by Write and Drain, from taking rows through counting their
+	// matches, and exclusively by Forget.
+	admit sync.RWMutex
 
 	matches     atomic.Int64
 	errs        atomic.Int64

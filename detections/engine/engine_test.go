@@ -97,8 +97,18 @@ func newHarnessOpts(t *testing.T, dir string, set *detections.Set, opts Options)
 	return h
 }
 
-// ingest parses lines as Panther.Audit events through the engine.
+// ingest parses lines as Panther.Audit events through the engine, and runs the rules on them.
 func (h *harness) ingest(lines []string) {
+	h.t.Helper()
+	h.write(lines)
+	// Small batches wait for more; the rules run on them now, at the engine's clock.
+	if err := h.engine.Drain(context.Background(), time.Time{}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// write parses lines as Panther.Audit events through the engine; small batches wait.
+func (h *harness) write(lines []string) {
 	h.t.Helper()
 	reg, err := logtypes.Builtin()
 	if err != nil {
@@ -116,10 +126,6 @@ func (h *harness) ingest(lines []string) {
 		h.t.Fatal(err)
 	}
 	if _, err := in.Close(); err != nil {
-		h.t.Fatal(err)
-	}
-	// Small batches wait for more; the rules run on them now, at the engine's clock.
-	if err := h.engine.Drain(context.Background(), time.Time{}); err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -313,6 +319,49 @@ func TestEpochs(t *testing.T) {
 				t.Errorf("%d matches in the lake, want 6", n)
 			}
 		})
+	}
+}
+
+// TestForget loses a write before its flush, as a full disk would: the writer drops its rows
+// (Recover) and the engine forgets what it counted of them and what waits for the rules. The
+// rows written again (a pipeline reads them again from its log) are counted once, and the
+// alert they raised before is not raised again.
+func TestForget(t *testing.T) {
+	set := rules(t, map[string]string{
+		"deleted": ruleSpec("Detection.Deleted", "SELECT * FROM panther_logs.panther_audit WHERE actionName = 'DELETE_DETECTION'", "Threshold: 2\n"),
+	})
+	batch := func(n, from int) []string {
+		var lines []string
+		for i := range n {
+			lines = append(lines, auditEvent(from+i, "DELETE_DETECTION", "SUCCEEDED", "ana"))
+		}
+		return lines
+	}
+	h := newHarness(t, t.TempDir(), set)
+	h.ingest(batch(3, 0))
+	h.flush()
+	h.ingest(batch(3, 3)) // counted, pending
+	h.write(batch(2, 6))  // waiting for the rules
+	if err := h.w.Recover(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.engine.Forget(); err != nil {
+		t.Fatal(err)
+	}
+	h.ingest(batch(5, 3))
+	h.flush()
+	if a := h.store.Alerts(); len(a) != 1 || a[0].Events != 8 {
+		t.Fatalf("after the rows were written again: %+v, want one alert of 8 events", a)
+	}
+	if len(h.sent) != 1 {
+		t.Errorf("%d alerts sent, want 1", len(h.sent))
+	}
+	h.close()
+	if n := count(t, h.lake, "SELECT count(*) FROM panther_rule_matches.panther_audit"); n != 8 {
+		t.Errorf("%d matches in the lake, want 8", n)
+	}
+	if n := count(t, h.lake, "SELECT count(*) FROM panther_logs.panther_audit"); n != 8 {
+		t.Errorf("%d events in the lake, want 8", n)
 	}
 }
 

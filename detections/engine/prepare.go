@@ -23,3 +23,19 @@ func (e *Engine) Commit(meta map[string]string) error { return matches.CommitAle
 
 // Abort settles the epoch of a flush that failed.
 func (e *Engine) Abort(meta map[string]string) error { return matches.AbortAlerts(e.store, meta) }
+
+// Forget drops what the engine holds of the rows written to it since its last Prepare: the
+// batches waiting for the rules and the matches counted in the alert store. A pipeline whose
+// write failed calls it before it reads those rows again from its log (pipeline.Forgetter).
+// It waits for the evaluations in flight; no Write may run meanwhile.
+func (e *Engine) Forget() error {
+	e.admit.Lock()
+	defer e.admit.Unlock()
+	for _, tr := range e.tables {
+		tr.pmu.Lock()
+		release(tr.wait.take())
+		tr.pmu.Unlock()
+	}
+	e.store.ForgetPending("")
+	return nil
+}

@@ -104,6 +104,15 @@ type Committer interface {
 	Abort(meta map[string]string) error
 }
 
+// A Forgetter is a Committer that can drop what it holds of the rows written to it since its
+// last Prepare (streaming detections: the matches counted and the batches waiting). With one,
+// the pipeline recovers from any failed write by reading its log again, as it does without a
+// Committer; without one, a write that fails before the flush's Prepare stops the pipeline.
+type Forgetter interface {
+	Committer
+	Forget() error
+}
+
 // Errors.
 var (
 	// ErrBusy means the pipeline is behind: the source should ask its client to retry later.
@@ -554,6 +563,13 @@ func (p *Pipeline) undo(ctx context.Context) error {
 		p.gate.close()
 		p.in.Close()
 		p.in = nil
+		// Nor do the matches a Committer counted of them: they are counted again as the
+		// records are read again.
+		if f, ok := p.opts.Committer.(Forgetter); ok {
+			if err := f.Forget(); err != nil {
+				return &fatalError{fmt.Errorf("forget the rows of a failed write: %w", err)}
+			}
+		}
 	}
 	if err := p.writer.Recover(); err != nil {
 		return &writeError{err: err, settled: true}
@@ -622,16 +638,17 @@ func (e *fatalError) Error() string { return e.err.Error() }
 func (e *fatalError) Unwrap() error { return e.err }
 
 // recoverable reports whether the pipeline can recover from err by reading the log again. With
-// a Committer (streaming detections), only when the failure left it nothing to forget: it
-// counts the matches of the rows written since its last Prepare and cannot drop them, so a
-// failed write before the flush's Prepare still stops the pipeline, and a restart (which
-// starts the Committer afresh) reads the log again.
+// a Committer that is not a Forgetter, only when the failure left it nothing to forget: it
+// counts what it was handed since its last Prepare and cannot drop it, so a failed write
+// before the flush's Prepare stops the pipeline, and a restart (which starts the Committer
+// afresh) reads the log again.
 func (p *Pipeline) recoverable(err error) bool {
 	var we *writeError
 	if !errors.As(err, &we) {
 		return false
 	}
-	return we.settled || p.opts.Committer == nil
+	_, forgets := p.opts.Committer.(Forgetter)
+	return we.settled || p.opts.Committer == nil || forgets
 }
 
 // gate passes the batches of one ingester to the sink until it is closed.
