@@ -3,12 +3,20 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/ospreyhq/osprey/ingest"
 	"github.com/ospreyhq/osprey/lake"
 
 	"github.com/ospreyhq/osprey/internal/disktest"
@@ -170,4 +178,79 @@ func waitFault(t *testing.T, p *Pipeline, want bool) {
 			t.Fatalf("after a minute the pipeline's fault is %v", err)
 		}
 	}
+}
+
+// failingSink fails every write while fail is set, as a full disk fails the lake's writes.
+type failingSink struct {
+	next ingest.Sink
+	fail atomic.Bool
+}
+
+func (f *failingSink) Write(ctx context.Context, db, table string, rec arrow.RecordBatch) error {
+	if f.fail.Load() {
+		return fmt.Errorf("write %s.%s: %w", db, table, syscall.ENOSPC)
+	}
+	return f.next.Write(ctx, db, table, rec)
+}
+
+// countingHandler counts the log records whose message starts with prefix.
+type countingHandler struct {
+	prefix string
+	n      *atomic.Int64
+}
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, h.prefix) {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countingHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestFailingWritesBackOff fails every write of the lake for a (virtual) minute: the pipeline
+// reads its log again (and parses the whole backlog again) after waits that double up to
+// RetryMax, 10 s by default, not in a loop; once writes succeed it recovers.
+func TestFailingWritesBackOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l, err := lake.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := NewWriter(l, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink := &failingSink{next: w}
+		sink.fail.Store(true)
+		var rereads atomic.Int64
+		log := slog.New(countingHandler{prefix: "reading the write-ahead log again", n: &rereads})
+		p, stop := start(t, l, Options{FlushAge: 200 * time.Millisecond, Writer: w, Sink: sink, Logger: log})
+		ctx := context.Background()
+		var recs [][]byte
+		for i := range 10 {
+			recs = append(recs, event(i))
+		}
+		if err := p.Append(ctx, "audit", recs); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute)
+		// Waits of 0.1, 0.2, 0.4 ... 6.4 s, then 10 s: about a dozen in a minute. A retry at
+		// each 50 ms tick would be over a thousand.
+		if n := rereads.Load(); n == 0 || n > 20 {
+			t.Errorf("the log was read again %d times in a minute of failing writes, want 1 to 20", n)
+		}
+		sink.fail.Store(false)
+		waitFault(t, p, false)
+		if err := p.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

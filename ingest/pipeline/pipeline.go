@@ -206,6 +206,9 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*Pipeline, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = 10 * time.Second
+	}
 	writer := opts.Writer
 	if writer == nil {
 		if opts.Sink != nil {
