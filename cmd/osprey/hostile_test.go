@@ -9,7 +9,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -26,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ospreyhq/osprey/internal/hostiletest"
 )
 
 // The limits of hostileConfig.
@@ -318,23 +319,12 @@ func TestHostileKeepAliveFlood(t *testing.T) {
 	h.finish(t)
 }
 
-// gzipBomb returns a gzip stream of n bytes of zeros (n a multiple of 1 MiB), about a
-// thousandth of that on the wire: members of 1 MiB each, concatenated, which a gzip reader
-// reads as one stream.
-func gzipBomb(n int) []byte {
-	var one bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&one, gzip.BestCompression)
-	zw.Write(make([]byte, 1<<20))
-	zw.Close()
-	return bytes.Repeat(one.Bytes(), n>>20)
-}
-
 // TestHostileGzipBombs posts 40 gzip bombs of 200 MiB decoded at once, each well under the
 // source's maxBody on the wire: each is refused (413 past the decoded limit, or 503 when
 // bodyMemory is spent), and the daemon's memory stays within the bound.
 func TestHostileGzipBombs(t *testing.T) {
 	h := startHostile(t)
-	bomb := gzipBomb(200 << 20)
+	bomb := hostiletest.GzipBomb(200 << 20)
 	t.Logf("bomb: %d KiB on the wire, 200 MiB decoded", len(bomb)>>10)
 	codes := make(chan int, 40)
 	var wg sync.WaitGroup

@@ -21,6 +21,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/ospreyhq/osprey/ingest/source/records"
+	"github.com/ospreyhq/osprey/internal/hostiletest"
 )
 
 func TestHMACTimestamp(t *testing.T) {
@@ -268,16 +269,6 @@ func TestBodyMemory(t *testing.T) {
 	t.Logf("%d requests of 1 MiB decoded held in a budget of %d MiB", held, budgetSize>>20)
 }
 
-// bomb returns a gzip stream of n zero bytes (n a multiple of 1 MiB), small on the wire:
-// members of 1 MiB each, concatenated (a gzip reader reads them as one stream).
-func bomb(n int) []byte {
-	var one bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&one, gzip.BestCompression)
-	zw.Write(make([]byte, 1<<20))
-	zw.Close()
-	return bytes.Repeat(one.Bytes(), n>>20)
-}
-
 // TestBodyMemoryBomb sends gzip bombs at once at a handler whose budget fits few of them:
 // each is refused, 413 or 503, and the budget is whole afterwards.
 func TestBodyMemoryBomb(t *testing.T) {
@@ -288,7 +279,7 @@ func TestBodyMemoryBomb(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	b := bomb(64 << 20)
+	b := hostiletest.GzipBomb(64 << 20)
 	var wg sync.WaitGroup
 	codes := make(chan int, 20)
 	for range 20 {

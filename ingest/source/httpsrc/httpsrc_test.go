@@ -21,6 +21,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/ospreyhq/osprey/ingest/source/records"
+	"github.com/ospreyhq/osprey/internal/hostiletest"
 )
 
 // store is an Appender that keeps what it is given (the pipeline is tested on its own).
@@ -183,7 +184,7 @@ func TestEncodingsAndLimits(t *testing.T) {
 		{"unknown encoding", "lines", lines, "br", 415, "Content-Encoding"},
 		{"body too large", "lines", bytes.Repeat([]byte("x\n"), 1<<20), "", 413, "body over"},
 		// 64 MiB of zeros gzip to 64 KiB: refused once 4 MiB are out, not expanded.
-		{"gzip bomb", "lines", bomb(64 << 20), "gzip", 413, "decoded body over"},
+		{"gzip bomb", "lines", hostiletest.GzipBomb(64 << 20), "gzip", 413, "decoded body over"},
 		{"zstd bomb", "lines", zs(make([]byte, 64<<20)), "zstd", 413, "decoded body over"},
 		{"too many records", "few", lines, "", 413, "too many records"},
 		{"envelope", "trail", []byte(`{"Records":[{"e":1},{"e":2}]}`), "", 200, `{"records":2}`},
