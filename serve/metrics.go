@@ -5,6 +5,7 @@ package serve
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/ospreyhq/osprey/ingest"
 	"github.com/ospreyhq/osprey/ingest/parse/batch"
 	"github.com/ospreyhq/osprey/ingest/source/httpsrc"
+	"github.com/ospreyhq/osprey/metrics"
 )
 
 // registerHTTPMetrics adds the figures of the HTTP server's connections and request bodies.
@@ -97,4 +99,47 @@ func constantColumn(rec arrow.RecordBatch, name string) string {
 		return col.Value(0)
 	}
 	return ""
+}
+
+// syslogMetrics are the families of the syslog sources' figures: what hostile or broken
+// senders cost (messages cut, connections refused or closed idle).
+type syslogMetrics struct {
+	received, cut, dropped, refused, idle, open metrics.Vec
+}
+
+func (s *Server) registerSyslogMetrics() {
+	m := &s.metrics
+	s.syslogM = syslogMetrics{
+		received: m.Counter("osprey_syslog_messages_total", "Messages a syslog source received.", "source"),
+		cut:      m.Counter("osprey_syslog_messages_cut_total", "Syslog messages longer than the source's maxMessage, kept cut to it.", "source"),
+		dropped:  m.Counter("osprey_syslog_dropped_bytes_total", "Bytes of syslog messages past maxMessage, dropped as they were read.", "source"),
+		refused:  m.Counter("osprey_syslog_connections_refused_total", "Syslog TCP connections closed at once because maxConnections were open.", "source"),
+		idle:     m.Counter("osprey_syslog_connections_idle_total", "Syslog TCP connections closed after idleTimeout without a byte.", "source"),
+		open:     m.Gauge("osprey_syslog_connections", "Syslog TCP connections open.", "source"),
+	}
+}
+
+// updateSyslogMetrics sets the syslog sources' samples (at scrape time).
+func (s *Server) updateSyslogMetrics() {
+	s.mu.Lock()
+	all := maps.Clone(s.syslogPast)
+	for id, srv := range s.syslog {
+		st, past := srv.Stats(), all[id]
+		past.Received += st.Received
+		past.Cut += st.Cut
+		past.Dropped += st.Dropped
+		past.Refused += st.Refused
+		past.Idle += st.Idle
+		past.Open = st.Open
+		all[id] = past
+	}
+	s.mu.Unlock()
+	for id, st := range all {
+		s.syslogM.received.Set(float64(st.Received), id)
+		s.syslogM.cut.Set(float64(st.Cut), id)
+		s.syslogM.dropped.Set(float64(st.Dropped), id)
+		s.syslogM.refused.Set(float64(st.Refused), id)
+		s.syslogM.idle.Set(float64(st.Idle), id)
+		s.syslogM.open.Set(float64(st.Open), id)
+	}
 }

@@ -64,17 +64,21 @@ type Server struct {
 	ackTime  metrics.Vec // seconds spent answering successful HTTP requests, by source
 	alarms   metrics.Vec // drop-off alarms raised, by source and state
 	pull     pullMetrics // the pull sources' health
+	syslogM  syslogMetrics
 
 	errs      *ingest.SourceErrors // panther_monitor.source_errors
 	errWriter *lake.Writer
 	detect    *detectionSet // nil without detections or destinations
 
-	mu       sync.Mutex
-	active   map[string]config.Source     // sources in effect, by id
-	syslog   map[string]*syslogsrc.Server // the listeners of syslog sources, by id
-	pullers  map[string]*puller           // the running pull sources, by id
-	healths  map[string]*health.Source    // the pull sources' health, by id
-	lastSeen map[string]time.Time         // when each source last had an event written
+	mu     sync.Mutex
+	active map[string]config.Source     // sources in effect, by id
+	syslog map[string]*syslogsrc.Server // the listeners of syslog sources, by id
+	// syslogPast adds up the figures of a syslog source's stopped listeners (a change of its
+	// settings restarts it), so that its counters in /metrics only grow.
+	syslogPast map[string]syslogsrc.Stats
+	pullers    map[string]*puller        // the running pull sources, by id
+	healths    map[string]*health.Source // the pull sources' health, by id
+	lastSeen   map[string]time.Time      // when each source last had an event written
 }
 
 // Open opens the lake (one serve per lake: it holds the lake's serve lock), recovers what a
@@ -105,7 +109,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err
 		return nil, err
 	}
 	s := &Server{cfg: cfg, opts: opts, lake: l, reg: reg, log: log, active: map[string]config.Source{},
-		syslog: map[string]*syslogsrc.Server{}, pullers: map[string]*puller{}, healths: map[string]*health.Source{}, lastSeen: map[string]time.Time{}}
+		syslog: map[string]*syslogsrc.Server{}, syslogPast: map[string]syslogsrc.Stats{}, pullers: map[string]*puller{}, healths: map[string]*health.Source{}, lastSeen: map[string]time.Time{}}
 	if s.unlock, err = lockServe(l); err != nil {
 		return nil, err
 	}
@@ -122,6 +126,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err
 	undo = append(undo, s.unlock)
 	s.registerMetrics()
 	s.registerPullMetrics()
+	s.registerSyslogMetrics()
 	if s.errWriter, err = l.NewWriter(lake.WriterOptions{Logger: log}); err != nil {
 		return nil, err
 	}
@@ -229,6 +234,7 @@ func (s *Server) routes() http.Handler {
 		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		s.updatePullMetrics()
+		s.updateSyslogMetrics()
 		s.metrics.WriteText(w)
 	})
 	return mux

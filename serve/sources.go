@@ -38,6 +38,31 @@ func retryAppend(err error) bool {
 	return errors.Is(err, pipeline.ErrBusy) || errors.Is(err, pipeline.ErrUnavailable)
 }
 
+// stopSyslog stops a source's syslog listener, if it has one, appending what it holds; its
+// figures are kept for /metrics, where the source's next listener adds to them.
+func (s *Server) stopSyslog(id string) {
+	s.mu.Lock()
+	srv := s.syslog[id]
+	delete(s.syslog, id)
+	s.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	if err := srv.Close(); err != nil {
+		s.log.Warn("syslog source stop", "source", id, "err", err)
+	}
+	st := srv.Stats()
+	s.mu.Lock()
+	past := s.syslogPast[id]
+	past.Received += st.Received
+	past.Cut += st.Cut
+	past.Dropped += st.Dropped
+	past.Refused += st.Refused
+	past.Idle += st.Idle
+	s.syslogPast[id] = past
+	s.mu.Unlock()
+}
+
 // closeSyslog stops the syslog listeners, appending what they hold.
 func (s *Server) closeSyslog() {
 	s.mu.Lock()
@@ -79,14 +104,10 @@ func (s *Server) applySources(ctx context.Context) error {
 	s.mu.Unlock()
 	for _, id := range gone {
 		s.http.RemoveSource(id)
+		s.stopSyslog(id)
 		s.mu.Lock()
-		srv := s.syslog[id]
-		delete(s.syslog, id)
 		delete(s.active, id)
 		s.mu.Unlock()
-		if srv != nil {
-			srv.Close()
-		}
 		if p := s.stopPuller(id); p != nil {
 			for _, name := range p.names {
 				s.pipe.RemoveSource(name)
@@ -136,13 +157,7 @@ func (s *Server) setSource(ctx context.Context, src config.Source) error {
 		}
 	case config.SourceSyslog:
 		s.pipe.SetSource(&ingest.Source{Source: batch.Source{ID: src.ID, Label: src.Label}, LogTypes: lts})
-		s.mu.Lock()
-		old := s.syslog[src.ID]
-		delete(s.syslog, src.ID)
-		s.mu.Unlock()
-		if old != nil {
-			old.Close()
-		}
+		s.stopSyslog(src.ID)
 		lim := src.Syslog.Limits()
 		srv, err := syslogsrc.Start(ctx, src.ID, src.Listen, s.pipe, syslogsrc.Options{
 			MaxMessage:     int(lim.MaxMessage),

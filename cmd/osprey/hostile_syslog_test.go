@@ -26,7 +26,8 @@ const syslogAttackBytes = 1 << 30
 // TestServeHostileSyslogLine sends serve's syslog TCP source an unending line (1 GiB, no
 // newline, the connection left open) while another connection sends ordinary messages: serve
 // stays healthy, its peak RSS stays under maxSyslogAttackRSS, the other messages are flushed to
-// the lake, and at stop the attack line's head is kept (cut to the message limit) and logged.
+// the lake, and once the attacker hangs up the line's head is kept (cut to the message limit),
+// logged and counted in /metrics.
 func TestServeHostileSyslogLine(t *testing.T) {
 	d, lakeDir, addrs := startSyslogServe(t, "tcp://127.0.0.1:0", "Syslog.RFC3164")
 	defer d.cmd.Process.Kill()
@@ -40,8 +41,9 @@ func TestServeHostileSyslogLine(t *testing.T) {
 	// A bound on a failing test (serve stopped reading), not a timing.
 	attack.SetWriteDeadline(time.Now().Add(5 * time.Minute))
 	attacked := make(chan error, 1)
+	const head = "<13>Nov 22 10:00:00 attacker app: "
+	sent := int64(len(head) + (syslogAttackBytes-len(head))/(1<<20)<<20)
 	go func() {
-		head := "<13>Nov 22 10:00:00 attacker app: "
 		if _, err := attack.Write([]byte(head)); err != nil {
 			attacked <- err
 			return
@@ -86,6 +88,17 @@ func TestServeHostileSyslogLine(t *testing.T) {
 		_, text, err := get(d.url + "/metrics")
 		return err == nil && sumMetric(text, `osprey_events_total{source="sys"`) >= 2*n
 	})
+	// /metrics shows the attack's connection open, and the messages received.
+	_, text, err := get(d.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sumMetric(text, `osprey_syslog_connections{source="sys"`); got != 1 {
+		t.Errorf("osprey_syslog_connections = %v, want 1 (the attack's)", got)
+	}
+	if got := sumMetric(text, `osprey_syslog_messages_total{source="sys"`); got < 2*n {
+		t.Errorf("osprey_syslog_messages_total = %v, want at least %d", got, 2*n)
+	}
 	hwm := vmHWM(t, d.cmd.Process.Pid)
 	t.Logf("serve's peak RSS: %d MiB (bound %d MiB)", hwm>>20, maxSyslogAttackRSS>>20)
 	if hwm > maxSyslogAttackRSS {
@@ -94,6 +107,23 @@ func TestServeHostileSyslogLine(t *testing.T) {
 	if code, body, err := get(d.url + "/healthz"); err != nil || code != 200 {
 		t.Fatalf("healthz: %d %s %v", code, body, err)
 	}
+	// The attacker hangs up: its line ends, kept cut, and /metrics counts the cut and the
+	// bytes dropped past the limit.
+	attack.Close()
+	waitFor(t, "the cut counted", func() bool {
+		_, text, err := get(d.url + "/metrics")
+		return err == nil && sumMetric(text, `osprey_syslog_messages_cut_total{source="sys"`) == 1
+	})
+	_, text, err = get(d.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sumMetric(text, `osprey_syslog_dropped_bytes_total{source="sys"`), float64(sent-64<<10); got != want {
+		t.Errorf("osprey_syslog_dropped_bytes_total = %v, want %v (all the line's bytes but the 64 KiB kept)", got, want)
+	}
+	if got := sumMetric(text, `osprey_syslog_connections{source="sys"`); got != 0 {
+		t.Errorf("osprey_syslog_connections = %v after the attacker hung up, want 0", got)
+	}
 	if err := d.stop(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("osprey serve exited with %v:\n%s", err, d.output())
 	}
@@ -101,9 +131,9 @@ func TestServeHostileSyslogLine(t *testing.T) {
 	if got := lakeQuery(t, lakeDir, `SELECT count(*) FROM panther_logs.syslog_rfc3164 WHERE hostname = 'host'`); len(got) != 1 || got[0] != strconv.Itoa(2*n) {
 		t.Errorf("messages of the other connections in the lake: %v, want %d", got, 2*n)
 	}
-	// At stop the attack line ended: its head is kept, cut to the limit, and the cut logged.
+	// The attack line's head is kept, cut to the limit, and the cut logged.
 	got := lakeQuery(t, lakeDir, `SELECT count(*), max(length(message)) FROM panther_logs.syslog_rfc3164 WHERE hostname = 'attacker'`)
-	if want := fmt.Sprintf("1 %d", 64<<10-len("<13>Nov 22 10:00:00 attacker app: ")); len(got) != 1 || got[0] != want {
+	if want := fmt.Sprintf("1 %d", 64<<10-len(head)); len(got) != 1 || got[0] != want {
 		t.Errorf("the attack line in the lake (count, length of its message): %v, want %s", got, want)
 	}
 	if out := d.output(); !strings.Contains(out, "syslog message over the size limit") {
