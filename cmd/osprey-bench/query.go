@@ -159,7 +159,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // before end, unless it is there already. An hour's rows depend on the hour only, so two lakes
 // of different lengths hold the same last day.
 func genLake(ctx context.Context, dir string, end time.Time, hours, perHour int) error {
-	if _, err := os.Stat(filepath.Join(dir, "_osprey", "bench-complete")); err == nil {
+	if _, err := os.Stat(filepath.Join(lake.StateDir(dir), "bench-complete")); err == nil {
 		return nil
 	}
 	os.RemoveAll(dir)
@@ -214,7 +214,7 @@ func genLake(ctx context.Context, dir string, end time.Time, hours, perHour int)
 	if err := w.Close(); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "_osprey", "bench-complete"), nil, 0o644)
+	return os.WriteFile(filepath.Join(lake.StateDir(dir), "bench-complete"), nil, 0o644)
 }
 
 // timeOsprey runs a statement through osprey's query path after a warm-up run, its macros

@@ -259,27 +259,29 @@ func TestMatchesAlertsAndErrors(t *testing.T) {
 }
 
 // TestEpochs checks that matches are counted once when the process dies around a flush.
+// deletions returns n DELETE_DETECTION events by ana, numbered from from.
+func deletions(n, from int) []string {
+	var lines []string
+	for i := range n {
+		lines = append(lines, auditEvent(from+i, "DELETE_DETECTION", "SUCCEEDED", "ana"))
+	}
+	return lines
+}
+
 func TestEpochs(t *testing.T) {
 	set := rules(t, map[string]string{
 		"deleted": ruleSpec("Detection.Deleted", "SELECT * FROM panther_logs.panther_audit WHERE actionName = 'DELETE_DETECTION'", "Threshold: 2\n"),
 	})
-	batch := func(n, from int) []string {
-		var lines []string
-		for i := range n {
-			lines = append(lines, auditEvent(from+i, "DELETE_DETECTION", "SUCCEEDED", "ana"))
-		}
-		return lines
-	}
 	ctx := context.Background()
 	for _, flushed := range []bool{false, true} {
 		t.Run(fmt.Sprintf("flushed=%v", flushed), func(t *testing.T) {
 			dir := t.TempDir()
 			h := newHarness(t, dir, set)
-			h.ingest(batch(3, 0))
+			h.ingest(deletions(3, 0))
 			h.flush()
 			// Three more matches; the process dies after Prepare, before (or after) the flush
 			// commits, and before Commit.
-			h.ingest(batch(3, 3))
+			h.ingest(deletions(3, 3))
 			meta, err := h.engine.Prepare(ctx, "test")
 			if err != nil {
 				t.Fatal(err)
@@ -305,7 +307,7 @@ func TestEpochs(t *testing.T) {
 			if !flushed {
 				// The ingest log replays the lost batch: counted once, and the alert, raised
 				// before the crash, is not raised again.
-				h2.ingest(batch(3, 3))
+				h2.ingest(deletions(3, 3))
 				h2.flush()
 				if a := h2.store.Alerts(); len(a) != 1 || a[0].Events != 6 {
 					t.Fatalf("after the replay: %+v, want one alert of 6 events", a)
@@ -330,25 +332,18 @@ func TestForget(t *testing.T) {
 	set := rules(t, map[string]string{
 		"deleted": ruleSpec("Detection.Deleted", "SELECT * FROM panther_logs.panther_audit WHERE actionName = 'DELETE_DETECTION'", "Threshold: 2\n"),
 	})
-	batch := func(n, from int) []string {
-		var lines []string
-		for i := range n {
-			lines = append(lines, auditEvent(from+i, "DELETE_DETECTION", "SUCCEEDED", "ana"))
-		}
-		return lines
-	}
 	h := newHarness(t, t.TempDir(), set)
-	h.ingest(batch(3, 0))
+	h.ingest(deletions(3, 0))
 	h.flush()
-	h.ingest(batch(3, 3)) // counted, pending
-	h.write(batch(2, 6))  // waiting for the rules
+	h.ingest(deletions(3, 3)) // counted, pending
+	h.write(deletions(2, 6))  // waiting for the rules
 	if err := h.w.Recover(); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.engine.Forget(); err != nil {
 		t.Fatal(err)
 	}
-	h.ingest(batch(5, 3))
+	h.ingest(deletions(5, 3))
 	h.flush()
 	if a := h.store.Alerts(); len(a) != 1 || a[0].Events != 8 {
 		t.Fatalf("after the rows were written again: %+v, want one alert of 8 events", a)
