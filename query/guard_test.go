@@ -245,6 +245,8 @@ func FuzzLexAgreesWithDuckDB(f *testing.F) {
 		"SELECT 1 /*/ ; */; SELECT 2",
 		"SELECT 'a'\n'b;'; SELECT 2",
 		"SELECT 1e5; SELECT .5e-3;",
+		"SELECT 0E--;0", // an exponent without digits: 0, then a comment
+		"SELECT 2.e-1, 1E+2; SELECT 1e",
 		"SELECT {'a;': 1}['a;']; SELECT [1, 2][1]",
 	} {
 		f.Add(s)

@@ -71,9 +71,22 @@ func lex(s string) []token {
 			}
 			k = tokIdent
 		case c >= '0' && c <= '9' || c == '.' && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9':
-			for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.' || s[i] == 'e' || s[i] == 'E' ||
-				(s[i] == '-' || s[i] == '+') && (s[i-1] == 'e' || s[i-1] == 'E')) {
+			for i < len(s) && (isDigit(s[i]) || s[i] == '.') {
 				i++
+			}
+			// An exponent only with its digits, as DuckDB's scanner has it: in 0E--x the
+			// number is 0 and -- starts a comment.
+			if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+				j := i + 1
+				if j < len(s) && (s[j] == '-' || s[j] == '+') {
+					j++
+				}
+				if j < len(s) && isDigit(s[j]) {
+					i = j
+					for i < len(s) && isDigit(s[i]) {
+						i++
+					}
+				}
 			}
 			k = tokNumber
 		default:
