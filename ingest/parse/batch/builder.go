@@ -194,6 +194,24 @@ func (b *Builder) Indicate(n *Node, v []byte) {
 	}
 }
 
+// IndicatorMark returns where the current row's indicators stand, for DropIndicators.
+func (b *Builder) IndicatorMark() indicator.Mark { return b.ind.Mark() }
+
+// DropIndicators drops the current row's indicators found between two marks: those of a value
+// the row no longer holds. A parser that truncates a column within a row (a JSON key given
+// twice) must drop them before, since they may point into the truncated bytes.
+func (b *Builder) DropIndicators(from, to indicator.Mark) { b.ind.Drop(from, to) }
+
+// ForgetEventTime forgets the event time a field of the given rank (Node.EventTime) offered
+// for the current row, when it was the one kept: the row no longer holds its value. Offers of
+// fields later in schema order, which it outranked, were not kept: the row's event time is
+// then the parse time unless a field offers one again.
+func (b *Builder) ForgetEventTime(rank int) {
+	if rank > 0 && b.rank == rank {
+		b.rank = 0
+	}
+}
+
 // offerEventTime records an event-time field's value; the field first in schema order wins.
 func (b *Builder) offerEventTime(rank int, us int64) {
 	if b.rank == 0 || rank < b.rank {

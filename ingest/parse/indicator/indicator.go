@@ -130,7 +130,8 @@ func (s Scanner) Kinds() []Kind {
 // Set holds one row's indicator values. The values may point into the caller's buffers: use
 // them before those buffers change. The zero Set is ready to use.
 type Set struct {
-	vals [NumKinds][][]byte
+	vals    [NumKinds][][]byte
+	dropped bool // some values were dropped (Drop): Sorted leaves out their empty places
 	// owned holds values the scanners had to build (lowercased hashes), so that Reset can
 	// reuse the memory.
 	owned []byte
@@ -142,11 +143,40 @@ func (s *Set) Reset() {
 		s.vals[i] = s.vals[i][:0]
 	}
 	s.owned = s.owned[:0]
+	s.dropped = false
+}
+
+// A Mark is where a Set stood, so that the values added after it can be dropped (Drop).
+type Mark [NumKinds]int32
+
+// Mark returns where the set stands.
+func (s *Set) Mark() Mark {
+	var m Mark
+	for k := range s.vals {
+		m[k] = int32(len(s.vals[k]))
+	}
+	return m
+}
+
+// Drop removes the values added between two marks of the current row, from taken before to:
+// those of a value the row no longer holds (a JSON key given twice keeps its last value). The
+// places of the values removed stay, empty, so that other marks stay true.
+func (s *Set) Drop(from, to Mark) {
+	for k := range s.vals {
+		for i := from[k]; i < to[k] && int(i) < len(s.vals[k]); i++ {
+			s.vals[k][i] = nil
+			s.dropped = true
+		}
+	}
 }
 
 // Sorted returns the values of a kind, sorted and without duplicates.
 func (s *Set) Sorted(k Kind) [][]byte {
 	v := s.vals[k]
+	if s.dropped {
+		v = slices.DeleteFunc(v, func(b []byte) bool { return len(b) == 0 })
+		s.vals[k] = v
+	}
 	if len(v) < 2 {
 		return v
 	}

@@ -16,11 +16,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unsafe"
 
 	"github.com/ospreyhq/osprey/ingest/parse/batch"
+	"github.com/ospreyhq/osprey/ingest/parse/indicator"
 	"github.com/ospreyhq/osprey/ingest/schema/logschema"
 )
 
@@ -41,14 +43,21 @@ type plan struct {
 	fields []*plan
 	elem   *plan
 	seen   []uint32 // generation in which each field got its value
-	hint   int      // index after the last field matched: keys tend to come in the same order
-	quoted [][]byte // each field's key as it appears in compact JSON: "name":
-	lens   uint64   // bit n set when a field's name has n bytes (n < 64), for the case-folding fallback
+	// indicates says which fields have indicators in their subtree (or are event times): the
+	// row's indicators found in a field's value lie between marks[i][0] and marks[i][1], to
+	// be dropped if the key comes again.
+	indicates []bool
+	marks     [][2]indicator.Mark
+	hint      int      // index after the last field matched: keys tend to come in the same order
+	quoted    [][]byte // each field's key as it appears in compact JSON: "name":
+	lens      uint64   // bit n set when a field's name has n bytes (n < 64), for the case-folding fallback
 }
 
 func newPlan(n *batch.Node) *plan {
-	p := &plan{node: n, seen: make([]uint32, len(n.Fields))}
-	for _, f := range n.Fields {
+	p := &plan{node: n, seen: make([]uint32, len(n.Fields)), indicates: make([]bool, len(n.Fields)),
+		marks: make([][2]indicator.Mark, len(n.Fields))}
+	for i, f := range n.Fields {
+		p.indicates[i] = hasIndicators(f)
 		p.fields = append(p.fields, newPlan(f))
 		p.quoted = append(p.quoted, []byte(strconv.Quote(f.Name)+":"))
 		if len(f.Name) < 64 {
@@ -61,6 +70,14 @@ func newPlan(n *batch.Node) *plan {
 		p.elem = newPlan(n.Elem)
 	}
 	return p
+}
+
+// hasIndicators reports whether a node or a node under it has indicator scanners.
+func hasIndicators(n *batch.Node) bool {
+	if len(n.Scanners) > 0 || n.Elem != nil && hasIndicators(n.Elem) {
+		return true
+	}
+	return slices.ContainsFunc(n.Fields, hasIndicators)
 }
 
 // expected checks whether the key at the scanner is the field after the last one matched,
@@ -182,12 +199,26 @@ func (p *Parser) object(s *scanner, pl *plan, cols []batch.Column, base, depth i
 					return err
 				}
 			} else {
+				ind := pl.indicates[i]
 				if pl.seen[i] == gen {
-					cols[i].Truncate(base) // a repeated key: the last value wins
+					// A repeated key: the last value wins. What the row holds of the earlier
+					// one goes: its indicators (which may point into the bytes truncated)
+					// and its event time.
+					if ind {
+						p.b.DropIndicators(pl.marks[i][0], pl.marks[i][1])
+					}
+					p.b.ForgetEventTime(pl.fields[i].node.EventTime)
+					cols[i].Truncate(base)
 				}
 				pl.seen[i] = gen
+				if ind {
+					pl.marks[i][0] = p.b.IndicatorMark()
+				}
 				if err := p.value(s, pl.fields[i], cols[i], depth+1); err != nil {
 					return err
+				}
+				if ind {
+					pl.marks[i][1] = p.b.IndicatorMark()
 				}
 			}
 			switch s.peek() {

@@ -373,3 +373,50 @@ func TestJSONFieldsStayValid(t *testing.T) {
 		t.Errorf("j = %q, s = %q", got[0]["j"], got[0]["s"])
 	}
 }
+
+// A key given twice keeps its last value, and the row keeps nothing of the earlier one: not
+// its indicators (which pointed into the bytes the last value overwrote), not its event time.
+func TestRepeatedKeyKeepsLastValue(t *testing.T) {
+	s := compile(t, `schema: Test.Repeated
+fields:
+  - name: host
+    type: string
+    indicators: [domain]
+  - name: t
+    type: timestamp
+    timeFormats: [rfc3339]
+    isEventTime: true
+  - name: obj
+    type: object
+    fields:
+      - name: ip
+        type: string
+        indicators: [ip]
+  - name: params
+    type: json
+    indicators: [ip]
+`)
+	got, errs := rows(t, s,
+		`{"host":"first.example.com","t":"2026-01-01T00:00:00Z","obj":{"ip":"10.0.0.1"},"params":{"a":"10.0.0.2"},`+
+			`"host":"x","obj":{"ip":"10.0.0.3"},"t":"2026-02-02T00:00:00Z","params":{"b":"10.0.0.4"},"host":"later.example.org"}`,
+		// The case the fuzz target found: an invalid byte made the first value longer than the
+		// bytes the second one wrote over it.
+		"{\"host\":\"0\xea00\",\"host\":[]}",
+		`{"t":"2026-03-03T00:00:00Z","t":null}`)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	b, _ := json.Marshal([]any{got[0]["host"], got[0]["p_any_domain_names"], got[0]["p_any_ip_addresses"], got[0]["p_event_time"]})
+	if want := `["later.example.org",["later.example.org"],["10.0.0.3","10.0.0.4"],"2026-02-02T00:00:00Z"]`; string(b) != want {
+		t.Errorf("record 0: got %s, want %s", b, want)
+	}
+	b, _ = json.Marshal([]any{got[1]["host"], got[1]["p_any_domain_names"]})
+	if want := `["[]",["[]"]]`; string(b) != want {
+		t.Errorf("record 1: got %s, want %s", b, want)
+	}
+	if got, want := got[2]["p_event_time"], "2026-11-22T13:00:00Z"; got != want {
+		t.Errorf("record 2: event time %v, want the parse time %v (the time given was replaced by null)", got, want)
+	}
+}
