@@ -267,7 +267,11 @@ func (c *Catalog) Plan(ctx context.Context, db, tbl string, from, to time.Time) 
 		filter = ice.GreaterThanEqual(ref, ice.Timestamp(from.UnixMicro()))
 	}
 	if !to.IsZero() {
-		filter = ice.NewAnd(filter, ice.LessThan(ref, ice.Timestamp(to.UnixMicro())))
+		end := to.UnixMicro() // rows hold microseconds: a row in the microsecond to starts in is before to
+		if to.Nanosecond()%1000 != 0 {
+			end++
+		}
+		filter = ice.NewAnd(filter, ice.LessThan(ref, ice.Timestamp(end)))
 	}
 	tasks, err := c.plan(ctx, db, tbl, filter)
 	if err != nil {

@@ -245,6 +245,15 @@ func TestRegisterPlanReload(t *testing.T) {
 	if got := len(tbl.Metadata().Snapshots()); got != 2 {
 		t.Errorf("%d snapshots, want 2 (one per Register)", got)
 	}
+	if v := tbl.Metadata().Version(); v != 2 {
+		t.Errorf("format version %d, want 2", v)
+	}
+	spec := tbl.Spec()
+	if spec.NumFields() != 1 || spec.Field(0).Transform.String() != "day" {
+		t.Errorf("partition spec %v, want day(p_event_time)", spec)
+	} else if src, _ := tbl.Schema().FindFieldByID(spec.Field(0).SourceID()); src.Name != EventTime {
+		t.Errorf("partition on %s, want %s", src.Name, EventTime)
+	}
 	if got, want := tbl.Location(), c.Location(testDB, testTable); got != want {
 		t.Errorf("table location %s, want %s", got, want)
 	}
@@ -317,5 +326,69 @@ func TestCreateTableRefuses(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestPlanSubMicrosecond: rows hold microseconds, so a range ending inside the microsecond of a
+// row holds it.
+func TestPlanSubMicrosecond(t *testing.T) {
+	dir := t.TempDir()
+	c := openCatalog(t, dir)
+	createTable(t, c)
+	at := day0.Add(5 * time.Hour)
+	path := writeLakeFile(t, dir, at, "one", batch(t, 1, 1, at, time.Nanosecond))
+	if _, err := c.Register(t.Context(), testDB, testTable, []string{path}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		to   time.Time
+		want int
+	}{{at, 0}, {at.Add(500 * time.Nanosecond), 1}, {at.Add(time.Microsecond), 1}} {
+		got, err := c.Plan(t.Context(), testDB, testTable, day0, tc.to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != tc.want {
+			t.Errorf("plan to %s: %d files, want %d", tc.to.Format(time.RFC3339Nano), len(got), tc.want)
+		}
+	}
+}
+
+// TestMetadataBounded: the table's properties keep the metadata files of the last versions
+// only, and merge manifests.
+func TestMetadataBounded(t *testing.T) {
+	dir := t.TempDir()
+	c := openCatalog(t, dir)
+	createTable(t, c)
+	at := day0.Add(5 * time.Hour)
+	path := writeLakeFile(t, dir, at, "one", batch(t, 1, 10, at, time.Hour))
+	const commits = 60
+	for range commits {
+		// The same file each time: Register does not check, and the metadata costs the same.
+		if _, err := c.Register(t.Context(), testDB, testTable, []string{path}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	versions, err := filepath.Glob(filepath.Join(c.Location(testDB, testTable), "metadata", "*.metadata.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) > 11 {
+		t.Errorf("%d metadata.json files after %d commits, want at most 11", len(versions), commits)
+	}
+	tbl, err := c.load(t.Context(), testDB, testTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := tbl.FS(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifests, err := tbl.CurrentSnapshot().Manifests(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(manifests) >= commits {
+		t.Errorf("%d manifests in the snapshot after %d commits: not merged", len(manifests), commits)
 	}
 }
