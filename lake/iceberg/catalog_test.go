@@ -1,10 +1,12 @@
 package iceberg
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -390,5 +392,54 @@ func TestMetadataBounded(t *testing.T) {
 	}
 	if len(manifests) >= commits {
 		t.Errorf("%d manifests in the snapshot after %d commits: not merged", len(manifests), commits)
+	}
+}
+
+// TestReadByIcebird reads a table with icebird (tools/parquet-check/iceberg.mjs), an
+// implementation of Iceberg that is neither iceberg-go nor osprey's: it finds every row of the
+// files registered, through the metadata, manifest lists and manifests iceberg-go wrote.
+func TestReadByIcebird(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed: the table is not read with icebird")
+	}
+	tool, err := filepath.Abs(filepath.Join("..", "..", "tools", "parquet-check"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(tool, "node_modules", "icebird")); err != nil {
+		t.Fatalf("icebird is not installed: run `make tools` (npm ci in %s)", tool)
+	}
+	dir := t.TempDir()
+	ctx := t.Context()
+	c := openCatalog(t, dir)
+	createTable(t, c)
+	days := lakeFiles(t, dir)
+	for _, files := range days {
+		if _, err := c.Register(ctx, testDB, testTable, files, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want int64
+	for _, p := range slices.Concat(days...) {
+		want += countRows(t, p)
+	}
+	tbl, err := c.load(ctx, testDB, testTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := tbl.MetadataLocation()
+	out, err := exec.Command(node, filepath.Join(tool, "iceberg.mjs"), c.Location(testDB, testTable), filepath.Base(meta)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("icebird: %v\n%s", err, out)
+	}
+	var got struct {
+		Rows int64 `json:"rows"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("icebird's output %q: %v", out, err)
+	}
+	if got.Rows != want {
+		t.Errorf("icebird read %d rows, want the %d of the files registered", got.Rows, want)
 	}
 }
