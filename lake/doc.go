@@ -10,6 +10,7 @@
 //	<lake>/_osprey/commits/<writer>.json                            commit metadata of each writer
 //	<lake>/_osprey/wal/, alerts/, outbox/, schedules/, backfill/    serve's log, alert store, ...
 //	<lake>/_osprey/tokens.json, sources.yml, health.json, serve.lock  (layout.go names them all)
+//	<lake>/_osprey/catalog.db                                       Iceberg catalog (lake/iceberg; not used yet)
 //	<lake>/_spill/                                                  DuckDB's spill files
 //
 // Queries may read the databases' directories and _osprey/schemas (ReadDirs), nothing else

@@ -35,3 +35,7 @@ func HealthFile(dir string) string { return filepath.Join(StateDir(dir), "health
 
 // ServeLock is the lock osprey serve holds on its lake.
 func ServeLock(dir string) string { return filepath.Join(StateDir(dir), "serve.lock") }
+
+// CatalogFile is the SQLite database of the lake's Iceberg catalog (package lake/iceberg); the
+// tables' Iceberg metadata is in <lake>/<database>/<table>/metadata.
+func CatalogFile(dir string) string { return filepath.Join(StateDir(dir), "catalog.db") }

@@ -29,9 +29,9 @@ func TestParseType(t *testing.T) {
 	f("VARCHAR[]", "list<element: utf8, nullable>")
 	f("INTEGER[3]", "list<element: int32, nullable>")
 	f(`STRUCT("a b" VARCHAR, "x""y" BIGINT[], n STRUCT("z" DOUBLE))`,
-		`struct<a b: utf8, x"y: list<element: int64, nullable>, n: struct<z: float64>>`)
+		`struct<a b: utf8 nullable, x"y: list<element: int64, nullable> nullable, n: struct<z: float64 nullable> nullable>`)
 	f("MAP(VARCHAR, BIGINT)", "utf8")
-	f("STRUCT(\"m\" MAP(VARCHAR, INTEGER[]))[]", "list<element: struct<m: utf8>, nullable>")
+	f("STRUCT(\"m\" MAP(VARCHAR, INTEGER[]))[]", "list<element: struct<m: utf8 nullable>, nullable>")
 	for _, bad := range []string{"", "STRUCT(", "VARCHAR[", "STRUCT(\"a VARCHAR)"} {
 		if _, err := parseType(bad); err == nil {
 			t.Errorf("parseType(%q) succeeded", bad)

@@ -1,0 +1,306 @@
+// Package iceberg keeps the lake's tables as Apache Iceberg tables (format v2), through
+// github.com/apache/iceberg-go, so that any engine that reads Iceberg (Athena, Trino, Spark,
+// DuckDB, ...) can attach to the lake, and so that a table's files are planned from manifests and
+// column bounds rather than globbed.
+//
+// The catalog is embedded in the lake, with nothing to start: iceberg-go's SQL catalog on SQLite
+// through the pure-Go modernc.org/sqlite driver.
+//
+//	<lake>/_osprey/catalog.db                        the catalog (lake.CatalogFile): one row per table,
+//	                                                 pointing at its current metadata file
+//	<lake>/<database>/<table>/metadata/              the table's metadata: NNNNN-<uuid>.metadata.json,
+//	                                                 manifest lists (snap-*.avro), manifests (*.avro)
+//	<lake>/<database>/<table>/...                    data files, wherever package lake wrote them
+//
+// A database is an Iceberg namespace; a table is created from an Arrow schema of the kind package
+// lake writes and partitioned by day(p_event_time), the hours of a day pruned by the files' bounds.
+// Osprey keeps writing Parquet with its own encoder (package lake) and registers the files
+// without rewriting them: Register reads each file's footer and builds its Iceberg entry (exact
+// partition value, row count, size, value and null counts, lower and upper bounds of every column
+// the footer has statistics for), and commits a call's files as one snapshot. iceberg-go does not
+// check what it is given against the file, and a wrong entry is a wrong plan: a file whose
+// timestamps are not microseconds UTC would land in 1970, one without statistics in no time range,
+// so Register refuses a file that is not exactly what the table declares (see dataFile).
+//
+// This package is a foundation: nothing in the lake's writer, serve, ingest or queries uses it yet.
+package iceberg
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	ice "github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/catalog"
+	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	"github.com/apache/iceberg-go/table"
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
+
+	"github.com/ospreyhq/osprey/lake"
+)
+
+// EventTime is the column tables are partitioned and planned by.
+const EventTime = "p_event_time"
+
+// Partitioning: one partition field, the day of p_event_time.
+const (
+	partitionFieldID   = 1000
+	partitionFieldName = "p_event_time_day"
+)
+
+// TableProperties are the properties of a new table. Manifests are merged and old metadata files
+// deleted so that a table committed to every few seconds keeps small metadata (the study in
+// ../shared/research/iceberg-go.md measured 1,000 commits: 385 MB of metadata with the defaults,
+// about 1.2 MB with these and snapshots expired).
+var TableProperties = ice.Properties{
+	table.PropertyFormatVersion:                  "2",
+	"commit.manifest-merge.enabled":              "true",
+	"commit.manifest.min-count-to-merge":         "50",
+	"write.metadata.delete-after-commit.enabled": "true",
+	"write.metadata.previous-versions-max":       "10",
+}
+
+// catalogName names the catalog in its database; every row of catalog.db carries it.
+const catalogName = "osprey"
+
+// ErrNoTable is returned for a table the catalog does not hold.
+var ErrNoTable = errors.New("no such iceberg table")
+
+// Catalog is the Iceberg catalog of one lake. Its methods may be called concurrently; commits
+// to one table from two Catalog values (or processes) are not retried yet, so the second fails.
+type Catalog struct {
+	dir string
+	db  *sql.DB
+	cat *sqlcat.Catalog
+}
+
+// Open opens the catalog of the lake in dir, creating its database if needed.
+func Open(ctx context.Context, dir string) (*Catalog, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	path := lake.CatalogFile(dir)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("open iceberg catalog: %w", err)
+	}
+	// WAL journal with full syncs: a commit is durable when the catalog's transaction returns.
+	// The busy timeout lets writers of other processes wait for each other's transactions.
+	dsn := (&url.URL{Scheme: "file", Path: path, RawQuery: "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"}).String()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open iceberg catalog: %w", err)
+	}
+	cat, err := sqlcat.NewCatalog(catalogName, db, sqlcat.SQLite, ice.Properties{
+		"init_catalog_tables": "true",
+		"warehouse":           dir,
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open iceberg catalog %s: %w", path, err)
+	}
+	return &Catalog{dir: dir, db: db, cat: cat}, nil
+}
+
+// Close closes the catalog's database.
+func (c *Catalog) Close() error { return errors.Join(c.cat.Close(), c.db.Close()) }
+
+func ident(db, tbl string) table.Identifier { return table.Identifier{db, tbl} }
+
+// Location is the directory of a table, where its data and its metadata directory are.
+func (c *Catalog) Location(db, tbl string) string { return filepath.Join(c.dir, db, tbl) }
+
+// CreateTable creates the Iceberg table db.tbl (format v2, partitioned by day(p_event_time),
+// TableProperties) with the columns of an Arrow schema of the lake's types, and its namespace if
+// needed. The schema must have a non-null p_event_time of microseconds UTC, and every timestamp
+// must be microseconds UTC. It fails with catalog.ErrTableAlreadyExists if the table exists.
+func (c *Catalog) CreateTable(ctx context.Context, db, tbl string, s *arrow.Schema) error {
+	if err := lake.CheckName(db); err != nil {
+		return err
+	}
+	if err := lake.CheckName(tbl); err != nil {
+		return err
+	}
+	if err := checkArrowSchema(s); err != nil {
+		return fmt.Errorf("create iceberg table %s.%s: %w", db, tbl, err)
+	}
+	sc, err := table.ArrowSchemaToIcebergWithFreshIDs(s, false)
+	if err != nil {
+		return fmt.Errorf("create iceberg table %s.%s: %w", db, tbl, err)
+	}
+	et, _ := sc.FindFieldByName(EventTime)
+	spec := ice.NewPartitionSpec(ice.PartitionField{
+		SourceIDs: []int{et.ID}, FieldID: partitionFieldID, Name: partitionFieldName, Transform: ice.DayTransform{},
+	})
+	ns := table.Identifier{db}
+	exists, err := c.cat.CheckNamespaceExists(ctx, ns)
+	if err != nil {
+		return fmt.Errorf("create iceberg table %s.%s: %w", db, tbl, err)
+	}
+	if !exists {
+		err := c.cat.CreateNamespace(ctx, ns, nil)
+		if err != nil && !errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
+			return fmt.Errorf("create iceberg namespace %s: %w", db, err)
+		}
+	}
+	_, err = c.cat.CreateTable(ctx, ident(db, tbl), sc,
+		catalog.WithLocation(c.Location(db, tbl)),
+		catalog.WithPartitionSpec(&spec),
+		catalog.WithProperties(TableProperties))
+	if err != nil {
+		return fmt.Errorf("create iceberg table %s.%s: %w", db, tbl, err)
+	}
+	return nil
+}
+
+// checkArrowSchema refuses what a table of the lake cannot hold or plan by: a missing or
+// nullable p_event_time, and timestamps that are not microseconds UTC.
+func checkArrowSchema(s *arrow.Schema) error {
+	idx := s.FieldIndices(EventTime)
+	if len(idx) != 1 {
+		return fmt.Errorf("schema needs one %s column", EventTime)
+	}
+	if f := s.Field(idx[0]); f.Nullable || !isMicrosUTC(f.Type) {
+		return fmt.Errorf("%s must be a non-null timestamp of microseconds UTC, not %s", EventTime, f.Type)
+	}
+	var check func(path string, t arrow.DataType) error
+	check = func(path string, t arrow.DataType) error {
+		switch t := t.(type) {
+		case *arrow.TimestampType:
+			if !isMicrosUTC(t) {
+				return fmt.Errorf("column %s: timestamp %s (want microseconds UTC)", path, t)
+			}
+		case *arrow.StructType:
+			for _, f := range t.Fields() {
+				if err := check(path+"."+f.Name, f.Type); err != nil {
+					return err
+				}
+			}
+		case *arrow.ListType:
+			return check(path+".element", t.Elem())
+		}
+		return nil
+	}
+	for _, f := range s.Fields() {
+		if err := check(f.Name, f.Type); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isMicrosUTC(t arrow.DataType) bool {
+	ts, ok := t.(*arrow.TimestampType)
+	return ok && ts.Unit == arrow.Microsecond && (ts.TimeZone == "UTC" || ts.TimeZone == "+00:00" || ts.TimeZone == "Etc/UTC")
+}
+
+// load loads a table's current metadata. Callers drop the table when done: keeping the *Table a
+// commit returns, commit after commit, leaks (see the study).
+func (c *Catalog) load(ctx context.Context, db, tbl string) (*table.Table, error) {
+	t, err := c.cat.LoadTable(ctx, ident(db, tbl))
+	if errors.Is(err, catalog.ErrNoSuchTable) {
+		return nil, fmt.Errorf("%w: %s.%s", ErrNoTable, db, tbl)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load iceberg table %s.%s: %w", db, tbl, err)
+	}
+	return t, nil
+}
+
+// Register adds Parquet files written by package lake to db.tbl without rewriting them, in one
+// snapshot whose summary carries props (the caller's commit metadata). Each file is checked
+// against the table and its entry built from its footer (see dataFile); one file that does not
+// fit fails the call and nothing is committed. Files are not checked for being registered
+// already: the caller registers each file once. It returns the entries committed.
+func (c *Catalog) Register(ctx context.Context, db, tbl string, paths []string, props map[string]string) ([]ice.DataFile, error) {
+	if len(paths) == 0 {
+		return nil, nil
+	}
+	t, err := c.load(ctx, db, tbl)
+	if err != nil {
+		return nil, err
+	}
+	files := make([]ice.DataFile, len(paths))
+	for i, p := range paths {
+		if files[i], err = dataFile(t.Schema(), t.Spec(), p); err != nil {
+			return nil, fmt.Errorf("register in %s.%s: %w", db, tbl, err)
+		}
+	}
+	txn := t.NewTransaction()
+	if err := txn.AddDataFiles(ctx, files, props, table.WithoutDuplicateCheck()); err != nil {
+		return nil, fmt.Errorf("register in %s.%s: %w", db, tbl, err)
+	}
+	if _, err := txn.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit %s.%s: %w", db, tbl, err)
+	}
+	return files, nil
+}
+
+// Files returns the entries of the data files in db.tbl's current snapshot.
+func (c *Catalog) Files(ctx context.Context, db, tbl string) ([]ice.DataFile, error) {
+	tasks, err := c.plan(ctx, db, tbl, ice.AlwaysTrue{})
+	if err != nil {
+		return nil, err
+	}
+	files := make([]ice.DataFile, len(tasks))
+	for i, task := range tasks {
+		files[i] = task.File
+	}
+	return files, nil
+}
+
+// Plan returns the local paths, sorted, of the data files of db.tbl that may hold rows whose
+// p_event_time is in [from, to); a zero from or to leaves that side open. Files are pruned by
+// their day partition and by the bounds of p_event_time.
+func (c *Catalog) Plan(ctx context.Context, db, tbl string, from, to time.Time) ([]string, error) {
+	var filter ice.BooleanExpression = ice.AlwaysTrue{}
+	ref := ice.Reference(EventTime)
+	if !from.IsZero() {
+		filter = ice.GreaterThanEqual(ref, ice.Timestamp(from.UnixMicro()))
+	}
+	if !to.IsZero() {
+		end := to.UnixMicro() // rows hold microseconds: a row in the microsecond to starts in is before to
+		if to.Nanosecond()%1000 != 0 {
+			end++
+		}
+		filter = ice.NewAnd(filter, ice.LessThan(ref, ice.Timestamp(end)))
+	}
+	tasks, err := c.plan(ctx, db, tbl, filter)
+	if err != nil {
+		return nil, err
+	}
+	paths := make([]string, len(tasks))
+	for i, task := range tasks {
+		paths[i] = localPath(task.File.FilePath())
+	}
+	slices.Sort(paths)
+	return paths, nil
+}
+
+func (c *Catalog) plan(ctx context.Context, db, tbl string, filter ice.BooleanExpression) ([]table.FileScanTask, error) {
+	t, err := c.load(ctx, db, tbl)
+	if err != nil {
+		return nil, err
+	}
+	tasks, err := t.Scan(table.WithRowFilter(filter)).PlanFiles(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s.%s: %w", db, tbl, err)
+	}
+	return tasks, nil
+}
+
+// localPath turns a data file's location into a local path.
+func localPath(loc string) string {
+	if rest, ok := strings.CutPrefix(loc, "file://"); ok {
+		return rest
+	}
+	return loc
+}
