@@ -124,14 +124,7 @@ func (s *Server) updateSyslogMetrics() {
 	s.mu.Lock()
 	all := maps.Clone(s.syslogPast)
 	for id, srv := range s.syslog {
-		st, past := srv.Stats(), all[id]
-		past.Received += st.Received
-		past.Cut += st.Cut
-		past.Dropped += st.Dropped
-		past.Refused += st.Refused
-		past.Idle += st.Idle
-		past.Open = st.Open
-		all[id] = past
+		all[id] = all[id].Add(srv.Stats())
 	}
 	s.mu.Unlock()
 	for id, st := range all {

@@ -7,8 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/ospreyhq/osprey/config"
@@ -52,27 +54,19 @@ func (s *Server) stopSyslog(id string) {
 		s.log.Warn("syslog source stop", "source", id, "err", err)
 	}
 	st := srv.Stats()
+	st.Open = 0
 	s.mu.Lock()
-	past := s.syslogPast[id]
-	past.Received += st.Received
-	past.Cut += st.Cut
-	past.Dropped += st.Dropped
-	past.Refused += st.Refused
-	past.Idle += st.Idle
-	s.syslogPast[id] = past
+	s.syslogPast[id] = s.syslogPast[id].Add(st)
 	s.mu.Unlock()
 }
 
 // closeSyslog stops the syslog listeners, appending what they hold.
 func (s *Server) closeSyslog() {
 	s.mu.Lock()
-	servers := s.syslog
-	s.syslog = map[string]*syslogsrc.Server{}
+	ids := slices.Collect(maps.Keys(s.syslog))
 	s.mu.Unlock()
-	for id, srv := range servers {
-		if err := srv.Close(); err != nil {
-			s.log.Warn("syslog source stop", "source", id, "err", err)
-		}
+	for _, id := range ids {
+		s.stopSyslog(id)
 	}
 }
 

@@ -83,6 +83,13 @@ type Stats struct {
 	Open     int   // TCP connections open now
 }
 
+// Add returns the counts of s and o added up (those of a source's listeners one after the
+// other), with the connections open now of o.
+func (s Stats) Add(o Stats) Stats {
+	return Stats{Received: s.Received + o.Received, Cut: s.Cut + o.Cut, Dropped: s.Dropped + o.Dropped,
+		Refused: s.Refused + o.Refused, Idle: s.Idle + o.Idle, Open: o.Open}
+}
+
 // Server receives syslog messages on its addresses.
 type Server struct {
 	source string

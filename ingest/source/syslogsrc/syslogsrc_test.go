@@ -317,3 +317,11 @@ func TestMaxConnections(t *testing.T) {
 		t.Errorf("got %s", got)
 	}
 }
+
+func TestStatsAdd(t *testing.T) {
+	a := Stats{Received: 1, Cut: 2, Dropped: 3, Refused: 4, Idle: 5, Open: 6}
+	b := Stats{Received: 10, Cut: 20, Dropped: 30, Refused: 40, Idle: 50, Open: 7}
+	if got, want := a.Add(b), (Stats{Received: 11, Cut: 22, Dropped: 33, Refused: 44, Idle: 55, Open: 7}); got != want {
+		t.Errorf("Add = %+v, want %+v", got, want)
+	}
+}
