@@ -60,16 +60,25 @@ func LoadDirs(dirs []string) (*Set, error) {
 		if err != nil {
 			return nil, err
 		}
-		for id, r := range s.Rules {
-			if prev, dup := set.Rules[id]; dup {
-				return nil, fmt.Errorf("%s:%d: rule %s is also defined in %s:%d", r.File, r.Line, id, prev.File, prev.Line)
-			}
-			set.Rules[id] = r
+		if had, r := set.Merge(s); r != nil {
+			return nil, fmt.Errorf("%s:%d: rule %s is also defined in %s:%d", r.File, r.Line, r.RuleID, had.File, had.Line)
 		}
-		maps.Copy(set.ScheduledQueries, s.ScheduledQueries)
-		maps.Copy(set.ScheduledRules, s.ScheduledRules)
 	}
 	return set, nil
+}
+
+// Merge adds the specs of o to s. A rule of o whose id s has already stops it: it returns s's
+// rule and o's (nil, nil when every rule was added).
+func (s *Set) Merge(o *Set) (had, dup *Rule) {
+	for id, r := range o.Rules {
+		if prev, ok := s.Rules[id]; ok {
+			return prev, r
+		}
+		s.Rules[id] = r
+	}
+	maps.Copy(s.ScheduledQueries, o.ScheduledQueries)
+	maps.Copy(s.ScheduledRules, o.ScheduledRules)
+	return nil, nil
 }
 
 // specFiles lists the spec files under root with walk (filepath.WalkDir, or fs.WalkDir of a

@@ -7,7 +7,6 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"maps"
 
 	"github.com/ospreyhq/osprey/detections"
 )
@@ -36,14 +35,9 @@ func LoadWith(dirs []string, withPack bool) (*detections.Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("built-in detections: %w", err)
 	}
-	for id, r := range pack.Rules {
-		if prev, dup := set.Rules[id]; dup {
-			return nil, fmt.Errorf("%s:%d: rule %s is also a built-in rule (%s:%d)", prev.File, prev.Line, id, r.File, r.Line)
-		}
-		set.Rules[id] = r
+	if prev, r := set.Merge(pack); r != nil {
+		return nil, fmt.Errorf("%s:%d: rule %s is also a built-in rule (%s:%d)", prev.File, prev.Line, r.RuleID, r.File, r.Line)
 	}
-	maps.Copy(set.ScheduledQueries, pack.ScheduledQueries)
-	maps.Copy(set.ScheduledRules, pack.ScheduledRules)
 	return set, nil
 }
 
