@@ -116,6 +116,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -143,6 +144,35 @@ type Config struct {
 	Detections Detections `yaml:"detections"`
 	// Destinations receive alerts (package dest sends them).
 	Destinations []Destination `yaml:"destinations"`
+	// Retention is how long the lake keeps rows, by database or table ("panther_logs",
+	// "panther_logs.aws_cloudtrail"): osprey serve (hourly) and osprey lake expire drop the
+	// data files whose every row's p_event_time is older. A table's own entry wins over its
+	// database's; without either, rows are kept forever (the default: an audit lake is often
+	// kept for years, and Panther's own default for audit logs is five years).
+	Retention map[string]Duration `yaml:"retention"`
+}
+
+// ValidateRetention checks a retention section: its keys are databases or tables of the lake,
+// its durations at least an hour (or 0, forever).
+func ValidateRetention(r map[string]Duration) error {
+	for key, d := range r {
+		db, table, _ := strings.Cut(key, ".")
+		if lake.CheckName(db) != nil || table != "" && lake.CheckName(table) != nil || !slices.Contains(lake.Databases, db) {
+			return fmt.Errorf("retention: %q is not a database or table of the lake (want one of %s, or database.table)", key, strings.Join(lake.Databases, ", "))
+		}
+		if d < 0 || d > 0 && time.Duration(d) < time.Hour {
+			return fmt.Errorf("retention of %s: %s is less than an hour", key, time.Duration(d))
+		}
+	}
+	return nil
+}
+
+// RetentionOf returns how long rows of db.table are kept; 0 means forever.
+func (c *Config) RetentionOf(db, table string) time.Duration {
+	if d, ok := c.Retention[db+"."+table]; ok {
+		return time.Duration(d)
+	}
+	return time.Duration(c.Retention[db])
 }
 
 // HTTP bounds what clients of osprey serve's HTTP server may hold: time, connections and
@@ -478,6 +508,9 @@ func ValidID(s string) bool { return idPattern.MatchString(s) }
 
 // Validate checks the configuration and fills the defaults of its sources.
 func (c *Config) Validate() error {
+	if err := ValidateRetention(c.Retention); err != nil {
+		return err
+	}
 	if c.Lake == "" {
 		c.Lake = DefaultLake
 	}

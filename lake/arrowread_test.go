@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -35,7 +34,7 @@ func TestArrowReadsChunks(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	files, _ := filepath.Glob(l.DataGlob(DBLogs, "nested"))
+	files, _ := l.Files(t.Context(), DBLogs, "nested")
 	if len(files) != 1 {
 		t.Fatalf("%d files", len(files))
 	}

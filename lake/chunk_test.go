@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -292,7 +291,7 @@ func TestChunkPagesAndDictionaries(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	files, _ := filepath.Glob(l.DataGlob(DBLogs, "nested"))
+	files, _ := l.Files(t.Context(), DBLogs, "nested")
 	if len(files) != 1 {
 		t.Fatalf("%d files", len(files))
 	}

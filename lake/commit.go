@@ -1,62 +1,74 @@
 package lake
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/ospreyhq/osprey/durable"
+	"github.com/ospreyhq/osprey/lake/iceberg"
 )
 
 // A flush is published as one unit. Its files were finished in the writer's tmp directory; then
 //
 //  1. syncfs makes their data durable;
-//  2. a manifest (the renames to do and the flush's metadata) is written to the tmp directory,
-//     durably;
-//  3. the files are renamed into their partitions;
-//  4. syncfs makes the renames durable;
-//  5. the metadata, if any, is recorded in _osprey/commits/<writer name>.json;
-//  6. the manifest is removed.
+//  2. a manifest (the renames to do, the flush's number and metadata) is written to the tmp
+//     directory, durably;
+//  3. the files are renamed into their tables' directories;
+//  4. the files are registered in their Iceberg tables and the metadata recorded, in one
+//     catalog commit (lake/iceberg Catalog.Commit: the new table metadata is made durable,
+//     then every table's pointer, the writer's metadata and the flush's number change in one
+//     SQLite transaction);
+//  5. the manifest is removed.
 //
 // A writer that opens the lake finishes the flush of a crashed writer whose manifest it finds
-// (steps 3 to 6 again; renames already done are skipped) before it removes that writer's other
-// files, which were never visible. So a flush is visible whole or not at all, and its metadata
-// is recorded exactly when its files are visible: osprey serve records there how far its
-// write-ahead log is in the lake, and a restart replays what is not.
+// (steps 3 to 5 again: renames already done are skipped, and the commit is skipped when the
+// catalog has the flush's number) before it removes that writer's other files, which were never
+// visible. So a flush is visible whole or not at all, and its metadata is recorded exactly when
+// its files are visible: osprey serve records there how far its write-ahead log is in the lake,
+// and a restart replays what is not.
 
 const manifestName = "manifest.json"
 
 // manifest is a flush (or compaction) being published.
 type manifest struct {
-	Writer  string            `json:"writer,omitempty"`
-	Renames [][2]string       `json:"renames"`           // tmp, dst
-	Deletes []string          `json:"deletes,omitempty"` // files the new ones replace (compaction)
-	Meta    map[string]string `json:"meta,omitempty"`
+	Writer   string            `json:"writer,omitempty"`
+	Instance string            `json:"instance"`          // the writer's tmp directory name
+	Flush    int64             `json:"flush"`             // the writer's flush number
+	Renames  [][2]string       `json:"renames"`           // tmp, dst
+	Deletes  []string          `json:"deletes,omitempty"` // files the new ones replace (compaction)
+	Meta     map[string]string `json:"meta,omitempty"`
+	Props    map[string]string `json:"props,omitempty"` // table properties to set (compaction)
 }
 
 // CommitMeta returns the metadata of the last flush of the writer named name (see
 // Writer.FlushWith), or nil if it has none yet.
 func (l *Lake) CommitMeta(name string) (map[string]string, error) {
-	b, err := os.ReadFile(l.commitFile(name))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	cat, err := l.OpenCatalog(context.Background())
 	if err != nil {
 		return nil, err
 	}
-	var meta map[string]string
-	if err := json.Unmarshal(b, &meta); err != nil {
-		return nil, fmt.Errorf("read commit metadata of %s: %w", name, err)
+	defer cat.Close()
+	meta, err := cat.Meta(context.Background(), name)
+	if meta == nil && err == nil {
+		// A lake of an older osprey kept it in a file: reading none from the catalog would
+		// make serve replay its log from the start.
+		if _, serr := os.Stat(filepath.Join(l.oldCommitsDir(), name+".json")); serr == nil {
+			return nil, ErrNeedsMigration
+		}
 	}
-	return meta, nil
+	return meta, err
 }
 
-func (l *Lake) commitFile(name string) string {
-	return filepath.Join(l.dir, "_osprey", "commits", name+".json")
+// OpenCatalog opens the lake's Iceberg catalog; the caller closes it.
+func (l *Lake) OpenCatalog(ctx context.Context) (*iceberg.Catalog, error) {
+	return iceberg.Open(ctx, l.dir)
 }
 
 // publish makes files (finished in the tmp directory) durable and visible in one unit, with the
@@ -66,7 +78,8 @@ func (w *Writer) publish(files []finishedFile, meta map[string]string) ([]bool, 
 	if len(files) == 0 && meta == nil {
 		return done, nil
 	}
-	m := manifest{Writer: w.opts.Name, Meta: meta}
+	m := w.newManifest()
+	m.Meta = meta
 	for _, f := range files {
 		m.Renames = append(m.Renames, [2]string{f.tmp, f.dst})
 	}
@@ -75,6 +88,12 @@ func (w *Writer) publish(files []finishedFile, meta map[string]string) ([]bool, 
 		done[i] = errs == nil || errs[i] == nil
 	}
 	return done, err
+}
+
+// newManifest returns a manifest for the writer's next flush. The caller holds publishMu.
+func (w *Writer) newManifest() manifest {
+	w.flushes++
+	return manifest{Writer: w.opts.Name, Instance: filepath.Base(w.tmp), Flush: w.flushes}
 }
 
 // publishManifest publishes a manifest's renames and removals as one unit (see the top of the
@@ -91,45 +110,79 @@ func (w *Writer) publishManifest(m manifest) ([]error, error) {
 	if err := errors.Join(errs...); err != nil {
 		return errs, err
 	}
-	if err := w.lake.finishCommit(m); err != nil {
+	if err := w.lake.finishCommit(context.Background(), w.cat, m); err != nil {
 		return errs, err
 	}
 	return errs, os.Remove(filepath.Join(w.tmp, manifestName))
 }
 
-// finishCommit makes a flush's renames durable, removes the files they replace and records its
-// metadata.
-func (l *Lake) finishCommit(m manifest) error {
-	if err := syncFS(l.dir); err != nil {
-		return fmt.Errorf("sync %s: %w", l.dir, err)
+// finishCommit registers a flush's files (renamed into place) in their tables, with the files
+// they replace and its metadata, in one catalog commit, unless the catalog has it already.
+func (l *Lake) finishCommit(ctx context.Context, cat *iceberg.Catalog, m manifest) error {
+	if m.Instance == "" {
+		return errors.New("flush manifest without a writer instance (written by an older osprey: run osprey lake migrate)")
 	}
-	if len(m.Deletes) > 0 {
-		for _, p := range m.Deletes {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-		}
-		if err := syncFS(l.dir); err != nil {
-			return fmt.Errorf("sync %s: %w", l.dir, err)
-		}
-	}
-	if m.Meta == nil {
-		return nil
-	}
-	if m.Writer == "" {
-		return errors.New("BUG: commit metadata of a writer without a name")
-	}
-	if err := os.MkdirAll(filepath.Dir(l.commitFile(m.Writer)), 0o755); err != nil {
+	done, err := cat.Flushed(ctx, m.Instance)
+	if err != nil {
 		return err
 	}
-	if err := writeFileDurably(l.commitFile(m.Writer), m.Meta); err != nil {
-		return fmt.Errorf("record commit metadata: %w", err)
+	if done >= m.Flush {
+		return nil
+	}
+	var changes []iceberg.Change
+	at := map[Table]int{}
+	change := func(path string) (*iceberg.Change, error) {
+		t, err := l.tableOf(path)
+		if err != nil {
+			return nil, err
+		}
+		i, ok := at[t]
+		if !ok {
+			i = len(changes)
+			at[t] = i
+			changes = append(changes, iceberg.Change{DB: t.DB, Table: t.Name, Properties: m.Props})
+		}
+		return &changes[i], nil
+	}
+	for _, r := range m.Renames {
+		ch, err := change(r[1])
+		if err != nil {
+			return err
+		}
+		ch.Add = append(ch.Add, r[1])
+	}
+	for _, p := range m.Deletes {
+		ch, err := change(p)
+		if err != nil {
+			return err
+		}
+		ch.Remove = append(ch.Remove, p)
+	}
+	rec := iceberg.Record{Writer: m.Writer, Meta: m.Meta, Instance: m.Instance, Flush: m.Flush}
+	if m.Meta != nil && m.Writer == "" {
+		return errors.New("BUG: commit metadata of a writer without a name")
+	}
+	if err := cat.Commit(ctx, changes, rec); err != nil {
+		return fmt.Errorf("commit to the iceberg catalog: %w", err)
 	}
 	return nil
 }
 
+// tableOf returns the table whose directory holds a data file.
+func (l *Lake) tableOf(path string) (Table, error) {
+	rel, err := filepath.Rel(l.dir, path)
+	if err != nil {
+		return Table{}, err
+	}
+	parts := strings.Split(rel, string(filepath.Separator))
+	if len(parts) < 3 || CheckName(parts[0]) != nil || CheckName(parts[1]) != nil {
+		return Table{}, fmt.Errorf("%s is not a data file of a table of the lake", path)
+	}
+	return Table{DB: parts[0], Name: parts[1]}, nil
+}
+
 // finishFlush finishes the flush an interrupted writer left in dir, if any.
-func (l *Lake) finishFlush(dir string) error {
+func (l *Lake) finishFlush(ctx context.Context, cat *iceberg.Catalog, dir string) error {
 	b, err := os.ReadFile(filepath.Join(dir, manifestName))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -152,7 +205,7 @@ func (l *Lake) finishFlush(dir string) error {
 	if err := errors.Join(renameAll(todo)...); err != nil {
 		return err
 	}
-	if err := l.finishCommit(m); err != nil {
+	if err := l.finishCommit(ctx, cat, m); err != nil {
 		return err
 	}
 	return os.Remove(filepath.Join(dir, manifestName))
@@ -210,7 +263,7 @@ func (w *Writer) Recover() error {
 	w.publishMu.Lock()
 	defer w.publishMu.Unlock()
 	w.inflight.Wait()
-	if err := w.lake.finishFlush(w.tmp); err != nil {
+	if err := w.lake.finishFlush(context.Background(), w.cat, w.tmp); err != nil {
 		return fmt.Errorf("finish the interrupted flush: %w", err)
 	}
 	w.mu.Lock()

@@ -1,48 +1,58 @@
 package lake
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
+
+	"github.com/ospreyhq/osprey/lake/iceberg"
 )
 
-// Compaction merges the files of a partition into one. Flushing on age makes a file per
-// partition per flush (a minute's rows, say); a partition whose hour is over is compacted into
-// a single file, so that the lake holds few large files rather than many small ones. Row groups
-// are copied verbatim, bytes and metadata, without decoding: compaction costs about a read and
-// a write of the files. Only files written with the table's current columns are merged (after
-// an additive schema change, older files are left as they are).
+// Compaction merges small files into large ones. Flushing on age makes a file per partition
+// hour per flush (a minute's rows, say); compaction rewrites the files of a period that is over
+// into files of up to CompactTarget bytes: the files of an hour once the hour is over, then the
+// files of a day (its hours' merged files) once the day is over. Each row is thus rewritten at
+// most twice, and a table of past days holds a file or a few per day. Row groups are copied
+// verbatim, bytes and metadata, without decoding, in the order of the files' first event
+// time: a merged file's row groups go forward in time hour by hour, so that their statistics
+// prune an hour's query inside it. Only files written with the table's current columns are
+// merged (after an additive schema change, older files are left as they are).
 //
-// The merged file replaces the others as one unit, through the flush manifest (commit.go): a
-// crash leaves either the old files or the merged one, never both nor neither. A query that
-// lists the partition during the few milliseconds between the rename and the removals may see
-// both and count rows twice; compaction only touches partitions whose hour is over.
+// The merged file replaces the others in one Iceberg commit (the flush manifest and
+// Catalog.Commit, see commit.go): a reader sees either the old files or the merged one. The
+// replaced files stay on disk while snapshots that a reader may still be reading reference
+// them; Maintain removes them.
+
+// CompactTarget is the size up to which compaction merges files.
+const CompactTarget = 128 << 20
 
 // CompactStats tell what a compaction did.
 type CompactStats struct {
-	Partitions int   // partitions compacted
+	Partitions int   // periods (hours or days) compacted
 	FilesIn    int   // files merged
 	FilesOut   int   // files written
 	Rows       int64 // rows in the merged files
 	Bytes      int64 // bytes of the merged files
 }
 
-// Compact merges the files of each partition of a table whose hour ended before cutoff and
-// which holds at least minFiles files (at least 2).
+// Compact merges the files of each hour (and each day) of a table that ended before cutoff and
+// holds at least minFiles files (at least 2) into files of up to CompactTarget bytes.
 func (w *Writer) Compact(ctx context.Context, db, table string, cutoff time.Time, minFiles int) (CompactStats, error) {
 	var st CompactStats
 	minFiles = max(minFiles, 2)
-	// Two compactions of one partition at once would each merge its files: one at a time per
+	// Two compactions of one period at once would each merge its files: one at a time per
 	// lake, whatever the process.
 	lock, err := os.OpenFile(filepath.Join(w.lake.dir, "_osprey", "compact.lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
@@ -52,26 +62,24 @@ func (w *Writer) Compact(ctx context.Context, db, table string, cutoff time.Time
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		return st, errors.New("another compaction of the lake is running")
 	}
-	dirs, err := filepath.Glob(filepath.Join(w.lake.TableDir(db, table), "year=*", "month=*", "day=*", "hour=*"))
+	files, err := w.cat.CurrentFiles(ctx, db, table)
+	if errors.Is(err, iceberg.ErrNoTable) {
+		return st, nil
+	}
 	if err != nil {
 		return st, err
 	}
-	sort.Strings(dirs)
-	for _, dir := range dirs {
+	for _, group := range compactionGroups(files, cutoff, minFiles) {
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		hour, ok := partitionHour(dir)
-		if !ok || !hour.Add(time.Hour).Before(cutoff) {
-			continue
+		paths := make([]string, len(group.files))
+		for i, f := range group.files {
+			paths[i] = f.Path
 		}
-		files, err := filepath.Glob(filepath.Join(dir, "*.parquet"))
-		if err != nil || len(files) < minFiles {
-			continue
-		}
-		n, err := w.compactPartition(db, table, hour, files)
+		n, err := w.compactFiles(db, table, group.start, group.day, paths)
 		if err != nil {
-			return st, fmt.Errorf("compact %s: %w", dir, err)
+			return st, fmt.Errorf("compact %s.%s %s: %w", db, table, group.start.Format(time.DateTime), err)
 		}
 		if n.FilesIn > 0 {
 			st.Partitions++
@@ -84,18 +92,59 @@ func (w *Writer) Compact(ctx context.Context, db, table string, cutoff time.Time
 	return st, nil
 }
 
-// partitionHour reads the hour of a partition directory .../year=Y/month=M/day=D/hour=H.
-func partitionHour(dir string) (time.Time, bool) {
-	parts := strings.Split(filepath.ToSlash(dir), "/")
-	if len(parts) < 4 {
-		return time.Time{}, false
+// compactGroup is files to merge into one.
+type compactGroup struct {
+	start time.Time // the period's start
+	day   bool      // the period is a day (else an hour)
+	files []iceberg.DataFile
+}
+
+// compactionGroups returns the groups of files to merge: for each day over before cutoff with
+// at least minFiles files, and else for each hour over, its files in order of first event
+// time, cut into groups of up to CompactTarget bytes; groups of one file are left out.
+func compactionGroups(files []iceberg.DataFile, cutoff time.Time, minFiles int) []compactGroup {
+	type period struct {
+		start time.Time
+		day   bool
 	}
-	var y, m, d, h int
-	_, err := fmt.Sscanf(strings.Join(parts[len(parts)-4:], "/"), "year=%d/month=%d/day=%d/hour=%d", &y, &m, &d, &h)
-	if err != nil {
-		return time.Time{}, false
+	byPeriod := map[period][]iceberg.DataFile{}
+	for _, f := range files {
+		day := f.MinTime.Truncate(24 * time.Hour)
+		hour := f.MinTime.Truncate(time.Hour)
+		switch {
+		case !day.Add(24 * time.Hour).After(cutoff):
+			byPeriod[period{day, true}] = append(byPeriod[period{day, true}], f)
+		case !hour.Add(time.Hour).After(cutoff) && f.MaxTime.Truncate(time.Hour).Equal(hour):
+			byPeriod[period{hour, false}] = append(byPeriod[period{hour, false}], f)
+		}
 	}
-	return time.Date(y, time.Month(m), d, h, 0, 0, 0, time.UTC), true
+	var groups []compactGroup
+	for p, fs := range byPeriod {
+		if len(fs) < minFiles {
+			continue
+		}
+		slices.SortFunc(fs, func(a, b iceberg.DataFile) int {
+			return cmp.Or(a.MinTime.Compare(b.MinTime), strings.Compare(a.Path, b.Path))
+		})
+		var cur []iceberg.DataFile
+		var size int64
+		flush := func() {
+			if len(cur) > 1 {
+				groups = append(groups, compactGroup{start: p.start, day: p.day, files: cur})
+			}
+			cur, size = nil, 0
+		}
+		for _, f := range fs {
+			if len(cur) > 0 && size+f.Size > CompactTarget {
+				flush()
+			}
+			cur = append(cur, f)
+			size += f.Size
+		}
+		flush()
+	}
+	slices.SortFunc(groups, func(a, b compactGroup) int { return a.start.Compare(b.start) })
+	return groups
 }
 
 // source is an open data file being merged.
@@ -105,7 +154,8 @@ type source struct {
 	meta *format.FileMetaData
 }
 
-func (w *Writer) compactPartition(db, table string, hour time.Time, paths []string) (CompactStats, error) {
+// compactFiles merges files of a period (an hour, or a day) into one.
+func (w *Writer) compactFiles(db, table string, start time.Time, day bool, paths []string) (CompactStats, error) {
 	var st CompactStats
 	var sources []source
 	defer func() {
@@ -130,17 +180,14 @@ func (w *Writer) compactPartition(db, table string, hour time.Time, paths []stri
 		}
 		sources = append(sources, source{path: p, f: f, meta: pf.Metadata()})
 	}
-	// Merge the files of the newest schema: the signature of the newest file.
-	newest := sources[0]
-	for _, s := range sources[1:] {
-		if filepath.Base(s.path) > filepath.Base(newest.path) {
-			newest = s
-		}
+	// Merge the files written with the table's current columns.
+	sig, err := w.lake.TableSignature(db, table)
+	if err != nil {
+		return st, err
 	}
-	sig := kv(newest.meta, signatureKey)
 	var merge []source
 	for _, s := range sources {
-		if kv(s.meta, signatureKey) == sig && sameSchema(s.meta, newest.meta) {
+		if kv(s.meta, signatureKey) == sig && (len(merge) == 0 || sameSchema(s.meta, merge[0].meta)) {
 			merge = append(merge, s)
 		}
 	}
@@ -172,25 +219,32 @@ func (w *Writer) compactPartition(db, table string, hour time.Time, paths []stri
 			}
 		}
 	}
-	template := *newest.meta
+	template := *merge[0].meta
 	template.RowGroups, template.NumRows = nil, 0
 	size, err := pq.finish(template)
 	if err != nil {
 		os.Remove(tmp.Name())
 		return st, err
 	}
-	name := fmt.Sprintf("%s-%s.parquet", hour.Format("20060102T150405Z"), newUUID())
-	m := manifest{Renames: [][2]string{{tmp.Name(), filepath.Join(filepath.Dir(merge[0].path), name)}}}
+	// An hour's merged file goes to the hour's directory, a day's to the day's.
+	dir := w.lake.PartitionDir(db, table, start)
+	if day {
+		dir = filepath.Dir(dir)
+	}
+	name := fmt.Sprintf("%s-%s.parquet", start.Format("20060102T150405Z"), newUUID())
+	w.publishMu.Lock()
+	m := w.newManifest()
+	m.Renames = [][2]string{{tmp.Name(), filepath.Join(dir, name)}}
+	m.Props = map[string]string{iceberg.PropLastCompaction: strconv.FormatInt(time.Now().UnixMilli(), 10)}
 	for _, s := range merge {
 		m.Deletes = append(m.Deletes, s.path)
 	}
-	w.publishMu.Lock()
 	_, err = w.publishManifest(m)
 	w.publishMu.Unlock()
 	if err != nil {
 		return st, err
 	}
-	w.opts.Logger.Info("compacted", "partition", filepath.Dir(merge[0].path), "files", len(merge), "rows", pq.rows, "bytes", size)
+	w.opts.Logger.Info("compacted", "table", db+"."+table, "period", start, "files", len(merge), "rows", pq.rows, "bytes", size)
 	return CompactStats{Partitions: 1, FilesIn: len(merge), FilesOut: 1, Rows: pq.rows, Bytes: size}, nil
 }
 

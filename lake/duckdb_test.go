@@ -43,7 +43,7 @@ func TestDuckDBReadsChunks(t *testing.T) {
 		}
 	}
 	st, err := w.Compact(ctx, lake.DBLogs, "nested", start.Add(24*time.Hour), 2)
-	if err != nil || st.FilesOut != 2 || st.FilesIn < 5 {
+	if err != nil || st.FilesOut != 1 || st.FilesIn < 5 { // the day is over: one file
 		t.Fatalf("compaction %+v, %v", st, err)
 	}
 	if err := w.Close(); err != nil {

@@ -1,6 +1,7 @@
 package lake
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,8 @@ import (
 	"regexp"
 	"sort"
 	"time"
+
+	"github.com/ospreyhq/osprey/lake/iceberg"
 )
 
 // Databases of a lake.
@@ -108,9 +111,26 @@ func PartitionPath(t time.Time) string {
 	return fmt.Sprintf("year=%04d/month=%02d/day=%02d/hour=%02d", t.Year(), int(t.Month()), t.Day(), t.Hour())
 }
 
-// DataGlob returns the glob of a table's data files.
-func (l *Lake) DataGlob(db, table string) string {
-	return filepath.Join(l.TableDir(db, table), "year=*", "month=*", "day=*", "hour=*", "*.parquet")
+// Files returns the data files of a table's current Iceberg snapshot, sorted (none for a table
+// the catalog does not hold).
+func (l *Lake) Files(ctx context.Context, db, table string) ([]string, error) {
+	cat, err := l.OpenCatalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cat.Close()
+	files, err := cat.CurrentFiles(ctx, db, table)
+	if errors.Is(err, iceberg.ErrNoTable) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	paths := make([]string, len(files))
+	for i, f := range files {
+		paths[i] = f.Path
+	}
+	return paths, nil
 }
 
 // Table is a table of the lake.
@@ -141,64 +161,14 @@ func (l *Lake) Tables(db string) ([]Table, error) {
 	return tables, nil
 }
 
-// HourRange calls fn with each partition directory of a table that exists and whose hour is in
-// [from, to] (zero times mean unbounded), in time order, without listing directories outside
-// the range.
-func (l *Lake) HourRange(db, table string, from, to time.Time, fn func(dir string, hour time.Time) error) error {
-	root := l.TableDir(db, table)
-	years, err := listInts(root, "year=")
-	if err != nil {
-		return err
-	}
-	inRange := func(t, unitEnd time.Time) bool {
-		return (from.IsZero() || !unitEnd.Before(from.Truncate(time.Hour))) && (to.IsZero() || !t.After(to))
-	}
-	for _, y := range years {
-		ys := time.Date(y.v, 1, 1, 0, 0, 0, 0, time.UTC)
-		if !inRange(ys, ys.AddDate(1, 0, 0).Add(-time.Hour)) {
-			continue
-		}
-		months, err := listInts(filepath.Join(root, y.name), "month=")
-		if err != nil {
-			return err
-		}
-		for _, m := range months {
-			ms := time.Date(y.v, time.Month(m.v), 1, 0, 0, 0, 0, time.UTC)
-			if !inRange(ms, ms.AddDate(0, 1, 0).Add(-time.Hour)) {
-				continue
-			}
-			days, err := listInts(filepath.Join(root, y.name, m.name), "day=")
-			if err != nil {
-				return err
-			}
-			for _, d := range days {
-				ds := time.Date(y.v, time.Month(m.v), d.v, 0, 0, 0, 0, time.UTC)
-				if !inRange(ds, ds.Add(23*time.Hour)) {
-					continue
-				}
-				hours, err := listInts(filepath.Join(root, y.name, m.name, d.name), "hour=")
-				if err != nil {
-					return err
-				}
-				for _, h := range hours {
-					hs := ds.Add(time.Duration(h.v) * time.Hour)
-					if !inRange(hs, hs) {
-						continue
-					}
-					if err := fn(filepath.Join(root, y.name, m.name, d.name, h.name), hs); err != nil {
-						return err
-					}
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// HasData reports whether a table has at least one data file.
-func (l *Lake) HasData(db, table string) bool {
+// HasHiveData reports whether a table's directory holds a data file in the Hive layout that
+// lakes used before the Iceberg catalog (year=/month=/day=/hour=/*.parquet).
+func (l *Lake) HasHiveData(db, table string) bool {
 	return hasParquet(l.TableDir(db, table), 4)
 }
+
+// ErrNeedsMigration means a lake holds tables written before the Iceberg catalog.
+var ErrNeedsMigration = errors.New("this lake was written by an older osprey: its tables are not in the Iceberg catalog yet; run `osprey lake migrate` once to register their files (nothing is rewritten)")
 
 // hasParquet reports whether dir holds a .parquet file depth levels of partition directories down.
 func hasParquet(dir string, depth int) bool {
@@ -215,123 +185,4 @@ func hasParquet(dir string, depth int) bool {
 		}
 	}
 	return false
-}
-
-// Globs returns globs that together match exactly the data files of a table whose partition
-// hour is in [from, to] (zero times mean unbounded). A year, month or day wholly inside the
-// range is one glob; every glob matches at least one file.
-func (l *Lake) Globs(db, table string, from, to time.Time) ([]string, error) {
-	root := l.TableDir(db, table)
-	from = from.Truncate(time.Hour)
-	covers := func(start, lastHour time.Time) bool {
-		return (from.IsZero() || !start.Before(from)) && (to.IsZero() || !lastHour.After(to))
-	}
-	overlaps := func(start, lastHour time.Time) bool {
-		return (from.IsZero() || !lastHour.Before(from)) && (to.IsZero() || !start.After(to))
-	}
-	var globs []string
-	add := func(dir string, depth int) {
-		if hasParquet(dir, depth) {
-			pattern := dir
-			for _, level := range []string{"month=*", "day=*", "hour=*"}[3-depth:] {
-				pattern = filepath.Join(pattern, level)
-			}
-			globs = append(globs, filepath.Join(pattern, "*.parquet"))
-		}
-	}
-	years, err := listInts(root, "year=")
-	if err != nil {
-		return nil, err
-	}
-	for _, y := range years {
-		ys := time.Date(y.v, 1, 1, 0, 0, 0, 0, time.UTC)
-		ye := ys.AddDate(1, 0, 0).Add(-time.Hour)
-		ydir := filepath.Join(root, y.name)
-		if !overlaps(ys, ye) {
-			continue
-		}
-		if covers(ys, ye) {
-			add(ydir, 3)
-			continue
-		}
-		months, err := listInts(ydir, "month=")
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range months {
-			ms := time.Date(y.v, time.Month(m.v), 1, 0, 0, 0, 0, time.UTC)
-			me := ms.AddDate(0, 1, 0).Add(-time.Hour)
-			mdir := filepath.Join(ydir, m.name)
-			if !overlaps(ms, me) {
-				continue
-			}
-			if covers(ms, me) {
-				add(mdir, 2)
-				continue
-			}
-			days, err := listInts(mdir, "day=")
-			if err != nil {
-				return nil, err
-			}
-			for _, d := range days {
-				ds := time.Date(y.v, time.Month(m.v), d.v, 0, 0, 0, 0, time.UTC)
-				de := ds.Add(23 * time.Hour)
-				ddir := filepath.Join(mdir, d.name)
-				if !overlaps(ds, de) {
-					continue
-				}
-				if covers(ds, de) {
-					add(ddir, 1)
-					continue
-				}
-				hours, err := listInts(ddir, "hour=")
-				if err != nil {
-					return nil, err
-				}
-				for _, h := range hours {
-					hs := ds.Add(time.Duration(h.v) * time.Hour)
-					if overlaps(hs, hs) {
-						add(filepath.Join(ddir, h.name), 0)
-					}
-				}
-			}
-		}
-	}
-	return globs, nil
-}
-
-type intDir struct {
-	name string
-	v    int
-}
-
-// listInts lists the subdirectories named prefix<int>, sorted by the number.
-func listInts(dir, prefix string) ([]intDir, error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []intDir
-	for _, e := range entries {
-		if !e.IsDir() || len(e.Name()) <= len(prefix) || e.Name()[:len(prefix)] != prefix {
-			continue
-		}
-		v := 0
-		ok := true
-		for _, c := range e.Name()[len(prefix):] {
-			if c < '0' || c > '9' {
-				ok = false
-				break
-			}
-			v = v*10 + int(c-'0')
-		}
-		if ok {
-			out = append(out, intDir{e.Name(), v})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].v < out[j].v })
-	return out, nil
 }

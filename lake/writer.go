@@ -16,6 +16,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/iceberg-go/catalog"
 	"github.com/google/uuid"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
@@ -23,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ospreyhq/osprey/durable"
+	"github.com/ospreyhq/osprey/lake/iceberg"
 )
 
 // codec compresses every page. It is shared so that its pool of zstd encoders (each with a
@@ -59,6 +61,7 @@ type Writer struct {
 	opts WriterOptions
 	tmp  string
 	lock *os.File
+	cat  *iceberg.Catalog
 
 	mu     sync.Mutex
 	tables map[tableKey]*tableState
@@ -75,6 +78,7 @@ type Writer struct {
 	// flush instead of two fsyncs per file, which cost milliseconds each on most disks.
 	finished  []finishedFile // guarded by mu
 	publishMu sync.Mutex     // serializes publishing
+	flushes   int64          // flushes published; guarded by publishMu
 }
 
 type finishedFile struct {
@@ -159,27 +163,34 @@ func (l *Lake) NewWriter(opts WriterOptions) (*Writer, error) {
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return nil, err
 	}
-	l.cleanStaleTemp(base, opts.Logger)
+	cat, err := l.OpenCatalog(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	l.cleanStaleTemp(cat, base, opts.Logger)
 	tmp, err := os.MkdirTemp(base, "w-")
 	if err != nil {
+		cat.Close()
 		return nil, err
 	}
 	lock, err := os.Create(filepath.Join(tmp, "lock"))
 	if err != nil {
+		cat.Close()
 		return nil, err
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		lock.Close()
+		cat.Close()
 		return nil, fmt.Errorf("lock %s: %w", tmp, err)
 	}
 	return &Writer{
-		lake: l, opts: opts, tmp: tmp, lock: lock,
+		lake: l, opts: opts, tmp: tmp, lock: lock, cat: cat,
 		tables: map[tableKey]*tableState{}, files: map[partKey]*partFile{},
 	}, nil
 }
 
 // cleanStaleTemp removes the tmp directories of writers that are gone: their lock is free.
-func (l *Lake) cleanStaleTemp(base string, log *slog.Logger) {
+func (l *Lake) cleanStaleTemp(cat *iceberg.Catalog, base string, log *slog.Logger) {
 	entries, err := os.ReadDir(base)
 	if err != nil {
 		return
@@ -198,13 +209,15 @@ func (l *Lake) cleanStaleTemp(base string, log *slog.Logger) {
 		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
 			// The writer is gone. A flush it had begun to publish is finished; its other
 			// files were never visible and are dropped.
-			if err := l.finishFlush(dir); err != nil {
+			if err := l.finishFlush(context.Background(), cat, dir); err != nil {
 				log.Error("could not finish the flush of an interrupted writer: its files are kept", "dir", dir, "err", err)
 				f.Close()
 				continue
 			}
 			log.Info("removing files of an interrupted writer", "dir", dir)
-			os.RemoveAll(dir)
+			if os.RemoveAll(dir) == nil {
+				cat.ForgetInstance(context.Background(), e.Name())
+			}
 		}
 		f.Close()
 	}
@@ -332,6 +345,9 @@ func (w *Writer) table(db, table string, s *arrow.Schema) (*tableState, error) {
 		}
 		w.opts.Logger.Info("table gained columns", "table", db+"."+table, "columns", strings.Join(CompareSignatures(existing, sig).Added, ","))
 	}
+	if err := w.icebergTable(db, table, s); err != nil {
+		return nil, err
+	}
 	ps, err := ParquetSchema(s)
 	if err != nil {
 		return nil, fmt.Errorf("table %s.%s: %w", db, table, err)
@@ -346,6 +362,29 @@ func (w *Writer) table(db, table string, s *arrow.Schema) (*tableState, error) {
 	ts := &tableState{schema: s, signature: sig, template: template, encoders: encoderPool{schema: s}}
 	w.tables[key] = ts
 	return ts, nil
+}
+
+// icebergTable makes sure the catalog has the table with at least the columns of s: it creates
+// the table, or adds the columns it lacks. A table whose schema file exists with data files
+// but which the catalog lacks is of a lake written before the catalog: it must be migrated
+// first, so that its files are registered.
+func (w *Writer) icebergTable(db, table string, s *arrow.Schema) error {
+	ctx := context.Background()
+	has, err := w.cat.HasTable(ctx, db, table)
+	if err != nil {
+		return err
+	}
+	if !has {
+		if w.lake.HasHiveData(db, table) {
+			return fmt.Errorf("table %s.%s: %w", db, table, ErrNeedsMigration)
+		}
+		err := w.cat.CreateTable(ctx, db, table, s)
+		if err == nil || !errors.Is(err, catalog.ErrTableAlreadyExists) {
+			return err
+		}
+	}
+	// Adding columns the table has already changes nothing and commits nothing.
+	return w.cat.Commit(ctx, []iceberg.Change{{DB: db, Table: table, Schema: s}}, iceberg.Record{})
 }
 
 // writeSchemaFile commits a table's schema file: its columns and no rows. evolved marks a table
@@ -623,7 +662,15 @@ func (w *Writer) Close() error {
 	w.mu.Unlock()
 	w.inflight.Wait()
 	err := w.Flush(context.Background())
-	return errors.Join(err, os.RemoveAll(w.tmp), w.lock.Close())
+	if err != nil {
+		// The tmp directory may hold a flush to finish: the next writer does.
+		return errors.Join(err, w.lock.Close(), w.cat.Close())
+	}
+	err = os.RemoveAll(w.tmp)
+	if err == nil {
+		err = w.cat.ForgetInstance(context.Background(), filepath.Base(w.tmp))
+	}
+	return errors.Join(err, w.lock.Close(), w.cat.Close())
 }
 
 // Abort waits for writes in progress and drops every uncommitted file.
@@ -639,7 +686,15 @@ func (w *Writer) Abort() error {
 	for _, pf := range files {
 		pf.pq.f.Close()
 	}
-	return errors.Join(os.RemoveAll(w.tmp), w.lock.Close())
+	// A flush whose manifest is written is finished, not dropped (see Recover).
+	if err := w.lake.finishFlush(context.Background(), w.cat, w.tmp); err != nil {
+		return errors.Join(err, w.lock.Close(), w.cat.Close())
+	}
+	err := os.RemoveAll(w.tmp)
+	if err == nil {
+		err = w.cat.ForgetInstance(context.Background(), filepath.Base(w.tmp))
+	}
+	return errors.Join(err, w.lock.Close(), w.cat.Close())
 }
 
 // commit moves a finished file to dst durably: the file was fsynced by the caller; the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -121,7 +122,7 @@ func buildRecord(t testing.TB, rows []row) arrow.RecordBatch {
 // readTable reads every committed data file of a table as JSON rows, sorted.
 func readTable(t testing.TB, l *Lake, db, table string) []string {
 	t.Helper()
-	files, err := filepath.Glob(l.DataGlob(db, table))
+	files, err := l.Files(context.Background(), db, table)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +215,7 @@ func TestWriteRoundTrip(t *testing.T) {
 		}
 	}
 	// Columns keep the schema's order and types.
-	files, _ := filepath.Glob(l.DataGlob(DBLogs, "test_table"))
+	files, _ := l.Files(t.Context(), DBLogs, "test_table")
 	f, err := os.Open(files[0])
 	if err != nil {
 		t.Fatal(err)
@@ -379,67 +380,14 @@ func TestStaleTempRemoved(t *testing.T) {
 	}
 }
 
-func TestHourRange(t *testing.T) {
+func TestHasHiveData(t *testing.T) {
 	l, _ := Open(t.TempDir())
-	for _, p := range []string{"year=2025/month=12/day=31/hour=23", "year=2026/month=01/day=01/hour=00", "year=2026/month=01/day=01/hour=05", "year=2026/month=01/day=02/hour=00", "year=9999/month=12/day=31/hour=23"} {
-		os.MkdirAll(filepath.Join(l.TableDir(DBLogs, "t"), p), 0o755)
-	}
-	f := func(from, to time.Time, want string) {
-		t.Helper()
-		var got []string
-		err := l.HourRange(DBLogs, "t", from, to, func(dir string, hour time.Time) error {
-			got = append(got, hour.Format("2006-01-02T15"))
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Join(got, " ") != want {
-			t.Errorf("HourRange(%v, %v) = %v, want %s", from, to, got, want)
-		}
-	}
-	d := func(s string) time.Time { v, _ := time.Parse("2006-01-02T15:04", s); return v }
-	f(time.Time{}, time.Time{}, "2025-12-31T23 2026-01-01T00 2026-01-01T05 2026-01-02T00 9999-12-31T23")
-	f(d("2026-01-01T00:30"), time.Time{}, "2026-01-01T00 2026-01-01T05 2026-01-02T00 9999-12-31T23")
-	f(d("2026-01-01T00:30"), d("2026-01-01T23:59"), "2026-01-01T00 2026-01-01T05")
-	f(time.Time{}, d("2025-12-31T23:00"), "2025-12-31T23")
-	f(d("2027-01-01T00:00"), d("2027-12-01T00:00"), "")
-}
-
-func TestGlobs(t *testing.T) {
-	l, _ := Open(t.TempDir())
-	mk := func(p string) {
-		dir := filepath.Join(l.TableDir(DBLogs, "t"), p)
-		os.MkdirAll(dir, 0o755)
-		os.WriteFile(filepath.Join(dir, "x.parquet"), nil, 0o644)
-	}
-	for _, p := range []string{"year=2025/month=12/day=31/hour=23", "year=2026/month=01/day=01/hour=00", "year=2026/month=01/day=01/hour=05", "year=2026/month=01/day=02/hour=00", "year=9999/month=12/day=31/hour=23"} {
-		mk(p)
-	}
-	os.MkdirAll(filepath.Join(l.TableDir(DBLogs, "t"), "year=2026/month=02/day=01/hour=00"), 0o755) // empty
-	d := func(s string) time.Time { v, _ := time.Parse("2006-01-02T15:04", s); return v }
-	f := func(from, to time.Time, want ...string) {
-		t.Helper()
-		got, err := l.Globs(DBLogs, "t", from, to)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range got {
-			got[i] = strings.TrimPrefix(got[i], l.TableDir(DBLogs, "t")+"/")
-		}
-		if strings.Join(got, " ") != strings.Join(want, " ") {
-			t.Errorf("Globs(%v, %v) =\n%v\nwant\n%v", from, to, got, want)
-		}
-	}
-	f(time.Time{}, time.Time{}, "year=2025/month=*/day=*/hour=*/*.parquet", "year=2026/month=*/day=*/hour=*/*.parquet", "year=9999/month=*/day=*/hour=*/*.parquet")
-	f(d("2026-01-01T00:30"), time.Time{}, "year=2026/month=*/day=*/hour=*/*.parquet", "year=9999/month=*/day=*/hour=*/*.parquet")
-	f(d("2026-01-01T01:30"), time.Time{}, "year=2026/month=01/day=01/hour=05/*.parquet",
-		"year=2026/month=01/day=02/hour=*/*.parquet", "year=9999/month=*/day=*/hour=*/*.parquet")
-	f(d("2026-01-01T01:00"), d("2026-01-31T23:59"), "year=2026/month=01/day=01/hour=05/*.parquet", "year=2026/month=01/day=02/hour=*/*.parquet")
-	f(d("2026-02-01T00:00"), d("2026-02-01T23:00")) // only an empty directory: no glob
-	f(d("2027-01-01T00:00"), d("2027-12-01T00:00"))
-	if !l.HasData(DBLogs, "t") || l.HasData(DBLogs, "u") {
-		t.Error("HasData")
+	dir := filepath.Join(l.TableDir(DBLogs, "t"), "year=2026/month=01/day=01/hour=05")
+	os.MkdirAll(dir, 0o755)
+	os.MkdirAll(filepath.Join(l.TableDir(DBLogs, "u"), "year=2026/month=01/day=01/hour=05"), 0o755) // empty
+	os.WriteFile(filepath.Join(dir, "x.parquet"), nil, 0o644)
+	if !l.HasHiveData(DBLogs, "t") || l.HasHiveData(DBLogs, "u") || l.HasHiveData(DBLogs, "v") {
+		t.Error("HasHiveData")
 	}
 }
 
@@ -495,15 +443,55 @@ func TestFlushWithMeta(t *testing.T) {
 	}
 }
 
+// writeDataFile writes rows to path with the lake's encoder (a file as a writer finishes one).
+func writeDataFile(t testing.TB, path string, rows []row) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fw, err := NewFileWriter(f, testSchema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := buildRecord(t, rows)
+	defer rec.Release()
+	if err := fw.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// createTable creates a table of testSchema in the lake (its schema file and Iceberg table),
+// as a writer does on its first write.
+func createTable(t testing.TB, l *Lake, table string) {
+	t.Helper()
+	w, err := l.NewWriter(DefaultWriterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.table(DBLogs, table, testSchema()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestInterruptedFlushIsFinished simulates a writer that crashed while publishing a flush
 // (manifest written, one file renamed, one not) and one that crashed before its manifest: the
-// next writer finishes the first flush (both files visible, metadata recorded) and drops the
-// second writer's files.
+// next writer finishes the first flush (both files registered, metadata recorded) and drops
+// the second writer's files; a third writer does not register the flush again.
 func TestInterruptedFlushIsFinished(t *testing.T) {
 	l, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	createTable(t, l, "t")
 	base := filepath.Join(l.Dir(), "_osprey", "tmp")
 	crashed := filepath.Join(base, "w-crashed")
 	early := filepath.Join(base, "w-early")
@@ -517,30 +505,27 @@ func TestInterruptedFlushIsFinished(t *testing.T) {
 	}
 	hour := time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)
 	dstDir := l.PartitionDir(DBLogs, "t", hour)
-	m := manifest{Writer: "serve", Meta: map[string]string{"wal": "42"}, Renames: [][2]string{
-		{filepath.Join(crashed, "a.tmp"), filepath.Join(dstDir, "a.parquet")},
-		{filepath.Join(crashed, "b.tmp"), filepath.Join(dstDir, "b.parquet")},
+	a, b := filepath.Join(dstDir, "a.parquet"), filepath.Join(dstDir, "b.parquet")
+	m := manifest{Writer: "serve", Instance: "w-crashed", Flush: 3, Meta: map[string]string{"wal": "42"}, Renames: [][2]string{
+		{filepath.Join(crashed, "a.tmp"), a},
+		{filepath.Join(crashed, "b.tmp"), b},
 	}}
-	if err := os.MkdirAll(dstDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	// a was renamed before the crash; b was not.
-	os.WriteFile(filepath.Join(dstDir, "a.parquet"), []byte("a"), 0o644)
-	os.WriteFile(filepath.Join(crashed, "b.tmp"), []byte("b"), 0o644)
+	writeDataFile(t, a, []row{{name: ptr("a"), event: hour}})
+	writeDataFile(t, filepath.Join(crashed, "b.tmp"), []row{{name: ptr("b"), event: hour.Add(time.Minute)}})
 	if err := writeFileDurably(filepath.Join(crashed, manifestName), m); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(early, "c.tmp"), []byte("c"), 0o644)
+	writeDataFile(t, filepath.Join(early, "c.tmp"), []row{{name: ptr("c"), event: hour}})
 
 	w, err := l.NewWriter(DefaultWriterOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	for _, name := range []string{"a.parquet", "b.parquet"} {
-		if b, err := os.ReadFile(filepath.Join(dstDir, name)); err != nil || len(b) != 1 {
-			t.Errorf("%s: %q, %v", name, b, err)
-		}
+	files, err := l.Files(t.Context(), DBLogs, "t")
+	if err != nil || !slices.Equal(files, []string{a, b}) {
+		t.Errorf("registered files %v, %v; want %v", files, err, []string{a, b})
 	}
 	if meta, err := l.CommitMeta("serve"); err != nil || meta["wal"] != "42" {
 		t.Errorf("CommitMeta = %v, %v", meta, err)
@@ -549,6 +534,38 @@ func TestInterruptedFlushIsFinished(t *testing.T) {
 		if _, err := os.Stat(d); !os.IsNotExist(err) {
 			t.Errorf("%s left behind: %v", d, err)
 		}
+	}
+
+	// The same flush found again (a crash after its commit, before its manifest was removed)
+	// is not registered twice.
+	again := filepath.Join(base, "w-again")
+	os.MkdirAll(again, 0o755)
+	os.WriteFile(filepath.Join(again, "lock"), nil, 0o644)
+	m2 := manifest{Writer: "serve", Instance: "w-again", Flush: 1, Meta: map[string]string{"wal": "43"}, Renames: [][2]string{
+		{filepath.Join(again, "d.tmp"), filepath.Join(dstDir, "d.parquet")}}}
+	writeDataFile(t, filepath.Join(again, "d.tmp"), []row{{name: ptr("d"), event: hour}})
+	if err := writeFileDurably(filepath.Join(again, manifestName), m2); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := l.OpenCatalog(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	if err := errors.Join(renameAll(m2.Renames)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.finishCommit(t.Context(), cat, m2); err != nil { // committed, manifest left
+		t.Fatal(err)
+	}
+	w2, err := l.NewWriter(DefaultWriterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	files, _ = l.Files(t.Context(), DBLogs, "t")
+	if len(files) != 3 {
+		t.Errorf("after finishing a committed flush again: %v, want 3 files", files)
 	}
 }
 
@@ -588,8 +605,19 @@ func TestCompact(t *testing.T) {
 	if st.Partitions != 1 || st.FilesIn != 5 || st.FilesOut != 1 || st.Rows != 5 {
 		t.Errorf("stats %+v", st)
 	}
-	oldFiles, _ := filepath.Glob(filepath.Join(l.PartitionDir(DBLogs, "t", old), "*.parquet"))
-	curFiles, _ := filepath.Glob(filepath.Join(l.PartitionDir(DBLogs, "t", current), "*.parquet"))
+	var oldFiles, curFiles []string
+	files, err := l.Files(ctx, DBLogs, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		switch filepath.Dir(f) {
+		case l.PartitionDir(DBLogs, "t", old):
+			oldFiles = append(oldFiles, f)
+		case l.PartitionDir(DBLogs, "t", current):
+			curFiles = append(curFiles, f)
+		}
+	}
 	if len(oldFiles) != 1 || len(curFiles) != 5 {
 		t.Errorf("%d files in the past hour, %d in the current one", len(oldFiles), len(curFiles))
 	}
@@ -608,32 +636,142 @@ func TestCompact(t *testing.T) {
 }
 
 // TestInterruptedCompactionIsFinished: a compaction that crashed after renaming its merged file
-// but before removing the files it replaces is finished by the next writer (no duplicates).
+// but before its commit is finished by the next writer: the merged file replaces the others.
 func TestInterruptedCompactionIsFinished(t *testing.T) {
 	l, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	crashed := filepath.Join(l.Dir(), "_osprey", "tmp", "w-crashed")
-	os.MkdirAll(crashed, 0o755)
-	os.WriteFile(filepath.Join(crashed, "lock"), nil, 0o644)
-	dir := l.PartitionDir(DBLogs, "t", time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC))
-	os.MkdirAll(dir, 0o755)
-	for _, n := range []string{"a.parquet", "b.parquet", "merged.parquet"} {
-		os.WriteFile(filepath.Join(dir, n), []byte(n), 0o644)
-	}
-	m := manifest{Renames: [][2]string{{filepath.Join(crashed, "merged.tmp"), filepath.Join(dir, "merged.parquet")}},
-		Deletes: []string{filepath.Join(dir, "a.parquet"), filepath.Join(dir, "b.parquet")}}
-	if err := writeFileDurably(filepath.Join(crashed, manifestName), m); err != nil {
-		t.Fatal(err)
-	}
+	ctx := t.Context()
+	hour := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	w, err := l.NewWriter(DefaultWriterOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
-	files, _ := filepath.Glob(filepath.Join(dir, "*.parquet"))
-	if len(files) != 1 || filepath.Base(files[0]) != "merged.parquet" {
-		t.Errorf("files after recovery: %v", files)
+	for i := range 2 {
+		rec := buildRecord(t, []row{{name: ptr(fmt.Sprint(i)), event: hour.Add(time.Duration(i) * time.Minute)}})
+		if err := w.Write(ctx, DBLogs, "t", rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	old, err := l.Files(ctx, DBLogs, "t")
+	if err != nil || len(old) != 2 {
+		t.Fatalf("files before: %v, %v", old, err)
+	}
+	crashed := filepath.Join(l.Dir(), "_osprey", "tmp", "w-crashed")
+	os.MkdirAll(crashed, 0o755)
+	os.WriteFile(filepath.Join(crashed, "lock"), nil, 0o644)
+	merged := filepath.Join(filepath.Dir(old[0]), "merged.parquet")
+	writeDataFile(t, merged, []row{{name: ptr("0"), event: hour}, {name: ptr("1"), event: hour.Add(time.Minute)}})
+	m := manifest{Instance: "w-crashed", Flush: 1, Renames: [][2]string{{filepath.Join(crashed, "merged.tmp"), merged}}, Deletes: old}
+	if err := writeFileDurably(filepath.Join(crashed, manifestName), m); err != nil {
+		t.Fatal(err)
+	}
+	w2, err := l.NewWriter(DefaultWriterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	if files, err := l.Files(ctx, DBLogs, "t"); err != nil || !slices.Equal(files, []string{merged}) {
+		t.Errorf("files after recovery: %v, %v; want %s", files, err, merged)
+	}
+}
+
+// TestMigrate makes a lake as an osprey before the Iceberg catalog left it (Hive files, schema
+// files, commit metadata in _osprey/commits), checks that writers and CommitMeta refuse it,
+// and that Migrate, interrupted and run again, registers every file once and moves the
+// metadata.
+func TestMigrate(t *testing.T) {
+	l, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	w, err := l.NewWriter(WriterOptions{Name: "serve"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hour := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		for _, table := range []string{"a", "b"} {
+			rec := buildRecord(t, []row{{name: ptr(fmt.Sprint(table, i)), event: hour.Add(time.Duration(i) * time.Hour)}})
+			if err := w.Write(ctx, DBLogs, table, rec); err != nil {
+				t.Fatal(err)
+			}
+			rec.Release()
+		}
+		if err := w.FlushWith(ctx, map[string]string{"wal": fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{}
+	for _, table := range []string{"a", "b"} {
+		want[table] = readTable(t, l, DBLogs, table)
+	}
+	// Back to the old layout.
+	for _, p := range []string{"catalog.db", "catalog.db-wal", "catalog.db-shm"} {
+		os.Remove(filepath.Join(l.Dir(), "_osprey", p))
+	}
+	for _, table := range []string{"a", "b"} {
+		os.RemoveAll(filepath.Join(l.TableDir(DBLogs, table), "metadata"))
+	}
+	os.MkdirAll(l.oldCommitsDir(), 0o755)
+	if err := writeFileDurably(filepath.Join(l.oldCommitsDir(), "serve.json"), map[string]string{"wal": "2"}); err != nil {
+		t.Fatal(err)
+	}
+
+	if need, err := l.NeedsMigration(ctx); err != nil || !need {
+		t.Errorf("NeedsMigration = %v, %v", need, err)
+	}
+	if _, err := l.CommitMeta("serve"); !errors.Is(err, ErrNeedsMigration) {
+		t.Errorf("CommitMeta of an old lake: %v", err)
+	}
+	w2, err := l.NewWriter(DefaultWriterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := buildRecord(t, []row{{name: ptr("x"), event: hour}})
+	if err := w2.Write(ctx, DBLogs, "a", rec); !errors.Is(err, ErrNeedsMigration) {
+		t.Errorf("write to an old lake: %v", err)
+	}
+	rec.Release()
+	w2.Abort()
+
+	// Interrupted after the first table.
+	cctx, cancel := context.WithCancel(ctx)
+	_, err = l.Migrate(cctx, func(db, table string, files int) { cancel() })
+	if err == nil {
+		t.Fatal("an interrupted migration reported no error")
+	}
+	st, err := l.Migrate(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Files != 3 || st.Tables != 1 || st.Writers != 1 {
+		t.Errorf("resumed migration: %+v, want the second table's 3 files and the writer", st)
+	}
+	if st, err := l.Migrate(ctx, nil); err != nil || st != (MigrateStats{}) {
+		t.Errorf("third migration: %+v, %v; want nothing to do", st, err)
+	}
+	if need, err := l.NeedsMigration(ctx); err != nil || need {
+		t.Errorf("NeedsMigration after = %v, %v", need, err)
+	}
+	for _, table := range []string{"a", "b"} {
+		if got := readTable(t, l, DBLogs, table); !slices.Equal(got, want[table]) {
+			t.Errorf("%s after migration: %v, want %v", table, got, want[table])
+		}
+	}
+	if meta, err := l.CommitMeta("serve"); err != nil || meta["wal"] != "2" {
+		t.Errorf("CommitMeta after migration: %v, %v", meta, err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/ospreyhq/osprey/lake"
+	"github.com/ospreyhq/osprey/lake/iceberg"
 )
 
 // Options configure a DB.
@@ -54,6 +55,9 @@ type DB struct {
 	conn *duckdb.Connector
 	db   *sql.DB
 
+	cat   *iceberg.Catalog
+	files fileCache
+
 	mu     sync.Mutex
 	views  map[string]view     // by "db.table"
 	unions map[string][]string // union view name -> the tables it was built over
@@ -63,8 +67,8 @@ type DB struct {
 
 // view is what a table's view reads.
 type view struct {
-	data    bool // data files (not only the schema file)
-	evolved bool // files with different columns, matched by name
+	loc     string // the table's metadata: its files are the view's
+	evolved bool   // files with different columns, matched by name
 }
 
 // Open opens a DuckDB session over the lake.
@@ -122,6 +126,11 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("start duckdb: %w", err)
 	}
 	d := &DB{lake: l, opts: opts, conn: conn, db: sql.OpenDB(conn), views: map[string]view{}, unions: map[string][]string{}}
+	if d.cat, err = l.OpenCatalog(ctx); err != nil {
+		d.db.Close()
+		conn.Close()
+		return nil, err
+	}
 	if err := registerFunctions(ctx, d.db); err != nil {
 		d.Close()
 		return nil, err
@@ -160,7 +169,7 @@ func physicalMemory() int64 {
 
 // Close ends the session.
 func (d *DB) Close() error {
-	return errors.Join(d.db.Close(), d.conn.Close())
+	return errors.Join(d.db.Close(), d.conn.Close(), d.cat.Close())
 }
 
 // SQL returns the database/sql handle, for callers that run statements themselves.
@@ -200,8 +209,22 @@ func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"
 // view at the files its table has now, and rebuilds the union views (panther_views.all_logs,
 // panther_views.all_rule_matches) when their set of tables changed.
 func (d *DB) Refresh(ctx context.Context) error {
+	_, err := d.refresh(ctx)
+	return err
+}
+
+// refresh is Refresh; it returns the snapshot of the lake the views now read.
+func (d *DB) refresh(ctx context.Context) (snapshot, error) {
+	snap, err := d.current(ctx)
+	if err != nil {
+		return nil, err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return snap, d.refreshViews(ctx, snap)
+}
+
+func (d *DB) refreshViews(ctx context.Context, snap snapshot) error {
 	tablesOf := map[string][]string{}
 	for _, db := range lake.Databases {
 		tables, err := d.lake.Tables(db)
@@ -221,16 +244,22 @@ func (d *DB) Refresh(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			old, seen := d.views[name]
-			now := view{data: d.lake.HasData(t.DB, t.Name), evolved: evolved}
-			if seen && (old.data || !now.data) && old.evolved == now.evolved {
-				continue // its view already reads every data file there will be, the right way
+			loc, ok := snap[name]
+			if !ok && d.lake.HasHiveData(t.DB, t.Name) {
+				return fmt.Errorf("table %s: %w", name, lake.ErrNeedsMigration)
 			}
-			stmt := fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS %s", ident(t.DB), ident(t.Name), tableQuery(d.fileList(t.DB, t.Name, nil, true), evolved))
+			if old, seen := d.views[name]; seen && old == (view{loc, evolved}) {
+				continue // its view reads the table's current files already
+			}
+			files, err := d.tableFiles(ctx, snap, t.DB, t.Name)
+			if err != nil {
+				return err
+			}
+			stmt := fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS %s", ident(t.DB), ident(t.Name), tableQuery(d.fileList(t.DB, t.Name, inRange(files, time.Time{}, time.Time{})), evolved))
 			if _, err := d.db.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("create view %s: %w", name, d.explainError(err))
 			}
-			d.views[name] = now
+			d.views[name] = view{loc, evolved}
 		}
 	}
 	for _, u := range unionViews {
@@ -304,28 +333,4 @@ func (u *unionView) union(tables []string, source func(table string) string) str
 		parts[i] = fmt.Sprintf("SELECT %s AS p_db_name, COLUMNS('^p_') FROM %s", quote(u.db), source(t))
 	}
 	return strings.Join(parts, " UNION ALL BY NAME ")
-}
-
-// fileList returns the SQL list of files to read for a table: its schema file, then the given
-// globs, or all its data files. Every glob must match a file (DuckDB refuses one that does not).
-func (d *DB) fileList(db, table string, globs []string, all bool) string {
-	items := []string{quote(d.lake.SchemaFile(db, table))}
-	if all && d.lake.HasData(db, table) {
-		globs = []string{d.lake.DataGlob(db, table)}
-	}
-	for _, g := range globs {
-		items = append(items, quote(g))
-	}
-	return "[" + strings.Join(items, ", ") + "]"
-}
-
-// tableQuery reads a table's files with the partition columns last. The files of a table whose
-// columns grew (evolved) are matched by column name: older files read NULL for the new columns.
-func tableQuery(files string, evolved bool) string {
-	union := ""
-	if evolved {
-		union = "union_by_name = true, "
-	}
-	return fmt.Sprintf("SELECT * EXCLUDE (year, month, day, hour), year, month, day, hour FROM read_parquet(%s, "+
-		"%shive_partitioning = true, hive_types = {'year': INTEGER, 'month': INTEGER, 'day': INTEGER, 'hour': INTEGER})", files, union)
 }

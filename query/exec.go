@@ -104,7 +104,8 @@ func (d *DB) Run(ctx context.Context, req Request) (*Rows, error) {
 	if err := checkParams(stmts[0], req.Params); err != nil {
 		return nil, err
 	}
-	if err := d.Refresh(ctx); err != nil {
+	snap, err := d.refresh(ctx)
+	if err != nil {
 		return nil, err
 	}
 	var cancel context.CancelFunc
@@ -125,7 +126,7 @@ func (d *DB) Run(ctx context.Context, req Request) (*Rows, error) {
 	if now.IsZero() {
 		now = d.opts.Now()
 	}
-	run, explain, err := d.prepare(ctx, conn, stmts[0], now, req.Params)
+	run, explain, err := d.prepare(ctx, conn, snap, stmts[0], now, req.Params)
 	if err != nil {
 		conn.Close()
 		return fail(err)

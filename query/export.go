@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,22 +92,52 @@ func (d *DB) Export(ctx context.Context, o ExportOptions) (ExportStats, error) {
 	if strings.HasSuffix(strings.ToLower(o.Out), ".parquet") {
 		return st, errors.New("export: --partitioned writes a directory: give --out DIR")
 	}
-	// One statement a partition: each reads its own hour's files only.
-	err := d.lake.HourRange(o.DB, o.Table, from, time.Time{}, func(_ string, hour time.Time) error {
+	// One statement a partition: each reads the files of its hour only.
+	hours, err := d.hours(ctx, o.DB, o.Table, from)
+	if err != nil {
+		return st, err
+	}
+	for _, hour := range hours {
 		path := filepath.Join(o.Out, lake.PartitionPath(hour), "data.parquet")
 		n, err := d.exportFile(ctx, stmt(
 			fmt.Sprintf("p_event_time >= %s", tsLiteral(hour)),
 			fmt.Sprintf("p_event_time < %s", tsLiteral(hour.Add(time.Hour)))), path, false)
 		if err != nil {
-			return err
+			return st, err
 		}
 		if n > 0 {
 			st.Rows += n
 			st.Files++
 		}
-		return nil
-	})
-	return st, err
+	}
+	return st, nil
+}
+
+// hours returns the UTC hours, from the hour of from (zero: the first), in which the current
+// files of a table may hold rows, in order.
+func (d *DB) hours(ctx context.Context, db, table string, from time.Time) ([]time.Time, error) {
+	snap, err := d.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	files, err := d.tableFiles(ctx, snap, db, table)
+	if err != nil {
+		return nil, err
+	}
+	set := map[time.Time]bool{}
+	for _, f := range files {
+		for h := f.MinTime.Truncate(time.Hour); !h.After(f.MaxTime); h = h.Add(time.Hour) {
+			if from.IsZero() || !h.Before(from.Truncate(time.Hour)) {
+				set[h] = true
+			}
+		}
+	}
+	hours := make([]time.Time, 0, len(set))
+	for h := range set {
+		hours = append(hours, h)
+	}
+	slices.SortFunc(hours, func(a, b time.Time) int { return a.Compare(b) })
+	return hours, nil
 }
 
 // exportFile writes a statement's rows to a Parquet file; without keepEmpty, a result without

@@ -177,7 +177,7 @@ func TestReadsOnlyData(t *testing.T) {
 	// What a query may read: the tables and their files.
 	for _, stmt := range []string{
 		"SELECT count(*) FROM panther_logs.panther_audit",
-		"SELECT count(*) FROM read_parquet(" + quote(l.DataGlob("panther_logs", "panther_audit")) + ")",
+		"SELECT count(*) FROM read_parquet(" + quote(dataGlob(l, "panther_logs", "panther_audit")) + ")",
 		"SELECT count(*) FROM read_parquet(" + quote(l.SchemaFile("panther_logs", "panther_audit")) + ")",
 	} {
 		rows, err := db.Query(ctx, stmt)

@@ -14,11 +14,12 @@ import (
 )
 
 // Narrowing: a statement that restricts a lake table's p_event_time to constants in its WHERE
-// clause reads only the partitions of that range. DuckDB's parser (json_serialize_sql) finds the
-// table references and the predicates; each narrowed reference is replaced in the statement's
-// text by a read of its schema file and the globs of the partitions in range. Without this,
-// DuckDB would list every partition of the table and test each one's hive values, which on a
-// lake of months costs more than the query.
+// clause reads only the files whose p_event_time bounds (from the table's Iceberg manifests)
+// overlap that range. DuckDB's parser (json_serialize_sql) finds the table references and the
+// predicates; each narrowed reference is replaced in the statement's text by a read of its
+// schema file and of those files, taken from the snapshot of the lake the statement began with
+// (files.go). Other references read the tables' views, which Refresh pointed at the same
+// snapshot just before (a statement run concurrently may move a view to a later snapshot).
 //
 // Only top-level AND conjuncts of a SELECT's WHERE count, so a predicate always holds for every
 // row the SELECT returns: narrowing never changes a result. A column qualified by an alias binds
@@ -35,9 +36,9 @@ type tableRef struct {
 }
 
 // narrow rewrites a statement so that each table reference restricted by p_event_time reads the
-// partitions of its range only; tree is the statement's parse tree (parseQuery's JSON). It
-// returns the statement unchanged when nothing can be narrowed.
-func (d *DB) narrow(stmt, js string) (string, error) {
+// files of its range only; js is the statement's parse tree (parseQuery's JSON). It returns the
+// statement unchanged when nothing can be narrowed.
+func (d *DB) narrow(ctx context.Context, snap snapshot, stmt, js string) (string, error) {
 	if !strings.Contains(strings.ToLower(stmt), "p_event_time") {
 		return stmt, nil
 	}
@@ -73,7 +74,7 @@ func (d *DB) narrow(stmt, js string) (string, error) {
 		if !ok {
 			continue
 		}
-		repl, err := d.narrowed(r)
+		repl, err := d.narrowed(ctx, snap, r)
 		if err != nil {
 			return "", err
 		}
@@ -85,11 +86,11 @@ func (d *DB) narrow(stmt, js string) (string, error) {
 	return out, nil
 }
 
-// narrowed returns the read that replaces a narrowed reference: its table's partitions in range,
-// or for a union view the union of every table's.
-func (d *DB) narrowed(r *tableRef) (string, error) {
+// narrowed returns the read that replaces a reference: its table's files in range, or for a
+// union view the union of every table's.
+func (d *DB) narrowed(ctx context.Context, snap snapshot, r *tableRef) (string, error) {
 	read := func(db, table string) (string, error) {
-		globs, err := d.lake.Globs(db, table, r.lo, r.hi)
+		files, err := d.tableFiles(ctx, snap, db, table)
 		if err != nil {
 			return "", err
 		}
@@ -97,7 +98,7 @@ func (d *DB) narrowed(r *tableRef) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return "(" + tableQuery(d.fileList(db, table, globs, false), evolved) + ")", nil
+		return "(" + tableQuery(d.fileList(db, table, inRange(files, r.lo, r.hi)), evolved) + ")", nil
 	}
 	if r.union == nil {
 		return read(r.db, r.table)
@@ -372,12 +373,16 @@ func refEnd(s string, loc int) (int, bool) {
 
 // Explain returns the statement as it will run: macros expanded and tables narrowed.
 func (d *DB) Explain(ctx context.Context, stmt string) (string, error) {
+	snap, err := d.refresh(ctx)
+	if err != nil {
+		return "", err
+	}
 	conn, err := d.db.Conn(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer conn.Close()
-	run, _, err := d.prepare(ctx, conn, stmt, d.opts.Now(), nil)
+	run, _, err := d.prepare(ctx, conn, snap, stmt, d.opts.Now(), nil)
 	return run, err
 }
 
@@ -392,7 +397,7 @@ func (d *DB) Explain(ctx context.Context, stmt string) (string, error) {
 //     expansion with those literals must again parse as one SELECT;
 //  3. tables are narrowed, and Run prepares the final text as one statement of type SELECT
 //     before it runs (checkPrepared).
-func (d *DB) prepare(ctx context.Context, conn *sql.Conn, stmt string, now time.Time, params map[string]any) (string, bool, error) {
+func (d *DB) prepare(ctx context.Context, conn *sql.Conn, snap snapshot, stmt string, now time.Time, params map[string]any) (string, bool, error) {
 	check := func(text string) (prefix, inner, tree string, err error) {
 		prefix, inner = splitExplain(text)
 		if inner == "" || !explainPrefix(prefix) {
@@ -422,7 +427,7 @@ func (d *DB) prepare(ctx context.Context, conn *sql.Conn, stmt string, now time.
 			return "", false, err
 		}
 	}
-	out, err := d.narrow(inner, tree)
+	out, err := d.narrow(ctx, snap, inner, tree)
 	if err != nil {
 		return "", false, fmt.Errorf("narrow: %w", err)
 	}

@@ -1,4 +1,4 @@
-package iceberg
+package iceberg_test
 
 import (
 	"os"
@@ -31,7 +31,7 @@ func BenchmarkRegister(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		start := time.Now()
-		if _, err := c.Register(ctx, testDB, testTable, files[i%len(files):i%len(files)+1], map[string]string{"osprey.wal": strconv.Itoa(i)}); err != nil {
+		if err := c.Register(ctx, testDB, testTable, files[i%len(files):i%len(files)+1], map[string]string{"osprey.wal": strconv.Itoa(i)}); err != nil {
 			b.Fatal(err)
 		}
 		took = append(took, time.Since(start))

@@ -28,11 +28,13 @@ package iceberg
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -41,10 +43,9 @@ import (
 	ice "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	icebergio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
-
-	"github.com/ospreyhq/osprey/lake"
 )
 
 // EventTime is the column tables are partitioned and planned by.
@@ -88,7 +89,11 @@ func Open(ctx context.Context, dir string) (*Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	path := lake.CatalogFile(dir)
+	// iceberg-go reads a table's location as a URL: # and ? would cut it.
+	if strings.ContainsAny(dir, "#?") {
+		return nil, fmt.Errorf("the lake's path %s contains # or ?, which Iceberg locations cannot hold: use a path without them", dir)
+	}
+	path := CatalogFile(dir)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("open iceberg catalog: %w", err)
 	}
@@ -107,7 +112,24 @@ func Open(ctx context.Context, dir string) (*Catalog, error) {
 		db.Close()
 		return nil, fmt.Errorf("open iceberg catalog %s: %w", path, err)
 	}
+	if _, err := db.ExecContext(ctx, ospreySchema); err != nil {
+		cat.Close()
+		db.Close()
+		return nil, fmt.Errorf("open iceberg catalog %s: %w", path, err)
+	}
 	return &Catalog{dir: dir, db: db, cat: cat}, nil
+}
+
+// CatalogFile is the catalog's SQLite database in the lake in dir.
+func CatalogFile(dir string) string { return filepath.Join(dir, "_osprey", "catalog.db") }
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+func checkName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("invalid table name %q (want lowercase letters, digits and _)", name)
+	}
+	return nil
 }
 
 // Close closes the catalog's database.
@@ -123,10 +145,10 @@ func (c *Catalog) Location(db, tbl string) string { return filepath.Join(c.dir, 
 // needed. The schema must have a non-null p_event_time of microseconds UTC, and every timestamp
 // must be microseconds UTC. It fails with catalog.ErrTableAlreadyExists if the table exists.
 func (c *Catalog) CreateTable(ctx context.Context, db, tbl string, s *arrow.Schema) error {
-	if err := lake.CheckName(db); err != nil {
+	if err := checkName(db); err != nil {
 		return err
 	}
-	if err := lake.CheckName(tbl); err != nil {
+	if err := checkName(tbl); err != nil {
 		return err
 	}
 	if err := checkArrowSchema(s); err != nil {
@@ -168,8 +190,8 @@ func checkArrowSchema(s *arrow.Schema) error {
 	if len(idx) != 1 {
 		return fmt.Errorf("schema needs one %s column", EventTime)
 	}
-	if f := s.Field(idx[0]); f.Nullable || !isMicrosUTC(f.Type) {
-		return fmt.Errorf("%s must be a non-null timestamp of microseconds UTC, not %s", EventTime, f.Type)
+	if f := s.Field(idx[0]); !isMicrosUTC(f.Type) {
+		return fmt.Errorf("%s must be a timestamp of microseconds UTC, not %s", EventTime, f.Type)
 	}
 	var check func(path string, t arrow.DataType) error
 	check = func(path string, t arrow.DataType) error {
@@ -216,32 +238,12 @@ func (c *Catalog) load(ctx context.Context, db, tbl string) (*table.Table, error
 }
 
 // Register adds Parquet files written by package lake to db.tbl without rewriting them, in one
-// snapshot whose summary carries props (the caller's commit metadata). Each file is checked
-// against the table and its entry built from its footer (see dataFile); one file that does not
-// fit fails the call and nothing is committed. Files are not checked for being registered
-// already: the caller registers each file once. It returns the entries committed.
-func (c *Catalog) Register(ctx context.Context, db, tbl string, paths []string, props map[string]string) ([]ice.DataFile, error) {
+// snapshot whose summary carries props. It is Commit of one change without a writer's record.
+func (c *Catalog) Register(ctx context.Context, db, tbl string, paths []string, props map[string]string) error {
 	if len(paths) == 0 {
-		return nil, nil
+		return nil
 	}
-	t, err := c.load(ctx, db, tbl)
-	if err != nil {
-		return nil, err
-	}
-	files := make([]ice.DataFile, len(paths))
-	for i, p := range paths {
-		if files[i], err = dataFile(t.Schema(), t.Spec(), p); err != nil {
-			return nil, fmt.Errorf("register in %s.%s: %w", db, tbl, err)
-		}
-	}
-	txn := t.NewTransaction()
-	if err := txn.AddDataFiles(ctx, files, props, table.WithoutDuplicateCheck()); err != nil {
-		return nil, fmt.Errorf("register in %s.%s: %w", db, tbl, err)
-	}
-	if _, err := txn.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("commit %s.%s: %w", db, tbl, err)
-	}
-	return files, nil
+	return c.Commit(ctx, []Change{{DB: db, Table: tbl, Add: paths}}, Record{Meta: props})
 }
 
 // Files returns the entries of the data files in db.tbl's current snapshot.
@@ -303,4 +305,62 @@ func localPath(loc string) string {
 		return rest
 	}
 	return loc
+}
+
+// Table loads a table's current metadata, for callers that read it (status, tests). Drop the
+// table when done (see load).
+func (c *Catalog) Table(ctx context.Context, db, tbl string) (*table.Table, error) {
+	return c.load(ctx, db, tbl)
+}
+
+// HasTable reports whether the catalog holds db.tbl.
+func (c *Catalog) HasTable(ctx context.Context, db, tbl string) (bool, error) {
+	return c.cat.CheckTableExists(ctx, ident(db, tbl))
+}
+
+// DataFile is a data file of a table as a query plans it: where it is, its size, and the
+// bounds of its p_event_time.
+type DataFile struct {
+	Path             string
+	Rows, Size       int64
+	MinTime, MaxTime time.Time
+}
+
+// FilesAt returns the data files of the snapshot of db.tbl whose metadata is at loc (a
+// Pointer's Location), sorted by path.
+func (c *Catalog) FilesAt(ctx context.Context, db, tbl, loc string) ([]DataFile, error) {
+	t, err := table.NewFromLocation(ctx, ident(db, tbl), loc, icebergio.LoadFSFunc(nil, loc), c.cat)
+	if err != nil {
+		return nil, fmt.Errorf("load iceberg table %s.%s: %w", db, tbl, err)
+	}
+	tasks, err := t.Scan().PlanFiles(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s.%s: %w", db, tbl, err)
+	}
+	et, ok := t.Schema().FindFieldByName(EventTime)
+	if !ok {
+		return nil, fmt.Errorf("iceberg table %s.%s has no %s", db, tbl, EventTime)
+	}
+	out := make([]DataFile, len(tasks))
+	for i, task := range tasks {
+		f := task.File
+		out[i] = DataFile{Path: localPath(f.FilePath()), Rows: f.Count(), Size: f.FileSizeBytes()}
+		lo, hi := f.LowerBoundValues()[et.ID], f.UpperBoundValues()[et.ID]
+		if len(lo) != 8 || len(hi) != 8 {
+			return nil, fmt.Errorf("%s: no bounds of %s", out[i].Path, EventTime)
+		}
+		out[i].MinTime = time.UnixMicro(int64(binary.LittleEndian.Uint64(lo))).UTC()
+		out[i].MaxTime = time.UnixMicro(int64(binary.LittleEndian.Uint64(hi))).UTC()
+	}
+	slices.SortFunc(out, func(a, b DataFile) int { return strings.Compare(a.Path, b.Path) })
+	return out, nil
+}
+
+// CurrentFiles returns the data files of db.tbl's current snapshot, sorted by path.
+func (c *Catalog) CurrentFiles(ctx context.Context, db, tbl string) ([]DataFile, error) {
+	t, err := c.load(ctx, db, tbl)
+	if err != nil {
+		return nil, err
+	}
+	return c.FilesAt(ctx, db, tbl, t.MetadataLocation())
 }

@@ -1,4 +1,4 @@
-package iceberg
+package iceberg_test
 
 import (
 	"encoding/json"
@@ -20,6 +20,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/ospreyhq/osprey/lake"
+	"github.com/ospreyhq/osprey/lake/iceberg"
 )
 
 const (
@@ -157,9 +158,9 @@ func writeLakeFile(t testing.TB, dir string, hour time.Time, name string, recs .
 	return path
 }
 
-func openCatalog(t testing.TB, dir string) *Catalog {
+func openCatalog(t testing.TB, dir string) *iceberg.Catalog {
 	t.Helper()
-	c, err := Open(t.Context(), dir)
+	c, err := iceberg.Open(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +168,7 @@ func openCatalog(t testing.TB, dir string) *Catalog {
 	return c
 }
 
-func createTable(t testing.TB, c *Catalog) {
+func createTable(t testing.TB, c *iceberg.Catalog) {
 	t.Helper()
 	if err := c.CreateTable(t.Context(), testDB, testTable, testSchema()); err != nil {
 		t.Fatal(err)
@@ -199,10 +200,10 @@ func TestRegisterPlanReload(t *testing.T) {
 		t.Fatalf("second CreateTable: %v, want ErrTableAlreadyExists", err)
 	}
 	days := lakeFiles(t, dir)
-	if _, err := c.Register(ctx, testDB, testTable, days[0], map[string]string{"osprey.wal": "10"}); err != nil {
+	if err := c.Register(ctx, testDB, testTable, days[0], map[string]string{"osprey.wal": "10"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Register(ctx, testDB, testTable, slices.Concat(days[1], days[2]), map[string]string{"osprey.wal": "20"}); err != nil {
+	if err := c.Register(ctx, testDB, testTable, slices.Concat(days[1], days[2]), map[string]string{"osprey.wal": "20"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Close(); err != nil {
@@ -236,7 +237,7 @@ func TestRegisterPlanReload(t *testing.T) {
 		}
 	}
 
-	tbl, err := c.load(ctx, testDB, testTable)
+	tbl, err := c.Table(ctx, testDB, testTable)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,8 +254,8 @@ func TestRegisterPlanReload(t *testing.T) {
 	spec := tbl.Spec()
 	if spec.NumFields() != 1 || spec.Field(0).Transform.String() != "day" {
 		t.Errorf("partition spec %v, want day(p_event_time)", spec)
-	} else if src, _ := tbl.Schema().FindFieldByID(spec.Field(0).SourceID()); src.Name != EventTime {
-		t.Errorf("partition on %s, want %s", src.Name, EventTime)
+	} else if src, _ := tbl.Schema().FindFieldByID(spec.Field(0).SourceID()); src.Name != iceberg.EventTime {
+		t.Errorf("partition on %s, want %s", src.Name, iceberg.EventTime)
 	}
 	if got, want := tbl.Location(), c.Location(testDB, testTable); got != want {
 		t.Errorf("table location %s, want %s", got, want)
@@ -263,15 +264,15 @@ func TestRegisterPlanReload(t *testing.T) {
 	if !strings.HasPrefix(meta, filepath.Join(c.Location(testDB, testTable), "metadata")+"/") {
 		t.Errorf("metadata %s not in the table's metadata directory", meta)
 	}
-	if _, err := os.Stat(lake.CatalogFile(dir)); err != nil {
+	if _, err := os.Stat(iceberg.CatalogFile(dir)); err != nil {
 		t.Error(err)
 	}
 	var mode string
 	var sync int
-	if err := c.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+	if err := iceberg.DBOf(c).QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil {
+	if err := iceberg.DBOf(c).QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil {
 		t.Fatal(err)
 	}
 	if mode != "wal" || sync != 2 {
@@ -305,7 +306,7 @@ func countRows(t testing.TB, path string) int64 {
 
 func TestPlanUnknownTable(t *testing.T) {
 	c := openCatalog(t, t.TempDir())
-	if _, err := c.Plan(t.Context(), testDB, "nope", time.Time{}, time.Time{}); !errors.Is(err, ErrNoTable) {
+	if _, err := c.Plan(t.Context(), testDB, "nope", time.Time{}, time.Time{}); !errors.Is(err, iceberg.ErrNoTable) {
 		t.Fatalf("Plan of a missing table: %v, want ErrNoTable", err)
 	}
 }
@@ -319,7 +320,6 @@ func TestCreateTableRefuses(t *testing.T) {
 		want   string
 	}{
 		{"no event time", mk(arrow.Field{Name: "x", Type: arrow.BinaryTypes.String}), "needs one p_event_time"},
-		{"nullable event time", mk(arrow.Field{Name: "p_event_time", Type: tsType, Nullable: true}), "non-null"},
 		{"millis", mk(arrow.Field{Name: "p_event_time", Type: &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}}), "microseconds UTC"},
 		{"local time", mk(arrow.Field{Name: "p_event_time", Type: tsType},
 			arrow.Field{Name: "s", Type: arrow.StructOf(arrow.Field{Name: "t", Type: &arrow.TimestampType{Unit: arrow.Microsecond}})}), "column s.t"},
@@ -339,7 +339,7 @@ func TestPlanSubMicrosecond(t *testing.T) {
 	createTable(t, c)
 	at := day0.Add(5 * time.Hour)
 	path := writeLakeFile(t, dir, at, "one", batch(t, 1, 1, at, time.Nanosecond))
-	if _, err := c.Register(t.Context(), testDB, testTable, []string{path}, nil); err != nil {
+	if err := c.Register(t.Context(), testDB, testTable, []string{path}, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -367,7 +367,7 @@ func TestMetadataBounded(t *testing.T) {
 	const commits = 60
 	for range commits {
 		// The same file each time: Register does not check, and the metadata costs the same.
-		if _, err := c.Register(t.Context(), testDB, testTable, []string{path}, nil); err != nil {
+		if err := c.Register(t.Context(), testDB, testTable, []string{path}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -378,7 +378,7 @@ func TestMetadataBounded(t *testing.T) {
 	if len(versions) > 11 {
 		t.Errorf("%d metadata.json files after %d commits, want at most 11", len(versions), commits)
 	}
-	tbl, err := c.load(t.Context(), testDB, testTable)
+	tbl, err := c.Table(t.Context(), testDB, testTable)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +416,7 @@ func TestReadByIcebird(t *testing.T) {
 	createTable(t, c)
 	days := lakeFiles(t, dir)
 	for _, files := range days {
-		if _, err := c.Register(ctx, testDB, testTable, files, nil); err != nil {
+		if err := c.Register(ctx, testDB, testTable, files, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -424,7 +424,7 @@ func TestReadByIcebird(t *testing.T) {
 	for _, p := range slices.Concat(days...) {
 		want += countRows(t, p)
 	}
-	tbl, err := c.load(ctx, testDB, testTable)
+	tbl, err := c.Table(ctx, testDB, testTable)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package iceberg
+package iceberg_test
 
 import (
 	"cmp"
@@ -16,6 +16,8 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	ice "github.com/apache/iceberg-go"
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/ospreyhq/osprey/lake/iceberg"
 )
 
 // column is what a file's rows hold in one column, read value by value.
@@ -127,10 +129,10 @@ func TestRegistrationMatchesFile(t *testing.T) {
 	c := openCatalog(t, dir)
 	createTable(t, c)
 	days := lakeFiles(t, dir)
-	if _, err := c.Register(ctx, testDB, testTable, slices.Concat(days...), nil); err != nil {
+	if err := c.Register(ctx, testDB, testTable, slices.Concat(days...), nil); err != nil {
 		t.Fatal(err)
 	}
-	tbl, err := c.load(ctx, testDB, testTable)
+	tbl, err := c.Table(ctx, testDB, testTable)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +146,7 @@ func TestRegistrationMatchesFile(t *testing.T) {
 	}
 	bounded := map[string]bool{} // columns with bounds in some file
 	for _, df := range files {
-		path := localPath(df.FilePath())
+		path := iceberg.LocalPath(df.FilePath())
 		rows, cols := readColumns(t, path, sc)
 		if got := df.Count(); got != rows {
 			t.Errorf("%s: record count %d, want %d", path, got, rows)
@@ -158,7 +160,7 @@ func TestRegistrationMatchesFile(t *testing.T) {
 		}
 		et := cols["p_event_time"]
 		wantDay := ice.Date(time.UnixMicro(int64(et.lo.(ice.Timestamp))).UTC().Truncate(24*time.Hour).Unix() / 86400)
-		if got := df.Partition()[partitionFieldID]; got != wantDay {
+		if got := df.Partition()[iceberg.PartitionFieldID]; got != wantDay {
 			t.Errorf("%s: partition %v (%T), want day %v", path, got, got, wantDay)
 		}
 		for p, col := range cols {
@@ -257,7 +259,7 @@ func TestRegisterRefuses(t *testing.T) {
 	c := openCatalog(t, dir)
 	createTable(t, c)
 	days := lakeFiles(t, dir)
-	if _, err := c.Register(ctx, testDB, testTable, days[0], nil); err != nil {
+	if err := c.Register(ctx, testDB, testTable, days[0], nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -285,7 +287,7 @@ func TestRegisterRefuses(t *testing.T) {
 		})
 	}
 	good := arrowFile("good", tsType, true)
-	if _, err := dataFile(mustSchema(t, c), mustSpec(t, c), good); err != nil {
+	if _, err := iceberg.EntryOf(mustSchema(t, c), mustSpec(t, c), good); err != nil {
 		t.Fatalf("the arrow-go file all others differ from is refused: %v", err)
 	}
 
@@ -303,7 +305,7 @@ func TestRegisterRefuses(t *testing.T) {
 		{"column of another type", arrowFile("othertype", tsType, true, arrow.Field{Name: "count", Type: arrow.BinaryTypes.String, Nullable: true}), "column count: BYTE_ARRAY in the file, want INT64"},
 		{"no rows", writeLakeFile(t, dir, day0, "empty"), "no rows"},
 	} {
-		_, err := c.Register(ctx, testDB, testTable, []string{days[1][0], tc.path}, nil)
+		err := c.Register(ctx, testDB, testTable, []string{days[1][0], tc.path}, nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
 		}
@@ -313,7 +315,7 @@ func TestRegisterRefuses(t *testing.T) {
 	path := writeArrowFile(t, filepath.Join(dir, "missing.parquet"), s, true, func(b *array.RecordBuilder) {
 		b.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(at.UnixMicro()))
 	})
-	if _, err := c.Register(ctx, testDB, testTable, []string{path}, nil); err == nil || !strings.Contains(err.Error(), "required column p_log_type is not in the file") {
+	if err := c.Register(ctx, testDB, testTable, []string{path}, nil); err == nil || !strings.Contains(err.Error(), "required column p_log_type is not in the file") {
 		t.Errorf("missing required column: %v", err)
 	}
 
@@ -323,7 +325,7 @@ func TestRegisterRefuses(t *testing.T) {
 	}
 	var got []string
 	for _, f := range files {
-		got = append(got, localPath(f.FilePath()))
+		got = append(got, iceberg.LocalPath(f.FilePath()))
 	}
 	slices.SortFunc(got, cmp.Compare)
 	if !slices.Equal(got, days[0]) {
@@ -331,16 +333,16 @@ func TestRegisterRefuses(t *testing.T) {
 	}
 }
 
-func mustSchema(t *testing.T, c *Catalog) *ice.Schema {
-	tbl, err := c.load(t.Context(), testDB, testTable)
+func mustSchema(t *testing.T, c *iceberg.Catalog) *ice.Schema {
+	tbl, err := c.Table(t.Context(), testDB, testTable)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tbl.Schema()
 }
 
-func mustSpec(t *testing.T, c *Catalog) ice.PartitionSpec {
-	tbl, err := c.load(t.Context(), testDB, testTable)
+func mustSpec(t *testing.T, c *iceberg.Catalog) ice.PartitionSpec {
+	tbl, err := c.Table(t.Context(), testDB, testTable)
 	if err != nil {
 		t.Fatal(err)
 	}
