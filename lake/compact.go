@@ -226,11 +226,7 @@ func (w *Writer) compactFiles(db, table string, start time.Time, day bool, paths
 		os.Remove(tmp.Name())
 		return st, err
 	}
-	// An hour's merged file goes to the hour's directory, a day's to the day's.
-	dir := w.lake.PartitionDir(db, table, start)
-	if day {
-		dir = filepath.Dir(dir)
-	}
+	dir := w.lake.DayDir(db, table, start)
 	name := fmt.Sprintf("%s-%s.parquet", start.Format("20060102T150405Z"), newUUID())
 	w.publishMu.Lock()
 	m := w.newManifest()

@@ -100,6 +100,12 @@ func (l *Lake) SchemaFile(db, table string) string {
 	return filepath.Join(l.dir, "_osprey", "schemas", db, table, "year=0000", "month=00", "day=00", "hour=00", "schema.parquet")
 }
 
+// DayDir returns the directory of a table's data files of the UTC day of t:
+// <table>/year=YYYY/month=MM/day=DD.
+func (l *Lake) DayDir(db, table string, t time.Time) string {
+	return filepath.Dir(l.PartitionDir(db, table, t))
+}
+
 // PartitionDir returns the directory of the partition holding the hour of t.
 func (l *Lake) PartitionDir(db, table string, t time.Time) string {
 	return filepath.Join(l.TableDir(db, table), PartitionPath(t))

@@ -25,7 +25,7 @@ func TestRecover(t *testing.T) {
 	defer w.Close()
 	ctx := context.Background()
 	h1 := time.Date(2026, 11, 22, 13, 5, 0, 0, time.UTC)
-	h2 := h1.Add(time.Hour)
+	h2 := h1.Add(24 * time.Hour)
 	write := func(rows ...row) {
 		t.Helper()
 		rec := buildRecord(t, rows)
@@ -35,9 +35,9 @@ func TestRecover(t *testing.T) {
 		}
 	}
 	write(row{name: ptr("a"), event: h1}, row{name: ptr("b"), event: h2})
-	// A file where h2's partition directory goes: its rename fails, h1's does not.
-	blocked := l.PartitionDir(DBLogs, "t", h2)
-	if err := os.MkdirAll(l.PartitionDir(DBLogs, "t", h1), 0o755); err != nil {
+	// A file where h2's day directory goes: its rename fails, h1's does not.
+	blocked := l.DayDir(DBLogs, "t", h2)
+	if err := os.MkdirAll(l.DayDir(DBLogs, "t", h1), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(blocked, nil, 0o644); err != nil {

@@ -1,6 +1,7 @@
 package lake
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -31,7 +33,7 @@ import (
 // window of several MiB) is reused across files instead of rebuilt for each one.
 var codec = &zstd.Codec{Level: zstd.SpeedFastest}
 
-// FieldEventTime is the column whose UTC hour partitions a table.
+// FieldEventTime is the column whose UTC day partitions a table.
 const FieldEventTime = "p_event_time"
 
 // WriterOptions configure a Writer.
@@ -90,7 +92,7 @@ type tableKey struct{ db, table string }
 
 type partKey struct {
 	tableKey
-	hour int64 // hours since the epoch
+	day int64 // days since the epoch
 }
 
 type tableState struct {
@@ -258,53 +260,60 @@ func (w *Writer) Write(ctx context.Context, db, table string, rec arrow.RecordBa
 	if !ok || times.NullN() > 0 {
 		return fmt.Errorf("write %s.%s: %s must be a timestamp without nulls", db, table, FieldEventTime)
 	}
-	for _, part := range splitHours(times) {
-		if err := w.writePart(partKey{tableKey{db, table}, part.hour}, ts, rec, part.rows); err != nil {
+	for _, part := range splitDays(times) {
+		if err := w.writePart(partKey{tableKey{db, table}, part.day}, ts, rec, part.rows); err != nil {
 			return fmt.Errorf("write %s.%s: %w", db, table, err)
 		}
 	}
 	return nil
 }
 
-type hourRows struct {
-	hour int64
-	rows []int32 // nil: every row
+type dayRows struct {
+	day  int64
+	rows []int32 // nil: every row, in order
 }
 
-const microsPerHour = int64(time.Hour / time.Microsecond)
+const microsPerDay = int64(24 * time.Hour / time.Microsecond)
 
-func hourOf(us int64) int64 {
-	h := us / microsPerHour
-	if us%microsPerHour < 0 {
-		h--
+func dayOf(us int64) int64 {
+	d := us / microsPerDay
+	if us%microsPerDay < 0 {
+		d--
 	}
-	return h
+	return d
 }
 
-// splitHours groups row indexes by hour; a batch of one hour needs no index.
-func splitHours(times *array.Timestamp) []hourRows {
+// splitDays groups row indexes by day, each day's rows in event time order, so that a row
+// group's rows go forward in time and its statistics are as narrow as its rows allow. A batch
+// of one day already in order needs no index.
+func splitDays(times *array.Timestamp) []dayRows {
 	vals := times.TimestampValues()
-	first := hourOf(int64(vals[0]))
-	same := true
-	for _, v := range vals[1:] {
-		if hourOf(int64(v)) != first {
+	first := dayOf(int64(vals[0]))
+	same, sorted := true, true
+	for i, v := range vals[1:] {
+		if dayOf(int64(v)) != first {
 			same = false
-			break
+		}
+		if v < vals[i] {
+			sorted = false
 		}
 	}
-	if same {
-		return []hourRows{{hour: first}}
+	if same && sorted {
+		return []dayRows{{day: first}}
 	}
-	byHour := map[int64][]int32{}
+	byDay := map[int64][]int32{}
 	for i, v := range vals {
-		h := hourOf(int64(v))
-		byHour[h] = append(byHour[h], int32(i))
+		d := dayOf(int64(v))
+		byDay[d] = append(byDay[d], int32(i))
 	}
-	out := make([]hourRows, 0, len(byHour))
-	for h, rows := range byHour {
-		out = append(out, hourRows{h, rows})
+	out := make([]dayRows, 0, len(byDay))
+	for d, rows := range byDay {
+		if !sorted {
+			slices.SortStableFunc(rows, func(a, b int32) int { return cmp.Compare(vals[a], vals[b]) })
+		}
+		out = append(out, dayRows{d, rows})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].hour < out[j].hour })
+	sort.Slice(out, func(i, j int) bool { return out[i].day < out[j].day })
 	return out
 }
 
@@ -562,9 +571,9 @@ func (w *Writer) finishFile(pf *partFile) error {
 		os.Remove(pf.path)
 		return fmt.Errorf("finish %s: %w", pf.path, err)
 	}
-	hour := time.Unix(pf.key.hour*3600, 0).UTC()
-	name := fmt.Sprintf("%s-%s.parquet", hour.Format("20060102T150405Z"), newUUID())
-	dst := filepath.Join(w.lake.PartitionDir(pf.key.db, pf.key.table, hour), name)
+	day := time.Unix(pf.key.day*86400, 0).UTC()
+	name := fmt.Sprintf("%s-%s.parquet", day.Format("20060102T150405Z"), newUUID())
+	dst := filepath.Join(w.lake.DayDir(pf.key.db, pf.key.table, day), name)
 	w.mu.Lock()
 	w.finished = append(w.finished, finishedFile{tmp: pf.path, dst: dst, rows: pf.pq.rows, size: size})
 	w.mu.Unlock()

@@ -202,14 +202,14 @@ func TestWriteRoundTrip(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	// The late row is in its own hour's partition.
-	for _, hour := range []time.Time{h, h.Add(-26 * time.Hour)} {
-		files, _ := filepath.Glob(filepath.Join(l.PartitionDir(DBLogs, "test_table", hour), "*.parquet"))
+	// The late row is in its own day's file.
+	for _, day := range []time.Time{h, h.Add(-26 * time.Hour)} {
+		files, _ := filepath.Glob(filepath.Join(l.DayDir(DBLogs, "test_table", day), "*.parquet"))
 		if len(files) != 1 {
-			t.Errorf("%s has %d files, want 1", PartitionPath(hour), len(files))
+			t.Errorf("%s has %d files, want 1", l.DayDir(DBLogs, "test_table", day), len(files))
 		}
 		for _, f := range files {
-			if base, prefix := filepath.Base(f), hour.Truncate(time.Hour).Format("20060102T150405Z-"); !strings.HasPrefix(base, prefix) {
+			if base, prefix := filepath.Base(f), day.Truncate(24*time.Hour).Format("20060102T150405Z-"); !strings.HasPrefix(base, prefix) {
 				t.Errorf("file name %s does not start with %s", base, prefix)
 			}
 		}
@@ -315,7 +315,7 @@ func TestConcurrentWritesAndRotation(t *testing.T) {
 				rows := make([]row, perBatch)
 				for j := range rows {
 					name := fmt.Sprintf("w%d-b%d-r%d", g, i, j)
-					rows[j] = row{name: &name, uid: ptr(int64(j)), event: base.Add(time.Duration((i*perBatch+j)%10) * time.Hour)}
+					rows[j] = row{name: &name, uid: ptr(int64(j)), event: base.Add(time.Duration((i*perBatch+j)%10) * 24 * time.Hour)}
 				}
 				rec := buildRecord(t, rows)
 				if err := w.Write(context.Background(), DBLogs, "many", rec); err != nil {
@@ -582,7 +582,7 @@ func TestCompact(t *testing.T) {
 	}
 	defer w.Close()
 	ctx := context.Background()
-	old := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	old := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	current := time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)
 	for i := range 5 {
 		rec := buildRecord(t, []row{
@@ -612,14 +612,14 @@ func TestCompact(t *testing.T) {
 	}
 	for _, f := range files {
 		switch filepath.Dir(f) {
-		case l.PartitionDir(DBLogs, "t", old):
+		case l.DayDir(DBLogs, "t", old):
 			oldFiles = append(oldFiles, f)
-		case l.PartitionDir(DBLogs, "t", current):
+		case l.DayDir(DBLogs, "t", current):
 			curFiles = append(curFiles, f)
 		}
 	}
 	if len(oldFiles) != 1 || len(curFiles) != 5 {
-		t.Errorf("%d files in the past hour, %d in the current one", len(oldFiles), len(curFiles))
+		t.Errorf("%d files of the past day, %d of the current one", len(oldFiles), len(curFiles))
 	}
 	after := readTable(t, l, DBLogs, "t")
 	if strings.Join(after, "\n") != strings.Join(before, "\n") {
@@ -718,7 +718,17 @@ func TestMigrate(t *testing.T) {
 	for _, table := range []string{"a", "b"} {
 		want[table] = readTable(t, l, DBLogs, table)
 	}
-	// Back to the old layout.
+	// Back to the old layout: each file in an hour directory of its day, no catalog.
+	for _, table := range []string{"a", "b"} {
+		files, _ := l.Files(ctx, DBLogs, table)
+		for _, f := range files {
+			dst := filepath.Join(filepath.Dir(f), "hour=10", filepath.Base(f))
+			os.MkdirAll(filepath.Dir(dst), 0o755)
+			if err := os.Rename(f, dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	for _, p := range []string{"catalog.db", "catalog.db-wal", "catalog.db-shm"} {
 		os.Remove(filepath.Join(l.Dir(), "_osprey", p))
 	}

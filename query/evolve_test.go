@@ -173,7 +173,7 @@ func fmtAny(v any) string {
 
 func mustExplain(t *testing.T, db *DB, stmt string) string {
 	t.Helper()
-	out, err := db.Explain(context.Background(), stmt)
+	out, _, err := db.Explain(context.Background(), stmt)
 	if err != nil {
 		t.Fatal(err)
 	}

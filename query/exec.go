@@ -126,7 +126,7 @@ func (d *DB) Run(ctx context.Context, req Request) (*Rows, error) {
 	if now.IsZero() {
 		now = d.opts.Now()
 	}
-	run, explain, err := d.prepare(ctx, conn, snap, stmts[0], now, req.Params)
+	run, explain, err := d.prepare(ctx, conn, snap, stmts[0], now, req.Params, nil)
 	if err != nil {
 		conn.Close()
 		return fail(err)

@@ -233,7 +233,7 @@ func TestExportReadByHyparquet(t *testing.T) {
 	out := t.TempDir()
 
 	// The lake's own rows, read by DuckDB from the lake's files: the reference.
-	lakeFiles, _ := filepath.Glob(filepath.Join(l.TableDir(lake.DBLogs, "exported"), "*", "*", "*", "*", "*.parquet"))
+	lakeFiles, _ := filepath.Glob(filepath.Join(l.TableDir(lake.DBLogs, "exported"), "*", "*", "*", "*.parquet"))
 	wantRows, wantCols, wantSum := duckSummary(t, lakeFiles)
 	if wantRows != int64(total) {
 		t.Fatalf("lake holds %d rows, want %d", wantRows, total)

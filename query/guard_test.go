@@ -54,7 +54,7 @@ func TestGuardPayloads(t *testing.T) {
 		{Action: "B", Time: time.Date(2026, 3, 1, 1, 5, 0, 0, time.UTC)},
 	})
 	db := openDB(t, l, Options{})
-	files, err := filepath.Glob(filepath.Join(l.TableDir("panther_logs", "panther_audit"), "*", "*", "*", "*", "*.parquet"))
+	files, err := filepath.Glob(filepath.Join(l.TableDir("panther_logs", "panther_audit"), "*", "*", "*", "*.parquet"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no data file: %v", err)
 	}

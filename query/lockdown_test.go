@@ -27,7 +27,7 @@ func TestLockdown(t *testing.T) {
 	if err := os.WriteFile(secret, []byte("user,password\nroot,hunter2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	lakeFiles, err := filepath.Glob(filepath.Join(l.TableDir("panther_logs", "panther_audit"), "*", "*", "*", "*", "*.parquet"))
+	lakeFiles, err := filepath.Glob(filepath.Join(l.TableDir("panther_logs", "panther_audit"), "*", "*", "*", "*.parquet"))
 	if err != nil || len(lakeFiles) == 0 {
 		t.Fatalf("no data file in the lake: %v", err)
 	}

@@ -348,7 +348,7 @@ func TestDuckEval(t *testing.T) {
 	ctx := context.Background()
 	check := func(stmt, want string) {
 		t.Helper()
-		got, err := db.Explain(ctx, stmt)
+		got, _, err := db.Explain(ctx, stmt)
 		if err != nil {
 			t.Fatalf("Explain(%q): %v", stmt, err)
 		}
@@ -370,11 +370,11 @@ func TestDuckEval(t *testing.T) {
 	check(q+" WHERE p_occurs_since('1 day')", " WHERE (p_event_time >= TIMESTAMPTZ '2026-03-09 12:00:00Z')")
 
 	// A timestamp DuckDB cannot read is a one-line error naming the macro.
-	_, err := db.Explain(ctx, q+" WHERE p_occurs_after('not a time')")
+	_, _, err := db.Explain(ctx, q+" WHERE p_occurs_after('not a time')")
 	if err == nil || !strings.Contains(err.Error(), "p_occurs_after") || !strings.Contains(err.Error(), "line 1, column") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("p_occurs_after('not a time'): error %v, want a one-line error naming the macro and its position", err)
 	}
-	_, err = db.Explain(ctx, q+" WHERE p_occurs_after(CAST(NULL AS TIMESTAMPTZ))")
+	_, _, err = db.Explain(ctx, q+" WHERE p_occurs_after(CAST(NULL AS TIMESTAMPTZ))")
 	if err == nil || !strings.Contains(err.Error(), "is NULL") {
 		t.Errorf("p_occurs_after(CAST(NULL AS TIMESTAMPTZ)): error %v, want one saying it is NULL", err)
 	}

@@ -38,10 +38,7 @@ type tableRef struct {
 // narrow rewrites a statement so that each table reference restricted by p_event_time reads the
 // files of its range only; js is the statement's parse tree (parseQuery's JSON). It returns the
 // statement unchanged when nothing can be narrowed.
-func (d *DB) narrow(ctx context.Context, snap snapshot, stmt, js string) (string, error) {
-	if !strings.Contains(strings.ToLower(stmt), "p_event_time") {
-		return stmt, nil
-	}
+func (d *DB) narrow(ctx context.Context, snap snapshot, stmt, js string, plans *[]Plan) (string, error) {
 	// Timestamp literals without an offset are read in the session's time zone, which
 	// statements cannot change.
 	loc, err := time.LoadLocation(d.opts.TimeZone)
@@ -62,6 +59,10 @@ func (d *DB) narrow(ctx context.Context, snap snapshot, stmt, js string) (string
 	for _, r := range refs {
 		if r.bounded && r.loc >= 0 && r.loc < len(stmt) {
 			narrowed = append(narrowed, r)
+		} else if plans != nil {
+			if err := d.planRef(ctx, snap, r, plans); err != nil {
+				return "", err
+			}
 		}
 	}
 	if len(narrowed) == 0 {
@@ -74,7 +75,7 @@ func (d *DB) narrow(ctx context.Context, snap snapshot, stmt, js string) (string
 		if !ok {
 			continue
 		}
-		repl, err := d.narrowed(ctx, snap, r)
+		repl, err := d.narrowed(ctx, snap, r, plans)
 		if err != nil {
 			return "", err
 		}
@@ -86,9 +87,42 @@ func (d *DB) narrow(ctx context.Context, snap snapshot, stmt, js string) (string
 	return out, nil
 }
 
+// Plan is what a statement reads of a table: the files planned among the table's files, and
+// the p_event_time range that chose them (zero: unbounded; Files is then Total).
+type Plan struct {
+	Table        string
+	Files, Total int
+	From, To     time.Time
+}
+
+// tablesOf returns the tables a reference reads: its table, or every table of a union view's
+// database.
+func (d *DB) tablesOf(r *tableRef) ([]lake.Table, error) {
+	if r.union == nil {
+		return []lake.Table{{DB: r.db, Name: r.table}}, nil
+	}
+	return d.lake.Tables(r.union.db)
+}
+
+// planRef records the plan of a reference that is not narrowed: every file of its tables.
+func (d *DB) planRef(ctx context.Context, snap snapshot, r *tableRef, plans *[]Plan) error {
+	tables, err := d.tablesOf(r)
+	if err != nil {
+		return err
+	}
+	for _, t := range tables {
+		files, err := d.tableFiles(ctx, snap, t.DB, t.Name)
+		if err != nil {
+			return err
+		}
+		*plans = append(*plans, Plan{Table: t.DB + "." + t.Name, Files: len(files), Total: len(files)})
+	}
+	return nil
+}
+
 // narrowed returns the read that replaces a reference: its table's files in range, or for a
 // union view the union of every table's.
-func (d *DB) narrowed(ctx context.Context, snap snapshot, r *tableRef) (string, error) {
+func (d *DB) narrowed(ctx context.Context, snap snapshot, r *tableRef, plans *[]Plan) (string, error) {
 	read := func(db, table string) (string, error) {
 		files, err := d.tableFiles(ctx, snap, db, table)
 		if err != nil {
@@ -98,14 +132,18 @@ func (d *DB) narrowed(ctx context.Context, snap snapshot, r *tableRef) (string, 
 		if err != nil {
 			return "", err
 		}
-		return "(" + tableQuery(d.fileList(db, table, inRange(files, r.lo, r.hi)), evolved) + ")", nil
+		paths := inRange(files, r.lo, r.hi)
+		if plans != nil {
+			*plans = append(*plans, Plan{Table: db + "." + table, Files: len(paths), Total: len(files), From: r.lo, To: r.hi})
+		}
+		return "(" + tableQuery(d.fileList(db, table, paths), evolved) + ")", nil
+	}
+	tables, err := d.tablesOf(r)
+	if err != nil {
+		return "", err
 	}
 	if r.union == nil {
 		return read(r.db, r.table)
-	}
-	tables, err := d.lake.Tables(r.union.db)
-	if err != nil {
-		return "", err
 	}
 	names := make([]string, len(tables))
 	reads := map[string]string{}
@@ -371,19 +409,21 @@ func refEnd(s string, loc int) (int, bool) {
 	return loc + end, true
 }
 
-// Explain returns the statement as it will run: macros expanded and tables narrowed.
-func (d *DB) Explain(ctx context.Context, stmt string) (string, error) {
+// Explain returns the statement as it will run (macros expanded, tables narrowed) and what it
+// reads of each lake table it references.
+func (d *DB) Explain(ctx context.Context, stmt string) (string, []Plan, error) {
 	snap, err := d.refresh(ctx)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	conn, err := d.db.Conn(ctx)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer conn.Close()
-	run, _, err := d.prepare(ctx, conn, snap, stmt, d.opts.Now(), nil)
-	return run, err
+	var plans []Plan
+	run, _, err := d.prepare(ctx, conn, snap, stmt, d.opts.Now(), nil, &plans)
+	return run, plans, err
 }
 
 // prepare turns a user's statement into the statement that runs, and reports whether it is an
@@ -397,7 +437,7 @@ func (d *DB) Explain(ctx context.Context, stmt string) (string, error) {
 //     expansion with those literals must again parse as one SELECT;
 //  3. tables are narrowed, and Run prepares the final text as one statement of type SELECT
 //     before it runs (checkPrepared).
-func (d *DB) prepare(ctx context.Context, conn *sql.Conn, snap snapshot, stmt string, now time.Time, params map[string]any) (string, bool, error) {
+func (d *DB) prepare(ctx context.Context, conn *sql.Conn, snap snapshot, stmt string, now time.Time, params map[string]any, plans *[]Plan) (string, bool, error) {
 	check := func(text string) (prefix, inner, tree string, err error) {
 		prefix, inner = splitExplain(text)
 		if inner == "" || !explainPrefix(prefix) {
@@ -427,7 +467,7 @@ func (d *DB) prepare(ctx context.Context, conn *sql.Conn, snap snapshot, stmt st
 			return "", false, err
 		}
 	}
-	out, err := d.narrow(ctx, snap, inner, tree)
+	out, err := d.narrow(ctx, snap, inner, tree, plans)
 	if err != nil {
 		return "", false, fmt.Errorf("narrow: %w", err)
 	}

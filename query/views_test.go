@@ -60,7 +60,7 @@ func TestUnionViews(t *testing.T) {
 	if _, rows := queryRows(t, db, stmt); !reflect.DeepEqual(rows, []string{"1"}) {
 		t.Errorf("%s: %q, want 1", stmt, rows)
 	}
-	prepared, err := db.Explain(ctx, stmt)
+	prepared, _, err := db.Explain(ctx, stmt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -19,6 +20,7 @@ type auditGen struct {
 	span   time.Duration
 	actors []actor
 	buf    []byte
+	last   time.Time // the event time of the last event
 }
 
 type actor struct {
@@ -117,6 +119,7 @@ func (g *auditGen) event(i, n int) []byte {
 	if r.IntN(50) == 0 {
 		t = t.Add(-time.Duration(1+r.IntN(48)) * time.Hour)
 	}
+	g.last = t
 	a := g.actors[r.IntN(len(g.actors))]
 	action := g.pickAction()
 	result := "SUCCEEDED"
@@ -274,4 +277,37 @@ func writeAudit(w io.Writer, size int64, seed uint64, end time.Time, span time.D
 		written += int64(len(ev))
 	}
 	return i, bw.Flush()
+}
+
+// writeAuditOrdered writes n events spread over span before end in an order: "arrival" (the
+// generator's: time order with 2% late arrivals), "sorted" (strictly by event time) or
+// "random" (shuffled with a fixed seed).
+func writeAuditOrdered(w io.Writer, n int, seed uint64, end time.Time, span time.Duration, order string) error {
+	g := newAuditGen(seed, end, span)
+	type ev struct {
+		t    time.Time
+		line []byte
+	}
+	evs := make([]ev, n)
+	for i := range n {
+		line := g.event(i, n)
+		evs[i] = ev{t: g.last, line: append([]byte(nil), line...)}
+	}
+	switch order {
+	case "arrival":
+	case "sorted":
+		slices.SortStableFunc(evs, func(a, b ev) int { return a.t.Compare(b.t) })
+	case "random":
+		r := rand.New(rand.NewPCG(seed, 42))
+		r.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
+	default:
+		return fmt.Errorf("order %q: want arrival, sorted or random", order)
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	for _, e := range evs {
+		if _, err := bw.Write(e.line); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
 }

@@ -1,14 +1,16 @@
 // Command osprey-bench measures osprey against DuckDB on the same input, in the same run.
 //
-//	osprey-bench ingest [--size 1GiB] [--runs 3] [--dir DIR] [--osprey bin/osprey]
+//	osprey-bench ingest [--size 1GiB | --events N --days D --order arrival|sorted|random]
+//	                    [--runs 3] [--dir DIR] [--osprey bin/osprey]
 //
 // generates a Panther.Audit JSON lines file of realistic, varied events (several hundred actors,
 // a long tail of actions, nested parameters, errors, X-Forwarded-For chains, both of Panther's
-// timestamp layouts, a week of event times with late arrivals), then alternately runs
-// `osprey ingest --log-type Panther.Audit` on it and DuckDB's own
-// COPY (SELECT * FROM read_json('file')) TO 'out.parquet' through duckdb-go, each as a
-// subprocess, and prints the median events/s of both, their ratio and each one's peak memory.
-// The file is kept in DIR and reused by later runs with the same size.
+// timestamp layouts, a week (or D days) of event times with late arrivals, in arrival order,
+// sorted or shuffled), then alternately runs `osprey ingest --log-type Panther.Audit` on it and
+// DuckDB's own COPY (SELECT * FROM read_json('file')) TO 'out.parquet' (one zstd file) through
+// duckdb-go, each as a subprocess, and prints the median events/s of both, their ratio and each
+// one's peak memory. The file is kept in DIR and reused by later runs with the same parameters.
+// Issue 13's figures: --events 600000 --days 30 --order random, and --order sorted.
 //
 //	osprey-bench serve [--duration 30s] [--clients 16] [--batch 500] [--osprey bin/osprey]
 //
@@ -160,6 +162,24 @@ func generate(path string, size int64) (int, error) {
 	return n, os.WriteFile(meta, []byte(fmt.Sprintf("%d %d\n", n, size)), 0o644)
 }
 
+// generateOrdered writes n events over span, in an order (see writeAuditOrdered), to path,
+// unless path exists.
+func generateOrdered(path string, n int, span time.Duration, order string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "generating %s (%d Panther.Audit events over %s, %s order)...\n", path, n, span, order)
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		return err
+	}
+	end := time.Now().UTC().Truncate(24 * time.Hour)
+	if err := errors.Join(writeAuditOrdered(f, n, 1, end, span, order), f.Close()); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
+}
+
 type result struct {
 	elapsed time.Duration
 	maxRSS  int64 // bytes
@@ -171,6 +191,9 @@ func benchIngest(args []string) error {
 	runs := fs.Int("runs", 3, "runs of each side (the median is reported)")
 	dir := fs.String("dir", filepath.Join(os.TempDir(), "osprey-bench"), "working directory (input, lakes, outputs)")
 	osprey := fs.String("osprey", "bin/osprey", "the osprey binary to measure")
+	count := fs.Int("events", 0, "generate this many events (instead of --size)")
+	days := fs.Int("days", 7, "days the events' times spread over (with --events)")
+	order := fs.String("order", "arrival", "order of the events (with --events): arrival (time order, 2% late), sorted or random")
 	fs.Parse(args)
 	n, err := parseSize(*size)
 	if err != nil {
@@ -187,7 +210,13 @@ func benchIngest(args []string) error {
 		return err
 	}
 	input := filepath.Join(*dir, "panther_audit.jsonl")
-	events, err := generate(input, n)
+	events := *count
+	if events > 0 {
+		input = filepath.Join(*dir, fmt.Sprintf("panther_audit-%d-%dd-%s.jsonl", events, *days, *order))
+		err = generateOrdered(input, events, time.Duration(*days)*24*time.Hour, *order)
+	} else {
+		events, err = generate(input, n)
+	}
 	if err != nil {
 		return err
 	}
@@ -222,8 +251,8 @@ func benchIngest(args []string) error {
 	lakeSize := dirSize(filepath.Join(*dir, "lake"))
 	duckSize := dirSize(filepath.Join(*dir, "duckdb.parquet"))
 	fmt.Printf("\n%-44s %12s %10s %12s %12s\n", "", "events/s", "seconds", "peak RSS", "output")
-	fmt.Printf("%-44s %12.0f %10.2f %12s %12s\n", "osprey ingest (every p_ field, zstd, hourly)", ors, o.elapsed.Seconds(), human(o.maxRSS), human(lakeSize))
-	fmt.Printf("%-44s %12.0f %10.2f %12s %12s\n", "duckdb COPY read_json -> parquet (snappy)", drs, d.elapsed.Seconds(), human(d.maxRSS), human(duckSize))
+	fmt.Printf("%-44s %12.0f %10.2f %12s %12s\n", "osprey ingest (every p_ field, zstd, iceberg)", ors, o.elapsed.Seconds(), human(o.maxRSS), human(lakeSize))
+	fmt.Printf("%-44s %12.0f %10.2f %12s %12s\n", "duckdb COPY read_json -> one parquet (zstd)", drs, d.elapsed.Seconds(), human(d.maxRSS), human(duckSize))
 	fmt.Printf("\nratio osprey/duckdb: %.2fx events/s (median of %d runs each)\n", ors/drs, *runs)
 	return nil
 }
@@ -285,7 +314,7 @@ func duckdbCopy(args []string) error {
 	if _, err := db.ExecContext(ctx, "SET temp_directory = '"+filepath.Join(args[2], "duckdb-tmp")+"'"); err != nil {
 		return err
 	}
-	q := fmt.Sprintf("COPY (SELECT * FROM read_json('%s')) TO '%s'", args[0], args[1])
+	q := fmt.Sprintf("COPY (SELECT * FROM read_json('%s')) TO '%s' (FORMAT parquet, COMPRESSION zstd)", args[0], args[1])
 	_, err = db.ExecContext(ctx, q)
 	return err
 }

@@ -392,7 +392,7 @@ func TestServeKill9(t *testing.T) {
 	}
 	t.Logf("%d events acknowledged, %d in the lake, 4 kills", len(acked), len(present))
 	// Every data file is whole: DuckDB reads them all (a partial file fails the query).
-	glob := filepath.Join(dir, "panther_logs", "panther_audit", "*", "*", "*", "*", "*.parquet")
+	glob := filepath.Join(dir, "panther_logs", "panther_audit", "*", "*", "*", "*.parquet")
 	files, _ := filepath.Glob(glob)
 	got := lakeQuery(t, dir, fmt.Sprintf(`SELECT count(*) FROM read_parquet('%s')`, glob))
 	if len(got) != 1 || got[0] != fmt.Sprint(len(present)) {

@@ -71,7 +71,7 @@ status 1.`,
 	f.StringVar(&o.format, "format", "table", "output format: "+strings.Join(query.Formats, ", "))
 	f.StringVarP(&o.output, "output", "o", "", "write results to a file instead of stdout")
 	f.StringVar(&o.memoryLimit, "memory-limit", "", "DuckDB memory limit, such as 4GB (default: a quarter of RAM)")
-	f.BoolVar(&o.explain, "explain", false, "print each statement as it would run (macros expanded, partitions chosen) instead of running it")
+	f.BoolVar(&o.explain, "explain", false, "print each statement as it would run (macros expanded, files chosen) and the files it reads of each table, instead of running it")
 	f.StringArrayVarP(&o.params, "param", "p", nil, "a named parameter: name=VALUE, used as $name (repeatable)")
 	f.Var((*units.Duration)(&o.timeout), "timeout", "cancel a statement that runs longer than this (such as 30s; default no limit)")
 	f.StringVar(&o.history, "history", "", "history file of the interactive shell (default ~/.osprey_history)")
@@ -137,9 +137,12 @@ func runSQL(ctx context.Context, g *globals, o *sqlOptions) error {
 	}
 	for _, stmt := range stmts {
 		if o.explain {
-			run, err := db.Explain(ctx, stmt)
+			run, plans, err := db.Explain(ctx, stmt)
 			if err != nil {
 				return err
+			}
+			for _, p := range plans {
+				fmt.Fprintln(out, planLine(p))
 			}
 			fmt.Fprintln(out, run+";")
 			continue
@@ -178,4 +181,19 @@ func parseParams(flags []string) (map[string]any, error) {
 		params[name] = value
 	}
 	return params, nil
+}
+
+// planLine describes what a statement reads of a table, as an SQL comment.
+func planLine(p query.Plan) string {
+	if p.From.IsZero() && p.To.IsZero() {
+		return fmt.Sprintf("-- %s: all %d files (no p_event_time range to prune by)", p.Table, p.Total)
+	}
+	bound := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	return fmt.Sprintf("-- %s: %d of %d files planned, %d pruned by their p_event_time bounds (range %s to %s)",
+		p.Table, p.Files, p.Total, p.Total-p.Files, bound(p.From), bound(p.To))
 }

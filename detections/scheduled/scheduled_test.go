@@ -179,8 +179,8 @@ func TestQueryResults(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("panther_views.recent_actions:\n got %q\nwant %q", got, want)
 	}
-	if _, err := os.Stat(filepath.Join(l.Dir(), "panther_views", "recent_actions", lake.PartitionPath(base.Add(time.Hour)))); err != nil {
-		t.Errorf("no partition of the scheduled hour: %v", err)
+	if _, err := os.Stat(l.DayDir(lake.DBViews, "recent_actions", base.Add(time.Hour))); err != nil {
+		t.Errorf("no data of the scheduled day: %v", err)
 	}
 	st, err := r.Status(base.Add(90 * time.Minute))
 	if err != nil {
