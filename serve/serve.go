@@ -352,15 +352,21 @@ func lockServe(l *lake.Lake) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// compactInterval is how often serve merges the files of past hours.
-const compactInterval = 10 * time.Minute
+// compactInterval is how often serve merges the files of past hours and days; expireInterval
+// how often it applies retention and removes the files no snapshot references.
+const (
+	compactInterval = 10 * time.Minute
+	expireInterval  = time.Hour
+)
 
-// compactLoop merges, every compactInterval, the files of the partitions whose hour ended at
-// least a flush age (plus a minute) ago: each flush makes a file per partition, and an hour
-// over is better read as one file.
+// compactLoop merges, every compactInterval, the files of the hours and days that ended at
+// least a flush age (plus a minute) ago: each flush makes a file per table and day, and a
+// period over is better read as one file. Every expireInterval it also expires the lake (see
+// lake.Lake.Expire) with the configuration's retention.
 func (s *Server) compactLoop(ctx context.Context) {
 	tick := time.NewTicker(compactInterval)
 	defer tick.Stop()
+	var lastExpiry time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -372,7 +378,20 @@ func (s *Server) compactLoop(ctx context.Context) {
 				s.log.Warn("compaction", "err", err)
 			}
 			if st.Partitions > 0 {
-				s.log.Info("compacted", "partitions", st.Partitions, "files_in", st.FilesIn, "rows", st.Rows)
+				s.log.Info("compacted", "periods", st.Partitions, "files_in", st.FilesIn, "files_out", st.FilesOut, "rows", st.Rows)
+			}
+			if now.Sub(lastExpiry) < expireInterval {
+				continue
+			}
+			lastExpiry = now
+			tables, stats, err := s.lake.Expire(ctx, s.cfg.RetentionOf, now)
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("expiry", "err", err)
+			}
+			for i, t := range tables {
+				if st := stats[i]; st.Files > 0 || st.Removed > 0 {
+					s.log.Info("expired", "table", t.DB+"."+t.Table, "files_dropped", st.Files, "rows_dropped", st.Rows, "files_deleted", st.Removed, "bytes_deleted", st.Bytes)
+				}
 			}
 		}
 	}

@@ -22,7 +22,8 @@
 // timestamps are not microseconds UTC would land in 1970, one without statistics in no time range,
 // so Register refuses a file that is not exactly what the table declares (see dataFile).
 //
-// This package is a foundation: nothing in the lake's writer, serve, ingest or queries uses it yet.
+// Package lake's writer commits every flush through Catalog.Commit; package query plans from
+// Catalog.Current and FilesAt.
 package iceberg
 
 import (
@@ -75,8 +76,9 @@ const catalogName = "osprey"
 // ErrNoTable is returned for a table the catalog does not hold.
 var ErrNoTable = errors.New("no such iceberg table")
 
-// Catalog is the Iceberg catalog of one lake. Its methods may be called concurrently; commits
-// to one table from two Catalog values (or processes) are not retried yet, so the second fails.
+// Catalog is the Iceberg catalog of one lake. Its methods may be called concurrently, and
+// several Catalog values (or processes) may commit to one lake: a commit that loses a race is
+// staged again on the tables as they are now (see Commit).
 type Catalog struct {
 	dir string
 	db  *sql.DB
