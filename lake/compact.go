@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +13,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
 
@@ -24,11 +28,12 @@ import (
 // hour per flush (a minute's rows, say); compaction rewrites the files of a period that is over
 // into files of up to CompactTarget bytes: the files of an hour once the hour is over, then the
 // files of a day (its hours' merged files) once the day is over. Each row is thus rewritten at
-// most twice, and a table of past days holds a file or a few per day. Row groups are copied
-// verbatim, bytes and metadata, without decoding, in the order of the files' first event
-// time: a merged file's row groups go forward in time hour by hour, so that their statistics
-// prune an hour's query inside it. Only files written with the table's current columns are
-// merged (after an additive schema change, older files are left as they are).
+// most twice, and a table of past days holds a file or a few per day. The rows are decoded and
+// encoded again (rewrite) into row groups of compactRowGroup rows in p_event_time order: a
+// flush's small row groups become large ones, which a full scan reads faster, and their
+// statistics prune an hour's query inside a day's file. Only files written with the table's
+// current columns are merged (after an additive schema change, older files are left as they
+// are).
 //
 // The merged file replaces the others in one Iceberg commit (the flush manifest and
 // Catalog.Commit, see commit.go): a reader sees either the old files or the merged one. The
@@ -204,20 +209,10 @@ func (w *Writer) compactFiles(db, table string, start time.Time, day bool, paths
 		os.Remove(tmp.Name())
 		return st, err
 	}
-	for _, s := range merge {
-		for _, rg := range s.meta.RowGroups {
-			g, err := copyRowGroup(s.f, rg)
-			if err != nil {
-				pq.f.Close()
-				os.Remove(tmp.Name())
-				return st, fmt.Errorf("%s: %w", s.path, err)
-			}
-			if err := pq.append(g); err != nil {
-				pq.f.Close()
-				os.Remove(tmp.Name())
-				return st, err
-			}
-		}
+	if err := w.rewrite(pq, db, table, sig, merge); err != nil {
+		pq.f.Close()
+		os.Remove(tmp.Name())
+		return st, err
 	}
 	template := *merge[0].meta
 	template.RowGroups, template.NumRows = nil, 0
@@ -267,40 +262,188 @@ func sameSchema(a, b *format.FileMetaData) bool {
 	return true
 }
 
-// copyRowGroup reads a row group's bytes (its column chunks lie back to back) and returns it
-// with offsets relative to its start, as the encoder makes them.
-func copyRowGroup(f *os.File, rg format.RowGroup) (rowGroup, error) {
-	start, end := int64(-1), int64(0)
-	dict := make([]bool, len(rg.Columns))
-	for i, c := range rg.Columns {
-		md := c.MetaData
-		first := md.DataPageOffset
-		if md.DictionaryPageOffset > 0 && md.DictionaryPageOffset < first {
-			first, dict[i] = md.DictionaryPageOffset, true
+// compactRowGroup is the rows compaction puts in a row group (DuckDB's own row group size):
+// fewer, larger row groups cost a full scan less than a flush's small ones.
+const compactRowGroup = 122_880
+
+// rewrite writes the rows of files into pq in row groups of about compactRowGroup rows, each
+// row group's rows in p_event_time order. Files are read in order of their first event, a row
+// group at a time, with arrow-go's Parquet reader, and re-encoded with the table's encoder; no
+// more than a row group's rows (and a source row group) are held at once. Rows of files that
+// arrived in time order come out in time order; those of a bulk load in random order come out
+// in row groups sorted inside, as their files were.
+func (w *Writer) rewrite(pq *pqFile, db, table, sig string, merge []source) error {
+	ctx := context.Background()
+	var ts *tableState
+	w.mu.Lock()
+	if t, ok := w.tables[tableKey{db, table}]; ok && t.signature == sig {
+		ts = t
+	}
+	w.mu.Unlock()
+	var buf [][]arrow.Array // per buffered chunk, its columns
+	var rows int64
+	emit := func() error {
+		if rows == 0 {
+			return nil
 		}
-		if start < 0 || first < start {
-			start = first
+		cols := make([]arrow.Array, len(ts.schema.Fields()))
+		for i := range cols {
+			parts := make([]arrow.Array, len(buf))
+			for j, c := range buf {
+				parts[j] = c[i]
+			}
+			a, err := array.Concatenate(parts, memory.DefaultAllocator)
+			if err != nil {
+				return err
+			}
+			cols[i] = a
 		}
-		end = max(end, first+md.TotalCompressedSize)
-	}
-	if start < 4 || end <= start {
-		return rowGroup{}, errors.New("row group with no data")
-	}
-	data := make([]byte, end-start)
-	if _, err := f.ReadAt(data, start); err != nil && !errors.Is(err, io.EOF) {
-		return rowGroup{}, err
-	}
-	meta := rg
-	meta.Columns = make([]format.ColumnChunk, len(rg.Columns))
-	for i, c := range rg.Columns {
-		c.MetaData.DataPageOffset -= start
-		if dict[i] {
-			c.MetaData.DictionaryPageOffset -= start
+		for _, c := range buf {
+			for _, a := range c {
+				a.Release()
+			}
 		}
-		// The page index of the source file (if any) is not copied.
-		c.OffsetIndexOffset, c.OffsetIndexLength, c.ColumnIndexOffset, c.ColumnIndexLength = 0, 0, 0, 0
-		c.FileOffset = 0
-		meta.Columns[i] = c
+		buf, rows = nil, 0
+		rec := array.NewRecordBatch(ts.schema, cols, int64(cols[0].Len()))
+		for _, a := range cols {
+			a.Release()
+		}
+		defer rec.Release()
+		times := rec.Column(ts.schema.FieldIndices(FieldEventTime)[0]).(*array.Timestamp).TimestampValues()
+		order := make([]int32, rec.NumRows())
+		for i := range order {
+			order[i] = int32(i)
+		}
+		slices.SortStableFunc(order, func(a, b int32) int { return cmp.Compare(times[a], times[b]) })
+		enc := ts.encoders.get()
+		defer ts.encoders.put(enc)
+		rg, err := enc.encode(ts.columnsFor(rec), rec, order)
+		if err != nil {
+			return err
+		}
+		return pq.append(rg)
 	}
-	return rowGroup{data: data, meta: meta, dict: dict}, nil
+	for _, src := range merge {
+		r, err := file.NewParquetReader(src.f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", src.path, err)
+		}
+		fr, err := pqarrow.NewFileReader(r, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+		if err != nil {
+			return fmt.Errorf("%s: %w", src.path, err)
+		}
+		if ts == nil {
+			s, err := fr.Schema()
+			if err != nil {
+				return fmt.Errorf("%s: %w", src.path, err)
+			}
+			s = lakeSchema(s)
+			ps, err := ParquetSchema(s)
+			if err != nil {
+				return fmt.Errorf("%s: %w", src.path, err)
+			}
+			ts = &tableState{schema: s, signature: sig, encoders: encoderPool{schema: s}}
+			if ts.template, err = fileTemplate(ps, sig); err != nil {
+				return err
+			}
+		}
+		leaves := make([]int, r.MetaData().Schema.NumColumns())
+		for i := range leaves {
+			leaves[i] = i
+		}
+		for g := range r.NumRowGroups() {
+			tbl, err := fr.ReadRowGroups(ctx, leaves, []int{g})
+			if err != nil {
+				return fmt.Errorf("%s: row group %d: %w", src.path, g, err)
+			}
+			if int(tbl.NumCols()) != len(ts.schema.Fields()) {
+				tbl.Release()
+				return fmt.Errorf("%s: %d columns, the table has %d", src.path, tbl.NumCols(), len(ts.schema.Fields()))
+			}
+			cols := make([]arrow.Array, tbl.NumCols())
+			for i := range cols {
+				chunks := tbl.Column(i).Data().Chunks()
+				parts := make([]arrow.Array, len(chunks))
+				for j, c := range chunks {
+					parts[j] = array.MakeFromData(retype(c.Data(), ts.schema.Field(i).Type))
+				}
+				cols[i], err = array.Concatenate(parts, memory.DefaultAllocator)
+				for _, p := range parts {
+					p.Release()
+				}
+				if err != nil {
+					tbl.Release()
+					return err
+				}
+			}
+			rows += tbl.NumRows()
+			tbl.Release()
+			buf = append(buf, cols)
+			if rows >= compactRowGroup {
+				if err := emit(); err != nil {
+					return err
+				}
+			}
+		}
+		r.Close()
+	}
+	return emit()
+}
+
+// lakeSchema turns the Arrow schema arrow-go reads from a lake file into the one the lake wrote
+// it from: no field IDs, JSON columns (read as binary) as strings marked arrow.json, list
+// elements named item.
+func lakeSchema(s *arrow.Schema) *arrow.Schema {
+	var fix func(f arrow.Field) arrow.Field
+	fix = func(f arrow.Field) arrow.Field {
+		f.Metadata = arrow.Metadata{}
+		switch t := f.Type.(type) {
+		case arrow.ExtensionType:
+			if t.ExtensionName() == "arrow.json" {
+				f.Metadata = arrow.NewMetadata([]string{"ARROW:extension:name"}, []string{"arrow.json"})
+			}
+			f.Type = t.StorageType()
+		case *arrow.BinaryType:
+			// The lake's only byte arrays without the STRING logical type are JSON's.
+			f.Metadata = arrow.NewMetadata([]string{"ARROW:extension:name"}, []string{"arrow.json"})
+			f.Type = arrow.BinaryTypes.String
+		case *arrow.StructType:
+			children := make([]arrow.Field, t.NumFields())
+			for i, c := range t.Fields() {
+				children[i] = fix(c)
+			}
+			f.Type = arrow.StructOf(children...)
+		case *arrow.ListType:
+			elem := fix(t.ElemField())
+			elem.Name = "item"
+			f.Type = arrow.ListOfField(elem)
+		}
+		return f
+	}
+	fields := make([]arrow.Field, s.NumFields())
+	for i, f := range s.Fields() {
+		fields[i] = fix(f)
+	}
+	return arrow.NewSchema(fields, nil)
+}
+
+// retype gives array data the type t, which has the same physical layout (arrow-go reads a
+// list's element as "element" where the lake says "item", JSON as an extension of strings).
+func retype(d arrow.ArrayData, t arrow.DataType) arrow.ArrayData {
+	children := d.Children()
+	var ct []arrow.DataType
+	switch t := t.(type) {
+	case *arrow.ListType:
+		ct = []arrow.DataType{t.Elem()}
+	case *arrow.StructType:
+		for _, f := range t.Fields() {
+			ct = append(ct, f.Type)
+		}
+	}
+	nc := make([]arrow.ArrayData, len(children))
+	for i, c := range children {
+		nc[i] = retype(c, ct[i])
+		defer nc[i].Release()
+	}
+	return array.NewData(t, d.Len(), d.Buffers(), nc, d.NullN(), d.Offset())
 }

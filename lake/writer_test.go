@@ -586,7 +586,7 @@ func TestCompact(t *testing.T) {
 	current := time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)
 	for i := range 5 {
 		rec := buildRecord(t, []row{
-			{name: ptr(fmt.Sprint("old", i)), uid: ptr(int64(i)), success: ptr(i%2 == 0), actor: &actorVal{id: "a", tags: []string{"x"}}, errors: []string{"e"}, event: old.Add(time.Duration(i) * time.Minute)},
+			{name: ptr(fmt.Sprint("old", i)), uid: ptr(int64(i)), success: ptr(i%2 == 0), actor: &actorVal{id: "a", tags: []string{"x"}}, errors: []string{"e"}, event: old.Add(time.Duration(5-i) * time.Minute)},
 			{name: ptr(fmt.Sprint("new", i)), event: current.Add(time.Duration(i) * time.Minute)},
 		})
 		if err := w.Write(ctx, DBLogs, "t", rec); err != nil {
@@ -598,7 +598,14 @@ func TestCompact(t *testing.T) {
 		}
 	}
 	before := readTable(t, l, DBLogs, "t")
-	st, err := w.Compact(ctx, DBLogs, "t", current.Add(30*time.Minute), 2)
+	// Compacted by another writer, as osprey lake compact does: it learns the table's columns
+	// from its files (the JSON column included).
+	w2, err := l.NewWriter(DefaultWriterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	st, err := w2.Compact(ctx, DBLogs, "t", current.Add(30*time.Minute), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -625,12 +632,25 @@ func TestCompact(t *testing.T) {
 	if strings.Join(after, "\n") != strings.Join(before, "\n") {
 		t.Errorf("rows changed:\n%s\nwas:\n%s", strings.Join(after, "\n"), strings.Join(before, "\n"))
 	}
+	// The five flushes' row groups become one, its rows in event time order, with the
+	// footer schema the table's files have.
 	pf := openParquet(t, oldFiles[0])
-	if n := len(pf.Metadata().RowGroups); n != 5 || pf.NumRows() != 5 {
-		t.Errorf("merged file: %d row groups, %d rows", n, pf.NumRows())
+	if src := openParquet(t, curFiles[0]); !sameSchema(pf.Metadata(), src.Metadata()) {
+		t.Errorf("merged file's schema differs from the table's other files")
+	}
+	if n := len(pf.Metadata().RowGroups); n != 1 || pf.NumRows() != 5 {
+		t.Errorf("merged file: %d row groups, %d rows; want 1 of 5", n, pf.NumRows())
+	}
+	var prev int64
+	for i, r := range readFile(t, oldFiles[0]) {
+		if et := r["p_event_time"].(int64); i > 0 && et < prev {
+			t.Errorf("row %d of the merged file is before row %d", i, i-1)
+		} else {
+			prev = et
+		}
 	}
 	// Nothing left to do the second time.
-	if st, err := w.Compact(ctx, DBLogs, "t", current.Add(30*time.Minute), 2); err != nil || st.Partitions != 0 {
+	if st, err := w2.Compact(ctx, DBLogs, "t", current.Add(30*time.Minute), 2); err != nil || st.Partitions != 0 {
 		t.Errorf("second compaction: %+v, %v", st, err)
 	}
 }

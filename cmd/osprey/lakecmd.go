@@ -27,7 +27,7 @@ func newLake(g *globals) *cobra.Command {
 		Long: `Each flush of osprey serve (every minute by default) adds a file to each table and hour it has
 rows for. compact merges the files of every hour that ended more than --older-than ago into
 one file, and the files of every day that ended more than --older-than ago into files of up to
-128 MiB, copying row groups in time order without decoding them. Each merged file replaces
+128 MiB, its rows in time order in row groups of 122,880 rows. Each merged file replaces
 the files it merges in one Iceberg commit: a query sees the old files or the new one, never
 both. The replaced files are deleted by osprey lake expire once no snapshot a query may still
 read references them. osprey serve compacts by itself every 10 minutes; run compact by hand
