@@ -83,6 +83,9 @@ type Catalog struct {
 	dir string
 	db  *sql.DB
 	cat *sqlcat.Catalog
+	// expiry is when commits expire snapshots: expireAbove, keepSnapshots, keepSnapshotsFor,
+	// but in tests and benchmarks that make hours of commits in seconds.
+	expiry expiryPolicy
 }
 
 // Open opens the catalog of the lake in dir, creating its database if needed.
@@ -119,7 +122,7 @@ func Open(ctx context.Context, dir string) (*Catalog, error) {
 		db.Close()
 		return nil, fmt.Errorf("open iceberg catalog %s: %w", path, err)
 	}
-	return &Catalog{dir: dir, db: db, cat: cat}, nil
+	return &Catalog{dir: dir, db: db, cat: cat, expiry: expiryPolicy{above: expireAbove, keep: keepSnapshots, age: keepSnapshotsFor}}, nil
 }
 
 // CatalogFile is the catalog's SQLite database in the lake in dir.

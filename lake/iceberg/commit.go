@@ -86,6 +86,12 @@ const (
 	keepSnapshotsFor = 10 * time.Minute
 )
 
+// expiryPolicy is when a catalog's commits expire snapshots (see above).
+type expiryPolicy struct {
+	above, keep int
+	age         time.Duration
+}
+
 // Commit applies changes (at most one per table) and records rec as one atomic unit (see the
 // top of the file). Data files are registered from their footers (see dataFile); files to
 // remove must be in the table. Tables must exist.
@@ -224,8 +230,8 @@ func (c *Catalog) stageOne(ctx context.Context, ch Change, props ice.Properties)
 			return staged{}, fmt.Errorf("set properties of %s.%s: %w", ch.DB, ch.Table, err)
 		}
 	}
-	if len(t.Metadata().Snapshots()) > expireAbove || ch.ExpireSnapshots && len(t.Metadata().Snapshots()) > keepSnapshots {
-		err := txn.ExpireSnapshots(table.WithRetainLast(keepSnapshots), table.WithOlderThan(keepSnapshotsFor), table.WithPostCommit(false))
+	if n, x := len(t.Metadata().Snapshots()), c.expiry; n > x.above || ch.ExpireSnapshots && n > x.keep {
+		err := txn.ExpireSnapshots(table.WithRetainLast(x.keep), table.WithOlderThan(x.age), table.WithPostCommit(false))
 		if err != nil {
 			return staged{}, fmt.Errorf("expire snapshots of %s.%s: %w", ch.DB, ch.Table, err)
 		}

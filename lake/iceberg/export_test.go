@@ -1,6 +1,9 @@
 package iceberg
 
-import "database/sql"
+import (
+	"database/sql"
+	"time"
+)
 
 // What the external tests (package iceberg_test, which may import package lake for its
 // encoder) need of the package's internals.
@@ -9,6 +12,16 @@ var (
 	LocalPath = localPath
 )
 
-const PartitionFieldID = partitionFieldID
+const (
+	PartitionFieldID = partitionFieldID
+	KeepSnapshots    = keepSnapshots
+	ExpireAbove      = expireAbove
+)
 
 func DBOf(c *Catalog) *sql.DB { return c.db }
+
+// SetExpiry sets when c's commits expire snapshots: past above snapshots, keeping the last keep
+// and those younger than age (expireAbove, keepSnapshots and keepSnapshotsFor by default).
+func SetExpiry(c *Catalog, above, keep int, age time.Duration) {
+	c.expiry = expiryPolicy{above: above, keep: keep, age: age}
+}
