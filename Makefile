@@ -23,12 +23,13 @@ test-deps:
 	@./.ci/deps
 
 # hyparquet and icebird (pinned in tools/parquet-check/package-lock.json) read back exports in
-# query's TestExportReadByHyparquet and Iceberg tables in lake/iceberg's TestReadByIcebird.
+# query's TestExportReadByHyparquet and Iceberg tables in lake/iceberg's TestReadByIcebird and
+# cmd/osprey's TestIcebirdReadsLake.
 # Without node those tests skip, saying so.
 tools:
 	@if command -v node >/dev/null && command -v npm >/dev/null; then \
 		cd tools/parquet-check && npm ci --no-audit --no-fund --loglevel=error; \
-	else echo "node/npm not found: TestExportReadByHyparquet and TestReadByIcebird will skip"; fi
+	else echo "node/npm not found: TestExportReadByHyparquet, TestReadByIcebird and TestIcebirdReadsLake will skip"; fi
 
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

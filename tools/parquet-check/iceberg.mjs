@@ -4,6 +4,15 @@
 // canonical text so that the order of files does not matter.
 //
 //   node iceberg.mjs TABLE_DIR METADATA_FILE_NAME
+//   node iceberg.mjs --records TABLE_DIR METADATA_FILE_NAME [TABLE_DIR METADATA_FILE_NAME...]
+//
+// With --records it reads each table given and prints a line for each, in order: the row count,
+// the columns of the table's current schema and every row as a JSON object of those columns
+// (sorted keys), in the shape osprey sql --format json gives values, so that a test can compare
+// the two: timestamps as RFC 3339 strings with their microseconds (hyparquet's Dates keep only
+// milliseconds: the timestamp parser of icebird's own hyparquet is replaced for that, see
+// iceberg-hooks.mjs), 64-bit integers as JSON numbers of every digit, binary values (osprey
+// writes none) in base64, a column a file lacks as null.
 //
 // TABLE_DIR is the table's location on the local disk (its metadata/ holds METADATA_FILE_NAME,
 // the catalog's current metadata file). icebird reads through fetch only: a small fetch below
@@ -18,9 +27,12 @@ import { fileURLToPath } from 'node:url'
 
 register('./iceberg-hooks.mjs', import.meta.url)
 
-const [tableDir, metadataFileName] = process.argv.slice(2)
-if (!tableDir || !metadataFileName) {
+const args = process.argv.slice(2)
+const records = args[0] === '--records'
+if (records) args.shift()
+if (args.length === 0 || args.length % 2 !== 0 || (!records && args.length !== 2)) {
   console.error('usage: node iceberg.mjs TABLE_DIR METADATA_FILE_NAME')
+  console.error('       node iceberg.mjs --records TABLE_DIR METADATA_FILE_NAME [TABLE_DIR METADATA_FILE_NAME...]')
   process.exit(2)
 }
 
@@ -55,7 +67,54 @@ function canon(v) {
   return '{' + keys.map(k => JSON.stringify(k) + ':' + canon(v[k])).join(',') + '}'
 }
 
-const { icebergRead } = await import('icebird')
+// Micros is a timestamp read with its microseconds (--records).
+class Micros {
+  constructor(micros) { this.micros = micros }
+
+  // rfc3339 formats it as Go's time.RFC3339Nano does in UTC, as osprey sql prints timestamps.
+  rfc3339() {
+    let s = this.micros / 1000000n
+    let f = this.micros % 1000000n
+    if (f < 0n) {
+      f += 1000000n
+      s -= 1n
+    }
+    const frac = f === 0n ? '' : '.' + f.toString().padStart(6, '0').replace(/0+$/, '')
+    return new Date(Number(s) * 1000).toISOString().slice(0, 19) + frac + 'Z'
+  }
+}
+
+// json renders a value read by icebird as JSON text (--records).
+function json(v) {
+  if (v === null || v === undefined) return 'null'
+  if (v instanceof Micros) return JSON.stringify(v.rfc3339())
+  if (v instanceof Date) return JSON.stringify(new Micros(BigInt(v.getTime()) * 1000n).rfc3339())
+  if (typeof v === 'bigint') return v.toString()
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'string') return JSON.stringify(v)
+  if (v instanceof Uint8Array) return JSON.stringify(Buffer.from(v).toString('base64'))
+  if (Array.isArray(v)) return '[' + v.map(json).join(',') + ']'
+  const keys = Object.keys(v).sort()
+  return '{' + keys.map(k => JSON.stringify(k) + ':' + json(v[k])).join(',') + '}'
+}
+
+if (records) {
+  const { DEFAULT_PARSERS } = await import('icebird-hyparquet/convert.js')
+  DEFAULT_PARSERS.timestampFromMicroseconds = micros => new Micros(BigInt(micros))
+}
+const { icebergMetadata, icebergRead } = await import('icebird')
+if (records) {
+  for (let i = 0; i < args.length; i += 2) {
+    const tableUrl = args[i].replace(/\/$/, '')
+    const metadata = await icebergMetadata({ tableUrl, metadataFileName: args[i + 1] })
+    const rows = await icebergRead({ tableUrl, metadata })
+    const schema = metadata.schemas.find(s => s['schema-id'] === metadata['current-schema-id'])
+    const columns = schema.fields.map(f => f.name)
+    const out = rows.map(r => json(Object.fromEntries(columns.map(c => [c, r[c]]))))
+    console.log(`{"rows":${rows.length},"columns":${JSON.stringify(columns)},"records":[${out.join(',')}]}`)
+  }
+  process.exit(0)
+}
+const [tableDir, metadataFileName] = args
 const rows = await icebergRead({ tableUrl: tableDir.replace(/\/$/, ''), metadataFileName })
 const lines = rows.map(canon).sort()
 const hash = createHash('sha256')
