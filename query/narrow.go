@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ospreyhq/osprey/lake"
+	"github.com/ospreyhq/osprey/lake/iceberg"
 )
 
 // Narrowing: a statement that restricts a lake table's p_event_time to constants in its WHERE
@@ -33,6 +34,122 @@ type tableRef struct {
 	loc              int        // byte offset of the reference in the statement
 	lo, hi           time.Time
 	bounded          bool
+	eq               []eqCond // column = constant, column IN (constants)
+}
+
+// eqCond is a top-level conjunct that holds only for rows whose column is one of vals (strings
+// or int64s).
+type eqCond struct {
+	col  string // lowercase
+	vals []any
+}
+
+// equality reads `column = constant` (either side) and `column IN (constants)` with string or
+// integer constants. A column other than p_event_time only: its range is bound's.
+func equality(e map[string]any) (col []string, vals []any, ok bool) {
+	var operands []any
+	switch e["type"] {
+	case "COMPARE_EQUAL":
+		left, right := e["left"], e["right"]
+		if m, _ := left.(map[string]any); m != nil && m["class"] == "CONSTANT" {
+			left, right = right, left
+		}
+		operands = []any{left, right}
+	case "COMPARE_IN":
+		operands, _ = e["children"].([]any)
+	default:
+		return nil, nil, false
+	}
+	if len(operands) < 2 {
+		return nil, nil, false
+	}
+	m, _ := operands[0].(map[string]any)
+	if m == nil || m["class"] != "COLUMN_REF" {
+		return nil, nil, false
+	}
+	names, _ := m["column_names"].([]any)
+	if len(names) == 0 || len(names) > 2 {
+		return nil, nil, false
+	}
+	for _, n := range names {
+		s, _ := n.(string)
+		col = append(col, s)
+	}
+	if strings.EqualFold(col[len(col)-1], lake.FieldEventTime) {
+		return nil, nil, false
+	}
+	for _, o := range operands[1:] {
+		v, ok := constValue(o)
+		if !ok {
+			return nil, nil, false
+		}
+		vals = append(vals, v)
+	}
+	return col, vals, true
+}
+
+// constValue reads a string or integer constant, as a string or an int64.
+func constValue(v any) (any, bool) {
+	m, _ := v.(map[string]any)
+	if m == nil || m["class"] != "CONSTANT" {
+		return nil, false
+	}
+	val, _ := m["value"].(map[string]any)
+	if val == nil || val["is_null"] != false {
+		return nil, false
+	}
+	typ, _ := val["type"].(map[string]any)
+	switch typ["id"] {
+	case "VARCHAR":
+		s, ok := val["value"].(string)
+		return s, ok
+	case "TINYINT", "SMALLINT", "INTEGER", "BIGINT":
+		f, ok := val["value"].(float64)
+		if !ok || f != float64(int64(f)) {
+			return nil, false
+		}
+		return int64(f), true
+	}
+	return nil, false
+}
+
+// mayHold reports whether a file's bounds allow a row that satisfies every condition: false
+// only when some condition's values all lie outside the file's bounds of its column. A file
+// without bounds for a column (or of another type than the values) may hold anything.
+func mayHold(f iceberg.DataFile, conds []eqCond) bool {
+	for _, c := range conds {
+		b, ok := f.Bounds[c.col]
+		if !ok {
+			continue
+		}
+		match := false
+		for _, v := range c.vals {
+			in, comparable := within(v, b)
+			if !comparable || in {
+				match = true
+				break
+			}
+		}
+		if !match {
+			return false
+		}
+	}
+	return true
+}
+
+// within reports whether v lies in bounds b, and whether they are of one type.
+func within(v any, b [2]any) (in, comparable bool) {
+	switch v := v.(type) {
+	case string:
+		lo, ok1 := b[0].(string)
+		hi, ok2 := b[1].(string)
+		return ok1 && ok2 && lo <= v && v <= hi, ok1 && ok2
+	case int64:
+		lo, ok1 := b[0].(int64)
+		hi, ok2 := b[1].(int64)
+		return ok1 && ok2 && lo <= v && v <= hi, ok1 && ok2
+	}
+	return false, false
 }
 
 // narrow rewrites a statement so that each table reference restricted by p_event_time reads the
@@ -57,7 +174,7 @@ func (d *DB) narrow(ctx context.Context, snap snapshot, stmt, js string, plans *
 	})
 	var narrowed []*tableRef
 	for _, r := range refs {
-		if r.bounded && r.loc >= 0 && r.loc < len(stmt) {
+		if (r.bounded || len(r.eq) > 0) && r.loc >= 0 && r.loc < len(stmt) {
 			narrowed = append(narrowed, r)
 		} else if plans != nil {
 			if err := d.planRef(ctx, snap, r, plans); err != nil {
@@ -88,11 +205,14 @@ func (d *DB) narrow(ctx context.Context, snap snapshot, stmt, js string, plans *
 }
 
 // Plan is what a statement reads of a table: the files planned among the table's files, and
-// the p_event_time range that chose them (zero: unbounded; Files is then Total).
+// what chose them: the p_event_time range (zero: unbounded) and the columns of equality and
+// IN conditions.
 type Plan struct {
 	Table        string
 	Files, Total int
 	From, To     time.Time
+	// Columns are the other columns whose bounds pruned files (equality and IN).
+	Columns []string
 }
 
 // tablesOf returns the tables a reference reads: its table, or every table of a union view's
@@ -132,9 +252,19 @@ func (d *DB) narrowed(ctx context.Context, snap snapshot, r *tableRef, plans *[]
 		if err != nil {
 			return "", err
 		}
-		paths := inRange(files, r.lo, r.hi)
+		var kept []iceberg.DataFile
+		for _, f := range files {
+			if mayHold(f, r.eq) {
+				kept = append(kept, f)
+			}
+		}
+		paths := inRange(kept, r.lo, r.hi)
 		if plans != nil {
-			*plans = append(*plans, Plan{Table: db + "." + table, Files: len(paths), Total: len(files), From: r.lo, To: r.hi})
+			p := Plan{Table: db + "." + table, Files: len(paths), Total: len(files), From: r.lo, To: r.hi}
+			for _, c := range r.eq {
+				p.Columns = append(p.Columns, c.col)
+			}
+			*plans = append(*plans, p)
 		}
 		return "(" + tableQuery(d.fileList(db, table, paths), evolved) + ")", nil
 	}
@@ -213,11 +343,7 @@ func (d *DB) selectRefs(node map[string]any, loc *time.Location) []*tableRef {
 	if len(refs) == 0 {
 		return nil
 	}
-	for _, c := range conjuncts(node["where_clause"]) {
-		col, lo, hi, ok := bound(c, loc)
-		if !ok {
-			continue
-		}
+	targetOf := func(col []string) *tableRef {
 		var target *tableRef
 		switch len(col) {
 		case 1:
@@ -231,6 +357,20 @@ func (d *DB) selectRefs(node map[string]any, loc *time.Location) []*tableRef {
 				}
 			}
 		}
+		return target
+	}
+	for _, c := range conjuncts(node["where_clause"]) {
+		if col, vals, ok := equality(c); ok {
+			if target := targetOf(col); target != nil {
+				target.eq = append(target.eq, eqCond{col: strings.ToLower(col[len(col)-1]), vals: vals})
+			}
+			continue
+		}
+		col, lo, hi, ok := bound(c, loc)
+		if !ok {
+			continue
+		}
+		target := targetOf(col)
 		if target == nil {
 			continue
 		}

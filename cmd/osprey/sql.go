@@ -185,8 +185,8 @@ func parseParams(flags []string) (map[string]any, error) {
 
 // planLine describes what a statement reads of a table, as an SQL comment.
 func planLine(p query.Plan) string {
-	if p.From.IsZero() && p.To.IsZero() {
-		return fmt.Sprintf("-- %s: all %d files (no p_event_time range to prune by)", p.Table, p.Total)
+	if p.From.IsZero() && p.To.IsZero() && len(p.Columns) == 0 {
+		return fmt.Sprintf("-- %s: all %d files (no p_event_time range or column value to prune by)", p.Table, p.Total)
 	}
 	bound := func(t time.Time) string {
 		if t.IsZero() {
@@ -194,6 +194,13 @@ func planLine(p query.Plan) string {
 		}
 		return t.UTC().Format(time.RFC3339Nano)
 	}
-	return fmt.Sprintf("-- %s: %d of %d files planned, %d pruned by their p_event_time bounds (range %s to %s)",
-		p.Table, p.Files, p.Total, p.Total-p.Files, bound(p.From), bound(p.To))
+	var by []string
+	if !p.From.IsZero() || !p.To.IsZero() {
+		by = append(by, fmt.Sprintf("p_event_time from %s to %s", bound(p.From), bound(p.To)))
+	}
+	for _, c := range p.Columns {
+		by = append(by, c+" values")
+	}
+	return fmt.Sprintf("-- %s: %d of %d files planned, %d pruned by their bounds (%s)",
+		p.Table, p.Files, p.Total, p.Total-p.Files, strings.Join(by, ", "))
 }

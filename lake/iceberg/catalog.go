@@ -329,6 +329,9 @@ type DataFile struct {
 	Path             string
 	Rows, Size       int64
 	MinTime, MaxTime time.Time
+	// Bounds are the lower and upper bounds of the file's top-level string and integer
+	// columns that have them, by lowercase column name: a string or an int64 each.
+	Bounds map[string][2]any
 }
 
 // FilesAt returns the data files of the snapshot of db.tbl whose metadata is at loc (a
@@ -356,6 +359,7 @@ func (c *Catalog) FilesAt(ctx context.Context, db, tbl, loc string) ([]DataFile,
 		}
 		out[i].MinTime = time.UnixMicro(int64(binary.LittleEndian.Uint64(lo))).UTC()
 		out[i].MaxTime = time.UnixMicro(int64(binary.LittleEndian.Uint64(hi))).UTC()
+		out[i].Bounds = columnBounds(t.Schema(), f)
 	}
 	slices.SortFunc(out, func(a, b DataFile) int { return strings.Compare(a.Path, b.Path) })
 	return out, nil
@@ -368,4 +372,32 @@ func (c *Catalog) CurrentFiles(ctx context.Context, db, tbl string) ([]DataFile,
 		return nil, err
 	}
 	return c.FilesAt(ctx, db, tbl, t.MetadataLocation())
+}
+
+// columnBounds decodes a file's bounds of top-level string and integer columns (Iceberg's
+// single-value serialization: UTF-8 bytes, 4- or 8-byte little-endian integers).
+func columnBounds(sc *ice.Schema, f ice.DataFile) map[string][2]any {
+	lower, upper := f.LowerBoundValues(), f.UpperBoundValues()
+	out := map[string][2]any{}
+	for _, field := range sc.Fields() {
+		lo, okl := lower[field.ID]
+		hi, okh := upper[field.ID]
+		if !okl || !okh {
+			continue
+		}
+		name := strings.ToLower(field.Name)
+		switch field.Type.(type) {
+		case ice.StringType:
+			out[name] = [2]any{string(lo), string(hi)}
+		case ice.Int32Type:
+			if len(lo) == 4 && len(hi) == 4 {
+				out[name] = [2]any{int64(int32(binary.LittleEndian.Uint32(lo))), int64(int32(binary.LittleEndian.Uint32(hi)))}
+			}
+		case ice.Int64Type:
+			if len(lo) == 8 && len(hi) == 8 {
+				out[name] = [2]any{int64(binary.LittleEndian.Uint64(lo)), int64(binary.LittleEndian.Uint64(hi))}
+			}
+		}
+	}
+	return out
 }
