@@ -2,6 +2,8 @@ package lake
 
 import (
 	"context"
+	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/ospreyhq/osprey/lake/iceberg"
@@ -43,6 +45,9 @@ func (l *Lake) Expire(ctx context.Context, keep func(db, table string) time.Dura
 		return nil, nil, err
 	}
 	defer cat.Close()
+	// A flush that a crashed writer renamed into place but did not commit is finished first:
+	// its files, not yet in a snapshot, would otherwise become orphans once old enough.
+	l.cleanStaleTemp(cat, filepath.Join(l.dir, "_osprey", "tmp"), slog.New(slog.DiscardHandler))
 	ptrs, err := cat.Current(ctx)
 	if err != nil {
 		return nil, nil, err

@@ -37,6 +37,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -109,20 +110,32 @@ func Open(ctx context.Context, dir string) (*Catalog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open iceberg catalog: %w", err)
 	}
+	// Creating the tables takes the write lock and syncs: only when they are not all there,
+	// so that a reader (a query, osprey sql) opens the catalog without writing.
+	var have int
+	err = db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN
+		('iceberg_tables', 'iceberg_namespace_properties', 'osprey_commits', 'osprey_flushes')`).Scan(&have)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open iceberg catalog %s: %w", path, err)
+	}
+	create := have < 4
 	cat, err := sqlcat.NewCatalog(catalogName, db, sqlcat.SQLite, ice.Properties{
-		"init_catalog_tables": "true",
+		"init_catalog_tables": strconv.FormatBool(create),
 		"warehouse":           dir,
 	})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open iceberg catalog %s: %w", path, err)
 	}
-	if _, err := db.ExecContext(ctx, ospreySchema); err != nil {
-		cat.Close()
-		db.Close()
-		return nil, fmt.Errorf("open iceberg catalog %s: %w", path, err)
+	if create {
+		if _, err := db.ExecContext(ctx, ospreySchema); err != nil {
+			cat.Close()
+			db.Close()
+			return nil, fmt.Errorf("open iceberg catalog %s: %w", path, err)
+		}
 	}
-	return &Catalog{dir: dir, db: db, cat: cat, expiry: expiryPolicy{above: expireAbove, keep: keepSnapshots, age: keepSnapshotsFor}}, nil
+	return &Catalog{dir: dir, db: db, cat: cat, expiry: expiryPolicy{above: expireAbove, keep: keepSnapshots, max: maxSnapshots, age: keepSnapshotsFor}}, nil
 }
 
 // CatalogFile is the catalog's SQLite database in the lake in dir.

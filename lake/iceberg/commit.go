@@ -78,18 +78,22 @@ var ErrConflict = errors.New("iceberg commit conflict")
 const commitAttempts = 20
 
 // Expiry of snapshots on commit: once a table has more than expireAbove snapshots, a commit
-// also expires those beyond the last keepSnapshots that are older than keepSnapshotsFor. Their
-// files are left for Maintain, which removes what no snapshot references.
+// also expires those beyond the last keepSnapshots that are older than keepSnapshotsFor (a
+// query may be reading a younger one). Past maxSnapshots (commits faster than that many in
+// keepSnapshotsFor: a bulk load), it keeps the last expireAbove whatever their age, so that
+// the metadata file each commit rewrites and each query parses stays small. Their files are
+// left for Expire, which removes what no snapshot references.
 const (
 	expireAbove      = 100
 	keepSnapshots    = 20
 	keepSnapshotsFor = 10 * time.Minute
+	maxSnapshots     = 300
 )
 
 // expiryPolicy is when a catalog's commits expire snapshots (see above).
 type expiryPolicy struct {
-	above, keep int
-	age         time.Duration
+	above, keep, max int
+	age              time.Duration
 }
 
 // Commit applies changes (at most one per table) and records rec as one atomic unit (see the
@@ -231,7 +235,11 @@ func (c *Catalog) stageOne(ctx context.Context, ch Change, props ice.Properties)
 		}
 	}
 	if n, x := len(t.Metadata().Snapshots()), c.expiry; n > x.above || ch.ExpireSnapshots && n > x.keep {
-		err := txn.ExpireSnapshots(table.WithRetainLast(x.keep), table.WithOlderThan(x.age), table.WithPostCommit(false))
+		keep, age := x.keep, x.age
+		if x.max > 0 && n > x.max {
+			keep, age = x.above, 0
+		}
+		err := txn.ExpireSnapshots(table.WithRetainLast(keep), table.WithOlderThan(age), table.WithPostCommit(false))
 		if err != nil {
 			return staged{}, fmt.Errorf("expire snapshots of %s.%s: %w", ch.DB, ch.Table, err)
 		}

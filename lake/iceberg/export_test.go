@@ -25,3 +25,7 @@ func DBOf(c *Catalog) *sql.DB { return c.db }
 func SetExpiry(c *Catalog, above, keep int, age time.Duration) {
 	c.expiry = expiryPolicy{above: above, keep: keep, age: age}
 }
+
+// SetMaxSnapshots sets the number of snapshots past which commits keep only the last
+// expireAbove, whatever their age (maxSnapshots by default).
+func SetMaxSnapshots(c *Catalog, n int) { c.expiry.max = n }

@@ -96,3 +96,38 @@ func TestMetadataStaysSmall(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotsCapped commits faster than the age that protects snapshots from expiry (a bulk
+// load), and checks that past the cap commits keep only the last few whatever their age, so
+// that the metadata file every commit rewrites stays small.
+func TestSnapshotsCapped(t *testing.T) {
+	const (
+		commits          = 40
+		above, keep, cap = 10, 2, 25
+	)
+	dir := t.TempDir()
+	ctx := t.Context()
+	c := openCatalog(t, dir)
+	createTable(t, c)
+	iceberg.SetExpiry(c, above, keep, time.Hour) // no snapshot is old enough to expire by age
+	iceberg.SetMaxSnapshots(c, cap)
+	most := 0
+	for i := range commits {
+		from := day0.Add(time.Duration(i) * 5 * time.Second)
+		path := writeLakeFile(t, dir, from, fmt.Sprintf("f%04d", i), batch(t, uint64(i), 3, from, 5*time.Second))
+		if err := c.Register(ctx, testDB, testTable, []string{path}, nil); err != nil {
+			t.Fatal(err)
+		}
+		tbl, err := c.Table(ctx, testDB, testTable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, len(tbl.Metadata().Snapshots()))
+	}
+	if most > cap+1 {
+		t.Errorf("%d snapshots at most over %d commits, want at most %d", most, commits, cap+1)
+	}
+	if st, err := c.Status(ctx, testDB, testTable); err != nil || st.Files != commits {
+		t.Errorf("status %+v, %v: want the %d files registered", st, err, commits)
+	}
+}
