@@ -75,8 +75,9 @@ const catalogName = "osprey"
 // ErrNoTable is returned for a table the catalog does not hold.
 var ErrNoTable = errors.New("no such iceberg table")
 
-// Catalog is the Iceberg catalog of one lake. Its methods may be called concurrently; commits
-// to one table from two Catalog values (or processes) are not retried yet, so the second fails.
+// Catalog is the Iceberg catalog of one lake. Its methods may be called concurrently, and
+// several Catalog values (or processes) may commit to one lake at once: a commit that another
+// won is staged again and retried (see Commit).
 type Catalog struct {
 	dir string
 	db  *sql.DB
