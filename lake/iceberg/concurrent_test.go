@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/iceberg-go/catalog"
+
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/lake/iceberg"
 )
@@ -73,6 +75,43 @@ func currentPaths(t *testing.T, c *iceberg.Catalog, tbl string) []string {
 		paths[i] = f.Path
 	}
 	return paths
+}
+
+// TestOpenConcurrent: processes that open a new lake at once (osprey serve and osprey ingest
+// started together) all open its catalog, and all but one find the table the first created.
+func TestOpenConcurrent(t *testing.T) {
+	const lakes, openers = 50, 16
+	for range lakes {
+		dir := t.TempDir()
+		errs := make(chan error, openers)
+		var wg sync.WaitGroup
+		for range openers {
+			wg.Go(func() {
+				c, err := iceberg.Open(t.Context(), dir)
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer c.Close()
+				err = c.CreateTable(t.Context(), testDB, testTable, testSchema())
+				if errors.Is(err, catalog.ErrTableAlreadyExists) {
+					err = nil
+				}
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		c := openCatalog(t, dir)
+		if ok, err := c.HasTable(t.Context(), testDB, testTable); err != nil || !ok {
+			t.Fatalf("the table is not in the catalog: %v, %v", ok, err)
+		}
+	}
 }
 
 // TestConcurrentCommits: writers with a catalog each (as separate processes have) commit to the
