@@ -175,12 +175,19 @@ func (l *Lake) NewWriter(opts WriterOptions) (*Writer, error) {
 		cat.Close()
 		return nil, err
 	}
-	lock, err := os.Create(filepath.Join(tmp, "lock"))
+	// The lock is taken before it is named lock: another process's cleanStaleTemp that opened
+	// it in between would take it, think the writer gone and remove its directory.
+	lock, err := os.CreateTemp(tmp, "lock-")
 	if err != nil {
 		cat.Close()
 		return nil, err
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		cat.Close()
+		return nil, fmt.Errorf("lock %s: %w", tmp, err)
+	}
+	if err := os.Rename(lock.Name(), filepath.Join(tmp, "lock")); err != nil {
 		lock.Close()
 		cat.Close()
 		return nil, fmt.Errorf("lock %s: %w", tmp, err)

@@ -8,6 +8,7 @@
 //
 //	<lake>/_osprey/catalog.db                        the catalog (lake.CatalogFile): one row per table,
 //	                                                 pointing at its current metadata file
+//	<lake>/_osprey/catalog.db.lock                   held while a process sets the catalog up
 //	<lake>/<database>/<table>/metadata/              the table's metadata: NNNNN-<uuid>.metadata.json,
 //	                                                 manifest lists (snap-*.avro), manifests (*.avro)
 //	<lake>/<database>/<table>/...                    data files, wherever package lake wrote them
@@ -47,6 +48,7 @@ import (
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	icebergio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
+	"golang.org/x/sys/unix"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
 )
 
@@ -102,6 +104,17 @@ func Open(ctx context.Context, dir string) (*Catalog, error) {
 	path := CatalogFile(dir)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("open iceberg catalog: %w", err)
+	}
+	// Setting the catalog up (the switch to the WAL journal, the tables created if missing) is
+	// one process at a time: SQLite fails there at once with "database is locked", without
+	// the busy timeout, when another process sets up the same new catalog.
+	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open iceberg catalog: %w", err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("open iceberg catalog: lock %s: %w", lock.Name(), err)
 	}
 	// WAL journal with full syncs: a commit is durable when the catalog's transaction returns.
 	// The busy timeout lets writers of other processes wait for each other's transactions.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	ice "github.com/apache/iceberg-go"
+	icebergio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
 	"golang.org/x/sys/unix"
 )
@@ -33,6 +34,12 @@ import (
 // metadata files are removed and the change is staged again on the tables as they are now,
 // after a short random wait. Files a failed attempt wrote and nothing references (its
 // manifests) are orphans, removed by Maintain.
+//
+// What iceberg-go removes while a change is staged (the metadata files that fall out of the
+// table's log, write.metadata.previous-versions-max) is removed only once the swap made the
+// change current, and only by the commit that won: otherwise every commit that lost a race
+// would remove the same files as the one that won, and iceberg-go would print a warning for
+// each file already gone.
 
 // Change is what one commit does to a table: data files to register, and for a compaction the
 // registered files they replace.
@@ -133,6 +140,12 @@ func (c *Catalog) Commit(ctx context.Context, changes []Change, rec Record) erro
 			for _, s := range staged {
 				os.Remove(localPath(s.newLoc))
 			}
+		} else {
+			for _, s := range staged {
+				for _, name := range s.removals {
+					os.Remove(localPath(name)) // gone already is fine: nothing references it
+				}
+			}
 		}
 		switch {
 		case err != nil:
@@ -155,6 +168,7 @@ func (c *Catalog) Commit(ctx context.Context, changes []Change, rec Record) erro
 type staged struct {
 	db, tbl        string
 	oldLoc, newLoc string
+	removals       []string // files to remove once the change is current
 }
 
 // stage writes each change's new metadata without making it current.
@@ -181,7 +195,8 @@ func (c *Catalog) stageOne(ctx context.Context, ch Change, props ice.Properties)
 		return staged{}, err
 	}
 	st := &stager{base: t.Metadata(), baseLoc: t.MetadataLocation()}
-	tw := table.New(t.Identifier(), t.Metadata(), t.MetadataLocation(), t.FS, st)
+	fs := &stagingFS{}
+	tw := table.New(t.Identifier(), t.Metadata(), t.MetadataLocation(), func(context.Context) (icebergio.IO, error) { return fs, nil }, st)
 	txn := tw.NewTransaction()
 	if ch.Schema != nil {
 		sc, err := table.ArrowSchemaToIcebergWithFreshIDs(ch.Schema, false)
@@ -247,7 +262,19 @@ func (c *Catalog) stageOne(ctx context.Context, ch Change, props ice.Properties)
 	if _, err := txn.Commit(ctx); err != nil {
 		return staged{}, fmt.Errorf("stage commit of %s.%s: %w", ch.DB, ch.Table, err)
 	}
-	return staged{db: ch.DB, tbl: ch.Table, oldLoc: st.baseLoc, newLoc: st.newLoc}, nil
+	return staged{db: ch.DB, tbl: ch.Table, oldLoc: st.baseLoc, newLoc: st.newLoc, removals: fs.removed}, nil
+}
+
+// stagingFS is the file system of a staged change: the lake's local one, except that files
+// are not removed but remembered, for Commit to remove once the change is current.
+type stagingFS struct {
+	icebergio.LocalFS
+	removed []string
+}
+
+func (s *stagingFS) Remove(name string) error {
+	s.removed = append(s.removed, name)
+	return nil
 }
 
 // filesByPath returns a table's current data files by path.
