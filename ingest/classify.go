@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
 	"github.com/ospreyhq/osprey/ingest/source/stream"
@@ -15,7 +14,7 @@ import (
 type candidate struct {
 	lt     *logtypes.LogType
 	parser logtypes.Parser
-	last   *entry // where the candidate's previous row went; its hour is the next row's guess
+	last   *entry // the builder of the candidate's table, while it has one
 	events int64
 }
 
@@ -99,13 +98,14 @@ func Explain(reasons []Refusal) string {
 	return strings.Join(parts, "; ")
 }
 
-// parse parses rec as a candidate's row into the builder of its table and event hour.
+// parse parses rec as a candidate's row into the builder of its table. A builder's rows may be
+// of any time: the lake splits a batch by day and orders each day's rows by event time, so a
+// row is parsed once whatever its time (a builder per hour cost a second parse of nearly
+// every row of a file whose events are not in time order).
 func (w *worker) parse(c *candidate, rec []byte) error {
-	// Guess the hour of the candidate's previous row; re-parse into the right builder if the
-	// row's event time is in another hour.
 	e := c.last
 	if e == nil || e.b == nil {
-		e = w.entry(c, hourOf(w.parseTime))
+		e = w.entry(c)
 	}
 	b := e.b
 	w.open = b
@@ -115,47 +115,19 @@ func (w *worker) parse(c *candidate, rec []byte) error {
 		b.Rollback()
 		return err
 	}
-	if hour := b.EventHour(); hour != e.key.hour {
-		b.Rollback()
-		next := w.entry(c, hour)
-		if hour > e.key.hour || e.b.Rows() == 0 {
-			c.last = next // time moved on (a late row does not change the guess)
-		}
-		e, b = next, next.b
-		w.open = b
-		b.Begin()
-		if err := c.parser.Parse(rec, b); err != nil {
-			b.Rollback()
-			return err
-		}
-	}
 	b.End()
 	e.used = w.chunks
 	e.recent++
 	w.records++
 	c.events++
-	if h := e.key.hour; !w.haveEvent || h < w.earliestHour || h > w.latestHour {
-		t := b.EventTime()
-		if !w.haveEvent || t.Before(w.earliest) {
-			w.earliest, w.earliestHour = t, h
-		}
-		if !w.haveEvent || t.After(w.latest) {
-			w.latest, w.latestHour = t, h
-		}
-		w.haveEvent = true
-	} else if h == w.latestHour {
-		if t := b.EventTime(); t.After(w.latest) {
-			w.latest = t
-		}
-	} else if h == w.earliestHour {
-		if t := b.EventTime(); t.Before(w.earliest) {
-			w.earliest = t
-		}
+	us := b.EventMicros()
+	if !w.haveEvent || us < w.earliest {
+		w.earliest = us
 	}
+	if !w.haveEvent || us > w.latest {
+		w.latest = us
+	}
+	w.haveEvent = true
 	w.added(e, len(rec))
 	return nil
-}
-
-func hourOf(t time.Time) int64 {
-	return t.Truncate(time.Hour).Unix() / 3600
 }

@@ -8,17 +8,17 @@ import (
 	"github.com/ospreyhq/osprey/ingest/parse/batch"
 )
 
-// In time-ordered logs an hour's builder stops growing once the stream has moved past the hour;
-// late events may still trickle in. A builder is handed on at the end of a chunk when it got no
-// row for idleChunks chunks, or when it holds at least coldRows rows but got less than
-// 1/coldShare of the chunk's records: rows that wait longer only cost memory.
+// A worker keeps a builder per (source, table). A builder is handed on when it is full, and at
+// the end of a chunk when it got no row for idleChunks chunks, or when it holds at least
+// coldRows rows but got less than 1/coldShare of the chunk's records (a table that a stream
+// mostly stopped feeding): rows that wait longer only cost memory.
 const (
 	idleChunks = 2
 	coldRows   = 1024
 	coldShare  = 20
 )
 
-// entry is a builder of a (table, hour) with what the flush policy needs to know of it.
+// entry is a builder of a (source, table) with what the flush policy needs to know of it.
 type entry struct {
 	key    bkey
 	b      *batch.Builder // nil once flushed
@@ -30,12 +30,11 @@ type entry struct {
 type bkey struct {
 	src   *Source
 	table string
-	hour  int64
 }
 
-// entry returns the builder entry of the candidate's table and an hour, creating it.
-func (w *worker) entry(c *candidate, hour int64) *entry {
-	key := bkey{w.cur.src, c.lt.Table.Table, hour}
+// entry returns the builder entry of the candidate's table, creating it.
+func (w *worker) entry(c *candidate) *entry {
+	key := bkey{w.cur.src, c.lt.Table.Table}
 	if e, ok := w.builders[key]; ok {
 		if c.last == nil || c.last.b == nil {
 			c.last = e
@@ -104,7 +103,7 @@ func (w *worker) flush(e *entry) {
 		return // the record's buffers are the sink's now: the builder goes with them
 	}
 	// The sink is done with the record: its buffers go back to the arena, and the builder
-	// serves the table's next hour.
+	// serves the table's next batch.
 	b.Recycle()
 	if len(w.free[e.key.table]) < maxFree {
 		w.free[e.key.table] = append(w.free[e.key.table], b)
@@ -174,9 +173,6 @@ func (w *worker) flushAll() {
 		a, b := entries[i].key, entries[j].key
 		if a.table != b.table {
 			return a.table < b.table
-		}
-		if a.hour != b.hour {
-			return a.hour < b.hour
 		}
 		return a.src.ID < b.src.ID
 	})

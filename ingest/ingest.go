@@ -47,11 +47,11 @@ type Options struct {
 	Source batch.Source
 	// Workers is the number of parsing goroutines; default GOMAXPROCS.
 	Workers int
-	// BatchRows and BatchBytes bound a record batch; defaults 122,880 rows and 64 MiB.
+	// BatchRows and BatchBytes bound a record batch; defaults 122,880 rows and 32 MiB.
 	BatchRows  int
 	BatchBytes int
 	// MaxBuffered bounds the bytes a worker holds in unfinished batches (of all tables and
-	// hours); above it the largest batch is handed on early. Default 128 MiB.
+	// sources); above it the largest batch is handed on early. Default 128 MiB.
 	MaxBuffered int
 	// Stream configures chunking and the record size limit.
 	Stream stream.Options
@@ -143,7 +143,7 @@ func New(ctx context.Context, sink Sink, opts Options) (*Ingester, error) {
 		opts.BatchRows = 122880
 	}
 	if opts.BatchBytes <= 0 {
-		opts.BatchBytes = 64 << 20
+		opts.BatchBytes = 32 << 20
 	}
 	if opts.MaxBuffered <= 0 {
 		opts.MaxBuffered = 128 << 20
@@ -435,11 +435,12 @@ func (in *Ingester) Close() (Summary, error) {
 		s.Blank += w.blank
 		s.Skipped += w.skipped
 		if w.haveEvent {
-			if s.Latest.IsZero() || w.latest.After(s.Latest) {
-				s.Latest = w.latest
+			latest, earliest := time.UnixMicro(w.latest).UTC(), time.UnixMicro(w.earliest).UTC()
+			if s.Latest.IsZero() || latest.After(s.Latest) {
+				s.Latest = latest
 			}
-			if s.Earliest.IsZero() || w.earliest.Before(s.Earliest) {
-				s.Earliest = w.earliest
+			if s.Earliest.IsZero() || earliest.Before(s.Earliest) {
+				s.Earliest = earliest
 			}
 		}
 	}

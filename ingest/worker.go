@@ -26,9 +26,7 @@ type worker struct {
 
 	events                   map[string]int64
 	failures, blank, skipped int64
-	earliest, latest         time.Time
-	earliestHour             int64
-	latestHour               int64
+	earliest, latest         int64 // event times, microseconds
 	haveEvent                bool
 	reasons                  []Refusal
 	header                   []byte // the stream header the parsers were last given

@@ -219,22 +219,16 @@ func (b *Builder) offerEventTime(rank int, us int64) {
 	}
 }
 
-// EventHour returns the UTC hour (hours since the epoch) of the current row's event time so far.
-func (b *Builder) EventHour() int64 {
-	us := b.parseUS
-	if b.rank > 0 {
-		us = b.event
-	}
-	const perHour = int64(time.Hour / time.Microsecond)
-	h := us / perHour
-	if us%perHour < 0 {
-		h--
-	}
-	return h
-}
-
 // EventTime returns the current row's event time so far: the first isEventTime field with a
 // value, else the parse time.
+// EventMicros returns the current row's event time so far, in microseconds since the epoch.
+func (b *Builder) EventMicros() int64 {
+	if b.rank > 0 {
+		return b.event
+	}
+	return b.parseUS
+}
+
 func (b *Builder) EventTime() time.Time {
 	if b.rank > 0 {
 		return time.UnixMicro(b.event).UTC()

@@ -1227,8 +1227,8 @@ fields:
 			if got := b.EventTime(); !got.Equal(tc.want) || got.Location() != time.UTC {
 				t.Errorf("EventTime = %v, want %v in UTC", got, tc.want)
 			}
-			if got := b.EventHour(); got != tc.wantHour {
-				t.Errorf("EventHour = %d, want %d", got, tc.wantHour)
+			if got := b.EventMicros(); got != tc.want.UnixMicro() {
+				t.Errorf("EventMicros = %d, want %d", got, tc.want.UnixMicro())
 			}
 			b.End()
 			lo, hi, ok := b.EventRange()
