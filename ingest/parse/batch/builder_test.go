@@ -1181,26 +1181,24 @@ fields:
 	t1 := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
 	t2 := time.Date(2027, 1, 2, 3, 0, 0, 0, time.UTC)
 	t3 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.FixedZone("X", 5*3600))
-	hour := func(tm time.Time) int64 { return tm.Unix() / 3600 }
 	for _, tc := range []struct {
 		name                 string
 		first, plain, second *time.Time
 		reverse              bool // append second before first
 		want                 time.Time
-		wantHour             int64
 	}{
-		{"none", nil, nil, nil, false, pt, hour(pt)},
-		{"not an event time", nil, &t3, nil, false, pt, hour(pt)},
-		{"first", &t1, nil, nil, false, t1, hour(t1)},
-		{"second only", nil, &t3, &t2, false, t2, hour(t2)},
-		{"both", &t1, nil, &t2, false, t1, hour(t1)},
-		{"both, second appended first", &t1, nil, &t2, true, t1, hour(t1)},
-		{"zone", &t3, nil, nil, false, t3.UTC(), hour(t3)},
-		{"epoch", ptr(time.Unix(0, 0)), nil, nil, false, time.Unix(0, 0).UTC(), 0},
-		{"just before the epoch", ptr(time.UnixMicro(-1)), nil, nil, false, time.UnixMicro(-1).UTC(), -1},
-		{"an hour before the epoch", ptr(time.Unix(-3600, 0)), nil, nil, false, time.Unix(-3600, 0).UTC(), -1},
-		{"just over an hour before", ptr(time.Unix(-3601, 0)), nil, nil, false, time.Unix(-3601, 0).UTC(), -2},
-		{"1900", ptr(time.Date(1900, 1, 1, 0, 30, 0, 0, time.UTC)), nil, nil, false, time.Date(1900, 1, 1, 0, 30, 0, 0, time.UTC), time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC).Unix() / 3600},
+		{"none", nil, nil, nil, false, pt},
+		{"not an event time", nil, &t3, nil, false, pt},
+		{"first", &t1, nil, nil, false, t1},
+		{"second only", nil, &t3, &t2, false, t2},
+		{"both", &t1, nil, &t2, false, t1},
+		{"both, second appended first", &t1, nil, &t2, true, t1},
+		{"zone", &t3, nil, nil, false, t3.UTC()},
+		{"epoch", ptr(time.Unix(0, 0)), nil, nil, false, time.Unix(0, 0).UTC()},
+		{"just before the epoch", ptr(time.UnixMicro(-1)), nil, nil, false, time.UnixMicro(-1).UTC()},
+		{"an hour before the epoch", ptr(time.Unix(-3600, 0)), nil, nil, false, time.Unix(-3600, 0).UTC()},
+		{"just over an hour before", ptr(time.Unix(-3601, 0)), nil, nil, false, time.Unix(-3601, 0).UTC()},
+		{"1900", ptr(time.Date(1900, 1, 1, 0, 30, 0, 0, time.UTC)), nil, nil, false, time.Date(1900, 1, 1, 0, 30, 0, 0, time.UTC)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := NewBuilder(s, NewRowIDs())
