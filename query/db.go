@@ -3,10 +3,11 @@
 // Open starts an in-memory DuckDB with extension installation and loading off (a query must never
 // reach the network), a memory limit and a spill directory in the lake, and the session time zone
 // UTC; then it locks the database down so that a statement can read the lake and nothing else
-// (see lockdown and DB.Run). Every table of the lake is a view panther_logs.<table> (and so on for the other
-// databases) over the table's schema file and its Parquet files. Before a statement runs, Panther's
-// macros (p_occurs_since and friends) are expanded into plain predicates, and each table whose rows
-// the statement restricts by p_event_time is read from the partitions of that time range only.
+// (see lockdown and DB.Run). Every table of the lake is a view panther_logs.<table> (and so on for
+// the other databases) over the table's schema file and the Parquet files of its current Iceberg
+// snapshot (files.go). Before a statement runs, Panther's macros (p_occurs_since and friends) are
+// expanded into plain predicates, and each table whose rows the statement restricts by
+// p_event_time (or by a column's value) is read from the files whose bounds allow them only.
 package query
 
 import (
