@@ -23,7 +23,6 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/parquet-go/parquet-go/format"
-	"golang.org/x/sys/unix"
 
 	"github.com/ospreyhq/osprey/durable"
 	"github.com/ospreyhq/osprey/lake/iceberg"
@@ -611,15 +610,6 @@ func (w *Writer) publishFinished(meta map[string]string) error {
 	w.finished = append(failed, w.finished...)
 	w.mu.Unlock()
 	return err
-}
-
-// syncFS flushes the file system holding path to stable storage.
-func syncFS(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	return errors.Join(unix.Syncfs(int(d.Fd())), d.Close())
 }
 
 func mkdirAll(dir string) error {

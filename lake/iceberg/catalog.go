@@ -48,8 +48,9 @@ import (
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	icebergio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
-	"golang.org/x/sys/unix"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
+
+	"github.com/ospreyhq/osprey/durable"
 )
 
 // EventTime is the column tables are partitioned and planned by.
@@ -108,14 +109,11 @@ func Open(ctx context.Context, dir string) (*Catalog, error) {
 	// Setting the catalog up (the switch to the WAL journal, the tables created if missing) is
 	// one process at a time: SQLite fails there at once with "database is locked", without
 	// the busy timeout, when another process sets up the same new catalog.
-	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, err := durable.Lock(path)
 	if err != nil {
 		return nil, fmt.Errorf("open iceberg catalog: %w", err)
 	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("open iceberg catalog: lock %s: %w", lock.Name(), err)
-	}
+	defer unlock()
 	// WAL journal with full syncs: a commit is durable when the catalog's transaction returns.
 	// The busy timeout lets writers of other processes wait for each other's transactions.
 	dsn := (&url.URL{Scheme: "file", Path: path, RawQuery: "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"}).String()
@@ -367,6 +365,12 @@ func (c *Catalog) FilesAt(ctx context.Context, db, tbl, loc string) ([]DataFile,
 	if err != nil {
 		return nil, fmt.Errorf("load iceberg table %s.%s: %w", db, tbl, err)
 	}
+	return filesOf(ctx, t)
+}
+
+// filesOf returns the data files of a table's snapshot, sorted by path.
+func filesOf(ctx context.Context, t *table.Table) ([]DataFile, error) {
+	db, tbl := t.Identifier()[0], t.Identifier()[1]
 	tasks, err := t.Scan().PlanFiles(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("plan %s.%s: %w", db, tbl, err)
@@ -397,7 +401,7 @@ func (c *Catalog) CurrentFiles(ctx context.Context, db, tbl string) ([]DataFile,
 	if err != nil {
 		return nil, err
 	}
-	return c.FilesAt(ctx, db, tbl, t.MetadataLocation())
+	return filesOf(ctx, t)
 }
 
 // columnBounds decodes a file's bounds of top-level string and integer columns (Iceberg's

@@ -17,7 +17,8 @@ import (
 	ice "github.com/apache/iceberg-go"
 	icebergio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
-	"golang.org/x/sys/unix"
+
+	"github.com/ospreyhq/osprey/durable"
 )
 
 // A commit changes several tables and a writer's record in one unit. iceberg-go commits one
@@ -130,7 +131,7 @@ func (c *Catalog) Commit(ctx context.Context, changes []Change, rec Record) erro
 	for attempt := 1; ; attempt++ {
 		staged, err := c.stage(ctx, changes, props)
 		if err == nil {
-			err = syncFS(c.dir)
+			err = durable.SyncFS(c.dir)
 		}
 		var swapped bool
 		if err == nil {
@@ -457,13 +458,4 @@ func (c *Catalog) Current(ctx context.Context) ([]Pointer, error) {
 		out = append(out, p)
 	}
 	return out, rows.Err()
-}
-
-// syncFS flushes the file system holding path to stable storage.
-func syncFS(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	return errors.Join(unix.Syncfs(int(d.Fd())), d.Close())
 }
