@@ -100,7 +100,7 @@ func (w *Writer) newManifest() manifest {
 // file). On a failed rename it returns each rename's error, and the manifest stays for the
 // next writer (or a later flush of this one) to finish.
 func (w *Writer) publishManifest(m manifest) ([]error, error) {
-	if err := syncFS(w.tmp); err != nil {
+	if err := durable.SyncFS(w.tmp); err != nil {
 		return nil, fmt.Errorf("sync %s: %w", w.tmp, err)
 	}
 	if err := writeFileDurably(filepath.Join(w.tmp, manifestName), m); err != nil {
@@ -183,17 +183,38 @@ func (l *Lake) tableOf(path string) (Table, error) {
 
 // finishFlush finishes the flush an interrupted writer left in dir, if any.
 func (l *Lake) finishFlush(ctx context.Context, cat *iceberg.Catalog, dir string) error {
-	b, err := os.ReadFile(filepath.Join(dir, manifestName))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	m, ok, err := readManifest(dir)
+	if !ok || err != nil {
 		return err
 	}
-	var m manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return fmt.Errorf("read %s: %w", filepath.Join(dir, manifestName), err)
+	if err := renameRest(m); err != nil {
+		return err
 	}
+	if err := l.finishCommit(ctx, cat, m); err != nil {
+		return err
+	}
+	return os.Remove(filepath.Join(dir, manifestName))
+}
+
+// readManifest reads the flush manifest a writer left in its tmp directory dir; ok is false
+// when there is none.
+func readManifest(dir string) (m manifest, ok bool, err error) {
+	b, err := os.ReadFile(filepath.Join(dir, manifestName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, false, nil
+	}
+	if err != nil {
+		return m, false, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, false, fmt.Errorf("read %s: %w", filepath.Join(dir, manifestName), err)
+	}
+	return m, true, nil
+}
+
+// renameRest does the renames of a manifest that a crash left undone (those whose file is still
+// in tmp).
+func renameRest(m manifest) error {
 	var todo [][2]string
 	for _, r := range m.Renames {
 		if _, err := os.Stat(r[0]); err == nil {
@@ -202,13 +223,7 @@ func (l *Lake) finishFlush(ctx context.Context, cat *iceberg.Catalog, dir string
 			return fmt.Errorf("flush manifest names %s, which is neither in tmp nor published", r[1])
 		}
 	}
-	if err := errors.Join(renameAll(todo)...); err != nil {
-		return err
-	}
-	if err := l.finishCommit(ctx, cat, m); err != nil {
-		return err
-	}
-	return os.Remove(filepath.Join(dir, manifestName))
+	return errors.Join(renameAll(todo)...)
 }
 
 // renameAll renames files into their partitions, creating directories as needed, a few at once

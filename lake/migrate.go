@@ -16,6 +16,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/ospreyhq/osprey/durable"
 	"github.com/ospreyhq/osprey/lake/iceberg"
 )
 
@@ -192,32 +193,23 @@ func readOldMeta(path string) (map[string]string, error) {
 // (their manifests have no writer instance), as those writers did: the renames, the removal
 // of the files a compaction replaced, and the commit metadata in _osprey/commits.
 func (l *Lake) finishOldFlushes() error {
-	dirs, err := filepath.Glob(filepath.Join(l.dir, "_osprey", "tmp", "*", manifestName))
+	manifests, err := filepath.Glob(filepath.Join(l.dir, "_osprey", "tmp", "*", manifestName))
 	if err != nil {
 		return err
 	}
-	for _, path := range dirs {
-		b, err := os.ReadFile(path)
+	for _, path := range manifests {
+		dir := filepath.Dir(path)
+		m, ok, err := readManifest(dir)
 		if err != nil {
 			return err
 		}
-		var m manifest
-		if err := json.Unmarshal(b, &m); err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
+		if !ok || m.Instance != "" {
+			continue // none, or a writer of this osprey finishes it
 		}
-		if m.Instance != "" {
-			continue // a writer of this osprey finishes it
-		}
-		var todo [][2]string
-		for _, r := range m.Renames {
-			if _, err := os.Stat(r[0]); err == nil {
-				todo = append(todo, r)
-			}
-		}
-		if err := errors.Join(renameAll(todo)...); err != nil {
+		if err := renameRest(m); err != nil {
 			return err
 		}
-		if err := syncFS(l.dir); err != nil {
+		if err := durable.SyncFS(l.dir); err != nil {
 			return err
 		}
 		for _, p := range m.Deletes {

@@ -38,7 +38,7 @@ func (c *Catalog) Status(ctx context.Context, db, tbl string) (Status, error) {
 	if err != nil {
 		return st, err
 	}
-	files, err := c.FilesAt(ctx, db, tbl, t.MetadataLocation())
+	files, err := filesOf(ctx, t)
 	if err != nil {
 		return st, err
 	}
