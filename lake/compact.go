@@ -280,28 +280,22 @@ func (w *Writer) rewrite(pq *pqFile, db, table, sig string, merge []source) erro
 		ts = t
 	}
 	w.mu.Unlock()
-	var buf [][]arrow.Array // per buffered chunk, its columns
+	var buf [][]arrow.Array // per column, the chunks read since the last row group
 	var rows int64
 	emit := func() error {
 		if rows == 0 {
 			return nil
 		}
-		cols := make([]arrow.Array, len(ts.schema.Fields()))
-		for i := range cols {
-			parts := make([]arrow.Array, len(buf))
-			for j, c := range buf {
-				parts[j] = c[i]
-			}
+		cols := make([]arrow.Array, len(buf))
+		for i, parts := range buf {
 			a, err := array.Concatenate(parts, memory.DefaultAllocator)
+			for _, p := range parts {
+				p.Release()
+			}
 			if err != nil {
 				return err
 			}
 			cols[i] = a
-		}
-		for _, c := range buf {
-			for _, a := range c {
-				a.Release()
-			}
 		}
 		buf, rows = nil, 0
 		rec := array.NewRecordBatch(ts.schema, cols, int64(cols[0].Len()))
@@ -338,14 +332,8 @@ func (w *Writer) rewrite(pq *pqFile, db, table, sig string, merge []source) erro
 				return fmt.Errorf("%s: %w", src.path, err)
 			}
 			s = lakeSchema(s)
-			ps, err := ParquetSchema(s)
-			if err != nil {
-				return fmt.Errorf("%s: %w", src.path, err)
-			}
+			// The footer is the merged files' own (compactFiles): no template is needed.
 			ts = &tableState{schema: s, signature: sig, encoders: encoderPool{schema: s}}
-			if ts.template, err = fileTemplate(ps, sig); err != nil {
-				return err
-			}
 		}
 		leaves := make([]int, r.MetaData().Schema.NumColumns())
 		for i := range leaves {
@@ -360,25 +348,16 @@ func (w *Writer) rewrite(pq *pqFile, db, table, sig string, merge []source) erro
 				tbl.Release()
 				return fmt.Errorf("%s: %d columns, the table has %d", src.path, tbl.NumCols(), len(ts.schema.Fields()))
 			}
-			cols := make([]arrow.Array, tbl.NumCols())
-			for i := range cols {
-				chunks := tbl.Column(i).Data().Chunks()
-				parts := make([]arrow.Array, len(chunks))
-				for j, c := range chunks {
-					parts[j] = array.MakeFromData(retype(c.Data(), ts.schema.Field(i).Type))
-				}
-				cols[i], err = array.Concatenate(parts, memory.DefaultAllocator)
-				for _, p := range parts {
-					p.Release()
-				}
-				if err != nil {
-					tbl.Release()
-					return err
+			if buf == nil {
+				buf = make([][]arrow.Array, tbl.NumCols())
+			}
+			for i := range buf {
+				for _, c := range tbl.Column(i).Data().Chunks() {
+					buf[i] = append(buf[i], array.MakeFromData(retype(c.Data(), ts.schema.Field(i).Type)))
 				}
 			}
 			rows += tbl.NumRows()
 			tbl.Release()
-			buf = append(buf, cols)
 			if rows >= compactRowGroup {
 				if err := emit(); err != nil {
 					return err
