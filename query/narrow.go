@@ -63,19 +63,8 @@ func equality(e map[string]any) (col []string, vals []any, ok bool) {
 	if len(operands) < 2 {
 		return nil, nil, false
 	}
-	m, _ := operands[0].(map[string]any)
-	if m == nil || m["class"] != "COLUMN_REF" {
-		return nil, nil, false
-	}
-	names, _ := m["column_names"].([]any)
-	if len(names) == 0 || len(names) > 2 {
-		return nil, nil, false
-	}
-	for _, n := range names {
-		s, _ := n.(string)
-		col = append(col, s)
-	}
-	if strings.EqualFold(col[len(col)-1], lake.FieldEventTime) {
+	col = columnNames(operands[0])
+	if col == nil || strings.EqualFold(col[len(col)-1], lake.FieldEventTime) {
 		return nil, nil, false
 	}
 	for _, o := range operands[1:] {
@@ -268,12 +257,12 @@ func (d *DB) narrowed(ctx context.Context, snap snapshot, r *tableRef, plans *[]
 		}
 		return "(" + tableQuery(d.fileList(db, table, paths), evolved) + ")", nil
 	}
+	if r.union == nil {
+		return read(r.db, r.table)
+	}
 	tables, err := d.tablesOf(r)
 	if err != nil {
 		return "", err
-	}
-	if r.union == nil {
-		return read(r.db, r.table)
 	}
 	names := make([]string, len(tables))
 	reads := map[string]string{}
@@ -458,15 +447,20 @@ func bound(e map[string]any, loc *time.Location) (col []string, lo, hi time.Time
 }
 
 func eventTimeColumn(v any) []string {
+	if col := columnNames(v); col != nil && strings.EqualFold(col[len(col)-1], lake.FieldEventTime) {
+		return col
+	}
+	return nil
+}
+
+// columnNames reads a reference to a column, qualified or not ([table.]column), as its names.
+func columnNames(v any) []string {
 	m, _ := v.(map[string]any)
 	if m == nil || m["class"] != "COLUMN_REF" {
 		return nil
 	}
 	names, _ := m["column_names"].([]any)
 	if len(names) == 0 || len(names) > 2 {
-		return nil
-	}
-	if last, _ := names[len(names)-1].(string); !strings.EqualFold(last, lake.FieldEventTime) {
 		return nil
 	}
 	out := make([]string, len(names))
