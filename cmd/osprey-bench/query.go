@@ -130,10 +130,11 @@ func benchQuery(args []string) error {
 		return fmt.Errorf("full scan counted %d rows through osprey, %d in the compacted file", nf, nd)
 	}
 	fmt.Printf("\nfull-scan aggregate over %d rows (median of %d):\n", nf, *runs)
-	nfiles, err := lakeFiles(ctx, long)
+	files, err := tableFiles(ctx, long, "bench")
 	if err != nil {
 		return err
 	}
+	nfiles := len(files)
 	fmt.Printf("  osprey, %d files after compaction %8.1f ms\n  DuckDB, one file of the same rows  %8.1f ms\n  ratio                              %8.2fx (limit 1.10x)\n", nfiles, ms(tf), ms(td), tf.Seconds()/td.Seconds())
 
 	if _, err := os.Stat(*osprey); err != nil {
@@ -282,16 +283,11 @@ func compactFile(ctx context.Context, lakeDir, path string) error {
 		return err
 	}
 	defer db.Close()
-	l, err := lake.OpenExisting(lakeDir)
+	files, err := tableFiles(ctx, lakeDir, "bench")
 	if err != nil {
 		return err
 	}
-	files, err := l.Files(ctx, lake.DBLogs, "bench")
-	if err != nil {
-		return err
-	}
-	list := "'" + strings.Join(files, "', '") + "'"
-	_, err = db.ExecContext(ctx, fmt.Sprintf("COPY (SELECT * FROM read_parquet([%s]) ORDER BY p_event_time) TO '%s.tmp' (FORMAT parquet, COMPRESSION zstd)", list, path))
+	_, err = db.ExecContext(ctx, fmt.Sprintf("COPY (SELECT * FROM read_parquet(%s) ORDER BY p_event_time) TO '%s.tmp' (FORMAT parquet, COMPRESSION zstd)", sqlList(files), path))
 	if err != nil {
 		return err
 	}
@@ -400,12 +396,17 @@ func shellStartup(osprey, lakeDir string) (time.Duration, error) {
 	return d, nil
 }
 
-// lakeFiles counts the data files of the bench table.
-func lakeFiles(ctx context.Context, dir string) (int, error) {
+// tableFiles returns the data files of a table of panther_logs in a lake: those of its Iceberg
+// snapshot, not every file in its directory.
+func tableFiles(ctx context.Context, dir, table string) ([]string, error) {
 	l, err := lake.OpenExisting(dir)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	files, err := l.Files(ctx, lake.DBLogs, "bench")
-	return len(files), err
+	return l.Files(ctx, lake.DBLogs, table)
+}
+
+// sqlList returns paths as an SQL list of strings.
+func sqlList(paths []string) string {
+	return "['" + strings.Join(paths, "', '") + "']"
 }

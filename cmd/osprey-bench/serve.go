@@ -20,8 +20,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/ospreyhq/osprey/lake"
 )
 
 // benchServe is the load test of osprey serve: it starts the daemon on a fresh lake with one
@@ -212,17 +210,11 @@ func countRows(lakeDir string) (int64, error) {
 		return 0, err
 	}
 	defer db.Close()
-	// The table's files are those of its Iceberg snapshot, not every file in its directory.
-	l, err := lake.OpenExisting(lakeDir)
-	if err != nil {
-		return 0, err
-	}
-	files, err := l.Files(context.Background(), lake.DBLogs, "panther_audit")
+	files, err := tableFiles(context.Background(), lakeDir, "panther_audit")
 	if err != nil || len(files) == 0 {
 		return 0, err
 	}
 	var n int64
-	list := "'" + strings.Join(files, "', '") + "'"
-	err = db.QueryRowContext(context.Background(), fmt.Sprintf("SELECT count(*) FROM read_parquet([%s])", list)).Scan(&n)
+	err = db.QueryRowContext(context.Background(), fmt.Sprintf("SELECT count(*) FROM read_parquet(%s)", sqlList(files))).Scan(&n)
 	return n, err
 }
