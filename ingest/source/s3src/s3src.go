@@ -10,13 +10,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/ospreyhq/osprey/ingest"
+	"github.com/ospreyhq/osprey/internal/awsx"
 )
 
 // S3API is the part of the S3 API the sources use; *s3.Client has it.
@@ -28,56 +25,7 @@ type S3API interface {
 var _ S3API = (*s3.Client)(nil)
 
 // AWS says how to reach AWS (or an S3-compatible store) and with which credentials.
-type AWS struct {
-	Region string
-	// Endpoint, when set, replaces the AWS endpoints of S3 and SQS (MinIO, moto, LocalStack).
-	Endpoint string
-	// PathStyle addresses buckets as endpoint/bucket rather than bucket.endpoint.
-	PathStyle bool
-	// RoleARN, when set, is assumed (with ExternalID) over the default credential chain.
-	RoleARN    string
-	ExternalID string
-}
-
-// Clients returns S3 and SQS clients: credentials from the SDK's default chain (environment,
-// shared files, instance or task role), or an assumed role.
-func (a AWS) Clients(ctx context.Context) (*s3.Client, *sqs.Client, error) {
-	opts := []func(*awsconfig.LoadOptions) error{}
-	if a.Region != "" {
-		opts = append(opts, awsconfig.WithRegion(a.Region))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("aws configuration: %w", err)
-	}
-	if a.RoleARN != "" {
-		stsClient := sts.NewFromConfig(cfg, func(o *sts.Options) {
-			if a.Endpoint != "" {
-				o.BaseEndpoint = aws.String(a.Endpoint)
-			}
-		})
-		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(stsClient, a.RoleARN, func(o *stscreds.AssumeRoleOptions) {
-			o.RoleSessionName = "osprey"
-			if a.ExternalID != "" {
-				o.ExternalID = aws.String(a.ExternalID)
-			}
-		}))
-	}
-	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) {
-		o.UsePathStyle = a.PathStyle
-		// S3-compatible stores often send no checksum; the SDK would log each such object.
-		o.DisableLogOutputChecksumValidationSkipped = true
-		if a.Endpoint != "" {
-			o.BaseEndpoint = aws.String(a.Endpoint)
-		}
-	})
-	sqsc := sqs.NewFromConfig(cfg, func(o *sqs.Options) {
-		if a.Endpoint != "" {
-			o.BaseEndpoint = aws.String(a.Endpoint)
-		}
-	})
-	return s3c, sqsc, nil
-}
+type AWS = awsx.AWS
 
 // Route is where the records of keys under a prefix go: the name they are appended under (a
 // source registered with the pipeline) and its source (p_source_id, log types).
