@@ -68,7 +68,11 @@ func (l *Lake) CommitMeta(name string) (map[string]string, error) {
 
 // OpenCatalog opens the lake's Iceberg catalog; the caller closes it.
 func (l *Lake) OpenCatalog(ctx context.Context) (*iceberg.Catalog, error) {
-	return iceberg.Open(ctx, l.dir)
+	o := iceberg.Options{Dir: l.dir, Kind: l.opts.Catalog, DSN: l.opts.CatalogDSN}
+	if l.store != nil {
+		o.Warehouse = l.store.Root()
+	}
+	return iceberg.OpenWith(ctx, o)
 }
 
 // publish makes files (finished in the tmp directory) durable and visible in one unit, with the
@@ -106,14 +110,17 @@ func (w *Writer) publishManifest(m manifest) ([]error, error) {
 	if err := writeFileDurably(filepath.Join(w.tmp, manifestName), m); err != nil {
 		return nil, fmt.Errorf("write flush manifest: %w", err)
 	}
-	errs := renameAll(m.Renames)
+	errs := w.lake.placeAll(m.Renames)
 	if err := errors.Join(errs...); err != nil {
 		return errs, err
 	}
 	if err := w.lake.finishCommit(context.Background(), w.cat, m); err != nil {
 		return errs, err
 	}
-	return errs, os.Remove(filepath.Join(w.tmp, manifestName))
+	if err := os.Remove(filepath.Join(w.tmp, manifestName)); err != nil {
+		return errs, err
+	}
+	return errs, w.lake.dropUploaded(m)
 }
 
 // finishCommit registers a flush's files (renamed into place) in their tables, with the files
@@ -150,6 +157,9 @@ func (l *Lake) finishCommit(ctx context.Context, cat *iceberg.Catalog, m manifes
 			return err
 		}
 		ch.Add = append(ch.Add, r[1])
+		if l.store != nil {
+			ch.Local = append(ch.Local, r[0]) // uploaded, and kept until the commit is done
+		}
 	}
 	for _, p := range m.Deletes {
 		ch, err := change(p)
@@ -170,11 +180,20 @@ func (l *Lake) finishCommit(ctx context.Context, cat *iceberg.Catalog, m manifes
 
 // tableOf returns the table whose directory holds a data file.
 func (l *Lake) tableOf(path string) (Table, error) {
-	rel, err := filepath.Rel(l.dir, path)
-	if err != nil {
-		return Table{}, err
+	var parts []string
+	if l.store != nil {
+		rel, ok := strings.CutPrefix(path, l.store.Root()+"/")
+		if !ok {
+			return Table{}, fmt.Errorf("%s is not in the lake %s", path, l.store.Root())
+		}
+		parts = strings.Split(rel, "/")
+	} else {
+		rel, err := filepath.Rel(l.dir, path)
+		if err != nil {
+			return Table{}, err
+		}
+		parts = strings.Split(rel, string(filepath.Separator))
 	}
-	parts := strings.Split(rel, string(filepath.Separator))
 	if len(parts) < 3 || CheckName(parts[0]) != nil || CheckName(parts[1]) != nil {
 		return Table{}, fmt.Errorf("%s is not a data file of a table of the lake", path)
 	}
@@ -187,13 +206,16 @@ func (l *Lake) finishFlush(ctx context.Context, cat *iceberg.Catalog, dir string
 	if !ok || err != nil {
 		return err
 	}
-	if err := renameRest(m); err != nil {
+	if err := l.placeRest(m); err != nil {
 		return err
 	}
 	if err := l.finishCommit(ctx, cat, m); err != nil {
 		return err
 	}
-	return os.Remove(filepath.Join(dir, manifestName))
+	if err := os.Remove(filepath.Join(dir, manifestName)); err != nil {
+		return err
+	}
+	return l.dropUploaded(m)
 }
 
 // readManifest reads the flush manifest a writer left in its tmp directory dir; ok is false
@@ -212,43 +234,80 @@ func readManifest(dir string) (m manifest, ok bool, err error) {
 	return m, true, nil
 }
 
-// renameRest does the renames of a manifest that a crash left undone (those whose file is still
-// in tmp).
-func renameRest(m manifest) error {
+// placeRest does the renames of a manifest that a crash left undone (those whose file is still
+// in tmp). In an object store, where files stay in tmp until the commit is done, it uploads
+// them all again: a PUT of the same content is harmless.
+func (l *Lake) placeRest(m manifest) error {
 	var todo [][2]string
 	for _, r := range m.Renames {
 		if _, err := os.Stat(r[0]); err == nil {
 			todo = append(todo, r)
+		} else if l.store != nil {
+			return fmt.Errorf("flush manifest names %s, whose local copy is gone", r[0])
 		} else if _, err := os.Stat(r[1]); err != nil {
 			return fmt.Errorf("flush manifest names %s, which is neither in tmp nor published", r[1])
 		}
 	}
-	return errors.Join(renameAll(todo)...)
+	return errors.Join(l.placeAll(todo)...)
+}
+
+// placeAll puts finished files where their tables are: renamed into place (see renameAll), or
+// uploaded to the object store, where they are durable when placeAll returns. It returns each
+// file's error.
+func (l *Lake) placeAll(renames [][2]string) []error {
+	if l.store == nil {
+		return renameAll(renames)
+	}
+	return forEach(len(renames), 8, func(i int) error {
+		return l.store.Put(context.Background(), renames[i][1], renames[i][0])
+	})
+}
+
+// dropUploaded removes the local copies of a committed flush's files in an object store.
+func (l *Lake) dropUploaded(m manifest) error {
+	if l.store == nil {
+		return nil
+	}
+	var errs []error
+	for _, r := range m.Renames {
+		if err := os.Remove(r[0]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// forEach calls fn(i) for i in [0, n), at most par at once, and returns each call's error.
+func forEach(n, par int, fn func(i int) error) []error {
+	errs := make([]error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(par, n) {
+		wg.Go(func() {
+			for i := range next {
+				errs[i] = fn(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return errs
 }
 
 // renameAll renames files into their partitions, creating directories as needed, a few at once
 // (a rename with its new directories takes most of a millisecond on some file systems). It
 // returns each rename's error.
 func renameAll(renames [][2]string) []error {
-	errs := make([]error, len(renames))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(8, len(renames)) {
-		wg.Go(func() {
-			for i := range next {
-				r := renames[i]
-				if errs[i] = mkdirAll(filepath.Dir(r[1])); errs[i] == nil {
-					errs[i] = os.Rename(r[0], r[1])
-				}
-			}
-		})
-	}
-	for i := range renames {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return errs
+	return forEach(len(renames), 8, func(i int) error {
+		r := renames[i]
+		if err := mkdirAll(filepath.Dir(r[1])); err != nil {
+			return err
+		}
+		return os.Rename(r[0], r[1])
+	})
 }
 
 // writeFileDurably writes v as JSON to path atomically and durably: a temporary file, fsynced,

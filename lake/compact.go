@@ -169,7 +169,7 @@ func (w *Writer) compactFiles(db, table string, start time.Time, day bool, paths
 		}
 	}()
 	for _, p := range paths {
-		f, err := os.Open(p)
+		f, err := w.openData(p)
 		if err != nil {
 			return st, err
 		}
@@ -221,11 +221,10 @@ func (w *Writer) compactFiles(db, table string, start time.Time, day bool, paths
 		os.Remove(tmp.Name())
 		return st, err
 	}
-	dir := w.lake.DayDir(db, table, start)
 	name := fmt.Sprintf("%s-%s.parquet", start.Format("20060102T150405Z"), newUUID())
 	w.publishMu.Lock()
 	m := w.newManifest()
-	m.Renames = [][2]string{{tmp.Name(), filepath.Join(dir, name)}}
+	m.Renames = [][2]string{{tmp.Name(), w.lake.dataLocation(db, table, start, name)}}
 	m.Props = map[string]string{iceberg.PropLastCompaction: strconv.FormatInt(time.Now().UnixMilli(), 10)}
 	for _, s := range merge {
 		m.Deletes = append(m.Deletes, s.path)
@@ -237,6 +236,25 @@ func (w *Writer) compactFiles(db, table string, start time.Time, day bool, paths
 	}
 	w.opts.Logger.Info("compacted", "table", db+"."+table, "period", start, "files", len(merge), "rows", pq.rows, "bytes", size)
 	return CompactStats{Partitions: 1, FilesIn: len(merge), FilesOut: 1, Rows: pq.rows, Bytes: size}, nil
+}
+
+// openData opens a data file of the lake to read it whole: the file itself in a local lake;
+// in an object store, a copy downloaded into the writer's tmp directory, which is gone once
+// the file is closed.
+func (w *Writer) openData(loc string) (*os.File, error) {
+	if w.lake.store == nil {
+		return os.Open(loc)
+	}
+	f, err := os.CreateTemp(w.tmp, "src-*.parquet")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(f.Name()) // the open file stays readable
+	if _, err := w.lake.store.Get(context.Background(), loc, f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 func kv(md *format.FileMetaData, key string) string {

@@ -11,7 +11,9 @@ import (
 	"sort"
 	"time"
 
+	"github.com/ospreyhq/osprey/internal/awsx"
 	"github.com/ospreyhq/osprey/lake/iceberg"
+	"github.com/ospreyhq/osprey/lake/objstore"
 )
 
 // Databases of a lake.
@@ -26,9 +28,77 @@ const (
 // Databases lists the databases a lake may hold, in the order they are shown.
 var Databases = []string{DBLogs, DBRuleMatches, DBRuleErrors, DBMonitor, DBViews}
 
-// Lake is a lake directory.
+// Lake is a lake: a local directory, and the tables' files either in it or in an object store.
 type Lake struct {
-	dir string
+	dir   string
+	opts  Options
+	store *objstore.Store // nil when the tables are in dir
+}
+
+// Options say where a lake is. The zero value but Dir is a lake all in its directory, with
+// the embedded SQLite catalog.
+type Options struct {
+	// Dir is the lake's local directory: its state (write-ahead log, alert state, tokens,
+	// schedules), the embedded catalog and, for a lake in an object store, its local cache.
+	Dir string
+	// Location, when set, is where the tables' data and metadata are: s3://bucket/prefix.
+	Location string
+	// AWS says how to reach the object store.
+	AWS awsx.AWS
+	// Catalog is the catalog's kind (iceberg.SQLite when empty) and CatalogDSN its
+	// database for iceberg.Postgres.
+	Catalog    iceberg.Kind
+	CatalogDSN string
+}
+
+// OpenWith opens a lake as o says, creating its directory if needed; a lake in an object store
+// needs its bucket to exist.
+func OpenWith(ctx context.Context, o Options) (*Lake, error) {
+	l, err := Open(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	return l.with(ctx, o)
+}
+
+// OpenExistingWith opens a lake as o says; a lake all in its directory must exist.
+func OpenExistingWith(ctx context.Context, o Options) (*Lake, error) {
+	if o.Location != "" {
+		return OpenWith(ctx, o)
+	}
+	l, err := OpenExisting(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	return l.with(ctx, o)
+}
+
+func (l *Lake) with(ctx context.Context, o Options) (*Lake, error) {
+	o.Dir = l.dir
+	l.opts = o
+	if o.Location == "" {
+		return l, nil
+	}
+	s, err := objstore.Open(ctx, o.Location, o.AWS)
+	if err != nil {
+		return nil, err
+	}
+	l.store = s
+	return l, nil
+}
+
+// Remote reports whether the lake's tables are in an object store.
+func (l *Lake) Remote() bool { return l.store != nil }
+
+// Store returns the object store of the lake's tables, or nil when they are in its directory.
+func (l *Lake) Store() *objstore.Store { return l.store }
+
+// Location returns where the lake's tables are: its directory, or s3://bucket/prefix.
+func (l *Lake) Location() string {
+	if l.store != nil {
+		return l.store.Root()
+	}
+	return l.dir
 }
 
 // ErrNotLake means a directory exists but is not a lake.
@@ -43,7 +113,7 @@ func Open(dir string) (*Lake, error) {
 	if err := os.MkdirAll(filepath.Join(abs, "_osprey"), 0o755); err != nil {
 		return nil, fmt.Errorf("open lake: %w", err)
 	}
-	return &Lake{dir: abs}, nil
+	return &Lake{dir: abs, opts: Options{Dir: abs}}, nil
 }
 
 // OpenExisting returns the lake in dir, which must exist.
@@ -61,7 +131,7 @@ func OpenExisting(dir string) (*Lake, error) {
 		}
 		return nil, err
 	}
-	return &Lake{dir: abs}, nil
+	return &Lake{dir: abs, opts: Options{Dir: abs}}, nil
 }
 
 // Dir returns the lake's directory.
@@ -104,6 +174,15 @@ func (l *Lake) SchemaFile(db, table string) string {
 // <table>/year=YYYY/month=MM/day=DD.
 func (l *Lake) DayDir(db, table string, t time.Time) string {
 	return filepath.Dir(l.PartitionDir(db, table, t))
+}
+
+// dataLocation returns where a new data file of a table's UTC day of t named name goes: in the
+// table's day directory, or at the same path in the object store.
+func (l *Lake) dataLocation(db, table string, t time.Time, name string) string {
+	if l.store == nil {
+		return filepath.Join(l.DayDir(db, table, t), name)
+	}
+	return l.store.Location(db + "/" + table + "/" + filepath.Dir(PartitionPath(t)) + "/" + name)
 }
 
 // PartitionDir returns the directory of the partition holding the hour of t.
@@ -170,6 +249,9 @@ func (l *Lake) Tables(db string) ([]Table, error) {
 // HasHiveData reports whether a table's directory holds a data file in the Hive layout that
 // lakes used before the Iceberg catalog (year=/month=/day=/hour=/*.parquet).
 func (l *Lake) HasHiveData(db, table string) bool {
+	if l.store != nil {
+		return false // osprey never wrote the Hive layout to an object store
+	}
 	return hasParquet(l.TableDir(db, table), 4)
 }
 

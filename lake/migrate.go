@@ -206,7 +206,7 @@ func (l *Lake) finishOldFlushes() error {
 		if !ok || m.Instance != "" {
 			continue // none, or a writer of this osprey finishes it
 		}
-		if err := renameRest(m); err != nil {
+		if err := l.placeRest(m); err != nil {
 			return err
 		}
 		if err := durable.SyncFS(l.dir); err != nil {

@@ -579,7 +579,7 @@ func (w *Writer) finishFile(pf *partFile) error {
 	}
 	day := time.Unix(pf.key.day*86400, 0).UTC()
 	name := fmt.Sprintf("%s-%s.parquet", day.Format("20060102T150405Z"), newUUID())
-	dst := filepath.Join(w.lake.DayDir(pf.key.db, pf.key.table, day), name)
+	dst := w.lake.dataLocation(pf.key.db, pf.key.table, day, name)
 	w.mu.Lock()
 	w.finished = append(w.finished, finishedFile{tmp: pf.path, dst: dst, rows: pf.pq.rows, size: size})
 	w.mu.Unlock()

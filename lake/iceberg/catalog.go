@@ -84,34 +84,87 @@ var ErrNoTable = errors.New("no such iceberg table")
 // several Catalog values (or processes) may commit to one lake: a commit that loses a race is
 // staged again on the tables as they are now (see Commit).
 type Catalog struct {
-	dir string
-	db  *sql.DB
-	cat *sqlcat.Catalog
+	dir       string // the lake's local directory
+	warehouse string // where tables are: dir, or s3://bucket/prefix
+	kind      Kind
+	db        *sql.DB
+	cat       *sqlcat.Catalog
 	// expiry is when commits expire snapshots: expireAbove, keepSnapshots, keepSnapshotsFor,
 	// but in tests and benchmarks that make hours of commits in seconds.
 	expiry expiryPolicy
 }
 
-// Open opens the catalog of the lake in dir, creating its database if needed.
+// Kind is the kind of a lake's catalog.
+type Kind string
+
+// Catalogs: Iceberg's SQL catalog, in SQLite in the lake's directory (the default, one
+// machine) or in PostgreSQL (shared by several processes and machines).
+const (
+	SQLite   Kind = "sqlite"
+	Postgres Kind = "postgres"
+)
+
+// Options say where a lake's tables and catalog are.
+type Options struct {
+	// Dir is the lake's local directory. The SQLite catalog is in it.
+	Dir string
+	// Warehouse is where the tables' data and metadata are: Dir when empty, or an object
+	// store location s3://bucket/prefix whose store package objstore has opened.
+	Warehouse string
+	// Kind is the catalog's kind; SQLite when empty.
+	Kind Kind
+	// DSN is the PostgreSQL catalog's database, as a postgres:// URL or key=value string.
+	DSN string
+}
+
+// Open opens the embedded catalog of the lake in dir, creating its database if needed.
 func Open(ctx context.Context, dir string) (*Catalog, error) {
-	dir, err := filepath.Abs(dir)
+	return OpenWith(ctx, Options{Dir: dir})
+}
+
+// OpenWith opens a lake's catalog, creating its tables if needed.
+func OpenWith(ctx context.Context, o Options) (*Catalog, error) {
+	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
 		return nil, err
 	}
-	// iceberg-go reads a table's location as a URL: # and ? would cut it.
-	if strings.ContainsAny(dir, "#?") {
-		return nil, fmt.Errorf("the lake's path %s contains # or ?, which Iceberg locations cannot hold: use a path without them", dir)
+	warehouse := o.Warehouse
+	if warehouse == "" {
+		warehouse = dir
+		// iceberg-go reads a table's location as a URL: # and ? would cut it.
+		if strings.ContainsAny(dir, "#?") {
+			return nil, fmt.Errorf("the lake's path %s contains # or ?, which Iceberg locations cannot hold: use a path without them", dir)
+		}
 	}
-	path := CatalogFile(dir)
+	c := &Catalog{dir: dir, warehouse: strings.TrimSuffix(warehouse, "/"), kind: o.Kind,
+		expiry: expiryPolicy{above: expireAbove, keep: keepSnapshots, max: maxSnapshots, age: keepSnapshotsFor}}
+	switch o.Kind {
+	case "", SQLite:
+		c.kind = SQLite
+		err = c.openSQLite(ctx)
+	case Postgres:
+		err = c.openPostgres(ctx, o.DSN)
+	default:
+		err = fmt.Errorf("unknown catalog %q (want sqlite or postgres)", o.Kind)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// openSQLite opens the catalog in the lake's directory.
+func (c *Catalog) openSQLite(ctx context.Context) error {
+	path := CatalogFile(c.dir)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("open iceberg catalog: %w", err)
+		return fmt.Errorf("open iceberg catalog: %w", err)
 	}
 	// Setting the catalog up (the switch to the WAL journal, the tables created if missing) is
 	// one process at a time: SQLite fails there at once with "database is locked", without
 	// the busy timeout, when another process sets up the same new catalog.
 	unlock, err := durable.Lock(path)
 	if err != nil {
-		return nil, fmt.Errorf("open iceberg catalog: %w", err)
+		return fmt.Errorf("open iceberg catalog: %w", err)
 	}
 	defer unlock()
 	// WAL journal with full syncs: a commit is durable when the catalog's transaction returns.
@@ -119,7 +172,7 @@ func Open(ctx context.Context, dir string) (*Catalog, error) {
 	dsn := (&url.URL{Scheme: "file", Path: path, RawQuery: "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"}).String()
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("open iceberg catalog: %w", err)
+		return fmt.Errorf("open iceberg catalog: %w", err)
 	}
 	// Creating the tables takes the write lock and syncs: only when they are not all there,
 	// so that a reader (a query, osprey sql) opens the catalog without writing.
@@ -128,29 +181,66 @@ func Open(ctx context.Context, dir string) (*Catalog, error) {
 		('iceberg_tables', 'iceberg_namespace_properties', 'osprey_commits', 'osprey_flushes')`).Scan(&have)
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open iceberg catalog %s: %w", path, err)
+		return fmt.Errorf("open iceberg catalog %s: %w", path, err)
 	}
-	create := have < 4
-	cat, err := sqlcat.NewCatalog(catalogName, db, sqlcat.SQLite, ice.Properties{
+	if err := c.setUp(ctx, db, sqlcat.SQLite, have < 4); err != nil {
+		db.Close()
+		return fmt.Errorf("open iceberg catalog %s: %w", path, err)
+	}
+	return nil
+}
+
+// setUp opens iceberg-go's catalog on db and creates the catalog's tables when create is set.
+func (c *Catalog) setUp(ctx context.Context, db *sql.DB, dialect sqlcat.SupportedDialect, create bool) error {
+	cat, err := sqlcat.NewCatalog(catalogName, db, dialect, ice.Properties{
 		"init_catalog_tables": strconv.FormatBool(create),
-		"warehouse":           dir,
+		"warehouse":           c.warehouse,
 	})
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open iceberg catalog %s: %w", path, err)
+		return err
 	}
 	if create {
 		if _, err := db.ExecContext(ctx, ospreySchema); err != nil {
 			cat.Close()
-			db.Close()
-			return nil, fmt.Errorf("open iceberg catalog %s: %w", path, err)
+			return err
 		}
 	}
-	return &Catalog{dir: dir, db: db, cat: cat, expiry: expiryPolicy{above: expireAbove, keep: keepSnapshots, max: maxSnapshots, age: keepSnapshotsFor}}, nil
+	c.db, c.cat = db, cat
+	return nil
 }
 
 // CatalogFile is the catalog's SQLite database in the lake in dir.
 func CatalogFile(dir string) string { return filepath.Join(dir, "_osprey", "catalog.db") }
+
+// Remote reports whether the lake's tables are in an object store.
+func (c *Catalog) Remote() bool { return c.warehouse != c.dir }
+
+// Warehouse returns where the lake's tables are: its directory or s3://bucket/prefix.
+func (c *Catalog) Warehouse() string { return c.warehouse }
+
+// fileIO returns the file IO of the lake's tables.
+func (c *Catalog) fileIO(ctx context.Context) (icebergio.IO, error) {
+	return icebergio.LoadFS(ctx, nil, c.warehouse)
+}
+
+// q rewrites a statement's ? placeholders for the catalog's database ($1, $2, ... on
+// PostgreSQL). Statements here hold no ? in literals.
+func (c *Catalog) q(stmt string) string {
+	if c.kind != Postgres {
+		return stmt
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range stmt {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
@@ -167,7 +257,12 @@ func (c *Catalog) Close() error { return errors.Join(c.cat.Close(), c.db.Close()
 func ident(db, tbl string) table.Identifier { return table.Identifier{db, tbl} }
 
 // Location is the directory of a table, where its data and its metadata directory are.
-func (c *Catalog) Location(db, tbl string) string { return filepath.Join(c.dir, db, tbl) }
+func (c *Catalog) Location(db, tbl string) string {
+	if c.Remote() {
+		return c.warehouse + "/" + db + "/" + tbl
+	}
+	return filepath.Join(c.dir, db, tbl)
+}
 
 // CreateTable creates the Iceberg table db.tbl (format v2, partitioned by day(p_event_time),
 // TableProperties) with the columns of an Arrow schema of the lake's types, and its namespace if

@@ -50,6 +50,9 @@ type Change struct {
 	// name, nested fields too) before the files are registered.
 	Schema *arrow.Schema
 	Add    []string
+	// Local are local copies of the files of Add, in the same order, when the lake's tables
+	// are in an object store: their footers are read there.
+	Local  []string
 	Remove []string
 	// Properties are set on the table (osprey.last-compaction, ...).
 	Properties map[string]string
@@ -130,8 +133,8 @@ func (c *Catalog) Commit(ctx context.Context, changes []Change, rec Record) erro
 	wait := 2 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		staged, err := c.stage(ctx, changes, props)
-		if err == nil {
-			err = durable.SyncFS(c.dir)
+		if err == nil && !c.Remote() {
+			err = durable.SyncFS(c.dir) // an object store's PUT is durable when it returns
 		}
 		var swapped bool
 		if err == nil {
@@ -139,12 +142,12 @@ func (c *Catalog) Commit(ctx context.Context, changes []Change, rec Record) erro
 		}
 		if err != nil || !swapped {
 			for _, s := range staged {
-				os.Remove(localPath(s.newLoc))
+				c.remove(s.newLoc)
 			}
 		} else {
 			for _, s := range staged {
 				for _, name := range s.removals {
-					os.Remove(localPath(name)) // gone already is fine: nothing references it
+					c.remove(name) // gone already is fine: nothing references it
 				}
 			}
 		}
@@ -179,7 +182,7 @@ func (c *Catalog) stage(ctx context.Context, changes []Change, props ice.Propert
 		s, err := c.stageOne(ctx, ch, props)
 		if err != nil {
 			for _, s := range out {
-				os.Remove(localPath(s.newLoc))
+				c.remove(s.newLoc)
 			}
 			return nil, err
 		}
@@ -195,8 +198,12 @@ func (c *Catalog) stageOne(ctx context.Context, ch Change, props ice.Properties)
 	if err != nil {
 		return staged{}, err
 	}
-	st := &stager{base: t.Metadata(), baseLoc: t.MetadataLocation()}
-	fs := &stagingFS{}
+	fio, err := c.fileIO(ctx)
+	if err != nil {
+		return staged{}, err
+	}
+	st := &stager{base: t.Metadata(), baseLoc: t.MetadataLocation(), io: fio}
+	fs := &stagingFS{WriteFileIO: fio.(icebergio.WriteFileIO)}
 	tw := table.New(t.Identifier(), t.Metadata(), t.MetadataLocation(), func(context.Context) (icebergio.IO, error) { return fs, nil }, st)
 	txn := tw.NewTransaction()
 	if ch.Schema != nil {
@@ -215,7 +222,18 @@ func (c *Catalog) stageOne(ctx context.Context, ch Change, props ice.Properties)
 	}
 	add := make([]ice.DataFile, len(ch.Add))
 	for i, p := range ch.Add {
-		if add[i], err = dataFile(cur.Schema(), cur.Spec(), p); err != nil {
+		local := p
+		if ch.Local != nil {
+			local = ch.Local[i]
+		} else if c.Remote() {
+			return staged{}, fmt.Errorf("BUG: files registered in %s.%s without local copies", ch.DB, ch.Table)
+		}
+		if !c.Remote() {
+			if p, err = filepath.Abs(p); err != nil {
+				return staged{}, err
+			}
+		}
+		if add[i], err = dataFile(cur.Schema(), cur.Spec(), p, local); err != nil {
 			return staged{}, fmt.Errorf("register in %s.%s: %w", ch.DB, ch.Table, err)
 		}
 	}
@@ -226,11 +244,12 @@ func (c *Catalog) stageOne(ctx context.Context, ch Change, props ice.Properties)
 		}
 		remove := make([]ice.DataFile, len(ch.Remove))
 		for i, p := range ch.Remove {
-			abs, err := filepath.Abs(p)
-			if err != nil {
-				return staged{}, err
+			if !c.Remote() {
+				if p, err = filepath.Abs(p); err != nil {
+					return staged{}, err
+				}
 			}
-			f, ok := current[abs]
+			f, ok := current[p]
 			if !ok {
 				return staged{}, fmt.Errorf("%w: %s.%s no longer holds %s", ErrConflict, ch.DB, ch.Table, p)
 			}
@@ -266,10 +285,10 @@ func (c *Catalog) stageOne(ctx context.Context, ch Change, props ice.Properties)
 	return staged{db: ch.DB, tbl: ch.Table, oldLoc: st.baseLoc, newLoc: st.newLoc, removals: fs.removed}, nil
 }
 
-// stagingFS is the file system of a staged change: the lake's local one, except that files
-// are not removed but remembered, for Commit to remove once the change is current.
+// stagingFS is the file system of a staged change: the lake's own, except that files are not
+// removed but remembered, for Commit to remove once the change is current.
 type stagingFS struct {
-	icebergio.LocalFS
+	icebergio.WriteFileIO
 	removed []string
 }
 
@@ -297,6 +316,7 @@ type stager struct {
 	base    table.Metadata
 	baseLoc string
 	newLoc  string
+	io      icebergio.IO
 }
 
 func (s *stager) LoadTable(context.Context, table.Identifier) (*table.Table, error) {
@@ -329,8 +349,9 @@ func (s *stager) CommitTable(_ context.Context, _ table.Identifier, reqs []table
 	if err != nil {
 		return nil, "", err
 	}
-	// Written without fsync: Commit syncs the file system once for every staged file.
-	if err := os.WriteFile(localPath(loc), b, 0o644); err != nil {
+	// Written without fsync in a local lake: Commit syncs the file system once for every
+	// staged file.
+	if err := s.io.(icebergio.WriteFileIO).WriteFile(loc, b); err != nil {
 		return nil, "", err
 	}
 	s.newLoc = loc
@@ -358,8 +379,8 @@ func (c *Catalog) swap(ctx context.Context, changes []staged, rec Record) (bool,
 	}
 	defer tx.Rollback()
 	for _, s := range changes {
-		res, err := tx.ExecContext(ctx, `UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ?
-			WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? AND metadata_location = ?`,
+		res, err := tx.ExecContext(ctx, c.q(`UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ?
+			WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? AND metadata_location = ?`),
 			s.newLoc, s.oldLoc, catalogName, s.db, s.tbl, s.oldLoc)
 		if err != nil {
 			return false, fmt.Errorf("iceberg catalog: commit %s.%s: %w", s.db, s.tbl, err)
@@ -375,14 +396,14 @@ func (c *Catalog) swap(ctx context.Context, changes []staged, rec Record) (bool,
 		if err != nil {
 			return false, err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO osprey_commits (writer, meta) VALUES (?, ?)
-			ON CONFLICT (writer) DO UPDATE SET meta = excluded.meta`, rec.Writer, string(b)); err != nil {
+		if _, err := tx.ExecContext(ctx, c.q(`INSERT INTO osprey_commits (writer, meta) VALUES (?, ?)
+			ON CONFLICT (writer) DO UPDATE SET meta = excluded.meta`), rec.Writer, string(b)); err != nil {
 			return false, fmt.Errorf("iceberg catalog: record commit of %s: %w", rec.Writer, err)
 		}
 	}
 	if rec.Instance != "" {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO osprey_flushes (instance, flush) VALUES (?, ?)
-			ON CONFLICT (instance) DO UPDATE SET flush = excluded.flush`, rec.Instance, rec.Flush); err != nil {
+		if _, err := tx.ExecContext(ctx, c.q(`INSERT INTO osprey_flushes (instance, flush) VALUES (?, ?)
+			ON CONFLICT (instance) DO UPDATE SET flush = excluded.flush`), rec.Instance, rec.Flush); err != nil {
 			return false, fmt.Errorf("iceberg catalog: record flush of %s: %w", rec.Instance, err)
 		}
 	}
@@ -395,12 +416,12 @@ func (c *Catalog) swap(ctx context.Context, changes []staged, rec Record) (bool,
 // osprey's own tables in the catalog database.
 const ospreySchema = `
 CREATE TABLE IF NOT EXISTS osprey_commits (writer TEXT PRIMARY KEY, meta TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS osprey_flushes (instance TEXT PRIMARY KEY, flush INTEGER NOT NULL);`
+CREATE TABLE IF NOT EXISTS osprey_flushes (instance TEXT PRIMARY KEY, flush BIGINT NOT NULL);`
 
 // Meta returns the commit metadata last recorded for writer, or nil.
 func (c *Catalog) Meta(ctx context.Context, writer string) (map[string]string, error) {
 	var s string
-	err := c.db.QueryRowContext(ctx, `SELECT meta FROM osprey_commits WHERE writer = ?`, writer).Scan(&s)
+	err := c.db.QueryRowContext(ctx, c.q(`SELECT meta FROM osprey_commits WHERE writer = ?`), writer).Scan(&s)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -417,7 +438,7 @@ func (c *Catalog) Meta(ctx context.Context, writer string) (map[string]string, e
 // Flushed returns the number of the last flush committed by a writer instance, or -1.
 func (c *Catalog) Flushed(ctx context.Context, instance string) (int64, error) {
 	var n int64
-	err := c.db.QueryRowContext(ctx, `SELECT flush FROM osprey_flushes WHERE instance = ?`, instance).Scan(&n)
+	err := c.db.QueryRowContext(ctx, c.q(`SELECT flush FROM osprey_flushes WHERE instance = ?`), instance).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return -1, nil
 	}
@@ -430,7 +451,7 @@ func (c *Catalog) Flushed(ctx context.Context, instance string) (int64, error) {
 // ForgetInstance removes a writer instance's flush number, once nothing of it can be left to
 // finish.
 func (c *Catalog) ForgetInstance(ctx context.Context, instance string) error {
-	_, err := c.db.ExecContext(ctx, `DELETE FROM osprey_flushes WHERE instance = ?`, instance)
+	_, err := c.db.ExecContext(ctx, c.q(`DELETE FROM osprey_flushes WHERE instance = ?`), instance)
 	return err
 }
 
@@ -442,9 +463,9 @@ type Pointer struct {
 // Current returns every table's current metadata location, read in one statement: what one
 // commit changed is either all there or not at all.
 func (c *Catalog) Current(ctx context.Context) ([]Pointer, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT table_namespace, table_name, metadata_location FROM iceberg_tables
+	rows, err := c.db.QueryContext(ctx, c.q(`SELECT table_namespace, table_name, metadata_location FROM iceberg_tables
 		WHERE catalog_name = ? AND metadata_location IS NOT NULL AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)
-		ORDER BY table_namespace, table_name`, catalogName)
+		ORDER BY table_namespace, table_name`), catalogName)
 	if err != nil {
 		return nil, fmt.Errorf("iceberg catalog: %w", err)
 	}
@@ -458,4 +479,15 @@ func (c *Catalog) Current(ctx context.Context) ([]Pointer, error) {
 		out = append(out, p)
 	}
 	return out, rows.Err()
+}
+
+// remove removes a file of the lake's tables, by location; gone already is fine.
+func (c *Catalog) remove(loc string) {
+	if !c.Remote() {
+		os.Remove(localPath(loc))
+		return
+	}
+	if fio, err := c.fileIO(context.Background()); err == nil {
+		fio.Remove(loc)
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"strings"
 
 	ice "github.com/apache/iceberg-go"
@@ -23,12 +22,8 @@ import (
 // It refuses a file that a plan would get wrong: no rows, a column the table does not have or
 // of another type, timestamps that are not microseconds UTC, a p_event_time without min/max
 // statistics in a row group or with nulls, or rows of more than one day.
-func dataFile(sc *ice.Schema, spec ice.PartitionSpec, path string) (ice.DataFile, error) {
-	path, err := filepath.Abs(path)
-	if err != nil {
-		return nil, err
-	}
-	md, size, err := readFooter(path)
+func dataFile(sc *ice.Schema, spec ice.PartitionSpec, path, local string) (ice.DataFile, error) {
+	md, size, err := readFooter(local)
 	if err != nil {
 		return nil, err
 	}

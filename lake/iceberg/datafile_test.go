@@ -287,7 +287,7 @@ func TestRegisterRefuses(t *testing.T) {
 		})
 	}
 	good := arrowFile("good", tsType, true)
-	if _, err := iceberg.EntryOf(mustSchema(t, c), mustSpec(t, c), good); err != nil {
+	if _, err := iceberg.EntryOf(mustSchema(t, c), mustSpec(t, c), good, good); err != nil {
 		t.Fatalf("the arrow-go file all others differ from is refused: %v", err)
 	}
 

@@ -166,3 +166,30 @@ func (n *Notifications) Pending(t testing.TB) int {
 	fmt.Sscan(attrs.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible)], &h)
 	return v + h
 }
+
+// CreateBucket creates a bucket in the server.
+func (m *Moto) CreateBucket(t testing.TB, bucket string) {
+	t.Helper()
+	c := s3.NewFromConfig(m.Config(), func(o *s3.Options) { o.BaseEndpoint = aws.String(m.URL); o.UsePathStyle = true })
+	if _, err := c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// SetEnv points the AWS SDK's default configuration at the server for the rest of the test,
+// as a user would with the AWS CLI's variables: credentials, region and endpoint.
+func (m *Moto) SetEnv(t testing.TB) {
+	t.Helper()
+	for k, v := range m.Env() {
+		t.Setenv(k, v)
+	}
+}
+
+// Env returns the AWS CLI's variables that point clients at the server.
+func (m *Moto) Env() map[string]string {
+	return map[string]string{
+		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_SESSION_TOKEN": "",
+		"AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": m.URL, "AWS_PROFILE": "", "AWS_CONFIG_FILE": "/dev/null",
+		"AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_EC2_METADATA_DISABLED": "true",
+	}
+}
