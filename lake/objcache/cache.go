@@ -1,6 +1,7 @@
 package objcache
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -248,7 +249,14 @@ func (c *Cache) fill(ctx context.Context, key, name, path string, size int64, fe
 	err = os.Link(tmp, path)
 	if errors.Is(err, fs.ErrExist) {
 		// Another process published it first: use theirs.
-		return false, errAgainOrHit(c, name, path, size)
+		ok, err := c.pin(name, path, size)
+		switch {
+		case err != nil:
+			return false, fmt.Errorf("get %s: %w", key, err)
+		case !ok: // and evicted already
+			return false, errAgain
+		}
+		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("get %s: publish: %w", key, err)
@@ -271,6 +279,11 @@ func (c *Cache) fill(ctx context.Context, key, name, path string, size int64, fe
 		return false, errAgain
 	}
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		f.Close()
+		return false, fmt.Errorf("get %s: %w", key, ErrClosed)
+	}
 	if p := c.pins[name]; p != nil { // pinned by a Get of ours since the link
 		p.n++
 		c.mu.Unlock()
@@ -280,18 +293,6 @@ func (c *Cache) fill(ctx context.Context, key, name, path string, size int64, fe
 		c.mu.Unlock()
 	}
 	return false, nil
-}
-
-// errAgainOrHit pins the file another process published; errAgain if it is gone already.
-func errAgainOrHit(c *Cache, name, path string, size int64) error {
-	ok, err := c.pin(name, path, size)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return errAgain
-	}
-	return nil
 }
 
 // verify checks what was written: its size, and its checksum read back from the file.
@@ -404,7 +405,7 @@ func (c *Cache) pin(name, path string, size int64) (bool, error) {
 		f.Close()
 		return false, err
 	}
-	if same, err := sameFile(f, path); err != nil || !same {
+	if same, err := sameInode(fi, path); err != nil || !same {
 		f.Close()
 		return false, err
 	}
@@ -463,6 +464,12 @@ func sameFile(f *os.File, path string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	return sameInode(fi, path)
+}
+
+// sameInode reports whether path names the file whose FileInfo (from Stat of an open File)
+// is fi.
+func sameInode(fi fs.FileInfo, path string) (bool, error) {
 	pi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -480,13 +487,22 @@ func nlink(fi fs.FileInfo) uint64 {
 	return 1
 }
 
+// flock takes or converts a lock on f. It goes through SyscallConn: f.Fd would put the
+// descriptor in blocking mode, a syscall more on the path of every hit.
 func flock(f *os.File, how int) error {
-	for {
-		err := unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			return err
-		}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
 	}
+	var ferr error
+	err = rc.Control(func(fd uintptr) {
+		for {
+			if ferr = unix.Flock(int(fd), how); ferr != unix.EINTR {
+				return
+			}
+		}
+	})
+	return cmp.Or(err, ferr)
 }
 
 func (c *Cache) count(f func(*Stats)) {
