@@ -18,7 +18,8 @@ test: check test-deps tools
 fuzz:
 	@GO=$(GO) ./.ci/fuzz
 
-# Installs (when missing) what tests use beyond Go modules: syslog-ng for the shipper test.
+# Installs (when missing) what tests use beyond Go modules (.ci/deps says which test uses what):
+# syslog-ng, logger, moto_server and PostgreSQL's server.
 test-deps:
 	@./.ci/deps
 
