@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	ice "github.com/apache/iceberg-go"
 	icebergio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ospreyhq/osprey/durable"
 )
@@ -372,16 +374,35 @@ func metadataVersion(loc string) (int, error) {
 // swap makes staged changes current and records rec in one transaction. It reports false,
 // having changed nothing, when a table no longer points at the metadata its change was staged
 // from.
+//
+// On PostgreSQL the transaction is READ COMMITTED, whatever the server's default: a second
+// commit's conditional UPDATE waits for the first's row lock and then finds the row changed
+// (0 rows), where a stricter isolation would fail it. Tables are updated in one order, by name,
+// so that two commits of the same tables cannot deadlock; a serialization failure or a
+// deadlock the server reports anyway is a lost race too.
 func (c *Catalog) swap(ctx context.Context, changes []staged, rec Record) (bool, error) {
-	tx, err := c.db.BeginTx(ctx, nil)
+	var opts *sql.TxOptions
+	if c.kind == Postgres {
+		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	}
+	tx, err := c.db.BeginTx(ctx, opts)
 	if err != nil {
 		return false, fmt.Errorf("iceberg catalog: %w", err)
 	}
 	defer tx.Rollback()
+	changes = slices.Clone(changes)
+	slices.SortFunc(changes, func(a, b staged) int { return strings.Compare(a.db+"."+a.tbl, b.db+"."+b.tbl) })
+	lost := func(err error) bool {
+		var pg *pgconn.PgError
+		return errors.As(err, &pg) && (pg.Code == "40001" || pg.Code == "40P01")
+	}
 	for _, s := range changes {
 		res, err := tx.ExecContext(ctx, c.q(`UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ?
 			WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? AND metadata_location = ?`),
 			s.newLoc, s.oldLoc, catalogName, s.db, s.tbl, s.oldLoc)
+		if lost(err) {
+			return false, nil
+		}
 		if err != nil {
 			return false, fmt.Errorf("iceberg catalog: commit %s.%s: %w", s.db, s.tbl, err)
 		}
@@ -407,7 +428,9 @@ func (c *Catalog) swap(ctx context.Context, changes []staged, rec Record) (bool,
 			return false, fmt.Errorf("iceberg catalog: record flush of %s: %w", rec.Instance, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err := tx.Commit(); lost(err) {
+		return false, nil
+	} else if err != nil {
 		return false, fmt.Errorf("iceberg catalog: commit: %w", err)
 	}
 	return true, nil

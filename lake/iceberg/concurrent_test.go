@@ -17,6 +17,7 @@ import (
 
 	"github.com/apache/iceberg-go/catalog"
 
+	"github.com/ospreyhq/osprey/internal/pgtest"
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/lake/iceberg"
 )
@@ -52,10 +53,35 @@ func tableFile(t testing.TB, dir, tbl, name string, seed uint64) string {
 	return path
 }
 
+// opener opens a lake's catalog: the embedded one (iceberg.Open), or one of PostgreSQL.
+type opener func(ctx context.Context, dir string) (*iceberg.Catalog, error)
+
+// postgresCatalogs returns an opener of catalogs in a new database of a PostgreSQL server
+// started for the test.
+func postgresCatalogs(t *testing.T) opener {
+	dsn := pgtest.Start(t).NewDatabase(t)
+	return func(ctx context.Context, dir string) (*iceberg.Catalog, error) {
+		return iceberg.OpenWith(ctx, iceberg.Options{Dir: dir, Kind: iceberg.Postgres, DSN: dsn})
+	}
+}
+
+// openWith opens a catalog for the rest of the test.
+func openWith(t testing.TB, open opener, dir string) *iceberg.Catalog {
+	t.Helper()
+	c, err := open(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // twoTables creates testTable and otherTable in a new lake and returns its directory.
-func twoTables(t *testing.T) string {
+func twoTables(t *testing.T) string { return twoTablesWith(t, iceberg.Open) }
+
+func twoTablesWith(t *testing.T, open opener) string {
 	dir := t.TempDir()
-	c := openCatalog(t, dir)
+	c := openWith(t, open, dir)
 	for _, tbl := range []string{testTable, otherTable} {
 		if err := c.CreateTable(t.Context(), testDB, tbl, testSchema()); err != nil {
 			t.Fatal(err)
@@ -120,8 +146,13 @@ func TestOpenConcurrent(t *testing.T) {
 // file once, and each writer's record is its last commit. Nothing is logged: a commit that lost
 // a race removes nothing, so iceberg-go has no file already gone to warn of.
 func TestConcurrentCommits(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testConcurrentCommits(t, iceberg.Open) })
+	t.Run("postgres", func(t *testing.T) { testConcurrentCommits(t, postgresCatalogs(t)) })
+}
+
+func testConcurrentCommits(t *testing.T, open opener) {
 	const writers, commits = 4, 8
-	dir := twoTables(t)
+	dir := twoTablesWith(t, open)
 	var logged bytes.Buffer // iceberg-go logs with the standard logger, which locks around writes
 	log.SetOutput(&logged)
 	t.Cleanup(func() { log.SetOutput(os.Stderr) })
@@ -148,7 +179,7 @@ func TestConcurrentCommits(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
-			c, err := iceberg.Open(ctx, dir)
+			c, err := open(ctx, dir)
 			if err != nil {
 				errs <- err
 				return
@@ -178,7 +209,7 @@ func TestConcurrentCommits(t *testing.T) {
 		t.Errorf("commits logged:\n%s", logged.String())
 	}
 
-	c := openCatalog(t, dir)
+	c := openWith(t, open, dir)
 	slices.Sort(wantA)
 	slices.Sort(wantB)
 	for _, tc := range []struct {
