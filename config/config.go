@@ -2,7 +2,18 @@
 // listens on, how it flushes, and its sources. Every field has a default, so an empty file (or
 // none) is a working local setup: the lake in ./osprey-data and HTTP on 127.0.0.1:8080.
 //
-//	lake: ./osprey-data          # the lake directory
+//	lake: ./osprey-data          # the lake directory, or s3://bucket/prefix (see below)
+//	state: ""                    # a lake in S3: its local directory (WAL, alert state,
+//	                             # tokens, cache); default ~/.local/state/osprey/<bucket>/<prefix>
+//	lakeS3:                      # a lake in S3: how to reach its bucket, as an S3 source;
+//	  region: ""                 # without them, the AWS SDK's standard configuration
+//	  endpoint: ""               # (AWS_REGION, AWS_ENDPOINT_URL_S3, credentials, profiles)
+//	  pathStyle: false
+//	  roleARN: ""
+//	  externalID: ""
+//	catalog:                     # the lake's Iceberg catalog
+//	  type: sqlite               # sqlite (embedded in the lake's directory) or postgres
+//	  dsnEnv: OSPREY_CATALOG_DSN # postgres: the variable holding its postgres:// URL (or dsn:)
 //	listen: 127.0.0.1:8080       # HTTP sources (/http/<id>), /v1/query, /healthz and /metrics
 //	http:                        # how the HTTP server treats its clients (see HTTP)
 //	  readHeaderTimeout: 10s     # to send a request's headers
@@ -124,13 +135,23 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/ospreyhq/osprey/durable"
+	"github.com/ospreyhq/osprey/internal/awsx"
 	"github.com/ospreyhq/osprey/lake"
+	"github.com/ospreyhq/osprey/lake/iceberg"
+	"github.com/ospreyhq/osprey/lake/objstore"
 	"github.com/ospreyhq/osprey/units"
 )
 
 // Config is osprey's configuration.
 type Config struct {
-	Lake    string   `yaml:"lake"`
+	Lake string `yaml:"lake"`
+	// State is the local directory of a lake in S3 (see lake.Options.Dir).
+	State string `yaml:"state,omitempty"`
+	// LakeS3 says how to reach the bucket of a lake in S3.
+	LakeS3 LakeS3 `yaml:"lakeS3,omitempty"`
+	// Catalog is the lake's Iceberg catalog.
+	Catalog Catalog `yaml:"catalog,omitempty"`
+
 	Listen  string   `yaml:"listen,omitempty"`
 	Workers int      `yaml:"workers"`
 	Schemas string   `yaml:"schemas"`
@@ -150,6 +171,55 @@ type Config struct {
 	// database's; without either, rows are kept forever (the default: an audit lake is often
 	// kept for years, and Panther's own default for audit logs is five years).
 	Retention map[string]Duration `yaml:"retention"`
+}
+
+// LakeS3 says how to reach the bucket of a lake in S3, as an S3 source's options do.
+type LakeS3 struct {
+	Region     string `yaml:"region,omitempty"`
+	Endpoint   string `yaml:"endpoint,omitempty"`
+	PathStyle  bool   `yaml:"pathStyle,omitempty"`
+	RoleARN    string `yaml:"roleARN,omitempty"`
+	ExternalID string `yaml:"externalID,omitempty"`
+}
+
+// Catalog is a lake's Iceberg catalog: sqlite (the default, in the lake's directory: one
+// writer machine) or postgres (several processes or machines on one lake).
+type Catalog struct {
+	Type string `yaml:"type,omitempty"`
+	// DSN is the PostgreSQL database (postgres://user@host:5432/db); DSNEnv names a variable
+	// that holds it, to keep a password out of the file.
+	DSN    string `yaml:"dsn,omitempty"`
+	DSNEnv string `yaml:"dsnEnv,omitempty"`
+}
+
+// LakeOptions returns where the configured lake is, for lake.OpenWith.
+func (c *Config) LakeOptions() (lake.Options, error) {
+	o := lake.Options{Dir: c.Lake,
+		AWS: awsx.AWS{Region: c.LakeS3.Region, Endpoint: c.LakeS3.Endpoint, PathStyle: c.LakeS3.PathStyle, RoleARN: c.LakeS3.RoleARN, ExternalID: c.LakeS3.ExternalID}}
+	if objstore.IsRemote(c.Lake) {
+		o.Location, o.Dir = c.Lake, c.State
+		if o.Dir == "" {
+			dir, err := lake.DefaultStateDir(c.Lake)
+			if err != nil {
+				return o, err
+			}
+			o.Dir = dir
+		}
+	}
+	switch c.Catalog.Type {
+	case "", string(iceberg.SQLite):
+	case string(iceberg.Postgres):
+		o.Catalog, o.CatalogDSN = iceberg.Postgres, c.Catalog.DSN
+		if c.Catalog.DSNEnv != "" {
+			o.CatalogDSN = os.Getenv(c.Catalog.DSNEnv)
+		}
+		if o.CatalogDSN == "" {
+			return o, fmt.Errorf("catalog: type postgres needs a dsn (or dsnEnv naming a variable that is set)")
+		}
+	default:
+		return o, fmt.Errorf("catalog: unknown type %q (want sqlite or postgres)", c.Catalog.Type)
+	}
+	return o, nil
 }
 
 // ValidateRetention checks a retention section: its keys are databases or tables of the lake,
@@ -513,6 +583,19 @@ func (c *Config) Validate() error {
 	}
 	if c.Lake == "" {
 		c.Lake = DefaultLake
+	}
+	if objstore.IsRemote(c.Lake) {
+		if _, _, err := objstore.Parse(c.Lake); err != nil {
+			return fmt.Errorf("lake: %w", err)
+		}
+	}
+	if c.State != "" && !objstore.IsRemote(c.Lake) {
+		return errors.New("state: only a lake in S3 has a separate local directory (the lake's directory is its state)")
+	}
+	switch c.Catalog.Type {
+	case "", "sqlite", "postgres":
+	default:
+		return fmt.Errorf("catalog: unknown type %q (want sqlite or postgres)", c.Catalog.Type)
 	}
 	if c.Listen == "" {
 		c.Listen = DefaultListen

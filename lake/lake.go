@@ -148,12 +148,16 @@ func CheckName(name string) error {
 }
 
 // ReadDirs returns the directories whose files make up the lake's tables: each database's
-// directory and the tables' schema files. A query session may read these and nothing else of
+// directory, the tables' schema files and, for a lake in an object store, the local cache of
+// its data files. A query session may read these and nothing else of
 // the lake (not the write-ahead log, tokens, sources, alert state or commit records).
 func (l *Lake) ReadDirs() []string {
 	dirs := make([]string, 0, len(Databases)+1)
 	for _, db := range Databases {
 		dirs = append(dirs, filepath.Join(l.dir, db))
+	}
+	if l.store != nil {
+		dirs = append(dirs, l.CacheDir())
 	}
 	return append(dirs, filepath.Join(l.dir, "_osprey", "schemas"))
 }

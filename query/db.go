@@ -28,6 +28,7 @@ import (
 
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/lake/iceberg"
+	"github.com/ospreyhq/osprey/lake/objcache"
 )
 
 // Options configure a DB.
@@ -47,6 +48,8 @@ type Options struct {
 	// Now is the time macros count back from; default time.Now. A scheduled query sets its
 	// scheduled time.
 	Now func() time.Time
+	// CacheBytes bounds the local cache of a lake in an object store (see lake.OpenCache).
+	CacheBytes int64
 }
 
 // DB is a DuckDB session over a lake.
@@ -58,6 +61,8 @@ type DB struct {
 
 	cat   *iceberg.Catalog
 	files fileCache
+	// cache holds the data files of a lake in an object store, for DuckDB to read.
+	cache *objcache.Cache
 
 	mu     sync.Mutex
 	views  map[string]view     // by "db.table"
@@ -132,6 +137,12 @@ func Open(ctx context.Context, l *lake.Lake, opts Options) (*DB, error) {
 		conn.Close()
 		return nil, err
 	}
+	if l.Remote() {
+		if d.cache, err = l.OpenCache(opts.CacheBytes); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	if err := registerFunctions(ctx, d.db); err != nil {
 		d.Close()
 		return nil, err
@@ -170,7 +181,11 @@ func physicalMemory() int64 {
 
 // Close ends the session.
 func (d *DB) Close() error {
-	return errors.Join(d.db.Close(), d.conn.Close(), d.cat.Close())
+	err := errors.Join(d.db.Close(), d.conn.Close(), d.cat.Close())
+	if d.cache != nil {
+		err = errors.Join(err, d.cache.Close())
+	}
+	return err
 }
 
 // SQL returns the database/sql handle, for callers that run statements themselves.
@@ -256,7 +271,12 @@ func (d *DB) refreshViews(ctx context.Context, snap snapshot) error {
 			if err != nil {
 				return err
 			}
-			stmt := fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS %s", ident(t.DB), ident(t.Name), tableQuery(d.fileList(t.DB, t.Name, inRange(files, time.Time{}, time.Time{})), evolved))
+			if d.cache != nil {
+				// A lake in an object store: statements read the files they need, fetched
+				// into the cache (see narrow); the view has the table's columns only.
+				files = nil
+			}
+			stmt := fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS %s", ident(t.DB), ident(t.Name), tableQuery(d.fileList(ctx, t.DB, t.Name, files), evolved))
 			if _, err := d.db.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("create view %s: %w", name, d.explainError(err))
 			}
@@ -292,8 +312,11 @@ func (d *DB) refreshViews(ctx context.Context, snap snapshot) error {
 const alertHistoryTable = "alert_history"
 
 // alertsViewSQL creates panther_monitor.alerts: each alert as its latest row in alert_history.
-const alertsViewSQL = `CREATE OR REPLACE VIEW panther_monitor.alerts AS
-SELECT * EXCLUDE (p_event_time) FROM panther_monitor.alert_history
+const alertsViewSQL = `CREATE OR REPLACE VIEW panther_monitor.alerts AS ` + alertsSelect
+
+// alertsSelect is the alerts view's query; a statement on a lake in an object store reads it
+// with alert_history's files in place of its view (see narrowed).
+const alertsSelect = `SELECT * EXCLUDE (p_event_time) FROM panther_monitor.alert_history
 QUALIFY row_number() OVER (PARTITION BY alert_id ORDER BY update_time DESC, event_count DESC) = 1`
 
 // unionView is a view of panther_views over every table of a database: the tables' p_ columns

@@ -37,6 +37,8 @@ type Rows struct {
 	*sql.Rows
 	conn   *sql.Conn
 	cancel context.CancelFunc
+	// release unpins the cached files of a lake in an object store that the statement reads.
+	release func()
 	// SQL is the statement as it ran: macros expanded and tables narrowed.
 	SQL string
 
@@ -80,6 +82,10 @@ func (r *Rows) Close() error {
 	err := errors.Join(r.Rows.Close(), r.conn.Close())
 	if r.cancel != nil {
 		r.cancel()
+	}
+	if r.release != nil {
+		r.release()
+		r.release = nil
 	}
 	return err
 }
@@ -126,10 +132,23 @@ func (d *DB) Run(ctx context.Context, req Request) (*Rows, error) {
 	if now.IsZero() {
 		now = d.opts.Now()
 	}
+	ctx, rd := withReads(ctx)
 	run, explain, err := d.prepare(ctx, conn, snap, stmts[0], now, req.Params, nil)
 	if err != nil {
 		conn.Close()
 		return fail(err)
+	}
+	release, err := d.fetch(ctx, rd)
+	if err != nil {
+		conn.Close()
+		return fail(err)
+	}
+	fail = func(err error) (*Rows, error) {
+		release()
+		if cancel != nil {
+			cancel()
+		}
+		return nil, err
 	}
 	args := append([]any(nil), req.Args...)
 	for _, name := range sortedNames(req.Params) {
@@ -156,7 +175,7 @@ func (d *DB) Run(ctx context.Context, req Request) (*Rows, error) {
 		}
 		return fail(d.explainError(err))
 	}
-	return &Rows{Rows: rows, conn: conn, cancel: cancel, SQL: run, max: req.MaxRows}, nil
+	return &Rows{Rows: rows, conn: conn, cancel: cancel, release: release, SQL: run, max: req.MaxRows}, nil
 }
 
 func sortedNames(m map[string]any) []string {

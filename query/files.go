@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -71,28 +72,107 @@ func (d *DB) tableFiles(ctx context.Context, snap snapshot, db, table string) ([
 	return files, nil
 }
 
-// inRange returns the paths of the files whose p_event_time bounds overlap [lo, hi] (zero
-// times leave a side open).
-func inRange(files []iceberg.DataFile, lo, hi time.Time) []string {
-	var out []string
+// inRange returns the files whose p_event_time bounds overlap [lo, hi] (zero times leave a
+// side open).
+func inRange(files []iceberg.DataFile, lo, hi time.Time) []iceberg.DataFile {
+	var out []iceberg.DataFile
 	for _, f := range files {
 		if !lo.IsZero() && f.MaxTime.Before(lo) || !hi.IsZero() && f.MinTime.After(hi) {
 			continue
 		}
-		out = append(out, f.Path)
+		out = append(out, f)
 	}
 	return out
 }
 
-// fileList returns the SQL list of files to read for a table: its schema file, then paths.
-func (d *DB) fileList(db, table string, paths []string) string {
-	items := make([]string, 0, len(paths)+1)
+// fileList returns the SQL list of files to read for a table: its schema file, then the data
+// files. Those of a lake in an object store are read from the local cache: they are added to
+// the statement's reads (from ctx), which Run fetches before the statement runs.
+func (d *DB) fileList(ctx context.Context, db, table string, files []iceberg.DataFile) string {
+	items := make([]string, 0, len(files)+1)
 	items = append(items, quote(d.lake.SchemaFile(db, table)))
-	for _, p := range paths {
-		items = append(items, quote(p))
+	rd, _ := ctx.Value(readsKey{}).(*reads)
+	for _, f := range files {
+		path := f.Path
+		if d.cache != nil {
+			path = d.cache.Path(f.Path)
+			if rd != nil {
+				rd.add(f)
+			}
+		}
+		items = append(items, quote(path))
 	}
 	return "[" + strings.Join(items, ", ") + "]"
 }
+
+// reads are the data files a statement reads from a lake in an object store.
+type reads struct {
+	mu    sync.Mutex
+	files map[string]int64 // size by location
+}
+
+type readsKey struct{}
+
+// withReads returns a context that collects the files a statement reads.
+func withReads(ctx context.Context) (context.Context, *reads) {
+	rd := &reads{files: map[string]int64{}}
+	return context.WithValue(ctx, readsKey{}, rd), rd
+}
+
+func (rd *reads) add(f iceberg.DataFile) {
+	rd.mu.Lock()
+	rd.files[f.Path] = f.Size
+	rd.mu.Unlock()
+}
+
+// fetch brings the files of a statement's reads into the cache, a few at once, and pins them
+// until release is called (when the statement's rows are closed).
+func (d *DB) fetch(ctx context.Context, rd *reads) (release func(), err error) {
+	if d.cache == nil || len(rd.files) == 0 {
+		return func() {}, nil
+	}
+	locs := make([]string, 0, len(rd.files))
+	for loc := range rd.files {
+		locs = append(locs, loc)
+	}
+	releases := make([]func(), len(locs))
+	errs := make([]error, len(locs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(fetchParallel, len(locs)) {
+		wg.Go(func() {
+			for i := range next {
+				if errs[i] == nil && ctx.Err() == nil {
+					_, releases[i], errs[i] = d.cache.Get(ctx, locs[i], rd.files[locs[i]], d.lake.Fetch(locs[i]))
+				}
+			}
+		})
+	}
+	for i := range locs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	release = func() {
+		for _, r := range releases {
+			if r != nil {
+				r()
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		release()
+		return nil, fmt.Errorf("fetch the statement's files from %s: %w", d.lake.Location(), err)
+	}
+	if err := ctx.Err(); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
+// fetchParallel is how many files a statement fetches at once from an object store.
+const fetchParallel = 8
 
 // tableQuery reads a table's files, with the partition columns year, month, day and hour of
 // p_event_time (UTC) last, as Panther's tables have them. The files of a table whose columns

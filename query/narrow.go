@@ -31,6 +31,7 @@ import (
 type tableRef struct {
 	db, table, alias string
 	union            *unionView // a view over every table of a database (all_logs), not a table
+	alerts           bool       // panther_monitor.alerts, a view over alert_history
 	loc              int        // byte offset of the reference in the statement
 	lo, hi           time.Time
 	bounded          bool
@@ -163,7 +164,9 @@ func (d *DB) narrow(ctx context.Context, snap snapshot, stmt, js string, plans *
 	})
 	var narrowed []*tableRef
 	for _, r := range refs {
-		if (r.bounded || len(r.eq) > 0) && r.loc >= 0 && r.loc < len(stmt) {
+		// In an object store every reference reads its files: fetched into the cache, they
+		// are the files DuckDB may read.
+		if (r.bounded || len(r.eq) > 0 || d.cache != nil) && r.loc >= 0 && r.loc < len(stmt) {
 			narrowed = append(narrowed, r)
 		} else if plans != nil {
 			if err := d.planRef(ctx, snap, r, plans); err != nil {
@@ -250,12 +253,22 @@ func (d *DB) narrowed(ctx context.Context, snap snapshot, r *tableRef, plans *[]
 		paths := inRange(kept, r.lo, r.hi)
 		if plans != nil {
 			p := Plan{Table: db + "." + table, Files: len(paths), Total: len(files), From: r.lo, To: r.hi}
+			if !r.bounded && len(r.eq) == 0 {
+				p = Plan{Table: db + "." + table, Files: len(files), Total: len(files)}
+			}
 			for _, c := range r.eq {
 				p.Columns = append(p.Columns, c.col)
 			}
 			*plans = append(*plans, p)
 		}
-		return "(" + tableQuery(d.fileList(db, table, paths), evolved) + ")", nil
+		return "(" + tableQuery(d.fileList(ctx, db, table, paths), evolved) + ")", nil
+	}
+	if r.alerts {
+		from, err := read(lake.DBMonitor, alertHistoryTable)
+		if err != nil {
+			return "", err
+		}
+		return "(" + strings.Replace(alertsSelect, "panther_monitor.alert_history", from+" AS alert_history", 1) + ")", nil
 	}
 	if r.union == nil {
 		return read(r.db, r.table)
@@ -313,6 +326,13 @@ func (d *DB) selectRefs(node map[string]any, loc *time.Location) []*tableRef {
 			}
 			if u := findUnionView(db, table); u != nil {
 				refs = append(refs, &tableRef{db: db, table: table, alias: alias, loc: int(loc), union: u})
+				return
+			}
+			if d.cache != nil && db == lake.DBMonitor && table == "alerts" {
+				only = false // its columns are not a table's
+				if _, err := d.lake.TableSignature(db, alertHistoryTable); err == nil {
+					refs = append(refs, &tableRef{db: db, table: table, alias: alias, loc: int(loc), alerts: true})
+				}
 				return
 			}
 			if _, err := d.lake.TableSignature(db, table); err != nil {

@@ -47,7 +47,7 @@ const QueryWorkerArg = "query-worker"
 
 // workerRequest is what serve hands a query worker on its standard input.
 type workerRequest struct {
-	Lake     string         `json:"lake"`
+	Lake     lake.Options   `json:"lake"`
 	SQL      string         `json:"sql"`
 	Params   map[string]any `json:"params,omitempty"`
 	Format   string         `json:"format"`
@@ -75,7 +75,7 @@ type workerResult struct {
 
 // run runs a query in a worker process and copies its result into w through a resultWriter.
 func (a *queryAPI) run(ctx context.Context, w http.ResponseWriter, req workerRequest, contentType string) (workerResult, error) {
-	req.Lake = a.lake.Dir()
+	req.Lake = a.lake.Options()
 	in, err := json.Marshal(req)
 	if err != nil {
 		return workerResult{}, fmt.Errorf("query parameters: %w", err)
@@ -238,7 +238,7 @@ func RunQueryWorker(ctx context.Context, in io.Reader, out io.Writer) WorkerStat
 	if err := json.NewDecoder(in).Decode(&req); err != nil {
 		return fail(fmt.Errorf("read the request: %w", err))
 	}
-	l, err := lake.OpenExisting(req.Lake)
+	l, err := lake.OpenExistingWith(ctx, req.Lake)
 	if err != nil {
 		return fail(err)
 	}

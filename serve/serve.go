@@ -100,7 +100,11 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err
 		opts.QueryWorker = []string{exe, QueryWorkerArg}
 	}
 	log := opts.Logger
-	l, err := lake.Open(cfg.Lake)
+	lo, err := cfg.LakeOptions()
+	if err != nil {
+		return nil, err
+	}
+	l, err := lake.OpenWith(ctx, lo)
 	if err != nil {
 		return nil, err
 	}

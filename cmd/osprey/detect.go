@@ -17,7 +17,6 @@ import (
 	"github.com/ospreyhq/osprey/detections/builtin"
 	"github.com/ospreyhq/osprey/detections/ruletest"
 	"github.com/ospreyhq/osprey/detections/validate"
-	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/query"
 )
 
@@ -98,7 +97,7 @@ and exits 1 otherwise.`,
 			}
 			opts := validate.Options{Registry: reg}
 			if len(set.ScheduledQueries) > 0 {
-				if l, err := lake.OpenExisting(g.lakeDir); err == nil {
+				if l, err := g.readLake(); err == nil {
 					db, err := query.Open(ctx, l, query.Options{})
 					if err != nil {
 						return err

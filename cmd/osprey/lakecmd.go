@@ -34,7 +34,7 @@ read references them. osprey serve compacts by itself every 10 minutes; run comp
 after large ingests with osprey ingest, or from cron when serve is not used.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := lake.OpenExisting(g.lakeDir)
+			l, err := g.readLake()
 			if err != nil {
 				return err
 			}

@@ -13,10 +13,12 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ospreyhq/osprey/config"
 	"github.com/ospreyhq/osprey/lake"
 )
 
@@ -28,6 +30,8 @@ func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 // globals are the flags of every command.
 type globals struct {
 	lakeDir    string
+	state      string
+	catalog    string
 	logLevel   string
 	cpuProfile string
 	memProfile string
@@ -75,7 +79,9 @@ a local lake directory, and answers SQL over them with DuckDB, Panther's time ma
 	if defLake == "" {
 		defLake = "osprey-data"
 	}
-	root.PersistentFlags().StringVar(&g.lakeDir, "lake", defLake, "lake directory (env OSPREY_LAKE)")
+	root.PersistentFlags().StringVar(&g.lakeDir, "lake", defLake, "lake directory, or s3://bucket/prefix (env OSPREY_LAKE)")
+	root.PersistentFlags().StringVar(&g.state, "state", os.Getenv("OSPREY_STATE"), "a lake in S3: its local directory (env OSPREY_STATE; default ~/.local/state/osprey/s3/<bucket>/<prefix>)")
+	root.PersistentFlags().StringVar(&g.catalog, "catalog", os.Getenv("OSPREY_CATALOG"), "the lake's Iceberg catalog: sqlite (default) or a postgres:// URL (env OSPREY_CATALOG)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile to this file (for performance work)")
 	root.PersistentFlags().StringVar(&g.memProfile, "memprofile", "", "write a heap profile to this file when the command ends")
@@ -140,7 +146,44 @@ func defaultWriterOptions(g *globals) lake.WriterOptions {
 }
 
 // openLake opens the lake for writing, creating it if needed.
-func (g *globals) openLake() (*lake.Lake, error) { return lake.Open(g.lakeDir) }
+func (g *globals) openLake() (*lake.Lake, error) {
+	o, err := g.lakeOptions()
+	if err != nil {
+		return nil, err
+	}
+	return lake.OpenWith(context.Background(), o)
+}
 
 // readLake opens an existing lake for reading.
-func (g *globals) readLake() (*lake.Lake, error) { return lake.OpenExisting(g.lakeDir) }
+func (g *globals) readLake() (*lake.Lake, error) {
+	o, err := g.lakeOptions()
+	if err != nil {
+		return nil, err
+	}
+	return lake.OpenExistingWith(context.Background(), o)
+}
+
+// lakeOptions says where the lake of --lake, --state and --catalog is, as a configuration
+// file would (config.Config.LakeOptions); the bucket of a lake in S3 is reached with the AWS
+// SDK's standard configuration (AWS_REGION, AWS_ENDPOINT_URL_S3, credentials, profiles).
+func (g *globals) lakeOptions() (lake.Options, error) {
+	cfg := g.config(config.Default())
+	if err := cfg.Validate(); err != nil {
+		return lake.Options{}, err
+	}
+	return cfg.LakeOptions()
+}
+
+// config sets the lake of a configuration from the flags.
+func (g *globals) config(cfg *config.Config) *config.Config {
+	cfg.Lake, cfg.State = g.lakeDir, g.state
+	switch {
+	case g.catalog == "" || g.catalog == "sqlite":
+		cfg.Catalog = config.Catalog{}
+	case strings.HasPrefix(g.catalog, "postgres://") || strings.HasPrefix(g.catalog, "postgresql://"):
+		cfg.Catalog = config.Catalog{Type: "postgres", DSN: g.catalog}
+	default:
+		cfg.Catalog = config.Catalog{Type: g.catalog}
+	}
+	return cfg
+}

@@ -56,6 +56,15 @@ may hold: timeouts, connections, requests in flight per source, memory of reques
 			if cmd.Flags().Changed("lake") || o.config == "" {
 				cfg.Lake = g.lakeDir
 			}
+			if cmd.Flags().Changed("state") || cfg.State == "" && g.state != "" {
+				cfg.State = g.state
+			}
+			if cmd.Flags().Changed("catalog") || cfg.Catalog == (config.Catalog{}) && g.catalog != "" {
+				cfg.Catalog = g.config(config.Default()).Catalog
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
 			if o.listen != "" {
 				cfg.Listen = o.listen
 			}

@@ -127,7 +127,7 @@ func newSourceAdd(g *globals) *cobra.Command {
 					return fmt.Errorf("source %s: %w", s.ID, err)
 				}
 			}
-			l, err := lake.Open(g.lakeDir)
+			l, err := g.openLake()
 			if err != nil {
 				return err
 			}
@@ -204,7 +204,7 @@ func newSourceList(g *globals) *cobra.Command {
 		Short: "List the sources",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := lake.Open(g.lakeDir)
+			l, err := g.openLake()
 			if err != nil {
 				return err
 			}
@@ -302,7 +302,7 @@ func newSourceRemove(g *globals) *cobra.Command {
 		Short: "Remove a source added with osprey source add",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := lake.Open(g.lakeDir)
+			l, err := g.openLake()
 			if err != nil {
 				return err
 			}

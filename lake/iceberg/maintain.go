@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	icebergio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
 )
 
@@ -57,15 +58,25 @@ func (c *Catalog) Status(ctx context.Context, db, tbl string) (Status, error) {
 	props := t.Properties()
 	st.LastCompaction = parseMillis(props[PropLastCompaction])
 	st.LastExpiry = parseMillis(props[PropLastExpiry])
-	filepath.WalkDir(filepath.Join(localPath(t.Location()), "metadata"), func(_ string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if info, err := d.Info(); err == nil {
-				st.MetadataFiles++
-				st.MetadataBytes += info.Size()
+	fio, err := c.fileIO(ctx)
+	if err != nil {
+		return st, err
+	}
+	metadata := t.Location() + "/metadata"
+	if !c.Remote() {
+		metadata = filepath.Join(localPath(t.Location()), "metadata")
+	}
+	if lio, ok := fio.(icebergio.ListableIO); ok {
+		lio.WalkDir(metadata, func(_ string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if info, err := d.Info(); err == nil {
+					st.MetadataFiles++
+					st.MetadataBytes += info.Size()
+				}
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	return st, nil
 }
 

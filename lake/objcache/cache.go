@@ -123,6 +123,9 @@ func Open(dir string, limit int64) (*Cache, error) {
 // Dir returns the cache's directory.
 func (c *Cache) Dir() string { return c.dir }
 
+// Path returns where the file of key is (or will be) in the cache.
+func (c *Cache) Path(key string) string { return filepath.Join(c.dir, Name(key)) }
+
 // Get returns the path of a local file holding the object at key, whose content is size bytes
 // (a negative size: unknown, not checked), downloading it with fetch if it is not cached. The
 // file stays pinned, never evicted by any process, until release is called (once; more calls

@@ -142,28 +142,39 @@ func (s *Store) put(ctx context.Context, loc string, body io.ReadSeeker) error {
 	return nil
 }
 
-// Get writes the object at loc to w and returns its size. The SDK validates the object's
-// checksum as it reads: a corrupt transfer is an error at the end.
-func (s *Store) Get(ctx context.Context, loc string, w io.Writer) (int64, error) {
+// Got is what Get read: the object's size and, when the store keeps one, its SHA-256
+// checksum (base64, as S3 gives it).
+type Got struct {
+	Size   int64
+	SHA256 string
+}
+
+// Get writes the object at loc to w. The SDK validates the object's checksum as it reads: a
+// corrupt transfer is an error at the end.
+func (s *Store) Get(ctx context.Context, loc string, w io.Writer) (Got, error) {
 	key, err := s.key(loc)
 	if err != nil {
-		return 0, err
+		return Got{}, err
 	}
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
 		Bucket: aws.String(s.bucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled,
 	})
 	if err != nil {
-		return 0, s.pathError("open", loc, err)
+		return Got{}, s.pathError("open", loc, err)
 	}
 	defer out.Body.Close()
 	n, err := io.Copy(w, out.Body)
 	if err != nil {
-		return n, fmt.Errorf("get %s: %w", loc, err)
+		return Got{Size: n}, fmt.Errorf("get %s: %w", loc, err)
 	}
 	if out.ContentLength != nil && n != *out.ContentLength {
-		return n, fmt.Errorf("get %s: %d bytes of %d", loc, n, *out.ContentLength)
+		return Got{Size: n}, fmt.Errorf("get %s: %d bytes of %d", loc, n, *out.ContentLength)
 	}
-	return n, nil
+	sum := aws.ToString(out.ChecksumSHA256)
+	if out.ChecksumType == types.ChecksumTypeComposite {
+		sum = "" // of the parts, not of the object
+	}
+	return Got{Size: n, SHA256: sum}, nil
 }
 
 // ReadFile returns the content of the object at loc.

@@ -1,0 +1,66 @@
+package lake
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/ospreyhq/osprey/lake/objcache"
+	"github.com/ospreyhq/osprey/lake/objstore"
+)
+
+// DefaultStateDir returns the default local directory of a lake at location s3://bucket/prefix:
+// $XDG_STATE_HOME/osprey/s3/<bucket>/<prefix>, or ~/.local/state/osprey/s3/<bucket>/<prefix>.
+func DefaultStateDir(location string) (string, error) {
+	bucket, prefix, err := objstore.Parse(location)
+	if err != nil {
+		return "", err
+	}
+	base := os.Getenv("XDG_STATE_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("the local directory of the lake %s: %w (set --state)", location, err)
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(base, "osprey", "s3", bucket, filepath.FromSlash(prefix)), nil
+}
+
+// Options returns where the lake is.
+func (l *Lake) Options() Options { return l.opts }
+
+// DefaultCacheBytes is the default size limit of a lake's local cache of its object store's
+// data files: OSPREY_CACHE_BYTES sets another.
+const DefaultCacheBytes = 8 << 30
+
+// CacheDir returns the directory of the lake's local cache of its object store's data files,
+// which queries read (DuckDB here cannot read S3).
+func (l *Lake) CacheDir() string { return filepath.Join(l.dir, "_cache") }
+
+// OpenCache opens the lake's local cache of data files, bounded to limit bytes (0:
+// OSPREY_CACHE_BYTES, or DefaultCacheBytes). Several processes may share it.
+func (l *Lake) OpenCache(limit int64) (*objcache.Cache, error) {
+	if limit <= 0 {
+		limit = DefaultCacheBytes
+		if v, err := strconv.ParseInt(os.Getenv("OSPREY_CACHE_BYTES"), 10, 64); err == nil && v > 0 {
+			limit = v
+		}
+	}
+	return objcache.Open(l.CacheDir(), limit)
+}
+
+// Fetch returns the function that downloads a data file at loc from the lake's object store
+// into the cache, with the checksum the store keeps of it.
+func (l *Lake) Fetch(loc string) objcache.Fetch {
+	return func(ctx context.Context, w io.Writer) (objcache.Checksum, error) {
+		got, err := l.store.Get(ctx, loc, w)
+		if err != nil || got.SHA256 == "" {
+			return objcache.Checksum{}, err
+		}
+		return objcache.S3Checksum(objcache.SHA256, got.SHA256)
+	}
+}
