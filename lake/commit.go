@@ -55,7 +55,7 @@ func (l *Lake) CommitMeta(name string) (map[string]string, error) {
 		return nil, err
 	}
 	defer cat.Close()
-	meta, err := cat.Meta(context.Background(), name)
+	meta, err := cat.Meta(context.Background(), l.scoped(name))
 	if meta == nil && err == nil {
 		// A lake of an older osprey kept it in a file: reading none from the catalog would
 		// make serve replay its log from the start.
@@ -97,7 +97,11 @@ func (w *Writer) publish(files []finishedFile, meta map[string]string) ([]bool, 
 // newManifest returns a manifest for the writer's next flush. The caller holds publishMu.
 func (w *Writer) newManifest() manifest {
 	w.flushes++
-	return manifest{Writer: w.opts.Name, Instance: filepath.Base(w.tmp), Flush: w.flushes}
+	m := manifest{Writer: w.lake.scoped(w.opts.Name), Instance: w.lake.scoped(filepath.Base(w.tmp)), Flush: w.flushes}
+	if w.opts.Name == "" {
+		m.Writer = ""
+	}
+	return m
 }
 
 // publishManifest publishes a manifest's renames and removals as one unit (see the top of the

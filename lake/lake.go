@@ -9,8 +9,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/ospreyhq/osprey/durable"
 	"github.com/ospreyhq/osprey/internal/awsx"
 	"github.com/ospreyhq/osprey/lake/iceberg"
 	"github.com/ospreyhq/osprey/lake/objstore"
@@ -33,6 +37,42 @@ type Lake struct {
 	dir   string
 	opts  Options
 	store *objstore.Store // nil when the tables are in dir
+	// node names the lake's directory among those that share its catalog (see scoped).
+	node string
+}
+
+// scoped returns the name under which a writer or a writer instance of this directory keeps
+// its records in the catalog. A shared catalog (PostgreSQL) serves several machines, each
+// with its own write-ahead log and writers: their records are kept apart by the directory's
+// node id. The embedded catalog serves this directory only.
+func (l *Lake) scoped(name string) string {
+	if l.node == "" {
+		return name
+	}
+	return l.node + "/" + name
+}
+
+// nodeID returns the node id of a lake's directory, made once (a random UUID).
+func nodeID(dir string) (string, error) {
+	path := filepath.Join(dir, "_osprey", "node-id")
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	}
+	unlock, err := durable.Lock(path)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	id := uuid.NewString()
+	if err := durable.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("write the lake's node id: %w", err)
+	}
+	return id, nil
 }
 
 // Options say where a lake is. The zero value but Dir is a lake all in its directory, with
@@ -76,6 +116,13 @@ func OpenExistingWith(ctx context.Context, o Options) (*Lake, error) {
 func (l *Lake) with(ctx context.Context, o Options) (*Lake, error) {
 	o.Dir = l.dir
 	l.opts = o
+	if o.Catalog == iceberg.Postgres {
+		id, err := nodeID(l.dir)
+		if err != nil {
+			return nil, err
+		}
+		l.node = id
+	}
 	if o.Location == "" {
 		return l, nil
 	}

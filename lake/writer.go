@@ -224,7 +224,7 @@ func (l *Lake) cleanStaleTemp(cat *iceberg.Catalog, base string, log *slog.Logge
 			}
 			log.Info("removing files of an interrupted writer", "dir", dir)
 			if os.RemoveAll(dir) == nil {
-				cat.ForgetInstance(context.Background(), e.Name())
+				cat.ForgetInstance(context.Background(), l.scoped(e.Name()))
 			}
 		}
 		f.Close()
@@ -674,7 +674,7 @@ func (w *Writer) Close() error {
 	}
 	err = os.RemoveAll(w.tmp)
 	if err == nil {
-		err = w.cat.ForgetInstance(context.Background(), filepath.Base(w.tmp))
+		err = w.cat.ForgetInstance(context.Background(), w.lake.scoped(filepath.Base(w.tmp)))
 	}
 	return errors.Join(err, w.lock.Close(), w.cat.Close())
 }
@@ -698,7 +698,7 @@ func (w *Writer) Abort() error {
 	}
 	err := os.RemoveAll(w.tmp)
 	if err == nil {
-		err = w.cat.ForgetInstance(context.Background(), filepath.Base(w.tmp))
+		err = w.cat.ForgetInstance(context.Background(), w.lake.scoped(filepath.Base(w.tmp)))
 	}
 	return errors.Join(err, w.lock.Close(), w.cat.Close())
 }

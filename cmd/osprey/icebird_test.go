@@ -18,7 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ospreyhq/osprey/ingest/source/s3src/s3test"
+	"github.com/ospreyhq/osprey/internal/pgtest"
 	"github.com/ospreyhq/osprey/lake"
+	"github.com/ospreyhq/osprey/lake/iceberg"
 )
 
 // TestIcebirdReadsLake builds one lake with osprey's own commands (two runs of osprey ingest,
@@ -28,6 +31,39 @@ import (
 // osprey's: through the catalog's current metadata it must find the same rows, every column of
 // every row, as osprey sql.
 func TestIcebirdReadsLake(t *testing.T) {
+	t.Run("local", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "lake")
+		testIcebirdReadsLake(t, testLake{args: []string{"--lake", dir}, config: "lake: " + dir, opts: lake.Options{Dir: dir}})
+	})
+	// The same on a lake in S3 (moto_server), its catalog in PostgreSQL: icebird reads the
+	// bucket over HTTP.
+	t.Run("s3", func(t *testing.T) {
+		m := s3test.StartMoto(t)
+		m.CreateBucket(t, "lake")
+		m.SetEnv(t)
+		t.Setenv("OSPREY_S3_ENDPOINT", m.URL) // for iceberg.mjs
+		dsn := pgtest.Start(t).NewDatabase(t)
+		state := filepath.Join(t.TempDir(), "state")
+		testIcebirdReadsLake(t, testLake{
+			args:   []string{"--lake", "s3://lake/osprey", "--state", state, "--catalog", dsn},
+			config: fmt.Sprintf("lake: s3://lake/osprey\nstate: %s\ncatalog: {type: postgres, dsn: %q}", state, dsn),
+			opts:   lake.Options{Dir: state, Location: "s3://lake/osprey", Catalog: iceberg.Postgres, CatalogDSN: dsn},
+		})
+	})
+}
+
+// testLake is a lake the tests run commands on: its flags, its lines in a configuration file,
+// and its options.
+type testLake struct {
+	args   []string
+	config string
+	opts   lake.Options
+}
+
+// with returns the lake's flags followed by args.
+func (lk testLake) with(args ...string) []string { return append(slices.Clone(lk.args), args...) }
+
+func testIcebirdReadsLake(t *testing.T, lk testLake) {
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Skip("node is not installed: the lake is not read with icebird")
@@ -44,7 +80,6 @@ func TestIcebirdReadsLake(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	lakeDir := filepath.Join(dir, "lake")
 
 	sample := func(names ...string) []string {
 		var out []string
@@ -63,7 +98,7 @@ func TestIcebirdReadsLake(t *testing.T) {
 		sample("panther_audit.jsonl", "okta_systemlog.jsonl", "zeek_dns.jsonl", "aws_cloudtrail.jsonl"),
 		sample("panther_audit.jsonl", "okta_systemlog.jsonl", "gsuite_reports.jsonl"),
 	} {
-		out := osprey(t, append([]string{"--lake", lakeDir, "ingest"}, files...)...)
+		out := osprey(t, lk.with(append([]string{"ingest"}, files...)...)...)
 		for _, m := range summary.FindAllStringSubmatch(out, -1) {
 			n, _ := strconv.ParseInt(m[2], 10, 64)
 			wantRows[m[1]] += n
@@ -78,7 +113,7 @@ Schedule: {RateMinutes: 60}
 ResultTable: heartbeat
 Query: SELECT 'alive' AS state, 42 AS answer
 `)
-	osprey(t, "--lake", lakeDir, "schedule", "run", "Heartbeat", "--detections", searches)
+	osprey(t, lk.with("schedule", "run", "Heartbeat", "--detections", searches)...)
 
 	// serve: a rule that matches (panther_rule_matches, panther_monitor.alert_history), a rule
 	// that fails on the events (panther_rule_errors) and a line that is not an event
@@ -100,14 +135,14 @@ Severity: Low
 Query: SELECT * FROM panther_logs.panther_audit WHERE CAST(actionName AS INTEGER) > 0
 `)
 	cfg := filepath.Join(dir, "osprey.yml")
-	writeFile(t, cfg, fmt.Sprintf(`lake: %s
+	writeFile(t, cfg, fmt.Sprintf(`%s
 sources:
   - id: audit
     type: http
     logTypes: [Panther.Audit]
 detections:
   dirs: [%s]
-`, lakeDir, rules))
+`, lk.config, rules))
 	d := startServeConfig(t, cfg)
 	defer d.cmd.Process.Kill()
 	now := time.Now().UTC()
@@ -126,7 +161,7 @@ detections:
 	wantRows["panther_monitor.alert_history"] = 0
 	wantRows["panther_views.heartbeat"] = 1
 
-	out := osprey(t, "--lake", lakeDir, "lake", "compact", "--older-than", "0s")
+	out := osprey(t, lk.with("lake", "compact", "--older-than", "0s")...)
 	if m := regexp.MustCompile(`compacted (\d+) periods`).FindStringSubmatch(out); m == nil || m[1] == "0" {
 		t.Fatalf("osprey lake compact merged nothing: %s", out)
 	}
@@ -137,10 +172,10 @@ detections:
 		Rows           int64
 		LastCompaction time.Time
 	}
-	if err := json.Unmarshal([]byte(ospreyStdout(t, "--lake", lakeDir, "lake", "status", "--json")), &status); err != nil {
+	if err := json.Unmarshal([]byte(ospreyStdout(t, lk.with("lake", "status", "--json")...)), &status); err != nil {
 		t.Fatalf("osprey lake status --json: %v", err)
 	}
-	meta := currentMetadata(t, lakeDir)
+	meta := currentMetadata(t, lk.opts)
 	var locs []string
 	for _, st := range status {
 		loc, ok := meta[st.DB+"."+st.Table]
@@ -169,7 +204,7 @@ detections:
 			if got.Rows != st.Rows {
 				t.Errorf("icebird read %d rows, osprey lake status says %d", got.Rows, st.Rows)
 			}
-			compareRows(t, got, sqlRows(t, lakeDir, st.DB, st.Table))
+			compareRows(t, got, sqlRows(t, lk, st.DB, st.Table))
 		})
 	}
 	for want := range wantRows {
@@ -213,9 +248,9 @@ func ospreyStdout(t *testing.T, args ...string) string {
 
 // currentMetadata returns the location of each table's current metadata file, by db.table, as
 // the catalog has it.
-func currentMetadata(t *testing.T, lakeDir string) map[string]string {
+func currentMetadata(t *testing.T, o lake.Options) map[string]string {
 	t.Helper()
-	l, err := lake.Open(lakeDir)
+	l, err := lake.OpenWith(t.Context(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +283,9 @@ func icebirdRead(t *testing.T, node, tool string, metas []string) []icebirdTable
 	t.Helper()
 	args := []string{filepath.Join(tool, "iceberg.mjs"), "--records"}
 	for _, m := range metas {
-		args = append(args, filepath.Dir(filepath.Dir(m)), filepath.Base(m))
+		// <table>/metadata/<file>: a path, or an s3:// location.
+		i := strings.LastIndex(m, "/metadata/")
+		args = append(args, m[:i], m[i+len("/metadata/"):])
 	}
 	cmd := exec.Command(node, args...)
 	var stderr bytes.Buffer
@@ -268,9 +305,9 @@ func icebirdRead(t *testing.T, node, tool string, metas []string) []icebirdTable
 }
 
 // sqlRows returns every row of db.table as osprey sql prints it in JSON lines.
-func sqlRows(t *testing.T, lakeDir, db, table string) []json.RawMessage {
+func sqlRows(t *testing.T, lk testLake, db, table string) []json.RawMessage {
 	t.Helper()
-	out := ospreyStdout(t, "--lake", lakeDir, "sql", "-c", fmt.Sprintf(`SELECT * FROM %q.%q`, db, table), "--format", "jsonl")
+	out := ospreyStdout(t, lk.with("sql", "-c", fmt.Sprintf(`SELECT * FROM %q.%q`, db, table), "--format", "jsonl")...)
 	var rows []json.RawMessage
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(nil, 16<<20)

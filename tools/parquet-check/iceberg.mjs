@@ -15,11 +15,12 @@
 // writes none) in base64, a column a file lacks as null.
 //
 // TABLE_DIR is the table's location on the local disk (its metadata/ holds METADATA_FILE_NAME,
-// the catalog's current metadata file). icebird reads through fetch only: a small fetch below
+// the catalog's current metadata file), or in S3 (s3://bucket/key, read from the endpoint that
+// OSPREY_S3_ENDPOINT names). icebird reads through fetch only: a small fetch below
 // serves local paths, with Range requests. Its Avro reader decodes deflate blocks with
 // hyparquet-compressors' gunzip, which fails on the manifests iceberg-go writes ("offset is out
 // of bounds"); a module hook gives it Node's raw inflate instead (iceberg-hooks.mjs).
-import { createHash } from 'node:crypto'
+import { createHash, createHmac } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { register } from 'node:module'
 import { isAbsolute } from 'node:path'
@@ -39,6 +40,14 @@ if (args.length === 0 || args.length % 2 !== 0 || (!records && args.length !== 2
 const networkFetch = globalThis.fetch
 globalThis.fetch = async (url, init) => {
   let path = String(url)
+  // A lake in S3: icebird turns s3://bucket/key into https://bucket.s3.amazonaws.com/key;
+  // with OSPREY_S3_ENDPOINT set, that is read from this S3-compatible endpoint instead
+  // (moto_server in the tests), path-style, signed with the AWS_* credentials.
+  const s3 = /^https:\/\/([^./]+)\.s3\.amazonaws\.com\/(.*)$/.exec(path)
+  if (s3 && process.env.OSPREY_S3_ENDPOINT) {
+    const target = new URL(process.env.OSPREY_S3_ENDPOINT.replace(/\/$/, '') + '/' + s3[1] + '/' + s3[2])
+    return networkFetch(target, { ...init, headers: signV4(target, new Headers(init?.headers)) })
+  }
   if (path.startsWith('file://')) path = fileURLToPath(path)
   if (!isAbsolute(path)) return networkFetch(url, init)
   let body = await readFile(path)
@@ -51,6 +60,32 @@ globalThis.fetch = async (url, init) => {
     status = 206
   }
   return new Response(body, { status, headers: { 'Content-Length': String(body.length) } })
+}
+
+// signV4 signs a GET of url with AWS Signature Version 4 (service s3), from AWS_ACCESS_KEY_ID,
+// AWS_SECRET_ACCESS_KEY and AWS_REGION, and returns the request's headers.
+function signV4(url, headers) {
+  const hmac = (key, text) => createHmac('sha256', key).update(text).digest()
+  const sha = text => createHash('sha256').update(text).digest('hex')
+  const region = process.env.AWS_REGION || 'us-east-1'
+  const date = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '')
+  const day = date.slice(0, 8)
+  headers.set('host', url.host)
+  headers.set('x-amz-date', date)
+  headers.set('x-amz-content-sha256', 'UNSIGNED-PAYLOAD')
+  const names = [...headers.keys()].map(k => k.toLowerCase()).sort()
+  const query = [...url.searchParams].map(([k, v]) => [encodeURIComponent(k), encodeURIComponent(v)])
+    .sort().map(([k, v]) => k + '=' + v).join('&')
+  const canonical = ['GET', url.pathname, query, names.map(n => n + ':' + headers.get(n).trim() + '\n').join(''),
+    names.join(';'), 'UNSIGNED-PAYLOAD'].join('\n')
+  const scope = `${day}/${region}/s3/aws4_request`
+  const toSign = ['AWS4-HMAC-SHA256', date, scope, sha(canonical)].join('\n')
+  let key = hmac('AWS4' + (process.env.AWS_SECRET_ACCESS_KEY || ''), day)
+  for (const part of [region, 's3', 'aws4_request']) key = hmac(key, part)
+  const signature = createHmac('sha256', key).update(toSign).digest('hex')
+  headers.set('authorization', `AWS4-HMAC-SHA256 Credential=${process.env.AWS_ACCESS_KEY_ID}/${scope}, SignedHeaders=${names.join(';')}, Signature=${signature}`)
+  headers.delete('host') // fetch sets it
+  return headers
 }
 
 // canon renders a value the same way as canon in read.mjs.
