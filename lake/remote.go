@@ -2,12 +2,15 @@ package lake
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 
+	"github.com/ospreyhq/osprey/lake/iceberg"
 	"github.com/ospreyhq/osprey/lake/objcache"
 	"github.com/ospreyhq/osprey/lake/objstore"
 )
@@ -63,4 +66,52 @@ func (l *Lake) Fetch(loc string) objcache.Fetch {
 		}
 		return objcache.S3Checksum(objcache.SHA256, got.SHA256)
 	}
+}
+
+// remoteSchemaFile is where the schema file of a table of a lake in an object store is kept in
+// the store, for the other machines on the lake.
+func (l *Lake) remoteSchemaFile(db, table string) string {
+	return l.store.Location("_osprey/schemas/" + db + "/" + table + "/schema.parquet")
+}
+
+// SyncSchemas brings the schema files of the tables another machine created into the lake's
+// directory: queries read a table's columns from its schema file, and writers compare their
+// batches' columns with it. It does nothing for a lake in its own directory, and leaves the
+// schema files this directory has alone.
+func (l *Lake) SyncSchemas(ctx context.Context, tables []iceberg.Pointer) error {
+	if l.store == nil {
+		return nil
+	}
+	for _, t := range tables {
+		path := l.SchemaFile(t.DB, t.Table)
+		if _, err := os.Stat(path); err == nil || CheckName(t.DB) != nil || CheckName(t.Table) != nil {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		f, err := os.CreateTemp(filepath.Dir(path), "schema-*.tmp")
+		if err != nil {
+			return err
+		}
+		_, err = l.store.Get(ctx, l.remoteSchemaFile(t.DB, t.Table), f)
+		if errors.Is(err, fs.ErrNotExist) {
+			f.Close()
+			os.Remove(f.Name())
+			continue // a table being created: its schema file comes with its first flush
+		}
+		if err == nil {
+			err = f.Close()
+		} else {
+			f.Close()
+		}
+		if err == nil {
+			err = os.Rename(f.Name(), path)
+		}
+		if err != nil {
+			os.Remove(f.Name())
+			return fmt.Errorf("schema of %s.%s from %s: %w", t.DB, t.Table, l.store.Root(), err)
+		}
+	}
+	return nil
 }

@@ -169,6 +169,17 @@ func (l *Lake) NewWriter(opts WriterOptions) (*Writer, error) {
 		return nil, err
 	}
 	l.cleanStaleTemp(cat, base, opts.Logger)
+	if l.store != nil {
+		// Tables another machine created: their columns, to compare batches with.
+		ptrs, err := cat.Current(context.Background())
+		if err == nil {
+			err = l.SyncSchemas(context.Background(), ptrs)
+		}
+		if err != nil {
+			cat.Close()
+			return nil, err
+		}
+	}
 	tmp, err := os.MkdirTemp(base, "w-")
 	if err != nil {
 		cat.Close()
@@ -421,6 +432,13 @@ func (w *Writer) writeSchemaFile(db, table string, s *arrow.Schema, sig string, 
 	if err := errors.Join(pw.Close(), f.Sync(), f.Close()); err != nil {
 		os.Remove(f.Name())
 		return err
+	}
+	if w.lake.store != nil {
+		// Other machines on the lake read it from the store (see SyncSchemas).
+		if err := w.lake.store.Put(context.Background(), w.lake.remoteSchemaFile(db, table), f.Name()); err != nil {
+			os.Remove(f.Name())
+			return err
+		}
 	}
 	return commit(f.Name(), w.lake.SchemaFile(db, table))
 }

@@ -38,6 +38,10 @@ func (d *DB) current(ctx context.Context) (snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Tables another machine created on a lake in an object store.
+	if err := d.lake.SyncSchemas(ctx, ptrs); err != nil {
+		return nil, err
+	}
 	snap := make(snapshot, len(ptrs))
 	for _, p := range ptrs {
 		snap[p.DB+"."+p.Table] = p.Location

@@ -6,8 +6,13 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -192,4 +197,56 @@ func (m *Moto) Env() map[string]string {
 		"AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": m.URL, "AWS_PROFILE": "", "AWS_CONFIG_FILE": "/dev/null",
 		"AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_EC2_METADATA_DISABLED": "true",
 	}
+}
+
+// Proxy is a reverse proxy on loopback in front of an S3 server that counts the GET requests
+// of object keys, to tell what a client read.
+type Proxy struct {
+	URL  string
+	mu   sync.Mutex
+	gets map[string]int // by path (/bucket/key)
+}
+
+// NewProxy starts a counting proxy in front of the server at target for the test.
+func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{gets: map[string]int{}}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// An object GET (the Go SDK names its operation in x-id), not a listing.
+		if q := r.URL.Query(); r.Method == http.MethodGet && (len(q) == 0 || len(q) == 1 && q.Get("x-id") == "GetObject") {
+			p.mu.Lock()
+			p.gets[r.URL.Path]++
+			p.mu.Unlock()
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	p.URL = srv.URL
+	return p
+}
+
+// Gets returns the GETs of objects whose path (/bucket/key) matches, by path, and resets the
+// counts.
+func (p *Proxy) Gets(match func(path string) bool) map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]int{}
+	for path, n := range p.gets {
+		if match(path) {
+			out[path] = n
+		}
+	}
+	p.gets = map[string]int{}
+	return out
+}
+
+// Env returns the AWS CLI's variables that point clients at the proxy.
+func (p *Proxy) Env() map[string]string {
+	env := (&Moto{URL: p.URL}).Env()
+	return env
 }
