@@ -12,8 +12,10 @@
 //	  roleARN: ""
 //	  externalID: ""
 //	catalog:                     # the lake's Iceberg catalog
-//	  type: sqlite               # sqlite (embedded in the lake's directory) or postgres
+//	  type: sqlite               # sqlite (embedded in the lake's directory), postgres, or
+//	                             # glue (a lake in S3; what Athena and EMR read)
 //	  dsnEnv: OSPREY_CATALOG_DSN # postgres: the variable holding its postgres:// URL (or dsn:)
+//	  catalogID: ""              # glue: the catalog's account, when not the caller's
 //	listen: 127.0.0.1:8080       # HTTP sources (/http/<id>), /v1/query, /healthz and /metrics
 //	http:                        # how the HTTP server treats its clients (see HTTP)
 //	  readHeaderTimeout: 10s     # to send a request's headers
@@ -183,9 +185,12 @@ type LakeS3 struct {
 }
 
 // Catalog is a lake's Iceberg catalog: sqlite (the default, in the lake's directory: one
-// writer machine) or postgres (several processes or machines on one lake).
+// writer machine), postgres (several processes or machines on one lake) or glue (a lake in
+// S3, read by Athena and EMR; region and role those of lakeS3, the endpoint the AWS SDK's).
 type Catalog struct {
 	Type string `yaml:"type,omitempty"`
+	// CatalogID is a Glue catalog's account, when not the caller's.
+	CatalogID string `yaml:"catalogID,omitempty"`
 	// DSN is the PostgreSQL database (postgres://user@host:5432/db); DSNEnv names a variable
 	// that holds it, to keep a password out of the file.
 	DSN    string `yaml:"dsn,omitempty"`
@@ -216,8 +221,13 @@ func (c *Config) LakeOptions() (lake.Options, error) {
 		if o.CatalogDSN == "" {
 			return o, fmt.Errorf("catalog: type postgres needs a dsn (or dsnEnv naming a variable that is set)")
 		}
+	case string(iceberg.Glue):
+		if o.Location == "" {
+			return o, errors.New("catalog: type glue needs the lake in S3 (lake: s3://bucket/prefix)")
+		}
+		o.Catalog, o.GlueCatalogID = iceberg.Glue, c.Catalog.CatalogID
 	default:
-		return o, fmt.Errorf("catalog: unknown type %q (want sqlite or postgres)", c.Catalog.Type)
+		return o, fmt.Errorf("catalog: unknown type %q (want sqlite, postgres or glue)", c.Catalog.Type)
 	}
 	return o, nil
 }
@@ -593,9 +603,9 @@ func (c *Config) Validate() error {
 		return errors.New("state: only a lake in S3 has a separate local directory (the lake's directory is its state)")
 	}
 	switch c.Catalog.Type {
-	case "", "sqlite", "postgres":
+	case "", "sqlite", "postgres", "glue":
 	default:
-		return fmt.Errorf("catalog: unknown type %q (want sqlite or postgres)", c.Catalog.Type)
+		return fmt.Errorf("catalog: unknown type %q (want sqlite, postgres or glue)", c.Catalog.Type)
 	}
 	if c.Listen == "" {
 		c.Listen = DefaultListen

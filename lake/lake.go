@@ -45,6 +45,8 @@ type Lake struct {
 // its records in the catalog. A shared catalog (PostgreSQL) serves several machines, each
 // with its own write-ahead log and writers: their records are kept apart by the directory's
 // node id. The embedded catalog serves this directory only.
+//
+// A Glue catalog is shared in the same way.
 func (l *Lake) scoped(name string) string {
 	if l.node == "" {
 		return name
@@ -89,6 +91,8 @@ type Options struct {
 	// database for iceberg.Postgres.
 	Catalog    iceberg.Kind
 	CatalogDSN string
+	// GlueCatalogID is the account of a Glue catalog that is not the caller's.
+	GlueCatalogID string
 }
 
 // OpenWith opens a lake as o says, creating its directory if needed; a lake in an object store
@@ -116,7 +120,7 @@ func OpenExistingWith(ctx context.Context, o Options) (*Lake, error) {
 func (l *Lake) with(ctx context.Context, o Options) (*Lake, error) {
 	o.Dir = l.dir
 	l.opts = o
-	if o.Catalog == iceberg.Postgres {
+	if o.Catalog == iceberg.Postgres || o.Catalog == iceberg.Glue {
 		id, err := nodeID(l.dir)
 		if err != nil {
 			return nil, err

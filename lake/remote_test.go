@@ -10,18 +10,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/glue"
+
 	"github.com/ospreyhq/osprey/ingest/source/s3src/s3test"
+	"github.com/ospreyhq/osprey/lake/iceberg"
 	"github.com/ospreyhq/osprey/lake/objstore"
 )
 
 // openS3Lake opens a lake whose tables are in a bucket of a moto_server started for the test,
-// reached through the AWS SDK's standard variables.
-func openS3Lake(t *testing.T) (*Lake, *s3test.Moto) {
+// reached through the AWS SDK's standard variables, with a catalog of kind (moto_server is
+// Glue too).
+func openS3Lake(t *testing.T, kind iceberg.Kind) (*Lake, *s3test.Moto) {
 	t.Helper()
 	m := s3test.StartMoto(t)
 	m.CreateBucket(t, "lake-bucket")
 	m.SetEnv(t)
-	l, err := OpenWith(context.Background(), Options{Dir: t.TempDir(), Location: "s3://lake-bucket/osprey/lake"})
+	l, err := OpenWith(context.Background(), Options{Dir: t.TempDir(), Location: "s3://lake-bucket/osprey/lake", Catalog: kind})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,11 +48,45 @@ func download(t testing.TB, l *Lake, loc, dir string) string {
 }
 
 // TestS3Lake: a lake whose tables are in S3 takes flushes, compaction and retention there,
-// and keeps no data file of its own.
+// and keeps no data file of its own; with its catalog in the lake's directory, and in Glue,
+// whose tables carry what Athena reads.
 func TestS3Lake(t *testing.T) {
-	l, _ := openS3Lake(t)
+	t.Run("sqlite", func(t *testing.T) { testS3Lake(t, iceberg.SQLite) })
+	t.Run("glue", func(t *testing.T) {
+		l := testS3Lake(t, iceberg.Glue)
+		cfg, err := l.Options().AWS.Config(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := glue.NewFromConfig(cfg).GetTable(context.Background(), &glue.GetTableInput{DatabaseName: aws.String(DBLogs), Name: aws.String("t")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cat, err := l.OpenCatalog(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cat.Close()
+		ptrs, err := cat.Current(context.Background())
+		if err != nil || len(ptrs) != 1 {
+			t.Fatalf("current tables %v, %v", ptrs, err)
+		}
+		p := out.Table.Parameters
+		if !strings.EqualFold(p["table_type"], "ICEBERG") || p["metadata_location"] != ptrs[0].Location || !strings.HasPrefix(p["metadata_location"], "s3://lake-bucket/osprey/lake/panther_logs/t/metadata/") {
+			t.Errorf("glue table parameters %v, want table_type ICEBERG and metadata_location %s", p, ptrs[0].Location)
+		}
+		if loc := aws.ToString(out.Table.StorageDescriptor.Location); loc != "s3://lake-bucket/osprey/lake/panther_logs/t" {
+			t.Errorf("glue table location %s", loc)
+		}
+	})
+}
+
+func testS3Lake(t *testing.T, kind iceberg.Kind) *Lake {
+	l, _ := openS3Lake(t, kind)
 	ctx := context.Background()
-	w, err := l.NewWriter(DefaultWriterOptions())
+	opts := DefaultWriterOptions()
+	opts.Name = "test"
+	w, err := l.NewWriter(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,13 +102,16 @@ func TestS3Lake(t *testing.T) {
 			t.Fatal(err)
 		}
 		rec.Release()
-		if err := w.FlushWith(ctx, nil); err != nil {
+		if err := w.FlushWith(ctx, map[string]string{"flush": fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
 		want = append(want, fmt.Sprint("old", i), fmt.Sprint("new", i))
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if meta, err := l.CommitMeta("test"); err != nil || meta["flush"] != "3" {
+		t.Errorf("commit metadata %v (%v), want that of the last flush", meta, err)
 	}
 	names := func() []string {
 		t.Helper()
@@ -162,6 +204,7 @@ func TestS3Lake(t *testing.T) {
 	if after := countData(); after > before {
 		t.Errorf("%d data objects after expiry, %d before", after, before)
 	}
+	return l
 }
 
 func sortedCopy(s []string) []string {

@@ -404,7 +404,7 @@ func printSummary(w io.Writer, s ingest.Summary, st lake.Stats, l *lake.Lake, qu
 		rate := float64(total) / max(s.Duration.Seconds(), 1e-9)
 		fmt.Fprintf(w, "%s %s events from %d %s (%s) in %s: %s events/s, %d files written to %s\n",
 			verb, count(total), s.Files, plural(s.Files, "stream", "streams"), bytesText(s.Bytes),
-			s.Duration.Round(time.Millisecond), count(int64(rate)), st.Files, l.Dir())
+			s.Duration.Round(time.Millisecond), count(int64(rate)), st.Files, l.Location())
 		tables := make([]string, 0, len(s.Events))
 		for t, n := range s.Events {
 			if n > 0 { // of the candidate log types, those that got rows

@@ -81,7 +81,7 @@ a local lake directory, and answers SQL over them with DuckDB, Panther's time ma
 	}
 	root.PersistentFlags().StringVar(&g.lakeDir, "lake", defLake, "lake directory, or s3://bucket/prefix (env OSPREY_LAKE)")
 	root.PersistentFlags().StringVar(&g.state, "state", os.Getenv("OSPREY_STATE"), "a lake in S3: its local directory (env OSPREY_STATE; default ~/.local/state/osprey/s3/<bucket>/<prefix>)")
-	root.PersistentFlags().StringVar(&g.catalog, "catalog", os.Getenv("OSPREY_CATALOG"), "the lake's Iceberg catalog: sqlite (default) or a postgres:// URL (env OSPREY_CATALOG)")
+	root.PersistentFlags().StringVar(&g.catalog, "catalog", os.Getenv("OSPREY_CATALOG"), "the lake's Iceberg catalog: sqlite (default), a postgres:// URL, or glue (env OSPREY_CATALOG)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile to this file (for performance work)")
 	root.PersistentFlags().StringVar(&g.memProfile, "memprofile", "", "write a heap profile to this file when the command ends")

@@ -51,6 +51,7 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
 
 	"github.com/ospreyhq/osprey/durable"
+	"github.com/ospreyhq/osprey/internal/awsx"
 )
 
 // EventTime is the column tables are partitioned and planned by.
@@ -87,8 +88,9 @@ type Catalog struct {
 	dir       string // the lake's local directory
 	warehouse string // where tables are: dir, or s3://bucket/prefix
 	kind      Kind
-	db        *sql.DB
-	cat       *sqlcat.Catalog
+	db        *sql.DB        // the SQL catalog's database; nil for Glue
+	cat       icebergCatalog // iceberg-go's catalog
+	glue      *glueCatalog   // Glue's own API, for a Glue catalog
 	// expiry is when commits expire snapshots: expireAbove, keepSnapshots, keepSnapshotsFor,
 	// but in tests and benchmarks that make hours of commits in seconds.
 	expiry expiryPolicy
@@ -98,11 +100,19 @@ type Catalog struct {
 type Kind string
 
 // Catalogs: Iceberg's SQL catalog, in SQLite in the lake's directory (the default, one
-// machine) or in PostgreSQL (shared by several processes and machines).
+// machine) or in PostgreSQL (shared by several processes and machines), or AWS Glue (what
+// Athena and EMR read; see glue.go).
 const (
 	SQLite   Kind = "sqlite"
 	Postgres Kind = "postgres"
+	Glue     Kind = "glue"
 )
+
+// icebergCatalog is what Catalog uses of iceberg-go's catalogs.
+type icebergCatalog interface {
+	catalog.Catalog
+	Close() error
+}
 
 // Options say where a lake's tables and catalog are.
 type Options struct {
@@ -115,6 +125,11 @@ type Options struct {
 	Kind Kind
 	// DSN is the PostgreSQL catalog's database, as a postgres:// URL or key=value string.
 	DSN string
+	// AWS reaches Glue (its region, a role to assume; the endpoint is the SDK's, such as
+	// AWS_ENDPOINT_URL_GLUE or AWS_ENDPOINT_URL), and GlueCatalogID is the Glue catalog's
+	// account when not the caller's.
+	AWS           awsx.AWS
+	GlueCatalogID string
 }
 
 // Open opens the embedded catalog of the lake in dir, creating its database if needed.
@@ -144,8 +159,10 @@ func OpenWith(ctx context.Context, o Options) (*Catalog, error) {
 		err = c.openSQLite(ctx)
 	case Postgres:
 		err = c.openPostgres(ctx, o.DSN)
+	case Glue:
+		err = c.openGlue(ctx, o)
 	default:
-		err = fmt.Errorf("unknown catalog %q (want sqlite or postgres)", o.Kind)
+		err = fmt.Errorf("unknown catalog %q (want sqlite, postgres or glue)", o.Kind)
 	}
 	if err != nil {
 		return nil, err
@@ -252,7 +269,13 @@ func checkName(name string) error {
 }
 
 // Close closes the catalog's database.
-func (c *Catalog) Close() error { return errors.Join(c.cat.Close(), c.db.Close()) }
+func (c *Catalog) Close() error {
+	err := c.cat.Close()
+	if c.db != nil {
+		err = errors.Join(err, c.db.Close())
+	}
+	return err
+}
 
 func ident(db, tbl string) table.Identifier { return table.Identifier{db, tbl} }
 

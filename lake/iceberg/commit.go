@@ -132,7 +132,9 @@ func (c *Catalog) Commit(ctx context.Context, changes []Change, rec Record) erro
 		}
 		seen[key] = true
 	}
-	wait := 2 * time.Millisecond
+	if c.kind == Glue {
+		return c.commitGlue(ctx, changes, props, rec)
+	}
 	for attempt := 1; ; attempt++ {
 		staged, err := c.stage(ctx, changes, props)
 		if err == nil && !c.Remote() {
@@ -161,12 +163,21 @@ func (c *Catalog) Commit(ctx context.Context, changes []Change, rec Record) erro
 		case attempt == commitAttempts:
 			return fmt.Errorf("%w: other commits won %d times in a row", ErrConflict, attempt)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait + rand.N(wait)):
+		if err := backoff(ctx, attempt); err != nil {
+			return err
 		}
-		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
+// backoff waits before another attempt of a commit that lost a race: 2 ms doubling up to
+// 200 ms, with jitter, so that racing writers spread out.
+func backoff(ctx context.Context, attempt int) error {
+	wait := min(2*time.Millisecond<<min(attempt-1, 7), 200*time.Millisecond)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(wait + rand.N(wait)):
+		return nil
 	}
 }
 
@@ -207,20 +218,33 @@ func (c *Catalog) stageOne(ctx context.Context, ch Change, props ice.Properties)
 	st := &stager{base: t.Metadata(), baseLoc: t.MetadataLocation(), io: fio}
 	fs := &stagingFS{WriteFileIO: fio.(icebergio.WriteFileIO)}
 	tw := table.New(t.Identifier(), t.Metadata(), t.MetadataLocation(), func(context.Context) (icebergio.IO, error) { return fs, nil }, st)
+	txn, err := c.changeTxn(ctx, t, tw, ch, props)
+	if err != nil {
+		return staged{}, err
+	}
+	if _, err := txn.Commit(ctx); err != nil {
+		return staged{}, fmt.Errorf("stage commit of %s.%s: %w", ch.DB, ch.Table, err)
+	}
+	return staged{db: ch.DB, tbl: ch.Table, oldLoc: st.baseLoc, newLoc: st.newLoc, removals: fs.removed}, nil
+}
+
+// changeTxn builds the transaction of a change on tw, a handle of the table t as loaded (which
+// commits to the stager on SQL catalogs, to the catalog itself on Glue).
+func (c *Catalog) changeTxn(ctx context.Context, t, tw *table.Table, ch Change, props ice.Properties) (*table.Transaction, error) {
 	txn := tw.NewTransaction()
 	if ch.Schema != nil {
 		sc, err := table.ArrowSchemaToIcebergWithFreshIDs(ch.Schema, false)
 		if err != nil {
-			return staged{}, fmt.Errorf("schema of %s.%s: %w", ch.DB, ch.Table, err)
+			return nil, fmt.Errorf("schema of %s.%s: %w", ch.DB, ch.Table, err)
 		}
 		if err := txn.UpdateSchema(true, false).UnionByNameWith(sc).Commit(); err != nil {
-			return staged{}, fmt.Errorf("add columns to %s.%s: %w", ch.DB, ch.Table, err)
+			return nil, fmt.Errorf("add columns to %s.%s: %w", ch.DB, ch.Table, err)
 		}
 	}
 	// Entries are built with the field IDs of the schema as the transaction has it.
 	cur, err := txn.StagedTable()
 	if err != nil {
-		return staged{}, err
+		return nil, err
 	}
 	add := make([]ice.DataFile, len(ch.Add))
 	for i, p := range ch.Add {
@@ -228,47 +252,47 @@ func (c *Catalog) stageOne(ctx context.Context, ch Change, props ice.Properties)
 		if ch.Local != nil {
 			local = ch.Local[i]
 		} else if c.Remote() {
-			return staged{}, fmt.Errorf("BUG: files registered in %s.%s without local copies", ch.DB, ch.Table)
+			return nil, fmt.Errorf("BUG: files registered in %s.%s without local copies", ch.DB, ch.Table)
 		}
 		if !c.Remote() {
 			if p, err = filepath.Abs(p); err != nil {
-				return staged{}, err
+				return nil, err
 			}
 		}
 		if add[i], err = dataFile(cur.Schema(), cur.Spec(), p, local); err != nil {
-			return staged{}, fmt.Errorf("register in %s.%s: %w", ch.DB, ch.Table, err)
+			return nil, fmt.Errorf("register in %s.%s: %w", ch.DB, ch.Table, err)
 		}
 	}
 	if len(ch.Remove) > 0 {
 		current, err := filesByPath(ctx, t)
 		if err != nil {
-			return staged{}, err
+			return nil, err
 		}
 		remove := make([]ice.DataFile, len(ch.Remove))
 		for i, p := range ch.Remove {
 			if !c.Remote() {
 				if p, err = filepath.Abs(p); err != nil {
-					return staged{}, err
+					return nil, err
 				}
 			}
 			f, ok := current[p]
 			if !ok {
-				return staged{}, fmt.Errorf("%w: %s.%s no longer holds %s", ErrConflict, ch.DB, ch.Table, p)
+				return nil, fmt.Errorf("%w: %s.%s no longer holds %s", ErrConflict, ch.DB, ch.Table, p)
 			}
 			remove[i] = f
 		}
 		err = txn.ReplaceDataFilesWithDataFiles(ctx, remove, add, props)
 		if err != nil {
-			return staged{}, fmt.Errorf("replace files of %s.%s: %w", ch.DB, ch.Table, err)
+			return nil, fmt.Errorf("replace files of %s.%s: %w", ch.DB, ch.Table, err)
 		}
 	} else if len(add) > 0 {
 		if err := txn.AddDataFiles(ctx, add, props, table.WithoutDuplicateCheck()); err != nil {
-			return staged{}, fmt.Errorf("register in %s.%s: %w", ch.DB, ch.Table, err)
+			return nil, fmt.Errorf("register in %s.%s: %w", ch.DB, ch.Table, err)
 		}
 	}
 	if len(ch.Properties) > 0 {
 		if err := txn.SetProperties(ch.Properties); err != nil {
-			return staged{}, fmt.Errorf("set properties of %s.%s: %w", ch.DB, ch.Table, err)
+			return nil, fmt.Errorf("set properties of %s.%s: %w", ch.DB, ch.Table, err)
 		}
 	}
 	if n, x := len(t.Metadata().Snapshots()), c.expiry; n > x.above || ch.ExpireSnapshots && n > x.keep {
@@ -278,13 +302,10 @@ func (c *Catalog) stageOne(ctx context.Context, ch Change, props ice.Properties)
 		}
 		err := txn.ExpireSnapshots(table.WithRetainLast(keep), table.WithOlderThan(age), table.WithPostCommit(false))
 		if err != nil {
-			return staged{}, fmt.Errorf("expire snapshots of %s.%s: %w", ch.DB, ch.Table, err)
+			return nil, fmt.Errorf("expire snapshots of %s.%s: %w", ch.DB, ch.Table, err)
 		}
 	}
-	if _, err := txn.Commit(ctx); err != nil {
-		return staged{}, fmt.Errorf("stage commit of %s.%s: %w", ch.DB, ch.Table, err)
-	}
-	return staged{db: ch.DB, tbl: ch.Table, oldLoc: st.baseLoc, newLoc: st.newLoc, removals: fs.removed}, nil
+	return txn, nil
 }
 
 // stagingFS is the file system of a staged change: the lake's own, except that files are not
@@ -443,6 +464,17 @@ CREATE TABLE IF NOT EXISTS osprey_flushes (instance TEXT PRIMARY KEY, flush BIGI
 
 // Meta returns the commit metadata last recorded for writer, or nil.
 func (c *Catalog) Meta(ctx context.Context, writer string) (map[string]string, error) {
+	if c.kind == Glue {
+		b, err := c.readRecord(ctx, "records", writer)
+		if b == nil || err != nil {
+			return nil, err
+		}
+		var meta map[string]string
+		if err := json.Unmarshal(b, &meta); err != nil {
+			return nil, fmt.Errorf("commit metadata of %s: %w", writer, err)
+		}
+		return meta, nil
+	}
 	var s string
 	err := c.db.QueryRowContext(ctx, c.q(`SELECT meta FROM osprey_commits WHERE writer = ?`), writer).Scan(&s)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -460,6 +492,13 @@ func (c *Catalog) Meta(ctx context.Context, writer string) (map[string]string, e
 
 // Flushed returns the number of the last flush committed by a writer instance, or -1.
 func (c *Catalog) Flushed(ctx context.Context, instance string) (int64, error) {
+	if c.kind == Glue {
+		b, err := c.readRecord(ctx, "flushes", instance)
+		if b == nil || err != nil {
+			return -1, err
+		}
+		return strconv.ParseInt(string(b), 10, 64)
+	}
 	var n int64
 	err := c.db.QueryRowContext(ctx, c.q(`SELECT flush FROM osprey_flushes WHERE instance = ?`), instance).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -474,6 +513,10 @@ func (c *Catalog) Flushed(ctx context.Context, instance string) (int64, error) {
 // ForgetInstance removes a writer instance's flush number, once nothing of it can be left to
 // finish.
 func (c *Catalog) ForgetInstance(ctx context.Context, instance string) error {
+	if c.kind == Glue {
+		c.remove(c.recordLoc("flushes", instance))
+		return nil
+	}
 	_, err := c.db.ExecContext(ctx, c.q(`DELETE FROM osprey_flushes WHERE instance = ?`), instance)
 	return err
 }
@@ -486,6 +529,9 @@ type Pointer struct {
 // Current returns every table's current metadata location, read in one statement: what one
 // commit changed is either all there or not at all.
 func (c *Catalog) Current(ctx context.Context) ([]Pointer, error) {
+	if c.kind == Glue {
+		return c.currentGlue(ctx)
+	}
 	rows, err := c.db.QueryContext(ctx, c.q(`SELECT table_namespace, table_name, metadata_location FROM iceberg_tables
 		WHERE catalog_name = ? AND metadata_location IS NOT NULL AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)
 		ORDER BY table_namespace, table_name`), catalogName)
