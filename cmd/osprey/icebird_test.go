@@ -22,6 +22,7 @@ import (
 	"github.com/ospreyhq/osprey/internal/pgtest"
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/lake/iceberg"
+	"github.com/parquet-go/parquet-go"
 )
 
 // TestIcebirdReadsLake builds one lake with osprey's own commands (two runs of osprey ingest,
@@ -143,8 +144,15 @@ sources:
 detections:
   dirs: [%s]
 `, lk.config, rules))
+	secret := strings.TrimSpace(lastLine(osprey(t, lk.with("token", "create", "reader", "--role", "read")...)))
 	d := startServeConfig(t, cfg)
 	defer d.cmd.Process.Kill()
+	// The query API reads the lake too (in a query worker of its own).
+	code, text, err := post(d.url+"/v1/query", []byte(`{"sql": "SELECT count(*) AS n FROM panther_logs.zeek_dns", "format": "csv"}`),
+		map[string]string{"Authorization": "Bearer " + secret})
+	if want := fmt.Sprintf("n\n%d\n", wantRows["panther_logs.zeek_dns"]); err != nil || code != 200 || text != want {
+		t.Errorf("POST /v1/query: %d %q %v, want %q", code, text, err, want)
+	}
 	now := time.Now().UTC()
 	body := auditEventBy("DELETE_DETECTION", "ana", now) + "\n" + auditEventBy("DELETE_DETECTION", "ana", now.Add(time.Second)) + "\n" +
 		auditEventBy("LIST_DATA_LAKE_DATABASES", "bo", now) + "\nnot an event\n"
@@ -160,6 +168,13 @@ detections:
 	wantRows["panther_monitor.classification_failures"] = 1
 	wantRows["panther_monitor.alert_history"] = 0
 	wantRows["panther_views.heartbeat"] = 1
+
+	// Export reads it.
+	exported := filepath.Join(dir, "okta.parquet")
+	osprey(t, lk.with("export", "--table", "panther_logs.okta_systemlog", "--out", exported)...)
+	if n := parquetRows(t, exported); n != wantRows["panther_logs.okta_systemlog"] {
+		t.Errorf("export wrote %d rows of panther_logs.okta_systemlog, want %d", n, wantRows["panther_logs.okta_systemlog"])
+	}
 
 	out := osprey(t, lk.with("lake", "compact", "--older-than", "0s")...)
 	if m := regexp.MustCompile(`compacted (\d+) periods`).FindStringSubmatch(out); m == nil || m[1] == "0" {
@@ -221,6 +236,25 @@ detections:
 	if !compacted || !several {
 		t.Errorf("no table compacted (%v) or none of several files (%v)", compacted, several)
 	}
+}
+
+// parquetRows returns the row count of a Parquet file, from its footer.
+func parquetRows(t *testing.T, path string) int64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf, err := parquet.OpenFile(f, info.Size())
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return pf.NumRows()
 }
 
 func writeFile(t *testing.T, path, text string) {
