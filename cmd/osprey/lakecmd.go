@@ -18,7 +18,7 @@ import (
 func newLake(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "lake",
-		Short: "Maintain the lake: status, compaction, retention",
+		Short: "Maintain the lake: status, compaction, retention; connect other engines",
 	}
 	var olderThan time.Duration
 	compact := &cobra.Command{
@@ -51,7 +51,7 @@ after large ingests with osprey ingest, or from cron when serve is not used.`,
 	}
 	olderThan = time.Hour
 	compact.Flags().Var((*units.Duration)(&olderThan), "older-than", "compact hours and days that ended at least this long ago")
-	cmd.AddCommand(compact, newLakeStatus(g), newLakeExpire(g), newLakeMigrate(g))
+	cmd.AddCommand(compact, newLakeStatus(g), newLakeExpire(g), newLakeMigrate(g), newLakeConnect(g))
 	return cmd
 }
 

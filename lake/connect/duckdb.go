@@ -1,0 +1,85 @@
+package connect
+
+import (
+	"fmt"
+	"strings"
+)
+
+// duckdb writes DuckDB SQL for its iceberg extension: iceberg_scan of a table's metadata file
+// (DuckDB guide "S3 Iceberg Import": a table's directory needs a version-hint.text, which
+// osprey does not write, so the metadata file is named), S3 secrets (CREATE SECRET with TYPE s3,
+// PROVIDER credential_chain, REGION, ENDPOINT host:port, URL_STYLE 'path', USE_SSL, SCOPE:
+// DuckDB's httpfs S3 API page) and, for Glue, ATTACH ... (TYPE iceberg, ENDPOINT_TYPE 'glue')
+// (DuckDB's iceberg "Amazon SageMaker Lakehouse (AWS Glue)" page).
+func duckdb(d *doc, l Lake, pg pgDSN) error {
+	d.c = "--"
+	describe(d, l, pg)
+	exts := []string{"iceberg"}
+	if l.remote() {
+		exts = []string{"httpfs", "aws", "iceberg"}
+	}
+	if !l.remote() {
+		d.say("osprey sql is DuckDB already reading this lake, with Panther's macros. For your own DuckDB")
+		d.say("on this machine (the tables' files are local paths), with extensions it can download:")
+	} else {
+		d.say("For a DuckDB that can download extensions (httpfs, aws, iceberg). S3 credentials come from")
+		d.say("the default AWS chain (environment, profile, instance role).")
+	}
+	d.blank()
+	for _, e := range exts {
+		d.code(fmt.Sprintf("INSTALL %s; LOAD %s;", e, e))
+	}
+	if l.remote() {
+		d.code(duckdbSecret(l))
+	}
+	d.blank()
+	if l.kind() == Glue {
+		d.say("DuckDB reads the Glue catalog live through Glue's Iceberg REST endpoint (experimental in DuckDB):")
+		d.code("ATTACH '<AWS account id>' AS osprey (TYPE iceberg, ENDPOINT_TYPE 'glue');")
+		d.blank()
+		d.say("Then, for example:")
+		for _, t := range l.Tables {
+			d.say("  SELECT * FROM osprey.%s.%s LIMIT 10;", t.DB, t.Table)
+		}
+		return nil
+	}
+	d.say("DuckDB cannot read a %s catalog: each view below reads a table's current metadata file.", l.kind())
+	pointInTime(d, "use the glue catalog, which DuckDB attaches")
+	d.blank()
+	for _, db := range l.databases() {
+		d.code(fmt.Sprintf("CREATE SCHEMA IF NOT EXISTS %s;", db))
+	}
+	for _, t := range l.Tables {
+		d.code(fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS SELECT * FROM iceberg_scan(%s);", t.DB, t.Table, sqlString(t.Location)))
+	}
+	d.blank()
+	d.say("Then, for example:")
+	for _, t := range l.Tables {
+		d.say("  SELECT * FROM %s.%s LIMIT 10;", t.DB, t.Table)
+	}
+	return nil
+}
+
+// duckdbSecret is an S3 secret for the lake's bucket.
+func duckdbSecret(l Lake) string {
+	opts := []string{"TYPE s3", "PROVIDER credential_chain"}
+	if l.Region != "" {
+		opts = append(opts, "REGION "+sqlString(l.Region))
+	}
+	if l.Endpoint != "" {
+		host, tls := l.Endpoint, true
+		if rest, ok := strings.CutPrefix(host, "http://"); ok {
+			host, tls = rest, false
+		}
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "https://"), "/")
+		opts = append(opts, "ENDPOINT "+sqlString(host))
+		if !tls {
+			opts = append(opts, "USE_SSL false")
+		}
+	}
+	if l.PathStyle {
+		opts = append(opts, "URL_STYLE 'path'")
+	}
+	opts = append(opts, "SCOPE "+sqlString(l.Location))
+	return "CREATE OR REPLACE SECRET osprey_lake (" + strings.Join(opts, ", ") + ");"
+}
