@@ -46,8 +46,8 @@ const (
 var Engines = []Engine{Athena, Trino, Spark, Snowflake, DuckDB}
 
 // Glue is the kind of an AWS Glue catalog: tables in Glue databases named like the lake's
-// databases (panther_logs, ...). It is spelled here until package iceberg declares it.
-const Glue iceberg.Kind = "glue"
+// databases (panther_logs, ...).
+const Glue = iceberg.Glue
 
 // CatalogName is the catalog_name of every row osprey keeps in a SQL catalog; Iceberg's
 // JdbcCatalog reads the rows of the catalog name it is initialized with (the Spark or Trino
