@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -52,7 +53,7 @@ func benchLakeS3(args []string) error {
 	}
 	defer cleanDir(*dir, *keepInput)
 
-	url, stop, err := startMoto(*moto)
+	url, motoCmd, stop, err := startMotoCmd(*moto)
 	if err != nil {
 		return err
 	}
@@ -77,7 +78,7 @@ func benchLakeS3(args []string) error {
 	fmt.Printf("moto_server at %s, behind a counting proxy at %s; %s\n", url, counter.URL, loadAverage())
 
 	if !*skipIngest {
-		if err := lakeS3Ingest(ctx, client, counter, *dir, *size, *runs, *osprey, *profile); err != nil {
+		if err := lakeS3Ingest(ctx, client, counter, motoCmd.Process.Pid, *dir, *size, *runs, *osprey, *profile); err != nil {
 			return err
 		}
 	}
@@ -91,7 +92,7 @@ func benchLakeS3(args []string) error {
 
 // lakeS3Ingest times `osprey ingest` of the same input into a local lake and into a lake in
 // S3, alternating (and alternating which goes first), and says where the S3 side's time goes.
-func lakeS3Ingest(ctx context.Context, client *s3.Client, counter *s3Counter, dir, size string, runs int, osprey, profile string) error {
+func lakeS3Ingest(ctx context.Context, client *s3.Client, counter *s3Counter, motoPid int, dir, size string, runs int, osprey, profile string) error {
 	n, err := parseSize(size)
 	if err != nil {
 		return err
@@ -130,8 +131,10 @@ func lakeS3Ingest(ctx context.Context, client *s3.Client, counter *s3Counter, di
 		prefix := fmt.Sprintf("ingest-%d", run)
 		os.RemoveAll(state)
 		counter.snapshot()
+		motoCPU := procCPU(motoPid)
 		r, err := measure(osprey, append(append([]string{"--lake", "s3://" + benchBucket + "/" + prefix, "--state", state}, extra...), ingestArgs...)...)
 		counts := counter.snapshot()
+		counts.serverCPU = procCPU(motoPid) - motoCPU
 		if err != nil {
 			return r, counts, fmt.Errorf("osprey ingest (S3 lake): %w", err)
 		}
@@ -140,6 +143,7 @@ func lakeS3Ingest(ctx context.Context, client *s3.Client, counter *s3Counter, di
 	}
 	var local, remote []result
 	var counts []s3Counts
+	var ratios []float64 // of each run's pair
 	for i := range runs {
 		var l, r result
 		var c s3Counts
@@ -157,9 +161,10 @@ func lakeS3Ingest(ctx context.Context, client *s3.Client, counter *s3Counter, di
 			return err
 		}
 		local, remote, counts = append(local, l), append(remote, r), append(counts, c)
+		ratios = append(ratios, l.elapsed.Seconds()/r.elapsed.Seconds())
 		put := c.get("PUT data")
-		fmt.Printf("run %d: local %6.2fs  s3 %6.2fs  (%d data files, %s, uploaded in %.2fs of PUT time)\n",
-			i+1, l.elapsed.Seconds(), r.elapsed.Seconds(), put.N, human(put.BytesIn), put.Total.Seconds())
+		fmt.Printf("run %d: local %6.2fs (cpu %5.2fs)  s3 %6.2fs (cpu %5.2fs, moto cpu %5.2fs)  ratio %.2f  (%d data files, %s, %.2fs in flight)  %s\n",
+			i+1, l.elapsed.Seconds(), l.cpu.Seconds(), r.elapsed.Seconds(), r.cpu.Seconds(), c.serverCPU.Seconds(), ratios[i], put.N, human(put.BytesIn), c.busy.Seconds(), loadAverage())
 	}
 	lakeSize := dirSize(localDir)
 	// The S3 run whose time is the median, for its counts.
@@ -171,12 +176,15 @@ func lakeS3Ingest(ctx context.Context, client *s3.Client, counter *s3Counter, di
 	}
 	l, r := median(local), median(remote)
 	lrs, rrs := float64(events)/l.elapsed.Seconds(), float64(events)/r.elapsed.Seconds()
-	fmt.Printf("\n%-40s %12s %10s %12s\n", "", "events/s", "seconds", "peak RSS")
-	fmt.Printf("%-40s %12.0f %10.2f %12s\n", "osprey ingest, local lake", lrs, l.elapsed.Seconds(), human(l.maxRSS))
-	fmt.Printf("%-40s %12.0f %10.2f %12s\n", "osprey ingest, S3 lake (moto_server)", rrs, r.elapsed.Seconds(), human(r.maxRSS))
-	fmt.Printf("\nratio S3/local: %.2f of the local speed (median of %d runs each; target 0.80); lake %s\n", rrs/lrs, runs, human(lakeSize))
+	fmt.Printf("\n%-40s %12s %10s %10s %12s\n", "", "events/s", "seconds", "cpu", "peak RSS")
+	fmt.Printf("%-40s %12.0f %10.2f %10.2f %12s\n", "osprey ingest, local lake", lrs, l.elapsed.Seconds(), l.cpu.Seconds(), human(l.maxRSS))
+	fmt.Printf("%-40s %12.0f %10.2f %10.2f %12s\n", "osprey ingest, S3 lake (moto_server)", rrs, r.elapsed.Seconds(), r.cpu.Seconds(), human(r.maxRSS))
+	sort.Float64s(ratios)
+	fmt.Printf("\nratio S3/local: %.2f of the local speed (medians of %d runs each; median of the runs' own ratios %.2f; target 0.80); lake %s\n",
+		rrs/lrs, runs, ratios[len(ratios)/2], human(lakeSize))
 	fmt.Printf("S3 requests of the median S3 run (%.2fs):\n", r.elapsed.Seconds())
 	counts[mi].print(os.Stdout, "  ")
+	fmt.Printf("  %-16s %.2f s of CPU in moto_server during the run\n", "moto", counts[mi].serverCPU.Seconds())
 	fmt.Printf("  the S3 run took %.2fs more than the local one; moto had a request in flight for %.2fs of it\n",
 		r.elapsed.Seconds()-l.elapsed.Seconds(), counts[mi].busy.Seconds())
 	fmt.Println(" ", loadAverage())
@@ -440,6 +448,23 @@ func cleanDir(dir string, keepInput bool) {
 	if !keepInput {
 		os.Remove(dir)
 	}
+}
+
+// procCPU returns the user and system time a process has used so far (0 if unknown).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command's ")": state is the 3rd field of the line, utime the 14th.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	var ut, st int64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return time.Duration(ut+st) * time.Second / 100 // clock ticks, 100 a second on Linux
 }
 
 // loadAverage returns the machine's load, as uptime prints it, for the report.

@@ -195,7 +195,8 @@ func generateOrdered(path string, n int, span time.Duration, order string) error
 
 type result struct {
 	elapsed time.Duration
-	maxRSS  int64 // bytes
+	maxRSS  int64         // bytes
+	cpu     time.Duration // user and system
 }
 
 func benchIngest(args []string) error {
@@ -284,7 +285,7 @@ func measure(name string, args ...string) (result, error) {
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = ru.Maxrss << 10 // KiB on Linux
 	}
-	return result{elapsed: elapsed, maxRSS: rss}, nil
+	return result{elapsed: elapsed, maxRSS: rss, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}, nil
 }
 
 func median(rs []result) result {

@@ -23,6 +23,7 @@ type s3Counter struct {
 	srv *http.Server
 
 	mu        sync.Mutex
+	idle      *sync.Cond // signalled when no request is in flight
 	ops       map[string]*opCount
 	inflight  int
 	busySince time.Time
@@ -51,6 +52,7 @@ func startCounter(target string) (*s3Counter, error) {
 	proxy.Transport = &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}
 	proxy.ErrorLog = nil
 	c := &s3Counter{URL: "http://" + ln.Addr().String(), ops: map[string]*opCount{}}
+	c.idle = sync.NewCond(&c.mu)
 	c.srv = &http.Server{Handler: c.handler(proxy)}
 	go c.srv.Serve(ln)
 	return c, nil
@@ -78,6 +80,7 @@ func (c *s3Counter) handler(next http.Handler) http.Handler {
 		c.inflight--
 		if c.inflight == 0 {
 			c.busy += end.Sub(c.busySince)
+			c.idle.Broadcast()
 		}
 		o := c.ops[kind]
 		if o == nil {
@@ -112,24 +115,25 @@ func opKind(r *http.Request) string {
 	return op + " metadata"
 }
 
-// snapshot returns the counts so far and resets them.
+// snapshot returns the counts so far and resets them. Call it when the clients are done: it
+// waits for the requests in flight, whose clients may have their answer before the proxy
+// has counted it.
 func (c *s3Counter) snapshot() s3Counts {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for c.inflight > 0 {
+		c.idle.Wait()
+	}
 	s := s3Counts{ops: c.ops, busy: c.busy}
 	c.ops, c.busy = map[string]*opCount{}, 0
-	if c.inflight > 0 {
-		now := time.Now()
-		s.busy += now.Sub(c.busySince)
-		c.busySince = now
-	}
 	return s
 }
 
 // s3Counts are the requests of a phase.
 type s3Counts struct {
-	ops  map[string]*opCount
-	busy time.Duration
+	ops       map[string]*opCount
+	busy      time.Duration
+	serverCPU time.Duration // of moto_server, when measured
 }
 
 func (s s3Counts) get(kind string) opCount {
