@@ -61,7 +61,7 @@ bench-query: build
 # same 300 MiB input (target 0.8x the local speed), and a 1-hour query on the same 90-day lake
 # once the S3 lake's files are cached (target within 1.5x); needs moto_server. Cleans up after.
 bench-s3: build
-	bin/osprey-bench lake-s3 --size 300MiB --runs 5 --rows 20000000 --days 90 --query-runs 7
+	bin/osprey-bench lake-s3 --size 300MiB --runs 5 --rows 20000000 --days 90 --query-runs 51
 
 # Go micro-benchmarks of the hot paths.
 bench-go:

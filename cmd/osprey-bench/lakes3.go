@@ -38,7 +38,7 @@ func benchLakeS3(args []string) error {
 	runs := fs.Int("runs", 3, "ingest runs of each side (the median is reported)")
 	rows := fs.Int64("rows", 20_000_000, "rows of the 90-day lakes of the query half")
 	days := fs.Int("days", 90, "days of the lakes of the query half")
-	qruns := fs.Int("query-runs", 7, "timed runs of each query on each side (the median is reported)")
+	qruns := fs.Int("query-runs", 51, "timed runs of each query on each side (the median is reported)")
 	threads := fs.Int("threads", 0, "DuckDB threads on both sides (default GOMAXPROCS)")
 	dir := fs.String("dir", filepath.Join(os.TempDir(), "osprey-bench-lake-s3"), "working directory (input, lakes), removed at the end")
 	keepInput := fs.Bool("keep-input", false, "keep the generated input in --dir for the next run")

@@ -36,7 +36,7 @@
 // `osprey ingest --objects FILES` (local disk) and `osprey ingest s3://bench/` (the backfill,
 // through the S3 API), printing the median events/s of both and their ratio (see s3.go).
 //
-//	osprey-bench lake-s3 [--size 300MiB] [--runs 3] [--rows 20000000] [--days 90] [--query-runs 7]
+//	osprey-bench lake-s3 [--size 300MiB] [--runs 3] [--rows 20000000] [--days 90] [--query-runs 51]
 //	                     [--osprey bin/osprey] [--moto moto_server] [--profile DIR]
 //
 // measures a lake in S3 (moto_server on loopback, behind a proxy that counts the requests)
