@@ -178,32 +178,13 @@ func genLake(ctx context.Context, dir string, end time.Time, hours, perHour int)
 	if err != nil {
 		return err
 	}
-	schema := arrow.NewSchema([]arrow.Field{
-		{Name: "actionName", Type: arrow.BinaryTypes.String, Nullable: true},
-		{Name: "actor", Type: arrow.BinaryTypes.String, Nullable: true},
-		{Name: "sourceIP", Type: arrow.BinaryTypes.String, Nullable: true},
-		{Name: "ok", Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
-		{Name: "bytes", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
-		{Name: "p_log_type", Type: arrow.BinaryTypes.String},
-		{Name: "p_row_id", Type: arrow.BinaryTypes.String, Metadata: arrow.NewMetadata([]string{lake.EncodingKey}, []string{"plain"})},
-		{Name: lake.FieldEventTime, Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}},
-	}, nil)
+	schema := benchSchema()
 	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
 	defer b.Release()
 	first := end.Add(-time.Duration(hours) * time.Hour)
 	for h := range hours {
 		hour := first.Add(time.Duration(h) * time.Hour)
-		rng := rand.New(rand.NewPCG(uint64(hour.Unix()), 7))
-		for i := range perHour {
-			b.Field(0).(*array.StringBuilder).Append(actionNames[rng.IntN(len(actionNames))])
-			b.Field(1).(*array.StringBuilder).Append(fmt.Sprintf("user-%d", rng.IntN(500)))
-			b.Field(2).(*array.StringBuilder).Append(fmt.Sprintf("10.%d.%d.%d", rng.IntN(4), rng.IntN(256), rng.IntN(256)))
-			b.Field(3).(*array.BooleanBuilder).Append(rng.IntN(10) != 0)
-			b.Field(4).(*array.Int64Builder).Append(int64(rng.IntN(1 << 20)))
-			b.Field(5).(*array.StringBuilder).Append("Bench.Event")
-			b.Field(6).(*array.StringBuilder).Append(fmt.Sprintf("%d-%d", hour.Unix(), i))
-			b.Field(7).(*array.TimestampBuilder).Append(arrow.Timestamp(hour.Add(time.Duration(i) * time.Hour / time.Duration(perHour)).UnixMicro()))
-		}
+		appendHour(b, hour, perHour)
 		rec := b.NewRecordBatch()
 		err := w.Write(ctx, lake.DBLogs, "bench", rec)
 		rec.Release()
@@ -230,6 +211,35 @@ func genLake(ctx context.Context, dir string, end time.Time, hours, perHour int)
 	}
 	fmt.Fprintf(os.Stderr, "compacted %d periods: %d files into %d\n", st.Partitions, st.FilesIn, st.FilesOut)
 	return os.WriteFile(filepath.Join(lake.StateDir(dir), "bench-complete"), nil, 0o644)
+}
+
+// benchSchema is the schema of the table panther_logs.bench of the generated lakes.
+func benchSchema() *arrow.Schema {
+	return arrow.NewSchema([]arrow.Field{
+		{Name: "actionName", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "actor", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "sourceIP", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "ok", Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
+		{Name: "bytes", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: "p_log_type", Type: arrow.BinaryTypes.String},
+		{Name: "p_row_id", Type: arrow.BinaryTypes.String, Metadata: arrow.NewMetadata([]string{lake.EncodingKey}, []string{"plain"})},
+		{Name: lake.FieldEventTime, Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}},
+	}, nil)
+}
+
+// appendHour appends the perHour rows of an hour, which depend on the hour only, in time order.
+func appendHour(b *array.RecordBuilder, hour time.Time, perHour int) {
+	rng := rand.New(rand.NewPCG(uint64(hour.Unix()), 7))
+	for i := range perHour {
+		b.Field(0).(*array.StringBuilder).Append(actionNames[rng.IntN(len(actionNames))])
+		b.Field(1).(*array.StringBuilder).Append(fmt.Sprintf("user-%d", rng.IntN(500)))
+		b.Field(2).(*array.StringBuilder).Append(fmt.Sprintf("10.%d.%d.%d", rng.IntN(4), rng.IntN(256), rng.IntN(256)))
+		b.Field(3).(*array.BooleanBuilder).Append(rng.IntN(10) != 0)
+		b.Field(4).(*array.Int64Builder).Append(int64(rng.IntN(1 << 20)))
+		b.Field(5).(*array.StringBuilder).Append("Bench.Event")
+		b.Field(6).(*array.StringBuilder).Append(fmt.Sprintf("%d-%d", hour.Unix(), i))
+		b.Field(7).(*array.TimestampBuilder).Append(arrow.Timestamp(hour.Add(time.Duration(i) * time.Hour / time.Duration(perHour)).UnixMicro()))
+	}
 }
 
 // timeOsprey runs a statement through osprey's query path after a warm-up run, its macros

@@ -183,9 +183,15 @@ func generateTrail(dir string, size int64, perObject int) ([]string, int, error)
 
 // startMoto starts moto_server on a free loopback port and returns its URL.
 func startMoto(bin string) (string, func(), error) {
+	url, _, stop, err := startMotoCmd(bin)
+	return url, stop, err
+}
+
+// startMotoCmd is startMoto that also returns the server's process.
+func startMotoCmd(bin string) (string, *exec.Cmd, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
@@ -194,11 +200,11 @@ func startMoto(bin string) (string, func(), error) {
 	out, err := cmd.StderrPipe()
 	if err != nil {
 		cancel()
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if err := cmd.Start(); err != nil {
 		cancel()
-		return "", nil, fmt.Errorf("start %s (pip install 'moto[server]'): %w", bin, err)
+		return "", nil, nil, fmt.Errorf("start %s (pip install 'moto[server]'): %w", bin, err)
 	}
 	stop := func() { cancel(); cmd.Wait() }
 	sc := bufio.NewScanner(out)
@@ -208,11 +214,11 @@ func startMoto(bin string) (string, func(), error) {
 				for sc.Scan() {
 				}
 			}()
-			return fmt.Sprintf("http://127.0.0.1:%d", port), stop, nil
+			return fmt.Sprintf("http://127.0.0.1:%d", port), cmd, stop, nil
 		}
 	}
 	stop()
-	return "", nil, fmt.Errorf("%s exited before listening", bin)
+	return "", nil, nil, fmt.Errorf("%s exited before listening", bin)
 }
 
 func upload(url, bucket string, files []string) error {
