@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -10,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ospreyhq/osprey/config"
+	"github.com/ospreyhq/osprey/durable"
 	"github.com/ospreyhq/osprey/ingest/pipeline"
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/units"
@@ -51,7 +55,7 @@ after large ingests with osprey ingest, or from cron when serve is not used.`,
 	}
 	olderThan = time.Hour
 	compact.Flags().Var((*units.Duration)(&olderThan), "older-than", "compact hours and days that ended at least this long ago")
-	cmd.AddCommand(compact, newLakeStatus(g), newLakeExpire(g), newLakeMigrate(g), newLakeConnect(g))
+	cmd.AddCommand(compact, newLakeStatus(g), newLakeExpire(g), newLakeMigrate(g), newLakeCopy(g), newLakeConnect(g))
 	return cmd
 }
 
@@ -193,4 +197,64 @@ and other writers of the lake first.`,
 			return err
 		},
 	}
+}
+
+func newLakeCopy(g *globals) *cobra.Command {
+	var to, toState, toCatalog string
+	cmd := &cobra.Command{
+		Use:   "copy --to s3://BUCKET/PREFIX [--to-state DIR] [--to-catalog CATALOG]",
+		Short: "Copy the lake's tables into another lake: a laptop's lake into S3 and a shared catalog",
+		Long: `copy copies the current rows of every table of the lake (--lake, --state, --catalog) into another
+lake (--to, --to-state, --to-catalog, which take what --lake, --state and --catalog take): each
+table's Parquet files under the same paths, registered in the other lake's Iceberg catalog, and
+the tables' columns. Nothing is rewritten. The lake's API tokens and sources (osprey token,
+osprey source) are copied into the other lake's directory when it has none.
+
+It is safe to interrupt and to run again: files the other lake has already are skipped. Stop
+osprey serve and other writers of the lake first: rows written during the copy may be left
+behind. What osprey serve keeps of its own progress (its log position, alert state) is not
+copied: start serve on the new lake with its sources drained.`,
+		Example: `  osprey lake copy --lake ./osprey-data --to s3://sec-lake/osprey --to-catalog "$OSPREY_CATALOG_DSN"
+  osprey lake copy --to s3://sec-lake/osprey --to-catalog glue --to-state /var/lib/osprey`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return errors.New("--to is required: the lake to copy into (s3://bucket/prefix or a directory)")
+			}
+			l, err := g.readLake()
+			if err != nil {
+				return err
+			}
+			dg := &globals{lakeDir: to, state: toState, catalog: toCatalog}
+			dst, err := dg.openLake()
+			if err != nil {
+				return fmt.Errorf("--to: %w", err)
+			}
+			out := cmd.OutOrStdout()
+			st, err := l.Copy(cmd.Context(), dst, func(db, table string, files, of int) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s.%s: %d of %d files\n", db, table, files, of)
+			})
+			fmt.Fprintf(out, "copied %d files (%s rows, %s) into %s; %d tables created\n", st.Files, count(st.Rows), bytesText(st.Bytes), dst.Location(), st.Tables)
+			if err != nil {
+				return err
+			}
+			for _, name := range []string{lake.TokensFile(l.Dir()), config.LakeSourcesFile(l.Dir())} {
+				target := filepath.Join(lake.StateDir(dst.Dir()), filepath.Base(name))
+				if _, err := os.Stat(target); err == nil {
+					continue
+				}
+				if b, err := os.ReadFile(name); err == nil {
+					if err := durable.WriteFile(target, b, 0o600); err != nil {
+						return err
+					}
+					fmt.Fprintf(out, "copied %s into %s\n", filepath.Base(name), lake.StateDir(dst.Dir()))
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "the lake to copy into: s3://bucket/prefix or a directory (required)")
+	cmd.Flags().StringVar(&toState, "to-state", "", "its local directory, when it is in S3 (default ~/.local/state/osprey/s3/<bucket>/<prefix>)")
+	cmd.Flags().StringVar(&toCatalog, "to-catalog", "", "its Iceberg catalog: sqlite (default), a postgres:// URL, or glue")
+	return cmd
 }
