@@ -2,8 +2,11 @@ package lake
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -128,4 +131,62 @@ func s3Names(t *testing.T, l *Lake) []string {
 		}
 	}
 	return sortedCopy(out)
+}
+
+// TestLostCompaction: a compaction whose files another compaction replaced first (serve's
+// compactions on two machines of a shared catalog, or a retention) cannot commit, and never
+// will. Its manifest is dropped: a writer that later finishes the manifests it finds
+// (Recover after a failed flush, the cleanup after a crash) would otherwise try that commit
+// again and fail, forever.
+func TestLostCompaction(t *testing.T) {
+	l, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	w, err := l.NewWriter(DefaultWriterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	hour := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		rec := buildRecord(t, []row{{name: ptr(fmt.Sprint("r", i)), event: hour.Add(time.Duration(i) * time.Minute)}})
+		err := w.Write(ctx, DBLogs, "t", rec)
+		rec.Release()
+		if err == nil {
+			err = w.Flush(ctx)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := readTable(t, l, DBLogs, "t")
+	paths, err := l.Files(ctx, DBLogs, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another writer merges the files first.
+	other, err := l.NewWriter(DefaultWriterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := other.Compact(ctx, DBLogs, "t", hour.Add(24*time.Hour), 2); err != nil || st.FilesIn != 3 {
+		t.Fatalf("compaction: %+v, %v", st, err)
+	}
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.compactFiles(DBLogs, "t", hour.Truncate(24*time.Hour), true, paths); !errors.Is(err, iceberg.ErrConflict) {
+		t.Fatalf("compaction of files no longer in the table: %v, want a conflict", err)
+	}
+	if _, err := os.Stat(filepath.Join(w.tmp, manifestName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the lost compaction's manifest is still there (%v)", err)
+	}
+	if err := w.Recover(); err != nil {
+		t.Errorf("Recover after a lost compaction: %v", err)
+	}
+	if got := readTable(t, l, DBLogs, "t"); strings.Join(got, "\n") != strings.Join(before, "\n") {
+		t.Errorf("rows %v, want %v", got, before)
+	}
 }
