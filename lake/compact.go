@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -230,6 +231,14 @@ func (w *Writer) compactFiles(db, table string, start time.Time, day bool, paths
 		m.Deletes = append(m.Deletes, s.path)
 	}
 	_, err = w.publishManifest(m)
+	if errors.Is(err, iceberg.ErrConflict) {
+		// Another commit replaced or dropped some of the files first (a compaction on another
+		// machine of a shared catalog, retention): this one did not happen and never can. Its
+		// manifest goes, or whoever finishes the manifests it finds (Recover, the cleanup
+		// after a crash) would try it again, and fail, forever. The merged file is an orphan,
+		// which Maintain removes.
+		err = errors.Join(err, w.dropManifest(m))
+	}
 	w.publishMu.Unlock()
 	if err != nil {
 		return st, err
@@ -443,4 +452,13 @@ func retype(d arrow.ArrayData, t arrow.DataType) arrow.ArrayData {
 		defer nc[i].Release()
 	}
 	return array.NewData(t, d.Len(), d.Buffers(), nc, d.NullN(), d.Offset())
+}
+
+// dropManifest removes the manifest of a compaction that cannot commit, and the local copy of
+// its merged file in an object store.
+func (w *Writer) dropManifest(m manifest) error {
+	if err := os.Remove(filepath.Join(w.tmp, manifestName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return w.lake.dropUploaded(m)
 }
