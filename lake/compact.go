@@ -51,6 +51,9 @@ type CompactStats struct {
 	FilesOut   int   // files written
 	Rows       int64 // rows in the merged files
 	Bytes      int64 // bytes of the merged files
+	// Lost counts periods another commit changed first (another machine's compaction, or
+	// retention): left as they are.
+	Lost int
 }
 
 // Compact merges the files of each hour (and each day) of a table that ended before cutoff and
@@ -84,6 +87,13 @@ func (w *Writer) Compact(ctx context.Context, db, table string, cutoff time.Time
 			paths[i] = f.Path
 		}
 		n, err := w.compactFiles(db, table, group.start, group.day, paths)
+		if errors.Is(err, iceberg.ErrConflict) {
+			// Another machine on a shared catalog compacted these files (or retention
+			// dropped them) first: nothing is lost, the period is done or left for later.
+			w.opts.Logger.Info("compaction lost to another commit", "table", db+"."+table, "period", group.start, "err", err)
+			st.Lost++
+			continue
+		}
 		if err != nil {
 			return st, fmt.Errorf("compact %s.%s %s: %w", db, table, group.start.Format(time.DateTime), err)
 		}

@@ -50,6 +50,9 @@ after large ingests with osprey ingest, or from cron when serve is not used.`,
 			st, err := pipeline.CompactLake(cmd.Context(), l, w, time.Now().Add(-olderThan))
 			fmt.Fprintf(cmd.OutOrStdout(), "compacted %d periods: %d files into %d (%d rows, %s)\n",
 				st.Partitions, st.FilesIn, st.FilesOut, st.Rows, humanBytes(st.Bytes))
+			if st.Lost > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "%d periods left: another commit changed their files first (another machine's compaction, or retention)\n", st.Lost)
+			}
 			return err
 		},
 	}

@@ -985,6 +985,7 @@ func CompactLake(ctx context.Context, l *lake.Lake, w *lake.Writer, cutoff time.
 			total.FilesOut += st.FilesOut
 			total.Rows += st.Rows
 			total.Bytes += st.Bytes
+			total.Lost += st.Lost
 			if err != nil {
 				return total, fmt.Errorf("compact %s.%s: %w", db, t.Name, err)
 			}
