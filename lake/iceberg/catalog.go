@@ -100,13 +100,18 @@ type Catalog struct {
 type Kind string
 
 // Catalogs: Iceberg's SQL catalog, in SQLite in the lake's directory (the default, one
-// machine) or in PostgreSQL (shared by several processes and machines), or AWS Glue (what
-// Athena and EMR read; see glue.go).
+// machine) or in PostgreSQL (shared by several processes and machines), AWS Glue (what
+// Athena and EMR read; see glue.go), or an Iceberg REST catalog (rest.go).
 const (
 	SQLite   Kind = "sqlite"
 	Postgres Kind = "postgres"
 	Glue     Kind = "glue"
+	REST     Kind = "rest"
 )
+
+// perTable reports whether the catalog commits table by table, with the writers' records in
+// the lake's store (Glue, REST), rather than in one transaction of its database (SQL).
+func (c *Catalog) perTable() bool { return c.kind == Glue || c.kind == REST }
 
 // icebergCatalog is what Catalog uses of iceberg-go's catalogs.
 type icebergCatalog interface {
@@ -130,6 +135,8 @@ type Options struct {
 	// account when not the caller's.
 	AWS           awsx.AWS
 	GlueCatalogID string
+	// REST reaches an Iceberg REST catalog.
+	REST RESTOptions
 }
 
 // Open opens the embedded catalog of the lake in dir, creating its database if needed.
@@ -161,8 +168,10 @@ func OpenWith(ctx context.Context, o Options) (*Catalog, error) {
 		err = c.openPostgres(ctx, o.DSN)
 	case Glue:
 		err = c.openGlue(ctx, o)
+	case REST:
+		err = c.openREST(ctx, o)
 	default:
-		err = fmt.Errorf("unknown catalog %q (want sqlite, postgres or glue)", o.Kind)
+		err = fmt.Errorf("unknown catalog %q (want sqlite, postgres, glue or rest)", o.Kind)
 	}
 	if err != nil {
 		return nil, err
