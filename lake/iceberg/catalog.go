@@ -3,8 +3,11 @@
 // DuckDB, ...) can attach to the lake, and so that a table's files are planned from manifests and
 // column bounds rather than globbed.
 //
-// The catalog is embedded in the lake, with nothing to start: iceberg-go's SQL catalog on SQLite
-// through the pure-Go modernc.org/sqlite driver.
+// The catalog is embedded in the lake by default, with nothing to start: iceberg-go's SQL catalog
+// on SQLite through the pure-Go modernc.org/sqlite driver. A lake shared by several processes
+// or machines keeps the same SQL catalog in PostgreSQL (postgres.go), or uses AWS Glue
+// (glue.go) or an Iceberg REST catalog (rest.go); its tables are then in S3 (package
+// lake/objstore is iceberg-go's file IO for them).
 //
 //	<lake>/_osprey/catalog.db                        the catalog (lake.CatalogFile): one row per table,
 //	                                                 pointing at its current metadata file
