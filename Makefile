@@ -9,9 +9,11 @@ build:
 	$(GO) build -o bin/osprey-bench ./cmd/osprey-bench
 
 # The whole test suite: formatting and vet first, what the tests need beyond Go modules, then
-# every package's tests under the race detector, then every fuzz target briefly.
+# every package's tests under the race detector, then every fuzz target briefly. cmd/osprey's
+# tests run the binary against real servers (moto_server, PostgreSQL) for several minutes under
+# -race: past go test's default limit of 10 minutes per package on a slow machine.
 test: check test-deps tools
-	$(GO) test -race ./...
+	$(GO) test -race -timeout 30m ./...
 	@GO=$(GO) ./.ci/fuzz
 
 # Every fuzz target of the repository for FUZZTIME each (default 3s), one after the other.

@@ -16,6 +16,11 @@
 //	                             # glue (a lake in S3; what Athena and EMR read)
 //	  dsnEnv: OSPREY_CATALOG_DSN # postgres: the variable holding its postgres:// URL (or dsn:)
 //	  catalogID: ""              # glue: the catalog's account, when not the caller's
+//	  uri: ""                    # rest (Polaris, Nessie, Lakekeeper, S3 Tables): its base URI
+//	  warehouse: ""              # rest: the server's warehouse (Polaris's catalog name)
+//	  credentialEnv: ""          # rest: a variable holding an OAuth2 client_id:secret
+//	  tokenEnv: ""               # rest: or one holding a bearer token
+//	  sigV4: ""                  # rest: sign for this AWS service (s3tables, glue)
 //	listen: 127.0.0.1:8080       # HTTP sources (/http/<id>), /v1/query, /healthz and /metrics
 //	http:                        # how the HTTP server treats its clients (see HTTP)
 //	  readHeaderTimeout: 10s     # to send a request's headers
@@ -185,12 +190,20 @@ type LakeS3 struct {
 }
 
 // Catalog is a lake's Iceberg catalog: sqlite (the default, in the lake's directory: one
-// writer machine), postgres (several processes or machines on one lake) or glue (a lake in
-// S3, read by Athena and EMR; region and role those of lakeS3, the endpoint the AWS SDK's).
+// writer machine), postgres (several processes or machines on one lake), glue (a lake in S3,
+// read by Athena and EMR; region and role those of lakeS3, the endpoint the AWS SDK's) or
+// rest (an Iceberg REST catalog: Polaris, Nessie, Lakekeeper, S3 Tables).
 type Catalog struct {
 	Type string `yaml:"type,omitempty"`
 	// CatalogID is a Glue catalog's account, when not the caller's.
 	CatalogID string `yaml:"catalogID,omitempty"`
+	// URI, Warehouse, CredentialEnv, TokenEnv and SigV4 reach an Iceberg REST catalog (see
+	// iceberg.RESTOptions); the secrets are read from the variables named.
+	URI           string `yaml:"uri,omitempty"`
+	Warehouse     string `yaml:"warehouse,omitempty"`
+	CredentialEnv string `yaml:"credentialEnv,omitempty"`
+	TokenEnv      string `yaml:"tokenEnv,omitempty"`
+	SigV4         string `yaml:"sigV4,omitempty"`
 	// DSN is the PostgreSQL database (postgres://user@host:5432/db); DSNEnv names a variable
 	// that holds it, to keep a password out of the file.
 	DSN    string `yaml:"dsn,omitempty"`
@@ -226,8 +239,23 @@ func (c *Config) LakeOptions() (lake.Options, error) {
 			return o, errors.New("catalog: type glue needs the lake in S3 (lake: s3://bucket/prefix)")
 		}
 		o.Catalog, o.GlueCatalogID = iceberg.Glue, c.Catalog.CatalogID
+	case string(iceberg.REST):
+		if o.Location == "" {
+			return o, errors.New("catalog: type rest needs the lake in S3 (lake: s3://bucket/prefix)")
+		}
+		if c.Catalog.URI == "" {
+			return o, errors.New("catalog: type rest needs its uri")
+		}
+		o.Catalog = iceberg.REST
+		o.REST = iceberg.RESTOptions{URI: c.Catalog.URI, Warehouse: c.Catalog.Warehouse, SigV4: c.Catalog.SigV4}
+		if c.Catalog.CredentialEnv != "" {
+			o.REST.Credential = os.Getenv(c.Catalog.CredentialEnv)
+		}
+		if c.Catalog.TokenEnv != "" {
+			o.REST.Token = os.Getenv(c.Catalog.TokenEnv)
+		}
 	default:
-		return o, fmt.Errorf("catalog: unknown type %q (want sqlite, postgres or glue)", c.Catalog.Type)
+		return o, fmt.Errorf("catalog: unknown type %q (want sqlite, postgres, glue or rest)", c.Catalog.Type)
 	}
 	return o, nil
 }
@@ -603,9 +631,9 @@ func (c *Config) Validate() error {
 		return errors.New("state: only a lake in S3 has a separate local directory (the lake's directory is its state)")
 	}
 	switch c.Catalog.Type {
-	case "", "sqlite", "postgres", "glue":
+	case "", "sqlite", "postgres", "glue", "rest":
 	default:
-		return fmt.Errorf("catalog: unknown type %q (want sqlite, postgres or glue)", c.Catalog.Type)
+		return fmt.Errorf("catalog: unknown type %q (want sqlite, postgres, glue or rest)", c.Catalog.Type)
 	}
 	if c.Listen == "" {
 		c.Listen = DefaultListen

@@ -68,7 +68,7 @@ func (l *Lake) CommitMeta(name string) (map[string]string, error) {
 
 // OpenCatalog opens the lake's Iceberg catalog; the caller closes it.
 func (l *Lake) OpenCatalog(ctx context.Context) (*iceberg.Catalog, error) {
-	o := iceberg.Options{Dir: l.dir, Kind: l.opts.Catalog, DSN: l.opts.CatalogDSN, AWS: l.opts.AWS, GlueCatalogID: l.opts.GlueCatalogID}
+	o := iceberg.Options{Dir: l.dir, Kind: l.opts.Catalog, DSN: l.opts.CatalogDSN, AWS: l.opts.AWS, GlueCatalogID: l.opts.GlueCatalogID, REST: l.opts.REST}
 	if l.store != nil {
 		o.Warehouse = l.store.Root()
 	}

@@ -18,6 +18,21 @@
 // Queries may read the databases' directories and _osprey/schemas (ReadDirs), nothing else
 // of _osprey.
 //
+// # A lake in S3
+//
+// With Options.Location s3://bucket/prefix, the tables' data files and metadata are in the
+// bucket at the same paths under the prefix (package objstore reaches it), and the directory
+// is the machine's own state: everything above but the databases' directories, plus
+//
+//	<dir>/_cache/                                    data files fetched for queries (objcache)
+//	<dir>/_osprey/node-id                            this directory's id in a shared catalog
+//
+// and the tables' schema files are also put in the bucket (_osprey/schemas/<db>/<table>/
+// schema.parquet), where machines that did not write a table find its columns (SyncSchemas). A
+// flush uploads its files instead of renaming them, keeping them in tmp until its commit; the
+// catalog is the embedded SQLite one, PostgreSQL, Glue or an Iceberg REST catalog
+// (lake/iceberg). Queries read the files their plan keeps, fetched into the cache.
+//
 // Databases are panther_logs (one table per log type), panther_monitor
 // (classification_failures, alert_history), panther_rule_matches, panther_rule_errors and
 // panther_views. Table names are lowercase ([a-z0-9_]). Every table is an Iceberg table (format

@@ -46,7 +46,7 @@ type Lake struct {
 // with its own write-ahead log and writers: their records are kept apart by the directory's
 // node id. The embedded catalog serves this directory only.
 //
-// A Glue catalog is shared in the same way.
+// Glue and REST catalogs are shared in the same way.
 func (l *Lake) scoped(name string) string {
 	if l.node == "" {
 		return name
@@ -93,6 +93,8 @@ type Options struct {
 	CatalogDSN string
 	// GlueCatalogID is the account of a Glue catalog that is not the caller's.
 	GlueCatalogID string
+	// REST reaches an Iceberg REST catalog.
+	REST iceberg.RESTOptions
 }
 
 // OpenWith opens a lake as o says, creating its directory if needed; a lake in an object store
@@ -120,7 +122,7 @@ func OpenExistingWith(ctx context.Context, o Options) (*Lake, error) {
 func (l *Lake) with(ctx context.Context, o Options) (*Lake, error) {
 	o.Dir = l.dir
 	l.opts = o
-	if o.Catalog == iceberg.Postgres || o.Catalog == iceberg.Glue {
+	if o.Catalog == iceberg.Postgres || o.Catalog == iceberg.Glue || o.Catalog == iceberg.REST {
 		id, err := nodeID(l.dir)
 		if err != nil {
 			return nil, err

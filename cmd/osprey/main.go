@@ -81,7 +81,7 @@ a local lake directory, and answers SQL over them with DuckDB, Panther's time ma
 	}
 	root.PersistentFlags().StringVar(&g.lakeDir, "lake", defLake, "lake directory, or s3://bucket/prefix (env OSPREY_LAKE)")
 	root.PersistentFlags().StringVar(&g.state, "state", os.Getenv("OSPREY_STATE"), "a lake in S3: its local directory (env OSPREY_STATE; default ~/.local/state/osprey/s3/<bucket>/<prefix>)")
-	root.PersistentFlags().StringVar(&g.catalog, "catalog", os.Getenv("OSPREY_CATALOG"), "the lake's Iceberg catalog: sqlite (default), a postgres:// URL, or glue (env OSPREY_CATALOG)")
+	root.PersistentFlags().StringVar(&g.catalog, "catalog", os.Getenv("OSPREY_CATALOG"), "the lake's Iceberg catalog: sqlite (default), a postgres:// URL, glue, or an Iceberg REST catalog's https:// URI (env OSPREY_CATALOG; a REST catalog's secrets in OSPREY_REST_CREDENTIAL or OSPREY_REST_TOKEN)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile to this file (for performance work)")
 	root.PersistentFlags().StringVar(&g.memProfile, "memprofile", "", "write a heap profile to this file when the command ends")
@@ -182,6 +182,10 @@ func (g *globals) config(cfg *config.Config) *config.Config {
 		cfg.Catalog = config.Catalog{}
 	case strings.HasPrefix(g.catalog, "postgres://") || strings.HasPrefix(g.catalog, "postgresql://"):
 		cfg.Catalog = config.Catalog{Type: "postgres", DSN: g.catalog}
+	case strings.HasPrefix(g.catalog, "https://") || strings.HasPrefix(g.catalog, "http://"):
+		// An Iceberg REST catalog; its secrets from the environment.
+		cfg.Catalog = config.Catalog{Type: "rest", URI: g.catalog, Warehouse: os.Getenv("OSPREY_REST_WAREHOUSE"),
+			CredentialEnv: "OSPREY_REST_CREDENTIAL", TokenEnv: "OSPREY_REST_TOKEN", SigV4: os.Getenv("OSPREY_REST_SIGV4")}
 	default:
 		cfg.Catalog = config.Catalog{Type: g.catalog}
 	}

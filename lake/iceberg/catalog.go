@@ -3,8 +3,11 @@
 // DuckDB, ...) can attach to the lake, and so that a table's files are planned from manifests and
 // column bounds rather than globbed.
 //
-// The catalog is embedded in the lake, with nothing to start: iceberg-go's SQL catalog on SQLite
-// through the pure-Go modernc.org/sqlite driver.
+// The catalog is embedded in the lake by default, with nothing to start: iceberg-go's SQL catalog
+// on SQLite through the pure-Go modernc.org/sqlite driver. A lake shared by several processes
+// or machines keeps the same SQL catalog in PostgreSQL (postgres.go), or uses AWS Glue
+// (glue.go) or an Iceberg REST catalog (rest.go); its tables are then in S3 (package
+// lake/objstore is iceberg-go's file IO for them).
 //
 //	<lake>/_osprey/catalog.db                        the catalog (lake.CatalogFile): one row per table,
 //	                                                 pointing at its current metadata file
@@ -100,13 +103,18 @@ type Catalog struct {
 type Kind string
 
 // Catalogs: Iceberg's SQL catalog, in SQLite in the lake's directory (the default, one
-// machine) or in PostgreSQL (shared by several processes and machines), or AWS Glue (what
-// Athena and EMR read; see glue.go).
+// machine) or in PostgreSQL (shared by several processes and machines), AWS Glue (what
+// Athena and EMR read; see glue.go), or an Iceberg REST catalog (rest.go).
 const (
 	SQLite   Kind = "sqlite"
 	Postgres Kind = "postgres"
 	Glue     Kind = "glue"
+	REST     Kind = "rest"
 )
+
+// perTable reports whether the catalog commits table by table, with the writers' records in
+// the lake's store (Glue, REST), rather than in one transaction of its database (SQL).
+func (c *Catalog) perTable() bool { return c.kind == Glue || c.kind == REST }
 
 // icebergCatalog is what Catalog uses of iceberg-go's catalogs.
 type icebergCatalog interface {
@@ -130,6 +138,8 @@ type Options struct {
 	// account when not the caller's.
 	AWS           awsx.AWS
 	GlueCatalogID string
+	// REST reaches an Iceberg REST catalog.
+	REST RESTOptions
 }
 
 // Open opens the embedded catalog of the lake in dir, creating its database if needed.
@@ -161,8 +171,10 @@ func OpenWith(ctx context.Context, o Options) (*Catalog, error) {
 		err = c.openPostgres(ctx, o.DSN)
 	case Glue:
 		err = c.openGlue(ctx, o)
+	case REST:
+		err = c.openREST(ctx, o)
 	default:
-		err = fmt.Errorf("unknown catalog %q (want sqlite, postgres or glue)", o.Kind)
+		err = fmt.Errorf("unknown catalog %q (want sqlite, postgres, glue or rest)", o.Kind)
 	}
 	if err != nil {
 		return nil, err

@@ -132,8 +132,8 @@ func (c *Catalog) Commit(ctx context.Context, changes []Change, rec Record) erro
 		}
 		seen[key] = true
 	}
-	if c.kind == Glue {
-		return c.commitGlue(ctx, changes, props, rec)
+	if c.perTable() {
+		return c.commitPerTable(ctx, changes, props, rec)
 	}
 	for attempt := 1; ; attempt++ {
 		staged, err := c.stage(ctx, changes, props)
@@ -464,7 +464,7 @@ CREATE TABLE IF NOT EXISTS osprey_flushes (instance TEXT PRIMARY KEY, flush BIGI
 
 // Meta returns the commit metadata last recorded for writer, or nil.
 func (c *Catalog) Meta(ctx context.Context, writer string) (map[string]string, error) {
-	if c.kind == Glue {
+	if c.perTable() {
 		b, err := c.readRecord(ctx, "records", writer)
 		if b == nil || err != nil {
 			return nil, err
@@ -492,7 +492,7 @@ func (c *Catalog) Meta(ctx context.Context, writer string) (map[string]string, e
 
 // Flushed returns the number of the last flush committed by a writer instance, or -1.
 func (c *Catalog) Flushed(ctx context.Context, instance string) (int64, error) {
-	if c.kind == Glue {
+	if c.perTable() {
 		b, err := c.readRecord(ctx, "flushes", instance)
 		if b == nil || err != nil {
 			return -1, err
@@ -513,7 +513,7 @@ func (c *Catalog) Flushed(ctx context.Context, instance string) (int64, error) {
 // ForgetInstance removes a writer instance's flush number, once nothing of it can be left to
 // finish.
 func (c *Catalog) ForgetInstance(ctx context.Context, instance string) error {
-	if c.kind == Glue {
+	if c.perTable() {
 		c.remove(c.recordLoc("flushes", instance))
 		return nil
 	}
@@ -529,8 +529,11 @@ type Pointer struct {
 // Current returns every table's current metadata location, read in one statement: what one
 // commit changed is either all there or not at all.
 func (c *Catalog) Current(ctx context.Context) ([]Pointer, error) {
-	if c.kind == Glue {
+	switch c.kind {
+	case Glue:
 		return c.currentGlue(ctx)
+	case REST:
+		return c.currentREST(ctx)
 	}
 	rows, err := c.db.QueryContext(ctx, c.q(`SELECT table_namespace, table_name, metadata_location FROM iceberg_tables
 		WHERE catalog_name = ? AND metadata_location IS NOT NULL AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)

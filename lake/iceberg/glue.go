@@ -58,21 +58,21 @@ func (c *Catalog) openGlue(ctx context.Context, o Options) error {
 	return nil
 }
 
-// commitGlue applies changes table by table (see the top of the file), then records rec.
-func (c *Catalog) commitGlue(ctx context.Context, changes []Change, props ice.Properties, rec Record) error {
+// commitPerTable applies changes table by table (see the top of the file), then records rec.
+func (c *Catalog) commitPerTable(ctx context.Context, changes []Change, props ice.Properties, rec Record) error {
 	changes = slices.Clone(changes)
 	slices.SortFunc(changes, func(a, b Change) int { return strings.Compare(a.DB+"."+a.Table, b.DB+"."+b.Table) })
 	for _, ch := range changes {
-		if err := c.commitGlueTable(ctx, ch, props, rec); err != nil {
+		if err := c.commitTable(ctx, ch, props, rec); err != nil {
 			return err
 		}
 	}
 	return c.writeRecords(ctx, rec)
 }
 
-// commitGlueTable applies a change to one table, staged again on the table as it is now
-// while other commits win (Glue's ConcurrentModificationException).
-func (c *Catalog) commitGlueTable(ctx context.Context, ch Change, props ice.Properties, rec Record) error {
+// commitTable applies a change to one table, staged again on the table as it is now while
+// other commits win (Glue's ConcurrentModificationException, a REST catalog's 409).
+func (c *Catalog) commitTable(ctx context.Context, ch Change, props ice.Properties, rec Record) error {
 	for attempt := 1; ; attempt++ {
 		t, err := c.load(ctx, ch.DB, ch.Table)
 		if err != nil {
@@ -89,7 +89,7 @@ func (c *Catalog) commitGlueTable(ctx context.Context, ch Change, props ice.Prop
 		case err == nil:
 			return nil
 		case !errors.Is(err, table.ErrCommitFailed):
-			return fmt.Errorf("commit %s.%s to glue: %w", ch.DB, ch.Table, err)
+			return fmt.Errorf("commit %s.%s to the %s catalog: %w", ch.DB, ch.Table, c.kind, err)
 		case attempt == commitAttempts:
 			return fmt.Errorf("%w: other commits to %s.%s won %d times in a row", ErrConflict, ch.DB, ch.Table, attempt)
 		}
