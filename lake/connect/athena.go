@@ -14,7 +14,11 @@ import (
 // EXTERNAL_TABLE and StorageDescriptor.Location; Glue columns are informational only, per
 // Iceberg's IcebergToGlueConverter.setTableInputInformation). Athena's own CREATE TABLE ...
 // TBLPROPERTIES ('table_type'='ICEBERG') makes a new, empty table, so an existing table is
-// registered through the Glue API (aws glue create-table / update-table).
+// registered through the Glue API (aws glue create-table / update-table). A REST catalog's
+// tables are registered so too, except AWS Glue's own REST endpoint (already Glue) and Amazon S3
+// Tables, which Athena reads once the table bucket is integrated with the AWS analytics
+// services, as the catalog s3tablescatalog/BUCKET (Athena's "Register S3 table bucket catalogs
+// and query Tables from Athena").
 func athena(d *doc, l Lake, pg pgDSN) error {
 	switch {
 	case !l.remote():
@@ -22,7 +26,20 @@ func athena(d *doc, l Lake, pg pgDSN) error {
 	case !l.amazonS3():
 		return fmt.Errorf("%w: Athena reads Amazon S3 only, and this lake is in an S3-compatible store at %s. Use --engine trino, spark or duckdb, which take an endpoint", ErrCannot, l.Endpoint)
 	}
-	if l.kind() == Glue {
+	if l.kind() == iceberg.REST && l.s3Tables() {
+		d.c = "--"
+		describe(d, l, pg)
+		d.say("Athena reads S3 Tables through the AWS analytics services integration: enable it once for the")
+		d.say("table bucket (S3 console, or Lake Formation's \"Enable S3 Table integration\"), which puts the")
+		d.say("bucket in the AWS Glue Data Catalog as the catalog s3tablescatalog/%s; grant the Athena", l.tableBucket())
+		d.say("user access in Lake Formation (or IAM). Then, in region %s, engine version 3:", regionOr(l, "<region>"))
+		d.blank()
+		for _, t := range l.Tables {
+			d.code(fmt.Sprintf(`SELECT * FROM "s3tablescatalog/%s"."%s"."%s" LIMIT 10;`, l.tableBucket(), t.DB, t.Table))
+		}
+		return nil
+	}
+	if l.kind() == Glue || l.kind() == iceberg.REST && l.glueREST() {
 		d.c = "--"
 		describe(d, l, pg)
 		d.say("The Glue catalog is what Athena reads: every table osprey commits is in Glue with")

@@ -1,12 +1,13 @@
 // Package connect writes what another engine needs to read a lake's Iceberg tables: the catalog
 // properties, files and statements for Athena, Trino, Spark, Snowflake and DuckDB, for each kind
-// of catalog the lake may have (the embedded SQLite catalog, PostgreSQL, AWS Glue), and why a
-// combination cannot work and what to do instead (`osprey lake connect`).
+// of catalog the lake may have (the embedded SQLite catalog, PostgreSQL, AWS Glue, an Iceberg
+// REST catalog), and why a combination cannot work and what to do instead (`osprey lake connect`).
 //
 // Write is a pure function of a Lake (where the tables are, how the object store is reached,
 // the catalog, and every table's current metadata file), so its text is tested without any
 // engine. Nothing written holds a password: a PostgreSQL catalog's DSN is reduced to host, port,
-// database and user, and the password is left to a variable or a placeholder.
+// database and user, and the password is left to a variable or a placeholder; a REST catalog's
+// OAuth2 credential or token is likewise read from a variable or left to a placeholder.
 //
 // Two facts of osprey's tables shape the text:
 //   - The catalog's rows are Apache Iceberg's JDBC catalog schema (iceberg_tables,
@@ -92,6 +93,9 @@ type Lake struct {
 	// catalog's database.
 	Catalog iceberg.Kind
 	DSN     string
+	// REST reaches an Iceberg REST catalog (Catalog iceberg.REST). Its Credential and Token
+	// only say which authentication the catalog takes: they are never written.
+	REST iceberg.RESTOptions
 	// Tables are the lake's tables with their current metadata files (iceberg.Catalog.Current).
 	Tables []iceberg.Pointer
 }
@@ -129,8 +133,15 @@ func Write(w io.Writer, e Engine, l Lake) error {
 		if !l.remote() {
 			return fmt.Errorf("%w: a Glue catalog needs the lake in S3 (--lake s3://bucket/prefix)", ErrCannot)
 		}
+	case iceberg.REST:
+		if !l.remote() {
+			return fmt.Errorf("%w: a REST catalog needs the lake in S3 (--lake s3://bucket/prefix)", ErrCannot)
+		}
+		if l.REST.URI == "" {
+			return errors.New("the rest catalog has no uri")
+		}
 	default:
-		return fmt.Errorf("unknown catalog %q (want sqlite, postgres or glue)", k)
+		return fmt.Errorf("unknown catalog %q (want sqlite, postgres, glue or rest)", k)
 	}
 	var pg pgDSN
 	if l.kind() == iceberg.Postgres {
@@ -183,6 +194,8 @@ func describe(d *doc, l Lake, pg pgDSN) {
 		d.say("Catalog: PostgreSQL, database %s on %s:%s as user %s", pg.db, pg.host, pg.port, pg.userOr("<user>"))
 	case Glue:
 		d.say("Catalog: AWS Glue, databases %s", strings.Join(l.databases(), ", "))
+	case iceberg.REST:
+		d.say("Catalog: Iceberg REST at %s, %s, %s", l.REST.URI, l.warehouseOr("no warehouse"), l.restAuthText())
 	}
 	d.say("Tables: %d", len(l.Tables))
 	d.blank()

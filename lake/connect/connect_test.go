@@ -35,6 +35,31 @@ func s3Lake(kind iceberg.Kind) Lake {
 	return l
 }
 
+// REST catalogs: Polaris with an OAuth2 client credential, Lakekeeper with a bearer token,
+// and Amazon S3 Tables signed with SigV4. Their secrets must never be written.
+const (
+	restURI    = "https://polaris.internal:8181/api/catalog"
+	restSecret = "cl13nt-s3cr3t"
+	restToken  = "b34r3r-t0k3n"
+	tableARN   = "arn:aws:s3tables:eu-west-1:111122223333:bucket/sec-tables"
+)
+
+func restLake(auth string) Lake {
+	l := s3Lake(iceberg.REST)
+	l.REST = iceberg.RESTOptions{URI: restURI, Warehouse: "sec_lake"}
+	switch auth {
+	case "credential":
+		l.REST.Credential = "osprey-client:" + restSecret
+	case "token":
+		l.REST.Token = restToken
+	case "s3tables":
+		l.REST = iceberg.RESTOptions{URI: "https://s3tables.eu-west-1.amazonaws.com/iceberg", Warehouse: tableARN, SigV4: "s3tables"}
+	case "glue":
+		l.REST = iceberg.RESTOptions{URI: "https://glue.eu-west-1.amazonaws.com/iceberg", Warehouse: "111122223333", SigV4: "glue"}
+	}
+	return l
+}
+
 func localLake(kind iceberg.Kind) Lake {
 	l := Lake{Location: "/srv/osprey-data", Dir: "/srv/osprey-data", Catalog: kind, Tables: tables("/srv/osprey-data")}
 	if kind == iceberg.Postgres {
@@ -118,6 +143,49 @@ func TestEveryCombination(t *testing.T) {
 			return l
 		}(), want{has: []string{"ENDPOINT '127.0.0.1:9000', USE_SSL false, URL_STYLE 'path'"}}},
 	}
+	restHeader := "Catalog: Iceberg REST at " + restURI + ", warehouse sec_lake, "
+	cases = append(cases, []struct {
+		name   string
+		engine Engine
+		lake   Lake
+		want   want
+	}{
+		{"trino/rest/credential", Trino, restLake("credential"), want{has: []string{"# " + restHeader + "OAuth2 client credential", "iceberg.catalog.type=rest\n", "iceberg.rest-catalog.uri=" + restURI + "\n", "iceberg.rest-catalog.warehouse=sec_lake\n",
+			"iceberg.rest-catalog.security=OAUTH2\n", "iceberg.rest-catalog.oauth2.credential=${ENV:OSPREY_REST_CREDENTIAL}\n", "iceberg.security=read_only", "fs.s3.enabled=true", "SELECT * FROM osprey.panther_logs.panther_audit LIMIT 10;"}}},
+		{"trino/rest/token", Trino, restLake("token"), want{has: []string{"iceberg.rest-catalog.security=OAUTH2\n", "iceberg.rest-catalog.oauth2.token=${ENV:OSPREY_REST_TOKEN}\n"}}},
+		{"trino/rest/none", Trino, restLake(""), want{has: []string{restHeader + "no authentication", "iceberg.rest-catalog.uri=" + restURI + "\n"}}},
+		{"trino/rest/s3tables", Trino, restLake("s3tables"), want{has: []string{"iceberg.rest-catalog.uri=https://s3tables.eu-west-1.amazonaws.com/iceberg\n", "iceberg.rest-catalog.warehouse=" + tableARN + "\n",
+			"iceberg.rest-catalog.security=SIGV4\n", "iceberg.rest-catalog.signing-name=s3tables\n", "iceberg.rest-catalog.view-endpoints-enabled=false\n", "s3.region=eu-west-1"}}},
+
+		{"spark/rest/credential", Spark, restLake("credential"), want{has: []string{"'spark.sql.catalog.osprey.type=rest'", "'spark.sql.catalog.osprey.uri=" + restURI + "'", "'spark.sql.catalog.osprey.warehouse=sec_lake'",
+			`"spark.sql.catalog.osprey.credential=${OSPREY_REST_CREDENTIAL:?`, "'spark.sql.catalog.osprey.io-impl=org.apache.iceberg.aws.s3.S3FileIO'", "iceberg-aws-bundle", "SELECT * FROM osprey.panther_logs.aws_cloudtrail LIMIT 10;"}}},
+		{"spark/rest/token", Spark, restLake("token"), want{has: []string{`"spark.sql.catalog.osprey.token=${OSPREY_REST_TOKEN:?`}}},
+		{"spark/rest/s3tables", Spark, restLake("s3tables"), want{has: []string{"'spark.sql.catalog.osprey.warehouse=" + tableARN + "'", "'spark.sql.catalog.osprey.rest.sigv4-enabled=true'",
+			"'spark.sql.catalog.osprey.rest.signing-name=s3tables'", "'spark.sql.catalog.osprey.rest.signing-region=eu-west-1'"}}},
+
+		{"duckdb/rest/credential", DuckDB, restLake("credential"), want{has: []string{"INSTALL iceberg; LOAD iceberg;", "CREATE OR REPLACE SECRET osprey_lake (TYPE s3",
+			"CREATE OR REPLACE SECRET osprey_catalog (TYPE iceberg, CLIENT_ID '<client_id>', CLIENT_SECRET '<client_secret>', OAUTH2_SERVER_URI '" + restURI + "/v1/oauth/tokens');",
+			"ATTACH 'sec_lake' AS osprey (TYPE iceberg, SECRET osprey_catalog, ENDPOINT '" + restURI + "');", "SELECT * FROM osprey.panther_rule_matches.aws_cloudtrail LIMIT 10;"}}},
+		{"duckdb/rest/token", DuckDB, restLake("token"), want{has: []string{"CREATE OR REPLACE SECRET osprey_catalog (TYPE iceberg, TOKEN '<bearer token>');", "ATTACH 'sec_lake' AS osprey (TYPE iceberg, SECRET osprey_catalog, ENDPOINT '" + restURI + "');"}}},
+		{"duckdb/rest/none", DuckDB, restLake(""), want{has: []string{"ATTACH 'sec_lake' AS osprey (TYPE iceberg, ENDPOINT '" + restURI + "', AUTHORIZATION_TYPE 'none');"}}},
+		{"duckdb/rest/s3tables", DuckDB, restLake("s3tables"), want{has: []string{"ATTACH '" + tableARN + "' AS osprey (TYPE iceberg, ENDPOINT_TYPE 's3_tables');"}}},
+		{"duckdb/rest/glue", DuckDB, restLake("glue"), want{has: []string{"ATTACH '111122223333' AS osprey (TYPE iceberg, ENDPOINT_TYPE 'glue');"}}},
+
+		{"snowflake/rest/credential", Snowflake, restLake("credential"), want{has: []string{"CREATE EXTERNAL VOLUME IF NOT EXISTS osprey_lake", "CATALOG_SOURCE = ICEBERG_REST", "TABLE_FORMAT = ICEBERG",
+			"REST_CONFIG = (\n    CATALOG_URI = '" + restURI + "'\n    CATALOG_NAME = 'sec_lake'\n  )", "REST_AUTHENTICATION = (\n    TYPE = OAUTH\n    OAUTH_TOKEN_URI = '" + restURI + "/v1/oauth/tokens'",
+			"OAUTH_CLIENT_ID = '<client_id>'", "OAUTH_CLIENT_SECRET = '<client_secret>'", "OAUTH_ALLOWED_SCOPES = (",
+			"EXTERNAL_VOLUME = 'osprey_lake'\n  CATALOG = 'osprey_rest'\n  CATALOG_NAMESPACE = 'panther_logs'\n  CATALOG_TABLE_NAME = 'panther_audit'\n  AUTO_REFRESH = TRUE;"}}},
+		{"snowflake/rest/token", Snowflake, restLake("token"), want{has: []string{"TYPE = BEARER\n    BEARER_TOKEN = '<bearer token>'"}}},
+		{"snowflake/rest/s3tables", Snowflake, restLake("s3tables"), want{has: []string{"CATALOG_URI = 'https://glue.eu-west-1.amazonaws.com/iceberg'", "CATALOG_API_TYPE = AWS_GLUE",
+			"CATALOG_NAME = '<AWS account id>:s3tablescatalog/sec-tables'", "ACCESS_DELEGATION_MODE = VENDED_CREDENTIALS", "TYPE = SIGV4", "SIGV4_SIGNING_REGION = 'eu-west-1'",
+			"CREATE ICEBERG TABLE IF NOT EXISTS panther_logs.panther_audit\n  CATALOG = 'osprey_rest'"}}},
+		{"snowflake/rest/local", Snowflake, func() Lake { l := restLake("token"); l.Endpoint = "http://127.0.0.1:9000"; return l }(), want{cannot: true}},
+
+		{"athena/rest/credential", Athena, restLake("credential"), want{tables: true, has: []string{"catalog is\n# rest", `"table_type":"ICEBERG"`, "aws glue create-table --region 'eu-west-1'", "point-in-time"}}},
+		{"athena/rest/s3tables", Athena, restLake("s3tables"), want{has: []string{"AWS analytics services integration", "s3tablescatalog/sec-tables",
+			`SELECT * FROM "s3tablescatalog/sec-tables"."panther_logs"."panther_audit" LIMIT 10;`}}},
+		{"athena/rest/glue", Athena, restLake("glue"), want{has: []string{`SELECT * FROM "panther_logs"."panther_audit" LIMIT 10;`, "signed with AWS SigV4 for glue"}}},
+	}...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var b strings.Builder
@@ -148,8 +216,10 @@ func TestEveryCombination(t *testing.T) {
 					t.Errorf("text lacks %s.%s's current metadata file %s", p.DB, p.Table, p.Location)
 				}
 			}
-			if strings.Contains(got, password) {
-				t.Errorf("text holds the catalog's password:\n%s", got)
+			for _, secret := range []string{password, restSecret, restToken} {
+				if strings.Contains(got, secret) {
+					t.Errorf("text holds the catalog's secret %q:\n%s", secret, got)
+				}
 			}
 		})
 	}
@@ -168,6 +238,8 @@ func TestGolden(t *testing.T) {
 		{"spark_local_sqlite.golden", Spark, localLake(iceberg.SQLite)},
 		{"snowflake_s3_glue.golden", Snowflake, s3Lake(Glue)},
 		{"duckdb_s3_sqlite.golden", DuckDB, s3Lake(iceberg.SQLite)},
+		{"trino_s3_rest.golden", Trino, restLake("credential")},
+		{"snowflake_s3_rest.golden", Snowflake, restLake("credential")},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			got := write(t, c.engine, c.lake)
@@ -234,9 +306,15 @@ func TestParseDSN(t *testing.T) {
 }
 
 func TestUnknownCatalog(t *testing.T) {
-	l := s3Lake("rest")
-	if err := Write(&strings.Builder{}, Trino, l); err == nil || !strings.Contains(err.Error(), `unknown catalog "rest"`) {
-		t.Errorf("Write with catalog rest = %v", err)
+	l := s3Lake("hive")
+	if err := Write(&strings.Builder{}, Trino, l); err == nil || !strings.Contains(err.Error(), `unknown catalog "hive" (want sqlite, postgres, glue or rest)`) {
+		t.Errorf("Write with catalog hive = %v", err)
+	}
+	if err := Write(&strings.Builder{}, Trino, s3Lake(iceberg.REST)); err == nil || !strings.Contains(err.Error(), "no uri") {
+		t.Errorf("Write of a REST catalog without a uri = %v", err)
+	}
+	if err := Write(&strings.Builder{}, Spark, func() Lake { l := restLake("token"); l.Location = "/srv/osprey-data"; return l }()); !errors.Is(err, ErrCannot) {
+		t.Errorf("Write of a local lake with a REST catalog = %v, want ErrCannot", err)
 	}
 	if err := Write(&strings.Builder{}, Trino, localLake(Glue)); !errors.Is(err, ErrCannot) {
 		t.Errorf("Write of a local lake with a Glue catalog = %v, want ErrCannot", err)

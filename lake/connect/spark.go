@@ -22,7 +22,10 @@ const (
 // spark.sql.extensions), docs/jdbc.md (uri, jdbc.user, jdbc.password; the JDBC catalog's
 // catalog_name is the Spark catalog's name, JdbcCatalog.initialize), docs/aws.md (S3FileIO,
 // iceberg-aws-bundle, s3.endpoint, s3.path-style-access, client.region) and
-// docs/spark-procedures.md (system.register_table(table, metadata_file)).
+// docs/spark-procedures.md (system.register_table(table, metadata_file)); a REST catalog:
+// .type = rest, .uri, .warehouse, .credential, .token (spark-configuration.md), and
+// rest.sigv4-enabled, rest.signing-name, rest.signing-region (aws.md, and AWS's S3 Tables
+// guide for Spark).
 func spark(d *doc, l Lake, pg pgDSN) error {
 	d.c = "#"
 	describe(d, l, pg)
@@ -39,6 +42,23 @@ func spark(d *doc, l Lake, pg pgDSN) error {
 	case Glue:
 		d.say("Spark reads the Glue catalog live: each query sees the tables' current snapshots.")
 		cat("type=glue")
+	case iceberg.REST:
+		d.say("Spark reads the REST catalog live: each query sees the tables' current snapshots.")
+		cat("type=rest")
+		cat("uri=" + l.REST.URI)
+		switch l.restAuth() {
+		case authCredential:
+			d.say("Set %s to the catalog's OAuth2 client_id:client_secret first; it is not printed here.", CredentialVar)
+			cat("credential=${" + CredentialVar + ":?set it to the REST catalog OAuth2 client_id:client_secret}")
+		case authToken:
+			d.say("Set %s to the catalog's bearer token first; it is not printed here.", TokenVar)
+			cat("token=${" + TokenVar + ":?set it to the REST catalog bearer token}")
+		case authSigV4:
+			d.say("Requests to the catalog are signed with the default AWS chain's credentials.")
+			cat("rest.sigv4-enabled=true")
+			cat("rest.signing-name=" + l.REST.SigV4)
+			cat("rest.signing-region=" + regionOr(l, "<region>"))
+		}
 	case iceberg.Postgres:
 		d.say("Spark reads the PostgreSQL catalog live (Iceberg's JDBC catalog): each query sees the")
 		d.say("tables' current snapshots. The Spark catalog must be named %s: Iceberg's JDBC catalog reads", CatalogName)
@@ -61,7 +81,12 @@ func spark(d *doc, l Lake, pg pgDSN) error {
 		cat("type=jdbc")
 		cat("uri=jdbc:sqlite:" + sqliteFile(l))
 	}
-	cat("warehouse=" + l.Location)
+	switch {
+	case l.kind() != iceberg.REST:
+		cat("warehouse=" + l.Location)
+	case l.REST.Warehouse != "":
+		cat("warehouse=" + l.REST.Warehouse) // the server's warehouse, not a location
+	}
 	if l.remote() {
 		cat("io-impl=org.apache.iceberg.aws.s3.S3FileIO")
 		cat("client.region=" + regionOr(l, "<region>"))

@@ -15,7 +15,10 @@ import (
 // metadata_file_name and iceberg.register-table-procedure.enabled). A location without a
 // scheme, as a local lake's are, goes to Trino's Hadoop file system (fs.hadoop.enabled: Trino's
 // FileSystemModule falls back to it when a location has no scheme). ${ENV:...} is Trino's
-// secret substitution in properties files (docs security/secrets.md).
+// secret substitution in properties files (docs security/secrets.md). A REST catalog:
+// iceberg.catalog.type=rest with iceberg.rest-catalog.{uri,warehouse,security (OAUTH2, SIGV4),
+// oauth2.credential,oauth2.token,signing-name,view-endpoints-enabled} (metastores.md, and
+// IcebergRestCatalogSigV4Config; AWS's S3 Tables guide for Trino sets view-endpoints-enabled=false).
 func trino(d *doc, l Lake, pg pgDSN) error {
 	d.c = "#"
 	describe(d, l, pg)
@@ -27,6 +30,28 @@ func trino(d *doc, l Lake, pg pgDSN) error {
 		props = append(props, "iceberg.catalog.type=glue")
 		if l.Region != "" {
 			props = append(props, "hive.metastore.glue.region="+l.Region)
+		}
+	case iceberg.REST:
+		d.say("Trino reads the REST catalog live: each query sees the tables' current snapshots.")
+		props = append(props, "iceberg.catalog.type=rest", "iceberg.rest-catalog.uri="+l.REST.URI)
+		if l.REST.Warehouse != "" {
+			props = append(props, "iceberg.rest-catalog.warehouse="+l.REST.Warehouse)
+		}
+		switch l.restAuth() {
+		case authCredential:
+			props = append(props, "iceberg.rest-catalog.security=OAUTH2", "iceberg.rest-catalog.oauth2.credential=${ENV:"+CredentialVar+"}")
+			notes = append(notes, fmt.Sprintf("Set %s in the environment of every Trino node to the catalog's OAuth2 client_id:client_secret.", CredentialVar),
+				"Trino exchanges it at "+l.oauthTokenURI()+"; a server whose token endpoint is elsewhere needs iceberg.rest-catalog.oauth2.server-uri.")
+		case authToken:
+			props = append(props, "iceberg.rest-catalog.security=OAUTH2", "iceberg.rest-catalog.oauth2.token=${ENV:"+TokenVar+"}")
+			notes = append(notes, fmt.Sprintf("Set %s in the environment of every Trino node to the catalog's bearer token.", TokenVar))
+		case authSigV4:
+			props = append(props, "iceberg.rest-catalog.security=SIGV4", "iceberg.rest-catalog.signing-name="+l.REST.SigV4)
+			if l.s3Tables() {
+				props = append(props, "# S3 Tables serves no view endpoints", "iceberg.rest-catalog.view-endpoints-enabled=false")
+			}
+			notes = append(notes, "Requests to the catalog are signed with each node's AWS credentials (the default chain), in s3.region.",
+				"Trino releases without iceberg.rest-catalog.security=SIGV4 take iceberg.rest-catalog.sigv4-enabled=true instead.")
 		}
 	case iceberg.Postgres:
 		d.say("Trino reads the PostgreSQL catalog live (Iceberg's JDBC catalog, catalog name %s): each", CatalogName)
