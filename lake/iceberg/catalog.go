@@ -43,6 +43,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -51,7 +52,7 @@ import (
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	icebergio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
+	"modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
 
 	"github.com/ospreyhq/osprey/durable"
 	"github.com/ospreyhq/osprey/internal/awsx"
@@ -303,7 +304,8 @@ func (c *Catalog) Location(db, tbl string) string {
 // TableProperties) with the columns of an Arrow schema of the lake's types, and its namespace if
 // needed. The schema must have a non-null p_event_time of microseconds UTC, and every timestamp
 // must be microseconds UTC. It fails with catalog.ErrTableAlreadyExists if the table exists.
-func (c *Catalog) CreateTable(ctx context.Context, db, tbl string, s *arrow.Schema) error {
+func (c *Catalog) CreateTable(ctx context.Context, db, tbl string, s *arrow.Schema) (err error) {
+	defer func() { err = diskFull(err) }()
 	if err := checkName(db); err != nil {
 		return err
 	}
@@ -561,3 +563,17 @@ func columnBounds(sc *ice.Schema, f ice.DataFile) map[string][2]any {
 	}
 	return out
 }
+
+// diskFull marks SQLite's "database or disk is full" (SQLITE_FULL) as syscall.ENOSPC, which the
+// file system's own errors are, so that callers treat a full disk alike wherever it is met
+// (osprey serve reports it as such, and retries).
+func diskFull(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqliteFull && !errors.Is(err, syscall.ENOSPC) {
+		return fmt.Errorf("%w (%w)", err, syscall.ENOSPC)
+	}
+	return err
+}
+
+// sqliteFull is SQLite's result code SQLITE_FULL.
+const sqliteFull = 13

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/apache/iceberg-go/catalog"
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/ospreyhq/osprey/internal/disktest"
 	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/lake/iceberg"
 )
@@ -441,5 +443,21 @@ func TestReadByIcebird(t *testing.T) {
 	}
 	if got.Rows != want {
 		t.Errorf("icebird read %d rows, want the %d of the files registered", got.Rows, want)
+	}
+}
+
+// TestCatalogDiskFull: a catalog that cannot write because its disk is full (SQLite's
+// SQLITE_FULL) fails with an error that is syscall.ENOSPC, as the file system's own are, so
+// that osprey serve reports a full disk and retries.
+func TestCatalogDiskFull(t *testing.T) {
+	dir := disktest.Tmpfs(t, "8m")
+	c := openCatalog(t, dir)
+	disktest.Fill(t, dir, 4<<10)
+	err := c.CreateTable(t.Context(), testDB, testTable, testSchema())
+	if err == nil {
+		t.Fatal("created a table on a full disk")
+	}
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("error %v is not ENOSPC", err)
 	}
 }

@@ -112,7 +112,8 @@ type expiryPolicy struct {
 // Commit applies changes (at most one per table) and records rec as one atomic unit (see the
 // top of the file). Data files are registered from their footers (see dataFile); files to
 // remove must be in the table. Tables must exist.
-func (c *Catalog) Commit(ctx context.Context, changes []Change, rec Record) error {
+func (c *Catalog) Commit(ctx context.Context, changes []Change, rec Record) (err error) {
+	defer func() { err = diskFull(err) }()
 	props := ice.Properties{}
 	for k, v := range rec.Meta {
 		props[k] = v
