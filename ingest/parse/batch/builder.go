@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -46,7 +47,11 @@ type Builder struct {
 	eventTime, parseTime *TimeCol
 	any                  []*ListCol // parallel to schema.Kinds
 
-	ind       indicator.Set
+	ind indicator.Set
+	// valid holds the row's values given to Indicate that were not valid UTF-8, with the
+	// invalid bytes replaced, as string columns store them: the indicator set refers to them
+	// until the row ends.
+	valid     []byte
 	rank      int   // event-time rank of the row's event time so far; 0 when none
 	event     int64 // the row's event time so far, microseconds
 	rows      int
@@ -184,11 +189,18 @@ func (b *Builder) Begin() {
 	b.inRow = true
 	b.rank = 0
 	b.ind.Reset()
+	b.valid = b.valid[:0]
 }
 
 // Indicate scans a value for the indicators of a node that has no column of its own (a key
 // inside a json field).
 func (b *Builder) Indicate(n *Node, v []byte) {
+	if !utf8.Valid(v) {
+		// A grown b.valid leaves the values already taken in the array they point into.
+		start := len(b.valid)
+		b.valid = appendValidUTF8(b.valid, v)
+		v = b.valid[start:len(b.valid):len(b.valid)]
+	}
 	for _, sc := range n.Scanners {
 		b.ind.Scan(sc, v)
 	}
