@@ -21,7 +21,7 @@ fuzz:
 	@GO=$(GO) ./.ci/fuzz
 
 # Installs (when missing) what tests use beyond Go modules (.ci/deps says which test uses what):
-# syslog-ng, logger, moto_server and PostgreSQL's server.
+# syslog-ng, logger, moto_server, PostgreSQL's server and the AWS CLI.
 test-deps:
 	@./.ci/deps
 
