@@ -42,11 +42,9 @@ type Lake struct {
 }
 
 // scoped returns the name under which a writer or a writer instance of this directory keeps
-// its records in the catalog. A shared catalog (PostgreSQL) serves several machines, each
-// with its own write-ahead log and writers: their records are kept apart by the directory's
-// node id. The embedded catalog serves this directory only.
-//
-// Glue and REST catalogs are shared in the same way.
+// its records in the catalog. A shared catalog (PostgreSQL, Glue, REST) serves several
+// machines, each with its own write-ahead log and writers: their records are kept apart by
+// the directory's node id. The embedded catalog serves this directory only.
 func (l *Lake) scoped(name string) string {
 	if l.node == "" {
 		return name

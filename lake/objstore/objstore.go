@@ -78,6 +78,9 @@ func Open(ctx context.Context, loc string, opts awsx.AWS) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Region == "" {
+		return nil, fmt.Errorf("lake %s: no AWS region: set AWS_REGION (or a profile's region, or region in the configuration's lakeS3)", loc)
+	}
 	s := &Store{client: opts.S3(cfg, true), bucket: bucket, prefix: prefix}
 	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
