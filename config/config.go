@@ -4,7 +4,7 @@
 //
 //	lake: ./osprey-data          # the lake directory, or s3://bucket/prefix (see below)
 //	state: ""                    # a lake in S3: its local directory (WAL, alert state,
-//	                             # tokens, cache); default ~/.local/state/osprey/<bucket>/<prefix>
+//	                             # tokens, cache); default ~/.local/state/osprey/s3/<bucket>/<prefix>
 //	lakeS3:                      # a lake in S3: how to reach its bucket, as an S3 source;
 //	  region: ""                 # without them, the AWS SDK's standard configuration
 //	  endpoint: ""               # (AWS_REGION, AWS_ENDPOINT_URL_S3, credentials, profiles)
