@@ -135,7 +135,13 @@ func batch(t testing.TB, seed uint64, n int, from time.Time, span time.Duration)
 // one row group per batch, and returns its path.
 func writeLakeFile(t testing.TB, dir string, hour time.Time, name string, recs ...arrow.RecordBatch) string {
 	t.Helper()
-	path := filepath.Join(dir, testDB, testTable, lake.PartitionPath(hour), name+".parquet")
+	return writeTableFile(t, dir, testTable, hour, name, recs...)
+}
+
+// writeTableFile is writeLakeFile into the table tbl of testDB; it releases the batches.
+func writeTableFile(t testing.TB, dir, tbl string, hour time.Time, name string, recs ...arrow.RecordBatch) string {
+	t.Helper()
+	path := filepath.Join(dir, testDB, tbl, lake.PartitionPath(hour), name+".parquet")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/apache/iceberg-go/catalog"
 
 	"github.com/ospreyhq/osprey/internal/pgtest"
-	"github.com/ospreyhq/osprey/lake"
 	"github.com/ospreyhq/osprey/lake/iceberg"
 )
 
@@ -29,28 +28,7 @@ const otherTable = "test_other"
 func tableFile(t testing.TB, dir, tbl, name string, seed uint64) string {
 	t.Helper()
 	at := day0.Add(time.Duration(seed%24) * time.Hour)
-	path := filepath.Join(dir, testDB, tbl, lake.PartitionPath(at), name+".parquet")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fw, err := lake.NewFileWriter(f, testSchema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := batch(t, seed, 3, at, time.Hour)
-	defer rec.Release()
-	if err := fw.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := fw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeTableFile(t, dir, tbl, at, name, batch(t, seed, 3, at, time.Hour))
 }
 
 // opener opens a lake's catalog: the embedded one (iceberg.Open), or one of PostgreSQL.
