@@ -264,16 +264,13 @@ func (w *Writer) openData(loc string) (*os.File, error) {
 	if w.lake.store == nil {
 		return os.Open(loc)
 	}
-	f, err := os.CreateTemp(w.tmp, "src-*.parquet")
+	path, err := w.lake.localCopy(context.Background(), loc, w.tmp)
 	if err != nil {
 		return nil, err
 	}
-	os.Remove(f.Name()) // the open file stays readable
-	if _, err := w.lake.store.Get(context.Background(), loc, f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	f, err := os.Open(path)
+	os.Remove(path) // the open file stays readable
+	return f, err
 }
 
 func kv(md *format.FileMetaData, key string) string {

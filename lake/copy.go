@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ospreyhq/osprey/durable"
 	"github.com/ospreyhq/osprey/lake/iceberg"
 )
 
@@ -191,22 +192,13 @@ func copyLocal(src, dst string) error {
 	if err := mkdirAllSynced(filepath.Dir(dst)); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".copy-*")
+	f, err := durable.Create(dst, 0o600)
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(tmp, in)
-	if err == nil {
-		err = tmp.Sync()
+	defer f.Close()
+	if _, err := io.Copy(f, in); err != nil {
+		return err
 	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = commit(tmp.Name(), dst)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+	return f.Commit()
 }

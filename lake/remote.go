@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/ospreyhq/osprey/durable"
 	"github.com/ospreyhq/osprey/lake/iceberg"
 	"github.com/ospreyhq/osprey/lake/objcache"
 	"github.com/ospreyhq/osprey/lake/objstore"
@@ -90,28 +91,25 @@ func (l *Lake) SyncSchemas(ctx context.Context, tables []iceberg.Pointer) error 
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
 		}
-		f, err := os.CreateTemp(filepath.Dir(path), "schema-*.tmp")
-		if err != nil {
-			return err
-		}
-		_, err = l.store.Get(ctx, l.remoteSchemaFile(t.DB, t.Table), f)
-		if errors.Is(err, fs.ErrNotExist) {
-			f.Close()
-			os.Remove(f.Name())
-			continue // a table being created: its schema file comes with its first flush
-		}
-		if err == nil {
-			err = f.Close()
-		} else {
-			f.Close()
-		}
-		if err == nil {
-			err = os.Rename(f.Name(), path)
-		}
-		if err != nil {
-			os.Remove(f.Name())
+		if err := l.fetchSchemaFile(ctx, t.DB, t.Table, path); err != nil {
 			return fmt.Errorf("schema of %s.%s from %s: %w", t.DB, t.Table, l.store.Root(), err)
 		}
 	}
 	return nil
+}
+
+// fetchSchemaFile puts the store's schema file of a table at path; a table whose schema file
+// is not in the store yet (being created: it comes with its first flush) gets none.
+func (l *Lake) fetchSchemaFile(ctx context.Context, db, table, path string) error {
+	f, err := durable.Create(path, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := l.store.Get(ctx, l.remoteSchemaFile(db, table), f); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	return f.Commit()
 }
