@@ -227,3 +227,64 @@ func sortedCopy(s []string) []string {
 	}
 	return out
 }
+
+// TestCopyToS3: Copy puts a local lake's tables into a lake in S3 (the same rows, the tables'
+// columns for a machine that did not write them), and a second Copy copies nothing again.
+func TestCopyToS3(t *testing.T) {
+	dst, _ := openS3Lake(t, iceberg.SQLite)
+	src, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	w, err := src.NewWriter(DefaultWriterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	var want []string
+	for i := range 3 {
+		rec := buildRecord(t, []row{{name: ptr(fmt.Sprint("r", i)), uid: ptr(int64(i)), event: day.Add(time.Duration(i) * 24 * time.Hour)}})
+		if err := w.Write(ctx, DBLogs, "t", rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, fmt.Sprint("r", i))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := src.Copy(ctx, dst, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Tables != 1 || st.Files != 3 || st.Rows != 3 {
+		t.Errorf("copied %+v, want 1 table, 3 files of 3 rows", st)
+	}
+	files, err := dst.Files(ctx, DBLogs, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	dir := t.TempDir()
+	for _, f := range files {
+		if !strings.HasPrefix(f, "s3://lake-bucket/osprey/lake/panther_logs/t/year=2026/") {
+			t.Errorf("copied file %s is not under the lake's location", f)
+		}
+		for _, r := range readFile(t, download(t, dst, f, dir)) {
+			got = append(got, fmt.Sprint(r["name"]))
+		}
+	}
+	if strings.Join(sortedCopy(got), ",") != strings.Join(want, ",") {
+		t.Errorf("rows %v, want %v", sortedCopy(got), want)
+	}
+	if sig, err := dst.TableSignature(DBLogs, "t"); err != nil || sig == "" {
+		t.Errorf("the copy has no columns of the table: %q, %v", sig, err)
+	}
+	if st, err := src.Copy(ctx, dst, nil); err != nil || st.Files != 0 || st.Tables != 0 {
+		t.Errorf("a second copy: %+v, %v; want nothing copied", st, err)
+	}
+}
