@@ -69,6 +69,39 @@ func (l *Lake) Fetch(loc string) objcache.Fetch {
 	}
 }
 
+// fetchParallel is how many files FetchFiles fetches at once.
+const fetchParallel = 8
+
+// FetchFiles brings data files of the lake's object store (their sizes by location) into the
+// cache c, a few at once, pinned until release is called.
+func (l *Lake) FetchFiles(ctx context.Context, c *objcache.Cache, sizes map[string]int64) (release func(), err error) {
+	locs := make([]string, 0, len(sizes))
+	for loc := range sizes {
+		locs = append(locs, loc)
+	}
+	releases := make([]func(), len(locs))
+	errs := forEach(len(locs), fetchParallel, func(i int) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var err error
+		_, releases[i], err = c.Get(ctx, locs[i], sizes[locs[i]], l.Fetch(locs[i]))
+		return err
+	})
+	release = func() {
+		for _, r := range releases {
+			if r != nil {
+				r()
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
 // remoteSchemaFile is where the schema file of a table of a lake in an object store is kept in
 // the store, for the other machines on the lake.
 func (l *Lake) remoteSchemaFile(db, table string) string {

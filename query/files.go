@@ -2,7 +2,6 @@ package query
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -135,48 +134,18 @@ func (d *DB) fetch(ctx context.Context, rd *reads) (release func(), err error) {
 	if d.cache == nil || len(rd.files) == 0 {
 		return func() {}, nil
 	}
-	locs := make([]string, 0, len(rd.files))
-	for loc := range rd.files {
-		locs = append(locs, loc)
-	}
-	releases := make([]func(), len(locs))
-	errs := make([]error, len(locs))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(fetchParallel, len(locs)) {
-		wg.Go(func() {
-			for i := range next {
-				if errs[i] == nil && ctx.Err() == nil {
-					_, releases[i], errs[i] = d.cache.Get(ctx, locs[i], rd.files[locs[i]], d.lake.Fetch(locs[i]))
-				}
-			}
-		})
-	}
-	for i := range locs {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	release = func() {
-		for _, r := range releases {
-			if r != nil {
-				r()
-			}
+	release, err = d.lake.FetchFiles(ctx, d.cache, rd.files)
+	if ctx.Err() != nil {
+		if err == nil {
+			release()
 		}
+		return nil, ctx.Err()
 	}
-	if err := errors.Join(errs...); err != nil {
-		release()
+	if err != nil {
 		return nil, fmt.Errorf("fetch the statement's files from %s: %w", d.lake.Location(), err)
-	}
-	if err := ctx.Err(); err != nil {
-		release()
-		return nil, err
 	}
 	return release, nil
 }
-
-// fetchParallel is how many files a statement fetches at once from an object store.
-const fetchParallel = 8
 
 // tableQuery reads a table's files, with the partition columns year, month, day and hour of
 // p_event_time (UTC) last, as Panther's tables have them. The files of a table whose columns
