@@ -236,23 +236,38 @@ type result struct {
 	err error
 }
 
+// swapBlocked swaps table from one metadata location to another on tx in a goroutine, and
+// returns once tx's backend (pid) waits for a lock another transaction holds; the swap's
+// result comes on the channel.
+func swapBlocked(t *testing.T, db *sql.DB, tx *sql.Tx, pid int, table, from, to string) <-chan result {
+	t.Helper()
+	done := make(chan result, 1)
+	go func() {
+		n, err := swap(t.Context(), tx, table, from, to)
+		done <- result{n, err}
+	}()
+	waitBlocked(t, db, pid)
+	return done
+}
+
+// firstSwapBlocksSecond begins two transactions with opts: the first swaps events from m0 to
+// m1, then the second's swap from m0 to m2 waits for the first's row lock.
+func firstSwapBlocksSecond(t *testing.T, db *sql.DB, opts *sql.TxOptions) (first, second *sql.Tx, done <-chan result) {
+	t.Helper()
+	first, _ = begin(t, db, opts)
+	second, pid := begin(t, db, opts)
+	if n, err := swap(t.Context(), first, "events", "m0", "m1"); err != nil || n != 1 {
+		t.Fatalf("first swap: %d rows, %v; want 1", n, err)
+	}
+	return first, second, swapBlocked(t, db, second, pid, "events", "m0", "m2")
+}
+
 // Two transactions swap one table from the same metadata at once (the default isolation,
 // READ COMMITTED): the second waits for the first's row lock, then reads the committed row
 // again, finds the metadata moved and changes nothing.
 func testSwapConcurrentReadCommitted(t *testing.T, s *pgtest.Server) {
 	db := catalogDB(t, s)
-	ctx := t.Context()
-	first, _ := begin(t, db, nil)
-	second, pid := begin(t, db, nil)
-	if n, err := swap(ctx, first, "events", "m0", "m1"); err != nil || n != 1 {
-		t.Fatalf("first swap: %d rows, %v; want 1", n, err)
-	}
-	done := make(chan result, 1)
-	go func() {
-		n, err := swap(ctx, second, "events", "m0", "m2")
-		done <- result{n, err}
-	}()
-	waitBlocked(t, db, pid)
+	first, second, done := firstSwapBlocksSecond(t, db, nil)
 	if err := first.Commit(); err != nil {
 		t.Fatal(err)
 	}
@@ -271,18 +286,7 @@ func testSwapConcurrentReadCommitted(t *testing.T, s *pgtest.Server) {
 // serialization failure (SQLSTATE 40001): a lost race too, but an error, not 0 rows.
 func testSwapConcurrentRepeatableRead(t *testing.T, s *pgtest.Server) {
 	db := catalogDB(t, s)
-	ctx := t.Context()
-	first, _ := begin(t, db, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
-	second, pid := begin(t, db, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
-	if n, err := swap(ctx, first, "events", "m0", "m1"); err != nil || n != 1 {
-		t.Fatalf("first swap: %d rows, %v; want 1", n, err)
-	}
-	done := make(chan result, 1)
-	go func() {
-		n, err := swap(ctx, second, "events", "m0", "m2")
-		done <- result{n, err}
-	}()
-	waitBlocked(t, db, pid)
+	first, _, done := firstSwapBlocksSecond(t, db, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
 	if err := first.Commit(); err != nil {
 		t.Fatal(err)
 	}
@@ -359,12 +363,7 @@ func testSwapOppositeOrdersDeadlock(t *testing.T, s *pgtest.Server) {
 	if n, err := swap(ctx, second, "alerts", "m0", "b1"); err != nil || n != 1 {
 		t.Fatalf("second swap of alerts: %d, %v", n, err)
 	}
-	done := make(chan result, 1)
-	go func() {
-		n, err := swap(ctx, second, "events", "m0", "b1")
-		done <- result{n, err}
-	}()
-	waitBlocked(t, db, pid)
+	done := swapBlocked(t, db, second, pid, "events", "m0", "b1")
 	_, errFirst := swap(ctx, first, "alerts", "m0", "a1")
 	r := <-done
 	var pgErr *pgconn.PgError
