@@ -152,29 +152,7 @@ func (l *Lake) arrowSchema(db, table string) (*arrow.Schema, error) {
 	if err != nil {
 		return nil, err
 	}
-	fields := make([]arrow.Field, s.NumFields())
-	for i, f := range s.Fields() {
-		fields[i] = stringsNotBinary(f)
-	}
-	return arrow.NewSchema(fields, nil), nil
-}
-
-// stringsNotBinary gives JSON columns, which arrow-go reads as binary, the string type the
-// lake writes them from.
-func stringsNotBinary(f arrow.Field) arrow.Field {
-	switch t := f.Type.(type) {
-	case *arrow.BinaryType:
-		f.Type = arrow.BinaryTypes.String
-	case *arrow.StructType:
-		children := make([]arrow.Field, t.NumFields())
-		for i, c := range t.Fields() {
-			children[i] = stringsNotBinary(c)
-		}
-		f.Type = arrow.StructOf(children...)
-	case *arrow.ListType:
-		f.Type = arrow.ListOfField(stringsNotBinary(t.ElemField()))
-	}
-	return f
+	return lakeSchema(s), nil
 }
 
 func readOldMeta(path string) (map[string]string, error) {
