@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -216,17 +217,8 @@ func testS3Lake(t *testing.T, kind iceberg.Kind) *Lake {
 	return l
 }
 
-func sortedCopy(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
-}
+// sortedCopy returns the strings of s sorted, leaving s as it is.
+func sortedCopy(s []string) []string { return slices.Sorted(slices.Values(s)) }
 
 // TestCopyToS3: Copy puts a local lake's tables into a lake in S3 (the same rows, the tables'
 // columns for a machine that did not write them), and a second Copy copies nothing again.
