@@ -105,14 +105,9 @@ func lakeS3Ingest(ctx context.Context, client *s3.Client, counter *s3Counter, mo
 	if err != nil {
 		return err
 	}
-	info, err := os.Stat(input)
-	if err != nil {
+	if err := warmInput("\ningest input", input, events); err != nil {
 		return err
 	}
-	if err := warm(input); err != nil {
-		return err
-	}
-	fmt.Printf("\ningest input: %s, %d events, %s (page cache warmed)\n", input, events, human(info.Size()))
 
 	ingestArgs := []string{"ingest", "--log-type", "Panther.Audit", "--progress", "never", "--quiet", input}
 	localDir := filepath.Join(dir, "ingest-local")

@@ -234,14 +234,9 @@ func benchIngest(args []string) error {
 	if err != nil {
 		return err
 	}
-	info, err := os.Stat(input)
-	if err != nil {
+	if err := warmInput("input", input, events); err != nil {
 		return err
 	}
-	if err := warm(input); err != nil {
-		return err
-	}
-	fmt.Printf("input: %s, %d events, %s (page cache warmed)\n", input, events, human(info.Size()))
 	var ospreyRuns, duckRuns []result
 	for i := range *runs {
 		lakeDir := filepath.Join(*dir, "lake")
@@ -295,6 +290,19 @@ func median(rs []result) result {
 		m.maxRSS = max(m.maxRSS, r.maxRSS)
 	}
 	return m
+}
+
+// warmInput reads an input into the page cache and says what it is, after label.
+func warmInput(label, path string, events int) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if err := warm(path); err != nil {
+		return err
+	}
+	fmt.Printf("%s: %s, %d events, %s (page cache warmed)\n", label, path, events, human(info.Size()))
+	return nil
 }
 
 // warm reads a file so that both sides read it from the page cache.
