@@ -388,6 +388,13 @@ func (d *doc) code(lines ...string) {
 
 func (d *doc) blank() { d.b.WriteString("\n") }
 
+// schemas writes a CREATE SCHEMA of each database the lake's tables are in.
+func (d *doc) schemas(l Lake) {
+	for _, db := range l.databases() {
+		d.code(fmt.Sprintf("CREATE SCHEMA IF NOT EXISTS %s;", db))
+	}
+}
+
 // sqlString quotes s as a SQL string literal.
 func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 

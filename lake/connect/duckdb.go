@@ -55,9 +55,7 @@ func duckdb(d *doc, l Lake, pg pgDSN) error {
 	d.say("DuckDB cannot read a %s catalog: each view below reads a table's current metadata file.", l.kind())
 	pointInTime(d, "use the glue catalog, which DuckDB attaches")
 	d.blank()
-	for _, db := range l.databases() {
-		d.code(fmt.Sprintf("CREATE SCHEMA IF NOT EXISTS %s;", db))
-	}
+	d.schemas(l)
 	for _, t := range l.Tables {
 		d.code(fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS SELECT * FROM iceberg_scan(%s);", t.DB, t.Table, sqlString(t.Location)))
 	}

@@ -63,9 +63,7 @@ func snowflake(d *doc, l Lake, pg pgDSN) error {
 			"  ENABLED = TRUE;")
 		d.blank()
 		d.say("3. The tables:")
-		for _, db := range l.databases() {
-			d.code(fmt.Sprintf("CREATE SCHEMA IF NOT EXISTS %s;", db))
-		}
+		d.schemas(l)
 		for _, t := range l.Tables {
 			d.code(fmt.Sprintf("CREATE ICEBERG TABLE IF NOT EXISTS %s.%s", t.DB, t.Table),
 				"  EXTERNAL_VOLUME = 'osprey_lake'",
@@ -85,9 +83,7 @@ func snowflake(d *doc, l Lake, pg pgDSN) error {
 			"  ENABLED = TRUE;")
 		d.blank()
 		d.say("3. The tables:")
-		for _, db := range l.databases() {
-			d.code(fmt.Sprintf("CREATE SCHEMA IF NOT EXISTS %s;", db))
-		}
+		d.schemas(l)
 		for _, t := range l.Tables {
 			rel := sqlString(strings.TrimPrefix(t.Location, l.Location+"/"))
 			d.code(fmt.Sprintf("CREATE ICEBERG TABLE IF NOT EXISTS %s.%s", t.DB, t.Table),
@@ -169,9 +165,7 @@ func snowflakeREST(d *doc, l Lake, vended bool) {
 	d.code(lines...)
 	d.blank()
 	d.say("3. The tables:")
-	for _, db := range l.databases() {
-		d.code(fmt.Sprintf("CREATE SCHEMA IF NOT EXISTS %s;", db))
-	}
+	d.schemas(l)
 	for _, t := range l.Tables {
 		tl := []string{fmt.Sprintf("CREATE ICEBERG TABLE IF NOT EXISTS %s.%s", t.DB, t.Table)}
 		if !vended {
