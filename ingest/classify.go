@@ -34,20 +34,33 @@ func (w *worker) record(source string, line int64, rec []byte) {
 	w.classify(source, line, rec)
 }
 
-// classify parses a record as the first candidate log type that accepts it.
+// classify parses a record as the most likely candidate log type that accepts it: the
+// source's classifier (logtypes.Classifier) orders the candidates.
 func (w *worker) classify(source string, line int64, rec []byte) {
 	w.reasons = w.reasons[:0]
-	types := w.cur.types
+	st := w.cur
+	types := st.types
 	if len(types) == 0 {
-		w.failure(source, line, rec, int64(len(rec)), fmt.Sprintf("source %q has no log types (it is not configured)", w.cur.src.ID), false)
+		w.failure(source, line, rec, int64(len(rec)), fmt.Sprintf("source %q has no log types (it is not configured)", st.src.ID), false)
 		return
 	}
-	many := len(types) > 1
-	for i, c := range types {
-		// The cheap check saves a parse of each log type that cannot match; with a single
-		// candidate the parse itself gives the most precise reason.
+	if len(types) == 1 {
+		// The parse itself gives the most precise reason.
+		if err := w.parse(types[0], rec); err != nil && !errors.Is(err, logtypes.ErrSkip) {
+			w.failure(source, line, rec, int64(len(rec)), err.Error(), false)
+		} else if err != nil {
+			w.skipped++
+		}
+		return
+	}
+	isJSON := logtypes.IsJSONObject(rec)
+	order := st.cls.Candidates(rec)
+	for _, i := range order {
+		c := types[i]
 		var err error
-		if many {
+		if !isJSON {
+			// The cheap check saves a parse of each log type that cannot match; the
+			// classifier matched a JSON record's fields already.
 			err = c.lt.Check(rec)
 		}
 		if err == nil {
@@ -57,16 +70,29 @@ func (w *worker) classify(source string, line int64, rec []byte) {
 			if err != nil {
 				w.skipped++
 			}
-			if i > 0 {
-				// The last winner is tried first next time.
-				copy(types[1:i+1], types[:i])
-				types[0] = c
-			}
+			st.cls.Won(i)
 			return
 		}
 		w.reasons = append(w.reasons, Refusal{c.lt.Name, err.Error()})
 	}
+	switch n := st.cls.NumJSON(); {
+	case !isJSON && n > 0:
+		w.reasons = append(w.reasons, Refusal{fmt.Sprintf("%d JSON log %s", n, plural(n, "type", "types")), "not a JSON object"})
+	case isJSON && len(order) == st.cls.NumText():
+		if name, reason, ok := st.cls.Nearest(); ok {
+			w.reasons = append(w.reasons, Refusal{name, reason})
+		} else {
+			w.reasons = append(w.reasons, Refusal{"", "no log type has the record's fields"})
+		}
+	}
 	w.failure(source, line, rec, int64(len(rec)), Explain(w.reasons), false)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // Refusal is why a log type refused a record.

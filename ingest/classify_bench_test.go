@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -52,6 +53,10 @@ func sampleLines(b *testing.B) ([][]byte, []string) {
 	return recs, types
 }
 
+// mixTypes are the log types of the mixed stream of ten types: common ones, JSON and text.
+var mixTypes = []string{"AWS.CloudTrail", "AWS.GuardDuty", "Okta.SystemLog", "GitHub.Audit", "GSuite.Reports",
+	"Duo.Authentication", "Cloudflare.HttpRequest", "Linux.Auditd", "Syslog.RFC5424", "Apache.AccessCombined"}
+
 // BenchmarkClassify measures ingest without --log-type: records classified among every built-in
 // log type (28), in a stream of one log type (the last winner is tried first) and in a stream
 // that changes log type at every record (each record is checked against the others first),
@@ -61,10 +66,13 @@ func sampleLines(b *testing.B) ([][]byte, []string) {
 func BenchmarkClassify(b *testing.B) {
 	recs, types := sampleLines(b)
 	all := logTypes(b)
-	var oneType [][]byte
+	var oneType, mix10 [][]byte
 	for i, r := range recs {
 		if types[i] == "Okta.SystemLog" {
 			oneType = append(oneType, r)
+		}
+		if slices.Contains(mixTypes, types[i]) {
+			mix10 = append(mix10, r)
 		}
 	}
 	repeat := func(rs [][]byte, n int) []byte {
@@ -86,6 +94,7 @@ func BenchmarkClassify(b *testing.B) {
 		{"okta-named", logTypes(b, "Okta.SystemLog"), repeat(oneType, size)},
 		{"okta-among-all", all, repeat(oneType, size)},
 		{"mixed-among-all", all, repeat(recs, size)},
+		{"mixed10-among-all", all, repeat(mix10, size)},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			events := int64(0)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ospreyhq/osprey/ingest/parse/batch"
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
 	"github.com/ospreyhq/osprey/ingest/source/stream"
 )
 
@@ -37,7 +38,8 @@ type worker struct {
 // srcState is what a worker keeps of a source: its candidates and its failures.
 type srcState struct {
 	src      *Source
-	types    []*candidate // in the order they are tried: the last winner first
+	types    []*candidate         // in the order of the source's log types
+	cls      *logtypes.Classifier // orders types for each record
 	fails    *batch.Builder
 	failCols failureColumns
 	header   []byte // the header line its parsers were given
@@ -66,6 +68,7 @@ func (w *worker) source(src *Source) (*srcState, error) {
 		}
 		st.types = append(st.types, &candidate{lt: lt, parser: p})
 	}
+	st.cls = logtypes.NewClassifier(src.LogTypes)
 	st.fails = batch.NewBuilder(w.in.failures, w.in.ids)
 	st.fails.SetSource(src.Source)
 	st.fails.SetArena(w.arena)

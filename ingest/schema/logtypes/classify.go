@@ -1,0 +1,319 @@
+package logtypes
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Classifier orders the candidate log types of a record, most likely first, so that a record
+// is parsed by the log type it belongs to among many (osprey ingest without --log-type has
+// every built-in type as a candidate, and many JSON types require few fields, or none).
+//
+// A JSON object record is matched by its top-level keys, read once: a JSON log type is a
+// candidate when the record has every required top-level field of the type and when at least
+// half of the record's keys (p_ fields left out) are fields of the type; candidates are ranked by
+// the number of the record's keys they do not know, then by the number they know, then the last
+// winner first; then the types whose records are not JSON (a native parser may read JSON
+// too), as any other record is: the last winner first. A Classifier is not safe for
+// concurrent use.
+type Classifier struct {
+	types []*LogType
+	text  []int // the types whose records are not JSON objects, last winner first
+	json  []int // the JSON types
+	// fields and required map a lower-cased top-level field name (or the name a rename takes
+	// a value from) to the JSON types that have it, and that require it.
+	fields   map[string][]int32
+	required map[string][]int32
+	nreq     []int32 // number of required top-level fields of each type
+	lastJSON int     // the last JSON type that won, -1 if none
+
+	// per record
+	stamp, known, reqs []int32
+	round              int32
+	touched            []int32
+	order              []int
+	keys               [][]byte
+	lower              []byte
+}
+
+// NewClassifier returns a classifier of records among log types; the indices it returns are
+// into types.
+func NewClassifier(types []*LogType) *Classifier {
+	c := &Classifier{types: types, fields: map[string][]int32{}, required: map[string][]int32{},
+		nreq: make([]int32, len(types)), stamp: make([]int32, len(types)), known: make([]int32, len(types)),
+		reqs: make([]int32, len(types)), lastJSON: -1}
+	for i, t := range types {
+		if !t.ReadsJSON() {
+			c.text = append(c.text, i)
+			continue
+		}
+		c.json = append(c.json, i)
+		seen := map[string]bool{}
+		add := func(name string, req bool) {
+			k := strings.ToLower(name)
+			if !seen[k] {
+				seen[k] = true
+				c.fields[k] = append(c.fields[k], int32(i))
+			}
+			if req {
+				c.required[k] = append(c.required[k], int32(i))
+				c.nreq[i]++
+			}
+		}
+		for j := range t.Schema.Fields {
+			f := &t.Schema.Fields[j]
+			filled := f.Rename != nil || f.Copy != nil || f.Concat != nil || f.Split != nil
+			add(f.Name, f.Required && !filled)
+			if f.Rename != nil {
+				add(f.Rename.From, false)
+			}
+		}
+	}
+	return c
+}
+
+// IsJSONObject reports whether a record is a JSON object (its first byte that is not space is
+// '{').
+func IsJSONObject(rec []byte) bool {
+	for _, b := range rec {
+		switch b {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{':
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// Candidates returns the indices of the log types to try for a record, best first. The slice
+// is reused by the next call.
+func (c *Classifier) Candidates(rec []byte) []int {
+	c.order = c.order[:0]
+	if !IsJSONObject(rec) || len(c.json) == 0 {
+		return append(c.order, c.text...)
+	}
+	keys, ok := topKeys(rec, c.keys[:0])
+	c.keys = keys
+	if !ok {
+		// Not well-formed JSON: the best parser's error says where.
+		if c.lastJSON >= 0 {
+			return append(c.order, c.lastJSON)
+		}
+		return append(c.order, c.json[0])
+	}
+	c.round++
+	if c.round == 0 { // wrapped: clear the stamps
+		clear(c.stamp)
+		c.round = 1
+	}
+	c.touched = c.touched[:0]
+	n := int32(0)
+	for _, k := range keys {
+		if len(k) > 2 && k[0] == 'p' && k[1] == '_' {
+			continue // Panther's standard fields, in rows exported from Panther
+		}
+		n++
+		c.lower = appendLower(c.lower[:0], k)
+		for _, i := range c.fields[string(c.lower)] {
+			if c.stamp[i] != c.round {
+				c.stamp[i], c.known[i], c.reqs[i] = c.round, 0, 0
+				c.touched = append(c.touched, i)
+			}
+			c.known[i]++
+		}
+		for _, i := range c.required[string(c.lower)] {
+			c.reqs[i]++
+		}
+	}
+	for _, i := range c.touched {
+		if c.reqs[i] >= c.nreq[i] && 2*c.known[i] >= n {
+			c.order = append(c.order, int(i))
+		}
+	}
+	slices.SortFunc(c.order, func(a, b int) int {
+		if ua, ub := n-c.known[a], n-c.known[b]; ua != ub {
+			return int(ua - ub)
+		}
+		if c.known[a] != c.known[b] {
+			return int(c.known[b] - c.known[a])
+		}
+		if a == c.lastJSON || b == c.lastJSON {
+			if a == c.lastJSON {
+				return -1
+			}
+			return 1
+		}
+		return a - b
+	})
+	// Some parsers of other formats read JSON too (auditd lines wrapped by Fluent Bit).
+	return append(c.order, c.text...)
+}
+
+// Won tells the classifier which log type took the last record.
+func (c *Classifier) Won(i int) {
+	if c.types[i] == nil {
+		return
+	}
+	if j := slices.Index(c.text, i); j >= 0 {
+		if j > 0 {
+			copy(c.text[1:j+1], c.text[:j])
+			c.text[0] = i
+		}
+		return
+	}
+	c.lastJSON = i
+}
+
+// Nearest explains why no JSON log type took a JSON record that none was tried for: the type
+// that knows most of its keys, and the required field it lacks.
+func (c *Classifier) Nearest() (name, reason string, ok bool) {
+	best := int32(-1)
+	for _, i := range c.touched {
+		if c.stamp[i] == c.round && (best < 0 || c.known[i] > c.known[best]) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return "", "", false
+	}
+	t := c.types[best]
+	for j := range t.Schema.Fields {
+		f := &t.Schema.Fields[j]
+		if f.Required && f.Rename == nil && f.Copy == nil && f.Concat == nil && f.Split == nil && !c.hasKey(f.Name) {
+			return t.Name, fmt.Sprintf("required field %s is missing", f.Name), true
+		}
+	}
+	return t.Name, "most of the record's fields are not fields of the log type", true
+}
+
+// hasKey reports whether the last JSON record had a top-level key (case-insensitively).
+func (c *Classifier) hasKey(name string) bool {
+	for _, k := range c.keys {
+		if strings.EqualFold(string(k), name) {
+			return true
+		}
+	}
+	return false
+}
+
+// NumJSON returns the number of JSON log types among the candidates.
+func (c *Classifier) NumJSON() int { return len(c.json) }
+
+func appendLower(dst, s []byte) []byte {
+	for _, b := range s {
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		dst = append(dst, b)
+	}
+	return dst
+}
+
+// topKeys appends the keys of a JSON object's top level to dst (their raw text, escapes left
+// as they are); ok is false when rec is not a well-formed object as far as the scan sees.
+func topKeys(rec []byte, dst [][]byte) (keys [][]byte, ok bool) {
+	i := skipSpace(rec, 0)
+	if i >= len(rec) || rec[i] != '{' {
+		return dst, false
+	}
+	i = skipSpace(rec, i+1)
+	if i < len(rec) && rec[i] == '}' {
+		return dst, true
+	}
+	for i < len(rec) {
+		if rec[i] != '"' {
+			return dst, false
+		}
+		end := skipString(rec, i)
+		if end < 0 {
+			return dst, false
+		}
+		dst = append(dst, rec[i+1:end-1])
+		i = skipSpace(rec, end)
+		if i >= len(rec) || rec[i] != ':' {
+			return dst, false
+		}
+		i = skipValue(rec, skipSpace(rec, i+1))
+		if i < 0 {
+			return dst, false
+		}
+		i = skipSpace(rec, i)
+		if i >= len(rec) {
+			return dst, false
+		}
+		switch rec[i] {
+		case ',':
+			i = skipSpace(rec, i+1)
+		case '}':
+			return dst, true
+		default:
+			return dst, false
+		}
+	}
+	return dst, false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string that starts at b[i] ('"'), or -1.
+func skipString(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return -1
+}
+
+// skipValue returns the index after the value that starts at b[i], or -1.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				k := skipString(b, j)
+				if k < 0 {
+					return -1
+				}
+				j = k - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	}
+	j := i
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\r' && b[j] != '\n' {
+		j++
+	}
+	if j == i {
+		return -1
+	}
+	return j
+}
+
+// NumText returns the number of log types among the candidates whose records are not JSON.
+func (c *Classifier) NumText() int { return len(c.text) }
