@@ -415,7 +415,7 @@ func (cloudflare) Parse(s []byte) (time.Time, error) {
 }
 
 // OrRow returns a parser that reads what p reads and, when p refuses a value, Panther's form
-// of a timestamp in its rows: "2006-01-02 15:04:05.000000000" (a space, any fraction, no zone:
+// of a timestamp in its rows: "2006-01-02 15:04:05.000000000" (a space, any fraction, no zone or Z:
 // UTC). Rows exported from Panther, and the events of Panther's rule tests, hold every
 // timestamp in that form whatever the log's own format; a schema's timestamp fields read them.
 func OrRow(p Parser) Parser { return orRow{p} }
@@ -428,7 +428,7 @@ func (r orRow) Parse(s []byte) (time.Time, error) {
 		return t, nil
 	}
 	if len(s) >= 19 && s[10] == ' ' {
-		if rt, rest, rerr := parseDateTime(s, true); rerr == nil && len(rest) == 0 {
+		if rt, rest, rerr := parseDateTime(s, true); rerr == nil && (len(rest) == 0 || string(rest) == "Z") {
 			return rt, nil
 		}
 	}
