@@ -287,8 +287,9 @@ func (c *checker) value(line int, name string, v *Value) {
 	if sources > 1 {
 		c.errorf(line, "field %q: rename, copy, concat and split each say where the value comes from: use one", name)
 	}
-	if (sources > 0 || v.Mask != nil) && v.Type != TypeString {
-		c.errorf(line, "field %q: rename, copy, concat, split and mask make strings: the field must be a string, not %s", name, v.Type)
+	// rename and copy move a value as it is; the others make text.
+	if (v.Concat != nil || v.Split != nil || v.Mask != nil) && v.Type != TypeString {
+		c.errorf(line, "field %q: concat, split and mask make strings: the field must be a string, not %s", name, v.Type)
 	}
 }
 
