@@ -15,12 +15,14 @@ import (
 // half of the record's keys (p_ fields left out) are fields of the type; candidates are ranked by
 // the number of the record's keys they do not know, then by the number they know, then the last
 // winner first; then the types whose records are not JSON (a native parser may read JSON
-// too), as any other record is: the last winner first. A Classifier is not safe for
+// too), as any other record is: the last winner first, the types of generic formats that
+// others refine (syslog) last. A Classifier is not safe for
 // concurrent use.
 type Classifier struct {
-	types []*LogType
-	text  []int // the types whose records are not JSON objects, last winner first
-	json  []int // the JSON types
+	types   []*LogType
+	text    []int // the types whose records are not JSON objects, last winner first
+	generic []int // the text types of formats others refine, tried after text
+	json    []int // the JSON types
 	// fields and required map a lower-cased top-level field name (or the name a rename takes
 	// a value from) to the JSON types that have it, and that require it.
 	fields   map[string][]int32
@@ -44,6 +46,10 @@ func NewClassifier(types []*LogType) *Classifier {
 		nreq: make([]int32, len(types)), stamp: make([]int32, len(types)), known: make([]int32, len(types)),
 		reqs: make([]int32, len(types)), lastJSON: -1}
 	for i, t := range types {
+		if t.Generic() {
+			c.generic = append(c.generic, i)
+			continue
+		}
 		if !t.ReadsJSON() {
 			c.text = append(c.text, i)
 			continue
@@ -93,7 +99,7 @@ func IsJSONObject(rec []byte) bool {
 func (c *Classifier) Candidates(rec []byte) []int {
 	c.order = c.order[:0]
 	if !IsJSONObject(rec) || len(c.json) == 0 {
-		return append(c.order, c.text...)
+		return append(append(c.order, c.text...), c.generic...)
 	}
 	keys, ok := topKeys(rec, c.keys[:0])
 	c.keys = keys
@@ -140,6 +146,9 @@ func (c *Classifier) Candidates(rec []byte) []int {
 		if c.known[a] != c.known[b] {
 			return int(c.known[b] - c.known[a])
 		}
+		if c.nreq[a] != c.nreq[b] { // the more demanding type is the more specific
+			return int(c.nreq[b] - c.nreq[a])
+		}
 		if a == c.lastJSON || b == c.lastJSON {
 			if a == c.lastJSON {
 				return -1
@@ -149,22 +158,26 @@ func (c *Classifier) Candidates(rec []byte) []int {
 		return a - b
 	})
 	// Some parsers of other formats read JSON too (auditd lines wrapped by Fluent Bit).
-	return append(c.order, c.text...)
+	return append(append(c.order, c.text...), c.generic...)
 }
 
 // Won tells the classifier which log type took the last record.
 func (c *Classifier) Won(i int) {
-	if c.types[i] == nil {
-		return
-	}
-	if j := slices.Index(c.text, i); j >= 0 {
-		if j > 0 {
-			copy(c.text[1:j+1], c.text[:j])
-			c.text[0] = i
-		}
+	if toFront(c.text, i) || toFront(c.generic, i) {
 		return
 	}
 	c.lastJSON = i
+}
+
+// toFront moves i to the front of list, if it is there.
+func toFront(list []int, i int) bool {
+	j := slices.Index(list, i)
+	if j < 0 {
+		return false
+	}
+	copy(list[1:j+1], list[:j])
+	list[0] = i
+	return true
 }
 
 // Nearest explains why no JSON log type took a JSON record that none was tried for: the type
@@ -316,4 +329,4 @@ func skipValue(b []byte, i int) int {
 }
 
 // NumText returns the number of log types among the candidates whose records are not JSON.
-func (c *Classifier) NumText() int { return len(c.text) }
+func (c *Classifier) NumText() int { return len(c.text) + len(c.generic) }

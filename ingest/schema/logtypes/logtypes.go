@@ -60,6 +60,9 @@ type Native struct {
 	New func(*batch.Schema) (Parser, error)
 	// Check rejects, cheaply, records that cannot be of the format; nil accepts any.
 	Check func(rec []byte) error
+	// Generic marks a format that others refine (a Juniper log line is a syslog line): its
+	// type is tried after the other text types, whichever won last.
+	Generic bool
 	// Envelope names a key whose array holds the records, when a whole document may arrive as
 	// one record ({"Records": [...]} of CloudTrail).
 	Envelope string
@@ -76,12 +79,14 @@ var natives = map[string]Native{
 		Check: auditd.Check,
 	},
 	"Syslog.RFC5424": {
-		New:   func(s *batch.Schema) (Parser, error) { return syslog.New(s, syslog.RFC5424) },
-		Check: syslog.Check5424,
+		New:     func(s *batch.Schema) (Parser, error) { return syslog.New(s, syslog.RFC5424) },
+		Check:   syslog.Check5424,
+		Generic: true,
 	},
 	"Syslog.RFC3164": {
-		New:   func(s *batch.Schema) (Parser, error) { return syslog.New(s, syslog.RFC3164) },
-		Check: syslog.Check3164,
+		New:     func(s *batch.Schema) (Parser, error) { return syslog.New(s, syslog.RFC3164) },
+		Check:   syslog.Check3164,
+		Generic: true,
 	},
 	"AWS.CloudTrail": {
 		Envelope: "Records",
@@ -175,6 +180,9 @@ func (t *LogType) NewParser() (Parser, error) {
 	}
 	return p, nil
 }
+
+// Generic reports whether the log type's format is one that other types refine (syslog).
+func (t *LogType) Generic() bool { return t.native != nil && t.native.Generic }
 
 // ReadsJSON reports whether the log type's records are JSON objects read by the JSON decoder
 // (a native parser or a text parser reads the others).
