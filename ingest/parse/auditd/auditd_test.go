@@ -21,49 +21,39 @@ import (
 )
 
 var (
-	schemaOnce sync.Once
-	schemaVal  *batch.Schema
-	schemaErr  error
+	builtinOnce sync.Once
+	builtinLT   *logtypes.LogType
+	builtinErr  error
 )
+
+// auditdType returns the built-in Linux.Auditd log type, looked up once: building the registry
+// of every built-in schema takes a while.
+func auditdType(t testing.TB) *logtypes.LogType {
+	t.Helper()
+	builtinOnce.Do(func() {
+		r, err := logtypes.Builtin()
+		if err != nil {
+			builtinErr = err
+			return
+		}
+		builtinLT, builtinErr = r.Lookup("Linux.Auditd")
+	})
+	if builtinErr != nil {
+		t.Fatal(builtinErr)
+	}
+	return builtinLT
+}
 
 // auditdSchema returns the table schema of the built-in Linux.Auditd log type.
 func auditdSchema(t testing.TB) *batch.Schema {
 	t.Helper()
-	schemaOnce.Do(func() {
-		r, err := logtypes.Builtin()
-		if err != nil {
-			schemaErr = err
-			return
-		}
-		lt, err := r.Lookup("Linux.Auditd")
-		if err != nil {
-			schemaErr = err
-			return
-		}
-		if _, err := lt.NewParser(); err != nil {
-			schemaErr = err
-			return
-		}
-		schemaVal = lt.Table
-	})
-	if schemaErr != nil {
-		t.Fatal(schemaErr)
-	}
-	return schemaVal
+	return auditdType(t).Table
 }
 
 // newParser returns a fresh Linux.Auditd parser, made the way the registry makes it.
 func newParser(t testing.TB) logtypes.Parser {
 	t.Helper()
-	r, err := logtypes.Builtin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lt, err := r.Lookup("Linux.Auditd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := lt.NewParser()
+	p, err := auditdType(t).NewParser()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -704,7 +694,7 @@ var headerRE = regexp.MustCompile(`^(?:node=\S+ )?type=(\S+) msg=audit\((\d+)\.(
 
 // Every line of the shared auditd corpus parses, to a row with the header's type, time and serial.
 func TestCorpus(t *testing.T) {
-	dir := filepath.Join("..", "..", "..", "shared", "corpora", "auditd")
+	dir := filepath.Join("..", "..", "..", "..", "shared", "corpora", "auditd")
 	files, err := filepath.Glob(filepath.Join(dir, "*.log"))
 	if err != nil {
 		t.Fatal(err)
