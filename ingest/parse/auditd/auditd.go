@@ -2,12 +2,18 @@
 //
 // github.com/elastic/go-libaudit/v2/auparse reads the record header: the record type, the time
 // and the event serial of msg=audit(1364481363.243:24287). The key=value body is read here,
-// keeping the values as auditd wrote them: auparse's Data() rewrites or removes standard keys
-// (success, res, key, subj, saddr) that are columns of the Linux.Auditd table. Values auditd uses
-// for "unset" (?, (null), empty) are stored as NULL, as auparse does.
+// keeping the values as auditd wrote them, unquoted: auparse's Data() rewrites or removes
+// standard keys (success, res, key, subj, saddr) that are columns of the Linux.Auditd table.
+// Values auditd uses for "unset" (?, (null), empty) are stored as NULL, as auparse does.
+//
+// The values auditd hex-encodes are decoded, as ausearch -i shows them (see decode.go): acct,
+// exe, comm, cmd, proctitle, cwd, name, data, ocomm, path and the arguments of an EXECVE record.
 //
 // A record is a raw line, optionally prefixed with node=<host> (auditd name_format), or a JSON
-// object carrying the raw line in its "log" key, as Fluent Bit's tail input sends it.
+// object carrying the raw line in its "log" key, as Fluent Bit's tail input sends it. In auditd's
+// enriched format (log_format = ENRICHED) a 0x1d byte follows the record and precedes the
+// interpreted values, upper-case keys such as UID="root" or SADDR={ saddr_fam=inet ... }: they
+// are read as pairs like the others, and having no column they land in extra_message_fields.
 package auditd
 
 import (
@@ -43,7 +49,13 @@ type Parser struct {
 	json                          fastjson.Parser
 	serial                        []byte // the eventId text
 	buf                           []byte // extra_message_fields text
+	execve                        bool   // the record is an EXECVE one: its a0, a1, ... are arguments
+	decoded                       []byte // decoded values of the record, appended to only
+	chunks                        []chunk
 }
+
+// chunk is a piece of an EXECVE argument too long for one pair, a1[0]=... a1[1]=...
+type chunk struct{ arg, hex []byte }
 
 type pair struct{ k, v []byte }
 
@@ -107,6 +119,8 @@ func (p *Parser) Parse(rec []byte, b *batch.Builder) error {
 	}
 	clear(p.vals)
 	p.extra = p.extra[:0]
+	p.decoded = p.decoded[:0]
+	p.chunks = p.chunks[:0]
 	if rest, ok := bytes.CutPrefix(line, nodePrefix); ok {
 		// name_format adds node=<name> before the type.
 		sp := bytes.IndexByte(rest, ' ')
@@ -141,7 +155,9 @@ func (p *Parser) Parse(rec []byte, b *batch.Builder) error {
 	}
 	body = bytes.TrimPrefix(body[end+1:], []byte(":"))
 	body = normalize(msg.RecordType, body)
+	p.execve = msg.RecordType == auparse.AUDIT_EXECVE
 	p.pairs(body, false)
+	p.joinChunks()
 
 	p.vals[p.iType] = typ
 	p.serial = strconv.AppendUint(p.serial[:0], uint64(msg.Sequence), 10)
@@ -195,10 +211,12 @@ func normalize(typ auparse.AuditMessageType, body []byte) []byte {
 
 // pairs reads key=value pairs; inMsg says they come from inside msg='...'.
 func (p *Parser) pairs(s []byte, inMsg bool) {
+	enriched := false // after the 0x1d of the enriched format
 	for len(s) > 0 {
 		// Skip separators: spaces and the 0x1d that starts auditd's enriched fields.
 		i := 0
 		for i < len(s) && (s[i] == ' ' || s[i] == 0x1d || s[i] == '\t') {
+			enriched = enriched || s[i] == 0x1d
 			i++
 		}
 		s = s[i:]
@@ -209,6 +227,18 @@ func (p *Parser) pairs(s []byte, inMsg bool) {
 		for k < len(s) && isKeyByte(s[k]) {
 			k++
 		}
+		key := s[:k]
+		var index []byte // M of an EXECVE argument's piece aN[M]=
+		if k > 0 && k < len(s) && s[k] == '[' {
+			j := k + 1
+			for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+				j++
+			}
+			if j > k+1 && j < len(s) && s[j] == ']' {
+				index = s[k+1 : j]
+				k = j + 1
+			}
+		}
 		if k == 0 || k == len(s) || s[k] != '=' {
 			// Not a pair (free text such as "(hostname=" leftovers): skip a word.
 			sp := bytes.IndexAny(s, " \x1d")
@@ -218,11 +248,11 @@ func (p *Parser) pairs(s []byte, inMsg bool) {
 			s = s[sp:]
 			continue
 		}
-		key := s[:k]
 		s = s[k+1:]
 		var val []byte
 		quote := byte(0)
-		if len(s) > 0 && (s[0] == '"' || s[0] == '\'') {
+		switch {
+		case len(s) > 0 && (s[0] == '"' || s[0] == '\''):
 			quote = s[0]
 			end := bytes.IndexByte(s[1:], quote)
 			if end < 0 {
@@ -230,18 +260,51 @@ func (p *Parser) pairs(s []byte, inMsg bool) {
 			} else {
 				val, s = s[1:1+end], s[2+end:]
 			}
-		} else {
+		case enriched && len(s) > 0 && s[0] == '{':
+			// An interpreted socket address: SADDR={ saddr_fam=inet laddr=10.0.0.1 lport=22 }.
+			end := bytes.IndexByte(s, '}')
+			if end < 0 {
+				end = len(s) - 1
+			}
+			val, s = s[:end+1], s[end+1:]
+		default:
 			end := bytes.IndexAny(s, " \x1d")
 			if end < 0 {
 				end = len(s)
 			}
 			val, s = s[:end], s[end:]
 		}
+		if index != nil {
+			if p.execve && isArg(key) {
+				p.chunks = append(p.chunks, chunk{key, val})
+			}
+			continue // a piece of something else: not a pair of a known shape
+		}
 		if !inMsg && quote == '\'' && string(key) == "msg" {
 			p.pairs(val, true)
 			continue
 		}
-		p.set(key, val, inMsg)
+		p.set(key, val, quote != 0, inMsg)
+	}
+}
+
+// joinChunks sets each EXECVE argument written in pieces (a1_len=300 a1[0]=... a1[1]=...) to
+// the text of its pieces joined. Pieces are always hex.
+func (p *Parser) joinChunks() {
+	for len(p.chunks) > 0 {
+		arg := p.chunks[0].arg
+		start := len(p.decoded)
+		rest := p.chunks[:0]
+		for _, c := range p.chunks {
+			if bytes.Equal(c.arg, arg) {
+				p.decoded = append(p.decoded, c.hex...)
+			} else {
+				rest = append(rest, c)
+			}
+		}
+		p.chunks = rest
+		joined := p.decoded[start:len(p.decoded):len(p.decoded)]
+		p.set(arg, joined, false, false)
 	}
 }
 
@@ -249,10 +312,17 @@ func isKeyByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }
 
-func (p *Parser) set(key, val []byte, inMsg bool) {
+// set stores a pair: in its column when it has one, in extra_message_fields when it comes from
+// msg or has no column. quoted says the value was written in quotes.
+func (p *Parser) set(key, val []byte, quoted, inMsg bool) {
 	for _, u := range useless {
 		if bytes.Equal(val, u) {
 			return
+		}
+	}
+	if !quoted && isEncoded(key, p.execve) {
+		if val = p.decode(val); len(val) == 0 {
+			return // only NULs
 		}
 	}
 	i := p.schema.FieldIndex(string(key))
