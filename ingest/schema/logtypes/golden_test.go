@@ -133,9 +133,15 @@ func trimRun(row []byte) []byte {
 	return row
 }
 
-// ambiguous are log types whose formats overlap: a record may be of either (nginx's combined
-// log format is Apache's).
-var ambiguous = [][2]string{{"Apache.AccessCombined", "Nginx.Access"}}
+// ambiguous are groups of log types whose records have the same shape, so that a record may be
+// of any of them: a source of one of them should name its log type (README, "Log types").
+var ambiguous = [][]string{
+	{"Apache.AccessCombined", "Nginx.Access"},                                   // nginx's default format is Apache's combined
+	{"Apache.AccessCommon", "Fastly.Access"},                                    // Fastly's access log line is the common format
+	{"PushSecurity.Activity", "PushSecurity.Controls", "PushSecurity.Entities"}, // one webhook envelope
+	{"Snyk.GroupAudit", "Snyk.OrgAudit"},                                        // one audit log entry shape
+	{"Azure.Audit", "Azure.MonitorActivity"},                                    // Azure Monitor's diagnostic log envelope
+}
 
 // TestClassifySamples checks that every sample record, in a stream that mixes the samples of
 // every built-in type, is classified to its own log type: with every built-in type as a
@@ -204,8 +210,8 @@ func recordNumber(name string) string {
 }
 
 func isAmbiguous(a, b string) bool {
-	for _, p := range ambiguous {
-		if p == [2]string{a, b} || p == [2]string{b, a} {
+	for _, g := range ambiguous {
+		if slices.Contains(g, a) && slices.Contains(g, b) {
 			return true
 		}
 	}

@@ -364,6 +364,11 @@ func (r *Registry) Lookup(name string) (*LogType, error) {
 	if t, ok := r.types[name]; ok {
 		return t, nil
 	}
+	if now, ok := Renamed[name]; ok {
+		if t, ok := r.types[now]; ok {
+			return t, nil
+		}
+	}
 	names := r.Names()
 	// Suggest a name that differs only in case.
 	for _, n := range names {
@@ -373,6 +378,10 @@ func (r *Registry) Lookup(name string) (*LogType, error) {
 	}
 	return nil, fmt.Errorf("unknown log type %q (%d known: osprey schema list shows them)", name, len(names))
 }
+
+// Renamed maps the names of built-in log types that osprey has renamed to Panther's names for
+// them: a configuration or command that names the old one gets the new one.
+var Renamed = map[string]string{"Teleport.Audit": "Gravitational.TeleportAudit"}
 
 // Names returns the names of the log types, sorted.
 func (r *Registry) Names() []string {
