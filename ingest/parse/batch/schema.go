@@ -211,9 +211,9 @@ func (c *Schema) compileValue(name, path string, v *logschema.Value, kinds map[i
 			parsers = append(parsers, p)
 		}
 		if len(parsers) == 1 {
-			n.Time = parsers[0]
+			n.Time = timefmt.OrRow(parsers[0])
 		} else {
-			n.Time = parsers
+			n.Time = timefmt.OrRow(parsers)
 		}
 		if v.IsEventTime {
 			c.eventTimes++

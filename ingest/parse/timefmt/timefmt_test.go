@@ -163,3 +163,40 @@ func TestUTCDate(t *testing.T) {
 		}
 	}
 }
+
+// TestOrRow checks that a timestamp field also reads Panther's row form, and only it, when its
+// own format refuses a value.
+func TestOrRow(t *testing.T) {
+	for _, format := range []string{"rfc3339", "unix", "%d/%b/%Y:%H:%M:%S %z", "%a %b %d %H:%M:%S %Y %Z"} {
+		p, err := Compile(format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := OrRow(p)
+		for in, want := range map[string]string{
+			"2025-02-25 20:40:06.721":       "2025-02-25T20:40:06.721Z",
+			"2020-06-21 20:41:25.000000000": "2020-06-21T20:41:25Z",
+			"2020-06-21 20:41:25":           "2020-06-21T20:41:25Z",
+		} {
+			got, err := r.Parse([]byte(in))
+			if err != nil {
+				t.Errorf("%s: %q: %v", format, in, err)
+				continue
+			}
+			if got.Format(time.RFC3339Nano) != want {
+				t.Errorf("%s: %q: got %s, want %s", format, in, got.Format(time.RFC3339Nano), want)
+			}
+		}
+		for _, in := range []string{"2025-02-25T20:40:06.721", "2025-02-25 20:40:06.721 junk", "2025-02-30 20:40:06", "yesterday"} {
+			if got, err := r.Parse([]byte(in)); err == nil {
+				t.Errorf("%s: %q: got %s, want an error", format, in, got)
+			}
+		}
+	}
+	// The format's own reading comes first: a zone is applied, not dropped.
+	p, _ := Compile("rfc3339")
+	got, err := OrRow(p).Parse([]byte("2025-02-25 20:40:06+02:00"))
+	if err != nil || !got.Equal(time.Date(2025, 2, 25, 18, 40, 6, 0, time.UTC)) {
+		t.Errorf("rfc3339 with a zone: got %s, %v", got, err)
+	}
+}

@@ -176,6 +176,16 @@ func (t *LogType) NewParser() (Parser, error) {
 	return p, nil
 }
 
+// ReadsJSON reports whether the log type's records are JSON objects read by the JSON decoder
+// (a native parser or a text parser reads the others).
+func (t *LogType) ReadsJSON() bool {
+	if t.native != nil && t.native.New != nil {
+		return false
+	}
+	spec := t.Schema.Parser
+	return spec == nil || (spec.FastMatch == nil && spec.Regex == nil && spec.CSV == nil)
+}
+
 // Check rejects, without parsing, a record that cannot be of the log type: it is cheap, so
 // that classifying a record against many log types stays fast. A nil error does not mean the
 // record parses.

@@ -1,0 +1,282 @@
+package schematest_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
+	"github.com/ospreyhq/osprey/ingest/schema/schematest"
+)
+
+// analysis is panther-analysis, Panther's detection library, kept beside the project.
+const analysis = "../../../../shared/corpora/panther-analysis"
+
+// minBuiltinRate is the share of Panther's test cases whose log type is built in that the
+// built-in types must reproduce.
+const minBuiltinRate = 0.98
+
+// pantherCases returns every case of Panther's schema tests.
+func pantherCases(t *testing.T) []schematest.Case {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(corpus, "*", "tests", "*_tests.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(files)
+	var cases []schematest.Case
+	for _, f := range files {
+		cs, err := schematest.LoadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, cs...)
+	}
+	return cases
+}
+
+// TestBuiltinPantherRows runs Panther's own test cases with osprey's built-in log types (not
+// Panther's schema files): a Panther user's saved queries and rules read these rows. Every
+// field and value of Panther's expected row must be in osprey's; osprey may find more
+// indicators (p_any_*). Cases of log types that are not built in are counted apart.
+func TestBuiltinPantherRows(t *testing.T) {
+	if _, err := os.Stat(corpus); err != nil {
+		t.Skipf("Panther's schemas are not at %s: %v", corpus, err)
+	}
+	reg, err := logtypes.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := pantherCases(t)
+	parseTime := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	var failures []string
+	run, notBuiltin := 0, map[string]int{}
+	for i := range cases {
+		c := &cases[i]
+		if _, err := reg.Lookup(c.LogType); err != nil {
+			notBuiltin[c.LogType]++
+			continue
+		}
+		run++
+		if err := schematest.RunMatch(reg, c, parseTime, schematest.ExtraIndicators); err != nil {
+			rel, _ := filepath.Rel(corpus, c.File)
+			failures = append(failures, strings.Replace(err.Error(), c.File, rel, 1))
+		}
+	}
+	if run == 0 {
+		t.Fatal("no case of Panther's is of a built-in log type")
+	}
+	rate := float64(run-len(failures)) / float64(run)
+	t.Logf("built-in log types: %d of %d of Panther's cases give Panther's rows (%.1f%%); %d cases of %d log types not built in %v",
+		run-len(failures), run, 100*rate, len(cases)-run, len(notBuiltin), sortedKeys(notBuiltin))
+	for _, f := range failures {
+		t.Logf("FAIL %s", f)
+	}
+	if rate < minBuiltinRate {
+		t.Errorf("%.1f%% of Panther's cases give Panther's rows, want at least %.0f%%", 100*rate, 100*minBuiltinRate)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// analysisLog is one Log of a panther-analysis rule's tests.
+type analysisLog struct {
+	file, test string
+	types      []string // the rule's LogTypes
+	log        map[string]any
+}
+
+// analysisLogs reads the Logs of every rule test of panther-analysis.
+func analysisLogs(t *testing.T) []analysisLog {
+	t.Helper()
+	var logs []analysisLog
+	err := filepath.WalkDir(analysis, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || !(strings.HasSuffix(path, ".yml") || strings.HasSuffix(path, ".yaml")) {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		var spec struct {
+			LogTypes []string `yaml:"LogTypes"`
+			Tests    []struct {
+				Name string `yaml:"Name"`
+				Log  any    `yaml:"Log"`
+			} `yaml:"Tests"`
+		}
+		if yaml.Unmarshal(data, &spec) != nil || len(spec.LogTypes) == 0 {
+			return nil // not a rule, or not one this test reads
+		}
+		for _, tc := range spec.Tests {
+			m, ok := plain(tc.Log).(map[string]any)
+			if !ok {
+				continue
+			}
+			logs = append(logs, analysisLog{file: path, test: tc.Name, types: spec.LogTypes, log: m})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return logs
+}
+
+// plain turns what the YAML decoder made of a Log into what a JSON decoder would have made:
+// maps with string keys, times as RFC 3339 text.
+func plain(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = plain(e)
+		}
+		return x
+	case map[any]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[fmt.Sprint(k)] = plain(e)
+		}
+		return m
+	case []any:
+		for i, e := range x {
+			x[i] = plain(e)
+		}
+		return x
+	case time.Time:
+		return x.Format(time.RFC3339Nano)
+	}
+	return v
+}
+
+// requiredMissing returns the top-level required fields of a log type that a Log lacks.
+func requiredMissing(lt *logtypes.LogType, log map[string]any) []string {
+	var missing []string
+	for _, f := range lt.Schema.Fields {
+		if f.Required && log[f.Name] == nil {
+			missing = append(missing, f.Name)
+		}
+	}
+	return missing
+}
+
+// TestBuiltinPantherAnalysisLogs runs the Logs of panther-analysis' rule tests through the
+// built-in log types that have no case in Panther's schema tests: every Log that holds its log
+// type's required fields must parse, and the row must hold the Log's fields with their values
+// (timestamps as instants, numbers as numbers). A Log of a text format is Panther's row of it,
+// read by the JSON decoder of the same schema. The Logs that lack required fields are counted
+// per type: panther_analysis_tool hands them to the rule as they are, and osprey detect test
+// does too, but a source would not send them.
+func TestBuiltinPantherAnalysisLogs(t *testing.T) {
+	if _, err := os.Stat(analysis); err != nil {
+		t.Skipf("panther-analysis is not at %s: %v", analysis, err)
+	}
+	reg, err := logtypes.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	withCases := map[string]bool{}
+	if _, err := os.Stat(corpus); err == nil {
+		for _, c := range pantherCases(t) {
+			withCases[c.LogType] = true
+		}
+	}
+	// A Log of a log type whose records are text (or a native format) is Panther's row, not a
+	// record: it is read by the JSON decoder of the same schema.
+	rows := logtypes.New()
+	for _, lt := range reg.All() {
+		if !lt.ReadsJSON() {
+			s := *lt.Schema
+			s.Parser = nil
+			if err := rows.Add(&s, true); err != nil {
+				t.Fatalf("%s read as JSON: %v", lt.Name, err)
+			}
+		}
+	}
+	parseTime := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	type tally struct{ logs, lacking, failed int }
+	per := map[string]*tally{}
+	var failures []string
+	checked, failed := 0, 0
+	for _, l := range analysisLogs(t) {
+		// The Log's own p_log_type names its type when the rule has several.
+		name, _ := l.log["p_log_type"].(string)
+		if name == "" || !slices.Contains(l.types, name) {
+			if len(l.types) != 1 {
+				continue
+			}
+			name = l.types[0]
+		}
+		if withCases[name] {
+			continue
+		}
+		lt, err := reg.Lookup(name)
+		if err != nil {
+			continue // not built in: counted by TestBuiltinPantherRows' list
+		}
+		tl := per[name]
+		if tl == nil {
+			tl = &tally{}
+			per[name] = tl
+		}
+		tl.logs++
+		if missing := requiredMissing(lt, l.log); len(missing) > 0 {
+			tl.lacking++
+			continue
+		}
+		checked++
+		input, err := json.Marshal(l.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(analysis, l.file)
+		c := schematest.Case{Name: l.test, LogType: name, Input: string(input), Result: string(input), File: rel}
+		with := reg
+		if !lt.ReadsJSON() {
+			with = rows
+		}
+		if err := schematest.RunMatch(with, &c, parseTime, schematest.Holds); err != nil {
+			failed++
+			tl.failed++
+			var fe *schematest.Failure
+			if errors.As(err, &fe) {
+				fe.Case.Input = ""
+			}
+			failures = append(failures, err.Error())
+		}
+	}
+	if len(per) == 0 {
+		t.Fatal("no Log of panther-analysis is of a built-in log type without Panther cases")
+	}
+	t.Logf("panther-analysis Logs of %d built-in log types without Panther cases: %d hold their type's required fields, %d of them give rows that hold them", len(per), checked, checked-failed)
+	for _, name := range sortedKeys(per) {
+		tl := per[name]
+		t.Logf("%-40s %4d Logs, %4d lack required fields, %4d of the rest fail", name, tl.logs, tl.lacking, tl.failed)
+	}
+	for _, f := range failures {
+		t.Logf("FAIL %s", f)
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d Logs that hold their type's required fields do not give rows that hold them", failed, checked)
+	}
+}
