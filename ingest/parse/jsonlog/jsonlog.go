@@ -116,7 +116,17 @@ func (pl *plan) index(key []byte) int {
 // fold returns the index of the field whose name equals key without regard to case, or -1:
 // the rule of encoding/json, which Panther's decoder follows, for keys without an exact match.
 // A key matched this way does not replace the value of a key that matched exactly.
+//
+// A key at_sign_x is the field @x: Panther stores fields whose names start with @ under that
+// name, so its rows (exports, the events of its rule tests) name them so.
 func (pl *plan) fold(key []byte) int {
+	if rest, ok := bytes.CutPrefix(key, atSign); ok && len(rest) > 0 {
+		for i, f := range pl.fields {
+			if n := f.node.Name; len(n) == len(rest)+1 && n[0] == '@' && bytes.EqualFold(rest, []byte(n[1:])) {
+				return i
+			}
+		}
+	}
 	if n := len(key); n < 63 && pl.lens&(1<<n) == 0 && pl.lens&(1<<63) == 0 {
 		return -1 // no field has a name of this length
 	}
@@ -127,6 +137,8 @@ func (pl *plan) fold(key []byte) int {
 	}
 	return -1
 }
+
+var atSign = []byte("at_sign_")
 
 // New returns a parser of the schema's records.
 func New(s *batch.Schema) *Parser {

@@ -94,7 +94,7 @@ func TestPantherAudit(t *testing.T) {
 	want := map[string]string{
 		"actionName":         `"CREATE_USER_ROLE"`,
 		"actionResult":       `"FAILED"`,
-		"actionParams":       `{"dynamic":"{\"input\":{\"name\":\"ITE Role\"}}","static":"{}"}`,
+		"actionParams":       `{"dynamic":"{\"input\":{\"name\":\"ITE Role\"}}","input":null,"static":"{}"}`,
 		"actionDetails":      `null`,
 		"actor":              `{"attributes":"{\"email\":\"random@noreply.com\",\"emailVerified\":false}","id":"PantherSSO_random@noreply.com","name":"random@noreply.com","type":"USER"}`,
 		"errors":             `[{"message":"You cannot save a role"}]`,

@@ -180,6 +180,26 @@ func requiredMissing(lt *logtypes.LogType, log map[string]any) []string {
 	return missing
 }
 
+// differentLogs are the Logs of panther-analysis' rule tests whose rows do not hold them, by
+// file and test, each with the reason: errors in the Log (a typo, a malformed time), or fields
+// a test writer placed where no event of the type has them.
+var differentLogs = map[string]string{
+	"rules/azure_activity_rules/azure_alert_rules_deleted.yml: Different Operation":                                                                `a typo in the Log: a key tenantId" (with the quote)`,
+	"rules/azure_activity_rules/azure_role_assignment_privileged_or_elevated.yml: Elevate Access to All Azure Subscriptions":                       "operationName as an object {value, localizedValue}, a form of the Azure REST API, not of diagnostic logs",
+	"rules/crowdstrike_rules/crowdstrike_base64_encoded_args.yml: Windows Centennial App - NewUpdatesReadyToApply (Negative - False Positive Fix)": "an FDR event field (platform) at the top level, where a row of Crowdstrike.FDREvent holds it under event",
+	"rules/crowdstrike_rules/crowdstrike_detection_passthrough.yml: Low Severity Finding (FDREvent)":                                               "an FDR event field (Hostname) at the top level, not under event",
+	"rules/crowdstrike_rules/crowdstrike_dns_request.yml: Denylisted Domain (but Non-DNS type) (FDREvent)":                                         "FDR event fields (RequestType, EffectiveTransmissionClass) at the top level, not under event",
+	"rules/standard_rules/malicious_sso_dns_lookup.yml: Known good and malicious domain with Crowdstrike.FDREvent":                                 "FDR event fields at the top level, not under event",
+	"rules/standard_rules/malicious_sso_dns_lookup.yml: non DnsRequest Crowdstrike.FDREvent event":                                                 "FDR event fields at the top level, not under event",
+	"rules/gcp_audit_rules/gcp_access_attempts_violating_vpc_service_controls.yml: VPC control violation":                                          "protoPayload lacks @type, which every audit log entry has and Panther's schema requires",
+	"rules/gcp_audit_rules/gcp_serviceusage_apikeys_create_privilege_escalation.yml: Log Without authorizationInfo":                                "resource lacks type, which Panther's schema requires",
+	"rules/gcp_audit_rules/gcp_cloud_run_service_created.yml: GCP Run Service Not Created":                                                         "protoPayload.requestMetadata is a string; audit logs write an object",
+	"rules/gcp_audit_rules/gcp_cloud_run_set_iam_policy.yml: GCP Run IAM Policy Not Set":                                                           "protoPayload.requestMetadata is a string; audit logs write an object",
+	"rules/gcp_audit_rules/gcp_cloud_run_set_iam_policy.yml: No method provided":                                                                   "protoPayload.requestMetadata is a string; audit logs write an object",
+	"rules/gcp_k8s_rules/gcp_k8s_service_type_node_port_deployed.yml: No Permission Granted":                                                       "a Kubernetes object's spec directly in protoPayload, where audit logs hold it in request or response",
+	"rules/intune_rules/intune_create_modify_client_app.yml: Add Mobile App":                                                                       "a malformed time in the Log: 2025-04-11:21:02.3387000Z",
+}
+
 // TestBuiltinPantherAnalysisLogs runs the Logs of panther-analysis' rule tests through the
 // built-in log types that have no case in Panther's schema tests: every Log that holds its log
 // type's required fields must parse, and the row must hold the Log's fields with their values
@@ -218,6 +238,7 @@ func TestBuiltinPantherAnalysisLogs(t *testing.T) {
 	per := map[string]*tally{}
 	var failures []string
 	checked, failed := 0, 0
+	explained := map[string]bool{}
 	for _, l := range analysisLogs(t) {
 		// The Log's own p_log_type names its type when the rule has several.
 		name, _ := l.log["p_log_type"].(string)
@@ -255,7 +276,18 @@ func TestBuiltinPantherAnalysisLogs(t *testing.T) {
 		if !lt.ReadsJSON() {
 			with = rows
 		}
-		if err := schematest.RunMatch(with, &c, parseTime, schematest.Holds); err != nil {
+		key := rel + ": " + l.test
+		err = schematest.RunMatch(with, &c, parseTime, schematest.Holds)
+		if reason, known := differentLogs[key]; known {
+			explained[key] = true
+			if err == nil {
+				t.Errorf("%s: gives a row that holds it now; drop it from differentLogs (%s)", key, reason)
+			} else {
+				t.Logf("DIFFERENT %s: %s", key, reason)
+			}
+			continue
+		}
+		if err != nil {
 			failed++
 			tl.failed++
 			var fe *schematest.Failure
@@ -268,7 +300,8 @@ func TestBuiltinPantherAnalysisLogs(t *testing.T) {
 	if len(per) == 0 {
 		t.Fatal("no Log of panther-analysis is of a built-in log type without Panther cases")
 	}
-	t.Logf("panther-analysis Logs of %d built-in log types without Panther cases: %d hold their type's required fields, %d of them give rows that hold them", len(per), checked, checked-failed)
+	t.Logf("panther-analysis Logs of %d built-in log types without Panther cases: %d hold their type's required fields, %d of them give rows that hold them, %d do not for the reasons given",
+		len(per), checked, checked-failed-len(explained), len(explained))
 	for _, name := range sortedKeys(per) {
 		tl := per[name]
 		t.Logf("%-40s %4d Logs, %4d lack required fields, %4d of the rest fail", name, tl.logs, tl.lacking, tl.failed)
@@ -276,7 +309,12 @@ func TestBuiltinPantherAnalysisLogs(t *testing.T) {
 	for _, f := range failures {
 		t.Logf("FAIL %s", f)
 	}
+	for key := range differentLogs {
+		if !explained[key] {
+			t.Errorf("%s: in differentLogs, but no such Log was checked", key)
+		}
+	}
 	if failed > 0 {
-		t.Errorf("%d of %d Logs that hold their type's required fields do not give rows that hold them", failed, checked)
+		t.Errorf("%d of %d Logs that hold their type's required fields do not give rows that hold them (and are not among the %d explained)", failed, checked, len(differentLogs))
 	}
 }
