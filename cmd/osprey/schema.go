@@ -58,23 +58,64 @@ under it; *_tests.yml files hold tests).
 }
 
 func newSchemaList(dir *string) *cobra.Command {
-	return &cobra.Command{
+	var markdown bool
+	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the log types, their tables and parsers",
-		Args:  cobra.NoArgs,
+		Short: "List the log types by vendor, with their tables and parsers",
+		Long: `List prints every log type, built-in and custom (--schemas), grouped by vendor (the name's
+first part), with its table in panther_logs, its parser and where its schema comes from.
+--markdown prints the table of the README's "Log types" section instead.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			reg, err := loadRegistry(*dir)
 			if err != nil {
 				return err
 			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(w, "LOG TYPE\tTABLE\tPARSER\tSOURCE")
-			for _, lt := range reg.All() {
-				fmt.Fprintf(w, "%s\t%s.%s\t%s\t%s\n", lt.Name, ingest.DBLogs, lt.Table.Table, lt.ParserName(), source(lt))
+			all := reg.All()
+			if markdown {
+				return listMarkdown(cmd.OutOrStdout(), all)
 			}
-			return w.Flush()
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(w, "VENDOR\tLOG TYPE\tTABLE\tPARSER\tSOURCE")
+			builtin, last := 0, ""
+			for _, lt := range all {
+				vendor := lt.Vendor()
+				if vendor == last {
+					vendor = ""
+				} else {
+					last = vendor
+				}
+				if lt.Builtin {
+					builtin++
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s.%s\t%s\t%s\n", vendor, lt.Name, ingest.DBLogs, lt.Table.Table, lt.ParserName(), source(lt))
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "\n%d log types (%d built-in, %d custom)\n", len(all), builtin, len(all)-builtin)
+			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&markdown, "markdown", false, "print the README's table of log types: a row per vendor, each type with its table")
+	return cmd
+}
+
+// listMarkdown writes a Markdown table of log types, a row per vendor.
+func listMarkdown(out io.Writer, all []*logtypes.LogType) error {
+	var b strings.Builder
+	b.WriteString("| vendor | log types and their tables (`panther_logs.` omitted) |\n|---|---|\n")
+	for i := 0; i < len(all); {
+		j := i
+		var types []string
+		for ; j < len(all) && all[j].Vendor() == all[i].Vendor(); j++ {
+			types = append(types, fmt.Sprintf("`%s` (`%s`)", all[j].Name, all[j].Table.Table))
+		}
+		fmt.Fprintf(&b, "| %s | %s |\n", all[i].Vendor(), strings.Join(types, ", "))
+		i = j
+	}
+	_, err := io.WriteString(out, b.String())
+	return err
 }
 
 func source(lt *logtypes.LogType) string {
@@ -88,11 +129,11 @@ func newSchemaShow(dir *string) *cobra.Command {
 	var asYAML bool
 	cmd := &cobra.Command{
 		Use:   "show LOG_TYPE",
-		Short: "Show a log type: its table, parser, fields, types and indicators",
+		Short: "Show a log type: its table, parser, fields, types, indicators and an example row",
 		Long: `Show prints a log type's table and parser, then its fields: type, whether required, time
 formats, indicators and validation, nested fields indented under their object. The standard p_
-columns of the table follow, the p_any_* ones being those the indicators can fill. --yaml prints
-the schema file instead.`,
+columns of the table follow, the p_any_* ones being those the indicators can fill, then, for a
+built-in type, a sample record and the row it gives. --yaml prints the schema file instead.`,
 		Example: "  osprey schema show AWS.CloudTrail\n  osprey schema show --schemas ./schemas Custom.MyApp --yaml",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -154,6 +195,13 @@ func showLogType(out io.Writer, lt *logtypes.LogType) {
 		std = append(std, k.Column())
 	}
 	fmt.Fprintf(out, "\nStandard fields: %s\n", strings.Join(std, ", "))
+	if record, row, ok := lt.Example(); ok {
+		fmt.Fprintf(out, "\nExample record (testdata/samples/%s.*):\n  %s\n", lt.Table.Table, strings.TrimSpace(record))
+		fmt.Fprintf(out, "\nThe row it gives (p_row_id, p_parse_time and the p_source_ fields left out):\n")
+		for _, line := range strings.Split(strings.TrimSpace(row), "\n") {
+			fmt.Fprintf(out, "  %s\n", line)
+		}
+	}
 }
 
 func showFields(w io.Writer, fields []logschema.Field, indent string) {
@@ -474,13 +522,19 @@ on stderr with the reason of each type, and the status is then 1.`,
 					envelopes = append(envelopes, lt.Envelope)
 				}
 			}
+			cls := logtypes.NewClassifier(types)
 			out := bufio.NewWriter(cmd.OutOrStdout())
 			defer out.Flush()
 			failed := 0
 			err = eachInput(args, envelopes, func(src string, n int, rec []byte) error {
 				var reasons []ingest.Refusal
-				for i, lt := range types {
-					if len(types) > 1 {
+				order := []int{0}
+				if len(types) > 1 {
+					order = cls.Candidates(rec)
+				}
+				for _, i := range order {
+					lt := types[i]
+					if len(types) > 1 && !logtypes.IsJSONObject(rec) {
 						if err := lt.Check(rec); err != nil {
 							reasons = append(reasons, ingest.Refusal{LogType: lt.Name, Reason: err.Error()})
 							continue
@@ -497,12 +551,20 @@ on stderr with the reason of each type, and the status is then 1.`,
 						continue
 					}
 					b.End()
+					cls.Won(i)
 					r := b.Build()
 					row := batch.AppendRowJSON(nil, r, 0)
 					r.Release()
 					out.Write(dropFields(row, batch.FieldRowID, batch.FieldSourceID, batch.FieldSourceLabel))
 					out.WriteByte('\n')
 					return nil
+				}
+				if len(reasons) == 0 {
+					if name, reason, ok := cls.Nearest(); ok {
+						reasons = append(reasons, ingest.Refusal{LogType: name, Reason: reason})
+					} else {
+						reasons = append(reasons, ingest.Refusal{Reason: "no log type has the record's fields"})
+					}
 				}
 				failed++
 				out.Flush()

@@ -83,6 +83,7 @@ type Node struct {
 
 	// Scalars.
 	Time      timefmt.Parser // timestamps
+	YearLess  bool           // Time reads no year: the parse time's completes it
 	Scanners  []indicator.Scanner
 	EventTime int // 1 + rank among isEventTime fields in schema order; 0 if not one
 	Embedded  bool
@@ -215,6 +216,7 @@ func (c *Schema) compileValue(name, path string, v *logschema.Value, kinds map[i
 		} else {
 			n.Time = timefmt.OrRow(parsers)
 		}
+		n.YearLess = timefmt.YearLess(n.Time)
 		if v.IsEventTime {
 			c.eventTimes++
 			n.EventTime = c.eventTimes

@@ -23,6 +23,7 @@ import (
 
 	"github.com/ospreyhq/osprey/ingest/parse/batch"
 	"github.com/ospreyhq/osprey/ingest/parse/indicator"
+	"github.com/ospreyhq/osprey/ingest/parse/timefmt"
 	"github.com/ospreyhq/osprey/ingest/schema/logschema"
 )
 
@@ -350,6 +351,9 @@ func (p *Parser) value(s *scanner, pl *plan, col batch.Column, depth int) error 
 		t, err := n.Time.Parse(v)
 		if err != nil {
 			return fmt.Errorf("field %s: %w", n.Path, err)
+		}
+		if n.YearLess {
+			t = timefmt.CompleteYear(t, p.b.ParseTime())
 		}
 		c.Append(t)
 	case *batch.StructCol:

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -433,4 +434,38 @@ func (r orRow) Parse(s []byte) (time.Time, error) {
 		}
 	}
 	return t, err
+}
+
+// YearLess reports whether a format of a parser reads timestamps without a year
+// ("Dec  4 08:01:17"), which such formats give as of 1970: their year is to be completed
+// (CompleteYear).
+func YearLess(p Parser) bool {
+	switch x := p.(type) {
+	case orRow:
+		return YearLess(x.p)
+	case Multi:
+		return slices.ContainsFunc(x, YearLess)
+	case *strftime:
+		for _, it := range x.items {
+			switch it.dir {
+			case 'Y', 'y', 'G', 'g', 'C', 's', 'F', 'D', 'c', 'x':
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// CompleteYear gives a timestamp read without a year the year that puts it closest before now,
+// allowing two days ahead (clocks differ), as syslog's RFC 3164 timestamps are read.
+func CompleteYear(t, now time.Time) time.Time {
+	if t.Year() != 1970 {
+		return t // the value held a year (another format of the field, Panther's row form)
+	}
+	c := time.Date(now.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
+	if c.After(now.AddDate(0, 0, 2)) {
+		c = c.AddDate(-1, 0, 0)
+	}
+	return c
 }

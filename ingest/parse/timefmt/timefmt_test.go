@@ -201,3 +201,46 @@ func TestOrRow(t *testing.T) {
 		t.Errorf("rfc3339 with a zone: got %s, %v", got, err)
 	}
 }
+
+// TestCompleteYear checks that a format without a year is known as one, and that its
+// timestamps take the year that puts them closest before the parse time.
+func TestCompleteYear(t *testing.T) {
+	p, err := Compile("%b %e %H:%M:%S")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !YearLess(OrRow(p)) || !YearLess(Multi{p, rfc3339{}}) {
+		t.Fatal("a format of month, day and time: not year-less")
+	}
+	for _, f := range []string{"%Y-%m-%d %H:%M:%S", "rfc3339", "unix", "%d/%b/%Y:%H:%M:%S %z"} {
+		q, err := Compile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if YearLess(q) {
+			t.Errorf("%s: year-less", f)
+		}
+	}
+	got, err := p.Parse([]byte("Dec  4 08:01:17"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		now  time.Time
+		want string
+	}{
+		{now, "2026-12-04T08:01:17Z"},
+		{time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC), "2026-12-04T08:01:17Z"}, // last December
+		{time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC), "2026-12-04T08:01:17Z"}, // a clock ahead
+		{time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), "2025-12-04T08:01:17Z"},
+	} {
+		if g := CompleteYear(got, c.now).Format(time.RFC3339); g != c.want {
+			t.Errorf("at %s: got %s, want %s", c.now, g, c.want)
+		}
+	}
+	// A value that held a year keeps it.
+	if g := CompleteYear(time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC), now); g.Year() != 2024 {
+		t.Errorf("got %s, want 2024", g)
+	}
+}

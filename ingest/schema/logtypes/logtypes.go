@@ -22,6 +22,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/goccy/go-yaml"
+
 	"github.com/ospreyhq/osprey/ingest/parse/auditd"
 	"github.com/ospreyhq/osprey/ingest/parse/batch"
 	"github.com/ospreyhq/osprey/ingest/parse/jsonlog"
@@ -33,6 +35,48 @@ import (
 
 //go:embed schemas/*.yml
 var builtin embed.FS
+
+// goldens are the golden tests of the built-in types (testdata/<table>_tests.yml): each type's
+// sample records and the rows they give, checked by TestGolden; osprey schema show prints the
+// first as the type's example.
+//
+//go:embed testdata/*_tests.yml
+var goldens embed.FS
+
+// Vendor returns the vendor part of a log type's name: what comes before its first dot.
+func (t *LogType) Vendor() string {
+	v, _, _ := strings.Cut(t.Name, ".")
+	return v
+}
+
+// Example returns a record of a built-in log type and the row it gives, from the type's golden
+// tests; ok is false for other types.
+func (t *LogType) Example() (record, row string, ok bool) {
+	if !t.Builtin {
+		return "", "", false
+	}
+	data, err := goldens.ReadFile("testdata/" + t.Table.Table + "_tests.yml")
+	if err != nil {
+		return "", "", false
+	}
+	// The first document of the file, up to the second document's separator.
+	if i := bytes.Index(data, []byte("\n---")); i >= 0 {
+		data = data[:i]
+	}
+	var c struct {
+		Input   string   `yaml:"input"`
+		Result  string   `yaml:"result"`
+		Results []string `yaml:"results"`
+	}
+	if yaml.Unmarshal(data, &c) != nil || c.Input == "" {
+		return "", "", false
+	}
+	row = c.Result
+	if row == "" && len(c.Results) > 0 {
+		row = c.Results[0]
+	}
+	return c.Input, row, row != ""
+}
 
 // Parser decodes one record into a batch builder's open row: the caller calls Begin before and
 // End or Rollback after. Parsers are not safe for concurrent use.

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
+)
+
+var updateReadme = flag.Bool("update-readme", false, "rewrite README.md's table of log types")
+
+// TestReadmeLogTypes checks that README.md's table of log types is what osprey schema list
+// --markdown prints for the built-in types: every type, by vendor, with its table.
+// go test ./cmd/osprey -run TestReadmeLogTypes -update-readme rewrites it.
+func TestReadmeLogTypes(t *testing.T) {
+	const begin, end = "<!-- log types: osprey schema list --markdown -->\n", "<!-- end of log types -->\n"
+	reg, err := logtypes.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	if err := listMarkdown(&want, reg.All()); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("..", "..", "README.md")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, rest, ok1 := strings.Cut(string(data), begin)
+	got, after, ok2 := strings.Cut(rest, end)
+	if !ok1 || !ok2 {
+		t.Fatalf("README.md lacks the markers %q and %q", begin, end)
+	}
+	if *updateReadme {
+		if err := os.WriteFile(path, []byte(before+begin+want.String()+end+after), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if got != want.String() {
+		t.Errorf("README.md's table of log types is not osprey schema list --markdown's (run with -update-readme):\n%s", want.String())
+	}
+	for _, lt := range reg.All() {
+		if !strings.Contains(got, "`"+lt.Name+"` (`"+lt.Table.Table+"`)") {
+			t.Errorf("README.md's table lacks %s", lt.Name)
+		}
+	}
+}
