@@ -208,8 +208,8 @@ fields:
 		`Nov 21 19:16:22 my-jwas [mws-audit][INFO] [ea77722a8516b0d1135abb19b1982852] Deactivate response 1832840420318015488`,
 		`Nov 21 19:16:22 something else`,
 	),
-		`{"timestamp":"1970-11-21T16:14:23Z","host":"my-jwas","log_level":"INFO","username":"mykonos","request_ip":"10.10.0.117","message":"Logged in successfully","p_event_time":"2026-11-22T12:00:00Z","p_any_ip_addresses":["10.10.0.117"],"p_any_usernames":["mykonos"]}`,
-		`{"timestamp":"1970-11-21T19:16:22Z","host":"my-jwas","log_level":"INFO","apikey":"ea77722a8516b0d1135abb19b1982852","message":"Deactivate response 1832840420318015488","p_event_time":"2026-11-22T12:00:00Z"}`,
+		`{"timestamp":"2026-11-21T16:14:23Z","host":"my-jwas","log_level":"INFO","username":"mykonos","request_ip":"10.10.0.117","message":"Logged in successfully","p_event_time":"2026-11-22T12:00:00Z","p_any_ip_addresses":["10.10.0.117"],"p_any_usernames":["mykonos"]}`,
+		`{"timestamp":"2026-11-21T19:16:22Z","host":"my-jwas","log_level":"INFO","apikey":"ea77722a8516b0d1135abb19b1982852","message":"Deactivate response 1832840420318015488","p_event_time":"2026-11-22T12:00:00Z"}`,
 		`error: does not match the regex`,
 	)
 }

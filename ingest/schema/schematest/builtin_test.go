@@ -197,6 +197,7 @@ var differentLogs = map[string]string{
 	"rules/gcp_audit_rules/gcp_cloud_run_set_iam_policy.yml: GCP Run IAM Policy Not Set":                                                           "protoPayload.requestMetadata is a string; audit logs write an object",
 	"rules/gcp_audit_rules/gcp_cloud_run_set_iam_policy.yml: No method provided":                                                                   "protoPayload.requestMetadata is a string; audit logs write an object",
 	"rules/gcp_k8s_rules/gcp_k8s_service_type_node_port_deployed.yml: No Permission Granted":                                                       "a Kubernetes object's spec directly in protoPayload, where audit logs hold it in request or response",
+	"rules/appomni_rules/appomni_alert_passthrough.yml: External App Install - Severity 3":                                                         "the record's @timestamp, which rows (Panther's and osprey's) hold as timestamp",
 	"rules/intune_rules/intune_create_modify_client_app.yml: Add Mobile App":                                                                       "a malformed time in the Log: 2025-04-11:21:02.3387000Z",
 }
 
