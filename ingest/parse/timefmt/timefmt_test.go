@@ -231,7 +231,7 @@ func TestCompleteYear(t *testing.T) {
 		want string
 	}{
 		{now, "2026-12-04T08:01:17Z"},
-		{time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC), "2026-12-04T08:01:17Z"}, // last December
+		{time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC), "2026-12-04T08:01:17Z"},  // last December
 		{time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC), "2026-12-04T08:01:17Z"}, // a clock ahead
 		{time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), "2025-12-04T08:01:17Z"},
 	} {
