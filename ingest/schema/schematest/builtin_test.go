@@ -3,6 +3,7 @@ package schematest_test
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 
+	"github.com/ospreyhq/osprey/ingest/schema/logschema"
 	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
 	"github.com/ospreyhq/osprey/ingest/schema/schematest"
 )
@@ -317,5 +319,80 @@ func TestBuiltinPantherAnalysisLogs(t *testing.T) {
 	}
 	if failed > 0 {
 		t.Errorf("%d of %d Logs that hold their type's required fields do not give rows that hold them (and are not among the %d explained)", failed, checked, len(differentLogs))
+	}
+}
+
+var updateIndicators = flag.Bool("update-indicators", false, "rewrite README.md's list of the indicators osprey adds to Panther's schemas")
+
+// indicatorPairs returns a schema's fields with indicators, as "path: indicator".
+func indicatorPairs(fields []logschema.Field, prefix string, out map[string]bool) {
+	for i := range fields {
+		f := &fields[i]
+		path := prefix + f.Name
+		for v := &f.Value; v != nil; v = v.Element {
+			for _, ind := range v.Indicators {
+				out[path+": "+ind] = true
+			}
+			if len(v.Fields) > 0 {
+				indicatorPairs(v.Fields, path+".", out)
+			}
+		}
+	}
+}
+
+// TestExtraIndicatorsDocumented checks that README.md lists every indicator a built-in type
+// has beyond those of Panther's schema file of the type (many are those Panther's parsers add
+// in code, which its schema files do not show). -update-indicators rewrites the list.
+func TestExtraIndicatorsDocumented(t *testing.T) {
+	if _, err := os.Stat(corpus); err != nil {
+		t.Skipf("Panther's schemas are not at %s: %v", corpus, err)
+	}
+	panther := logtypes.New()
+	if _, err := panther.LoadDir(corpus); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := logtypes.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, lt := range reg.All() {
+		p, err := panther.Lookup(lt.Name)
+		if err != nil {
+			continue
+		}
+		ours, theirs := map[string]bool{}, map[string]bool{}
+		indicatorPairs(lt.Schema.Fields, "", ours)
+		indicatorPairs(p.Schema.Fields, "", theirs)
+		var extra []string
+		for k := range ours {
+			if !theirs[k] {
+				extra = append(extra, "`"+strings.Replace(k, ": ", "` ", 1))
+			}
+		}
+		if len(extra) > 0 {
+			slices.Sort(extra)
+			fmt.Fprintf(&b, "- `%s`: %s\n", lt.Name, strings.Join(extra, ", "))
+		}
+	}
+	const begin, end = "<!-- extra indicators: go test ./ingest/schema/schematest -run TestExtraIndicatorsDocumented -update-indicators -->\n", "<!-- end of extra indicators -->\n"
+	path := filepath.Join("..", "..", "..", "README.md")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, rest, ok1 := strings.Cut(string(data), begin)
+	got, after, ok2 := strings.Cut(rest, end)
+	if !ok1 || !ok2 {
+		t.Fatalf("README.md lacks the markers %q and %q", begin, end)
+	}
+	if *updateIndicators {
+		if err := os.WriteFile(path, []byte(before+begin+b.String()+end+after), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if got != b.String() {
+		t.Errorf("README.md's list of extra indicators is out of date (run with -update-indicators); it should be:\n%s", b.String())
 	}
 }
