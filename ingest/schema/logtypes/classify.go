@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/ospreyhq/osprey/ingest/schema/logschema"
 )
 
 // Classifier orders the candidate log types of a record, most likely first, so that a record
@@ -69,8 +71,7 @@ func NewClassifier(types []*LogType) *Classifier {
 		}
 		for j := range t.Schema.Fields {
 			f := &t.Schema.Fields[j]
-			filled := f.Rename != nil || f.Copy != nil || f.Concat != nil || f.Split != nil
-			add(f.Name, f.Required && !filled)
+			add(f.Name, f.Required && !t.filled(f))
 			if f.Rename != nil {
 				add(f.Rename.From, false)
 			}
@@ -195,7 +196,7 @@ func (c *Classifier) Nearest() (name, reason string, ok bool) {
 	t := c.types[best]
 	for j := range t.Schema.Fields {
 		f := &t.Schema.Fields[j]
-		if f.Required && f.Rename == nil && f.Copy == nil && f.Concat == nil && f.Split == nil && !c.hasKey(f.Name) {
+		if f.Required && !t.filled(f) && !c.hasKey(f.Name) {
 			return t.Name, fmt.Sprintf("required field %s is missing", f.Name), true
 		}
 	}
@@ -330,3 +331,10 @@ func skipValue(b []byte, i int) int {
 
 // NumText returns the number of log types among the candidates whose records are not JSON.
 func (c *Classifier) NumText() int { return len(c.text) + len(c.generic) }
+
+// filled reports whether a field's value comes from elsewhere than its own key: a
+// transformation, or the whole record (Native.Payload).
+func (t *LogType) filled(f *logschema.Field) bool {
+	return f.Rename != nil || f.Copy != nil || f.Concat != nil || f.Split != nil ||
+		t.native != nil && t.native.Payload == f.Name
+}

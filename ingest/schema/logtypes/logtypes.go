@@ -104,6 +104,9 @@ type Native struct {
 	New func(*batch.Schema) (Parser, error)
 	// Check rejects, cheaply, records that cannot be of the format; nil accepts any.
 	Check func(rec []byte) error
+	// Payload names a field that holds the whole record, as it came (Panther's parsers of
+	// Microsoft 365's general audit records and of CrowdStrike's unknown events keep it).
+	Payload string
 	// Generic marks a format that others refine (a Juniper log line is a syslog line): its
 	// type is tried after the other text types, whichever won last.
 	Generic bool
@@ -142,7 +145,9 @@ var natives = map[string]Native{
 			"serviceEventDetails": {"aws_arn"},
 		},
 	},
-	"AWS.CloudTrailInsight": {Envelope: "Records"},
+	"AWS.CloudTrailInsight":      {Envelope: "Records"},
+	"Microsoft365.Audit.General": {Payload: "payload"},
+	"Crowdstrike.Unknown":        {Payload: "unknown_payload"},
 	"AWS.VPCDns": {
 		Indicators: map[string][]string{
 			"query_name":    {"domain"},
@@ -210,6 +215,9 @@ func (t *LogType) NewParser() (Parser, error) {
 	var p Parser = jsonlog.New(t.Table)
 	if tr := transform.New(t.Schema, p); tr != nil {
 		p = tr
+	}
+	if t.native != nil && t.native.Payload != "" {
+		p = &payload{key: []byte(`{"` + t.native.Payload + `":`), next: p}
 	}
 	if spec := t.Schema.Parser; spec != nil && (spec.FastMatch != nil || spec.Regex != nil || spec.CSV != nil) {
 		tp, err := textlog.New(spec, t.Table, p)
@@ -561,4 +569,24 @@ func findValue(fields []logschema.Field, path []string) *logschema.Value {
 		return findValue(v.Fields, path[1:])
 	}
 	return nil
+}
+
+// payload hands its parser the record with one more member, the whole record under a key.
+type payload struct {
+	key  []byte // {"name":
+	next Parser
+	buf  []byte
+}
+
+func (p *payload) Parse(rec []byte, b *batch.Builder) error {
+	rec = bytes.TrimSpace(rec)
+	if len(rec) < 2 || rec[0] != '{' {
+		return p.next.Parse(rec, b) // not an object: the parser says so
+	}
+	p.buf = append(append(p.buf[:0], p.key...), rec...)
+	if rest := bytes.TrimLeft(rec[1:], " \t\r\n"); len(rest) > 0 && rest[0] != '}' {
+		p.buf = append(p.buf, ',')
+	}
+	p.buf = append(p.buf, rec[1:]...)
+	return p.next.Parse(p.buf, b)
 }
