@@ -338,3 +338,23 @@ func (t *LogType) filled(f *logschema.Field) bool {
 	return f.Rename != nil || f.Copy != nil || f.Concat != nil || f.Split != nil ||
 		t.native != nil && t.native.Payload == f.Name
 }
+
+// SameShape are groups of built-in log types whose records have one shape: no classifier can
+// tell them apart, so a source of one of them should name its log type.
+var SameShape = [][]string{
+	{"Apache.AccessCombined", "Nginx.Access"},                                   // nginx's default format is Apache's combined
+	{"Apache.AccessCommon", "Fastly.Access"},                                    // Fastly's access log line is the common format
+	{"PushSecurity.Activity", "PushSecurity.Controls", "PushSecurity.Entities"}, // one webhook envelope
+	{"Snyk.GroupAudit", "Snyk.OrgAudit"},                                        // one audit log entry shape
+	{"Azure.Audit", "Azure.MonitorActivity"},                                    // Azure Monitor's diagnostic log envelope
+}
+
+// SameShapeAs reports whether two log types are of a group of SameShape.
+func SameShapeAs(a, b string) bool {
+	for _, g := range SameShape {
+		if slices.Contains(g, a) && slices.Contains(g, b) {
+			return true
+		}
+	}
+	return false
+}

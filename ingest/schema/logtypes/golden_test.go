@@ -133,16 +133,6 @@ func trimRun(row []byte) []byte {
 	return row
 }
 
-// ambiguous are groups of log types whose records have the same shape, so that a record may be
-// of any of them: a source of one of them should name its log type (README, "Log types").
-var ambiguous = [][]string{
-	{"Apache.AccessCombined", "Nginx.Access"},                                   // nginx's default format is Apache's combined
-	{"Apache.AccessCommon", "Fastly.Access"},                                    // Fastly's access log line is the common format
-	{"PushSecurity.Activity", "PushSecurity.Controls", "PushSecurity.Entities"}, // one webhook envelope
-	{"Snyk.GroupAudit", "Snyk.OrgAudit"},                                        // one audit log entry shape
-	{"Azure.Audit", "Azure.MonitorActivity"},                                    // Azure Monitor's diagnostic log envelope
-}
-
 // TestClassifySamples checks that every sample record, in a stream that mixes the samples of
 // every built-in type, is classified to its own log type: with every built-in type as a
 // candidate (osprey ingest without --log-type), records land in the right table.
@@ -192,7 +182,7 @@ func TestClassifySamples(t *testing.T) {
 			}
 		}
 		switch {
-		case winner == s.lt.Name || isAmbiguous(winner, s.lt.Name):
+		case winner == s.lt.Name || logtypes.SameShapeAs(winner, s.lt.Name):
 			classified++
 		case winner == "":
 			t.Errorf("%s (%s): no log type takes it", s.c.Name, s.lt.Name)
@@ -207,15 +197,6 @@ func TestClassifySamples(t *testing.T) {
 func recordNumber(name string) string {
 	_, n, _ := strings.Cut(name, " record ")
 	return fmt.Sprintf("%06s", n)
-}
-
-func isAmbiguous(a, b string) bool {
-	for _, g := range ambiguous {
-		if slices.Contains(g, a) && slices.Contains(g, b) {
-			return true
-		}
-	}
-	return false
 }
 
 // TestSampleNames checks that every sample file belongs to a built-in log type.

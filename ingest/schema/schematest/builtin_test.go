@@ -16,6 +16,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 
+	"github.com/ospreyhq/osprey/ingest/parse/batch"
 	"github.com/ospreyhq/osprey/ingest/schema/logschema"
 	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
 	"github.com/ospreyhq/osprey/ingest/schema/schematest"
@@ -395,4 +396,62 @@ func TestExtraIndicatorsDocumented(t *testing.T) {
 	if got != b.String() {
 		t.Errorf("README.md's list of extra indicators is out of date (run with -update-indicators); it should be:\n%s", b.String())
 	}
+}
+
+// TestClassifyPantherInputs classifies the inputs of Panther's schema test cases, one stream
+// of them all, among every built-in log type (osprey ingest without --log-type): each must be
+// taken by the log type of its case (or one of the same shape: logtypes.SameShape).
+func TestClassifyPantherInputs(t *testing.T) {
+	if _, err := os.Stat(corpus); err != nil {
+		t.Skipf("Panther's schemas are not at %s: %v", corpus, err)
+	}
+	reg, err := logtypes.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := reg.All()
+	cls := logtypes.NewClassifier(all)
+	parsers := make([]logtypes.Parser, len(all))
+	builders := make([]*batch.Builder, len(all))
+	for i, lt := range all {
+		if parsers[i], err = lt.NewParser(); err != nil {
+			t.Fatal(err)
+		}
+		builders[i] = batch.NewBuilder(lt.Table, batch.NewRowIDs())
+	}
+	right := 0
+	cases := pantherCases(t)
+	for _, c := range cases {
+		var envelopes []string
+		if lt, err := reg.Lookup(c.LogType); err == nil && lt.Envelope != "" {
+			envelopes = []string{lt.Envelope}
+		}
+		recs, err := schematest.Records([]byte(c.Input), envelopes)
+		if err != nil || len(recs) == 0 {
+			t.Errorf("%s: %v", c.Name, err)
+			continue
+		}
+		rec := recs[0]
+		winner := ""
+		for _, i := range cls.Candidates(rec) {
+			if !logtypes.IsJSONObject(rec) && all[i].Check(rec) != nil {
+				continue
+			}
+			b := builders[i]
+			b.Begin()
+			err := parsers[i].Parse(rec, b)
+			b.Rollback()
+			if err == nil {
+				winner = all[i].Name
+				cls.Won(i)
+				break
+			}
+		}
+		if winner == c.LogType || logtypes.SameShapeAs(winner, c.LogType) {
+			right++
+		} else {
+			t.Errorf("%s:%d: %s: a %s record is classified as %q", filepath.Base(c.File), c.Line, c.Name, c.LogType, winner)
+		}
+	}
+	t.Logf("%d of %d inputs of Panther's cases classified to their case's log type among %d", right, len(cases), len(all))
 }
