@@ -57,8 +57,9 @@ func (w *worker) classify(source string, line int64, rec []byte) {
 	order := st.cls.Candidates(rec)
 	for _, i := range order {
 		c := types[i]
+		text := !c.lt.ReadsJSON()
 		var err error
-		if !isJSON {
+		if text {
 			// The cheap check saves a parse of each log type that cannot match; the
 			// classifier matched a JSON record's fields already.
 			err = c.lt.Check(rec)
@@ -73,17 +74,15 @@ func (w *worker) classify(source string, line int64, rec []byte) {
 			st.cls.Won(i)
 			return
 		}
-		w.reasons = append(w.reasons, Refusal{c.lt.Name, err.Error()})
+		if !(isJSON && text) { // a JSON record is rarely of a text format: its reasons are noise
+			w.reasons = append(w.reasons, Refusal{c.lt.Name, err.Error()})
+		}
 	}
 	switch n := st.cls.NumJSON(); {
 	case !isJSON && n > 0:
 		w.reasons = append(w.reasons, Refusal{fmt.Sprintf("%d JSON log %s", n, plural(n, "type", "types")), "not a JSON object"})
 	case isJSON && len(order) == st.cls.NumText():
-		if name, reason, ok := st.cls.Nearest(); ok {
-			w.reasons = append(w.reasons, Refusal{name, reason})
-		} else {
-			w.reasons = append(w.reasons, Refusal{"", "no log type has the record's fields"})
-		}
+		w.reasons = append(w.reasons, Refusal{"", st.cls.NoneTakes()})
 	}
 	w.failure(source, line, rec, int64(len(rec)), Explain(w.reasons), false)
 }

@@ -325,7 +325,7 @@ func TestClassification(t *testing.T) {
 		}
 	}
 	// A JSON record no type takes: the type nearest to it, and what it lacks.
-	if e := fails[1]["error"].(string); !strings.Contains(e, "Panther.Audit: required field actor is missing") {
+	if e := fails[1]["error"].(string); !strings.Contains(e, "the nearest, Panther.Audit: required field actor is missing") {
 		t.Errorf("failure reason %q, want Panther.Audit's missing actor", e)
 	}
 }

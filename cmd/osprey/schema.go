@@ -534,9 +534,12 @@ on stderr with the reason of each type, and the status is then 1.`,
 				}
 				for _, i := range order {
 					lt := types[i]
-					if len(types) > 1 && !logtypes.IsJSONObject(rec) {
+					isJSON := logtypes.IsJSONObject(rec)
+					if len(types) > 1 && !lt.ReadsJSON() {
 						if err := lt.Check(rec); err != nil {
-							reasons = append(reasons, ingest.Refusal{LogType: lt.Name, Reason: err.Error()})
+							if !isJSON {
+								reasons = append(reasons, ingest.Refusal{LogType: lt.Name, Reason: err.Error()})
+							}
 							continue
 						}
 					}
@@ -547,7 +550,9 @@ on stderr with the reason of each type, and the status is then 1.`,
 						if errors.Is(err, logtypes.ErrSkip) {
 							return nil
 						}
-						reasons = append(reasons, ingest.Refusal{LogType: lt.Name, Reason: err.Error()})
+						if !(isJSON && !lt.ReadsJSON()) {
+							reasons = append(reasons, ingest.Refusal{LogType: lt.Name, Reason: err.Error()})
+						}
 						continue
 					}
 					b.End()
@@ -560,11 +565,7 @@ on stderr with the reason of each type, and the status is then 1.`,
 					return nil
 				}
 				if len(reasons) == 0 {
-					if name, reason, ok := cls.Nearest(); ok {
-						reasons = append(reasons, ingest.Refusal{LogType: name, Reason: reason})
-					} else {
-						reasons = append(reasons, ingest.Refusal{Reason: "no log type has the record's fields"})
-					}
+					reasons = append(reasons, ingest.Refusal{Reason: cls.NoneTakes()})
 				}
 				failed++
 				out.Flush()

@@ -13,8 +13,9 @@ import (
 // every built-in type as a candidate, and many JSON types require few fields, or none).
 //
 // A JSON object record is matched by its top-level keys, read once: a JSON log type is a
-// candidate when the record has every required top-level field of the type and when at least
-// half of the record's keys (p_ fields left out) are fields of the type; candidates are ranked by
+// candidate when the record has every required top-level field of the type and when more than
+// half of the record's keys (p_ fields left out) are fields of the type (for a type that
+// requires nothing, three quarters and at least three); candidates are ranked by
 // the number of the record's keys they do not know, then by the number they know, then the last
 // winner first; then the types whose records are not JSON (a native parser may read JSON
 // too), as any other record is: the last winner first, the types of generic formats that
@@ -136,9 +137,14 @@ func (c *Classifier) Candidates(rec []byte) []int {
 		}
 	}
 	for _, i := range c.touched {
-		if c.reqs[i] >= c.nreq[i] && 2*c.known[i] >= n {
-			c.order = append(c.order, int(i))
+		if c.reqs[i] < c.nreq[i] {
+			continue
 		}
+		// A type that requires nothing has only the keys it knows to go by: most of them.
+		if c.nreq[i] == 0 && (c.known[i] < min(n, 3) || 4*c.known[i] < 3*n) || 2*c.known[i] <= n {
+			continue
+		}
+		c.order = append(c.order, int(i))
 	}
 	slices.SortFunc(c.order, func(a, b int) int {
 		if ua, ub := n-c.known[a], n-c.known[b]; ua != ub {
@@ -181,9 +187,9 @@ func toFront(list []int, i int) bool {
 	return true
 }
 
-// Nearest explains why no JSON log type took a JSON record that none was tried for: the type
-// that knows most of its keys, and the required field it lacks.
-func (c *Classifier) Nearest() (name, reason string, ok bool) {
+// NoneTakes explains why no log type took a JSON record that no JSON type was a candidate
+// for: the type that knows most of its keys, and the required field it lacks.
+func (c *Classifier) NoneTakes() string {
 	best := int32(-1)
 	for _, i := range c.touched {
 		if c.stamp[i] == c.round && (best < 0 || c.known[i] > c.known[best]) {
@@ -191,16 +197,16 @@ func (c *Classifier) Nearest() (name, reason string, ok bool) {
 		}
 	}
 	if best < 0 {
-		return "", "", false
+		return fmt.Sprintf("no log type has the record's fields (%d JSON log types)", len(c.json))
 	}
 	t := c.types[best]
 	for j := range t.Schema.Fields {
 		f := &t.Schema.Fields[j]
 		if f.Required && !t.filled(f) && !c.hasKey(f.Name) {
-			return t.Name, fmt.Sprintf("required field %s is missing", f.Name), true
+			return fmt.Sprintf("no log type takes it; the nearest, %s: required field %s is missing", t.Name, f.Name)
 		}
 	}
-	return t.Name, "most of the record's fields are not fields of the log type", true
+	return fmt.Sprintf("no log type takes it; the nearest, %s, knows too few of its fields", t.Name)
 }
 
 // hasKey reports whether the last JSON record had a top-level key (case-insensitively).
