@@ -172,11 +172,22 @@ func plain(v any) any {
 	return v
 }
 
-// requiredMissing returns the top-level required fields of a log type that a Log lacks.
+// requiredMissing returns the top-level required fields of a log type that a Log lacks, as
+// the parser reads keys: without regard to case, and @x from Panther's at_sign_x.
 func requiredMissing(lt *logtypes.LogType, log map[string]any) []string {
 	var missing []string
 	for _, f := range lt.Schema.Fields {
-		if f.Required && log[f.Name] == nil {
+		if !f.Required {
+			continue
+		}
+		found := false
+		for k, v := range log {
+			if v != nil && (strings.EqualFold(k, f.Name) || strings.HasPrefix(f.Name, "@") && strings.EqualFold(k, "at_sign_"+f.Name[1:])) {
+				found = true
+				break
+			}
+		}
+		if !found {
 			missing = append(missing, f.Name)
 		}
 	}
