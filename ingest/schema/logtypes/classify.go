@@ -12,15 +12,17 @@ import (
 // is parsed by the log type it belongs to among many (osprey ingest without --log-type has
 // every built-in type as a candidate, and many JSON types require few fields, or none).
 //
-// A JSON object record is matched by its top-level keys, read once: a JSON log type is a
-// candidate when the record has every required top-level field of the type and when more than
-// half of the record's keys (p_ fields left out) are fields of the type (for a type that
-// requires nothing, three quarters and at least three); candidates are ranked by
-// the number of the record's keys they do not know, then by the number they know, then the last
-// winner first; then the types whose records are not JSON (a native parser may read JSON
-// too), as any other record is: the last winner first, the types of generic formats that
-// others refine (syslog) last. A Classifier is not safe for
-// concurrent use.
+// A JSON object record is matched by its top-level keys, read once (without regard to case, and
+// Panther's at_sign_x as @x, as the JSON parser reads them): a JSON log type is a candidate when
+// the record has every required top-level field of the type and when more than half of the
+// record's keys (p_ fields left out) are fields of the type (for a type that requires nothing,
+// three quarters and at least three). Candidates are ranked by the number of the record's keys
+// they do not know, then by the number they know, then by the number of fields they require
+// (the more specific first), then the last winner first. The types whose records are not JSON
+// follow (a native parser may read JSON too), as they are tried for any other record: the last
+// winner first, the types of generic formats that others refine (syslog) last.
+//
+// A Classifier is not safe for concurrent use.
 type Classifier struct {
 	types   []*LogType
 	text    []int // the types whose records are not JSON objects, last winner first
@@ -59,6 +61,7 @@ func NewClassifier(types []*LogType) *Classifier {
 		}
 		c.json = append(c.json, i)
 		seen := map[string]bool{}
+		// add indexes a key of the type; a required one counts once, under either of its keys.
 		add := func(name string, req bool) {
 			k := strings.ToLower(name)
 			if !seen[k] {
@@ -67,12 +70,18 @@ func NewClassifier(types []*LogType) *Classifier {
 			}
 			if req {
 				c.required[k] = append(c.required[k], int32(i))
-				c.nreq[i]++
 			}
 		}
 		for j := range t.Schema.Fields {
 			f := &t.Schema.Fields[j]
-			add(f.Name, f.Required && !t.filled(f))
+			req := f.Required && !t.filled(f)
+			if req {
+				c.nreq[i]++
+			}
+			add(f.Name, req)
+			if rest, ok := strings.CutPrefix(f.Name, "@"); ok {
+				add("at_sign_"+rest, req) // Panther's name of the field in its rows
+			}
 			if f.Rename != nil {
 				add(f.Rename.From, false)
 			}
@@ -141,7 +150,7 @@ func (c *Classifier) Candidates(rec []byte) []int {
 			continue
 		}
 		// A type that requires nothing has only the keys it knows to go by: most of them.
-		if c.nreq[i] == 0 && (c.known[i] < min(n, 3) || 4*c.known[i] < 3*n) || 2*c.known[i] <= n {
+		if c.nreq[i] == 0 && (c.known[i] < 3 || 4*c.known[i] < 3*n) || 2*c.known[i] <= n {
 			continue
 		}
 		c.order = append(c.order, int(i))
