@@ -7,7 +7,9 @@
 // osprey builds: timestamps as instants (the expected text is read with the field's time
 // formats), numbers as numbers, json values as JSON, p_any_* columns as sets; a field absent on
 // one side and null on the other is the same. p_row_id, p_parse_time, p_source_id and
-// p_source_label are not compared: they depend on the run.
+// p_source_label are not compared: they depend on the run. RunMatch compares less strictly:
+// Contains asks the row to hold the expected row (Panther's row of a case, which osprey's may
+// exceed), Holds asks it to hold a rule test's Log (keys as the parser reads them).
 package schematest
 
 import (
