@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -106,5 +107,22 @@ func TestLoadDirErrors(t *testing.T) {
 	}
 	if _, err := New().LoadDir(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no schema files") {
 		t.Errorf("empty dir: %v", err)
+	}
+}
+
+// TestRenamed checks that a built-in type's old name selects the type of its new name.
+func TestRenamed(t *testing.T) {
+	reg, err := Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for old, now := range Renamed {
+		lt, err := reg.Lookup(old)
+		if err != nil || lt.Name != now {
+			t.Errorf("Lookup(%q): %v, %v; want %s", old, lt, err, now)
+		}
+		if slices.Contains(reg.Names(), old) {
+			t.Errorf("%s is still a log type of its own", old)
+		}
 	}
 }
