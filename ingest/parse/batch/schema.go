@@ -83,7 +83,7 @@ type Node struct {
 
 	// Scalars.
 	Time      timefmt.Parser // timestamps
-	YearLess  bool           // Time reads no year: the parse time's completes it
+	YearLess  bool           // a format of Time reads no year: the parse time completes it
 	Scanners  []indicator.Scanner
 	EventTime int // 1 + rank among isEventTime fields in schema order; 0 if not one
 	Embedded  bool
