@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/ospreyhq/osprey/ingest/schema/logschema"
+	"github.com/ospreyhq/osprey/ingest/source/stream"
 )
 
 // Classifier orders the candidate log types of a record, most likely first, so that a record
@@ -112,7 +113,7 @@ func (c *Classifier) Candidates(rec []byte) []int {
 	if !IsJSONObject(rec) || len(c.json) == 0 {
 		return append(append(c.order, c.text...), c.generic...)
 	}
-	keys, ok := topKeys(rec, c.keys[:0])
+	keys, ok := stream.TopKeys(rec, c.keys[:0])
 	c.keys = keys
 	if !ok {
 		// Not well-formed JSON: the best parser's error says where.
@@ -239,109 +240,6 @@ func appendLower(dst, s []byte) []byte {
 		dst = append(dst, b)
 	}
 	return dst
-}
-
-// topKeys appends the keys of a JSON object's top level to dst (their raw text, escapes left
-// as they are); ok is false when rec is not a well-formed object as far as the scan sees.
-func topKeys(rec []byte, dst [][]byte) (keys [][]byte, ok bool) {
-	i := skipSpace(rec, 0)
-	if i >= len(rec) || rec[i] != '{' {
-		return dst, false
-	}
-	i = skipSpace(rec, i+1)
-	if i < len(rec) && rec[i] == '}' {
-		return dst, true
-	}
-	for i < len(rec) {
-		if rec[i] != '"' {
-			return dst, false
-		}
-		end := skipString(rec, i)
-		if end < 0 {
-			return dst, false
-		}
-		dst = append(dst, rec[i+1:end-1])
-		i = skipSpace(rec, end)
-		if i >= len(rec) || rec[i] != ':' {
-			return dst, false
-		}
-		i = skipValue(rec, skipSpace(rec, i+1))
-		if i < 0 {
-			return dst, false
-		}
-		i = skipSpace(rec, i)
-		if i >= len(rec) {
-			return dst, false
-		}
-		switch rec[i] {
-		case ',':
-			i = skipSpace(rec, i+1)
-		case '}':
-			return dst, true
-		default:
-			return dst, false
-		}
-	}
-	return dst, false
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index after the string that starts at b[i] ('"'), or -1.
-func skipString(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return -1
-}
-
-// skipValue returns the index after the value that starts at b[i], or -1.
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				k := skipString(b, j)
-				if k < 0 {
-					return -1
-				}
-				j = k - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	}
-	j := i
-	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\r' && b[j] != '\n' {
-		j++
-	}
-	if j == i {
-		return -1
-	}
-	return j
 }
 
 // NumText returns the number of log types among the candidates whose records are not JSON.

@@ -156,3 +156,44 @@ func valueEnd(d []byte, i int) int {
 	}
 	return j
 }
+
+// TopKeys appends the keys of a JSON object's top level to dst (their raw text, escapes left as
+// they are); ok is false when doc is not a well-formed object as far as the scan sees.
+func TopKeys(doc []byte, dst [][]byte) (keys [][]byte, ok bool) {
+	i := skipWS(doc, 0)
+	if i >= len(doc) || doc[i] != '{' {
+		return dst, false
+	}
+	i = skipWS(doc, i+1)
+	if i < len(doc) && doc[i] == '}' {
+		return dst, true
+	}
+	for i < len(doc) {
+		end := stringEnd(doc, i)
+		if end < 0 {
+			return dst, false
+		}
+		dst = append(dst, doc[i+1:end-1])
+		i = skipWS(doc, end)
+		if i >= len(doc) || doc[i] != ':' {
+			return dst, false
+		}
+		i = skipWS(doc, i+1)
+		if end = valueEnd(doc, i); end <= i { // none, or an empty value
+			return dst, false
+		}
+		i = skipWS(doc, end)
+		if i >= len(doc) {
+			return dst, false
+		}
+		switch doc[i] {
+		case ',':
+			i = skipWS(doc, i+1)
+		case '}':
+			return dst, true
+		default:
+			return dst, false
+		}
+	}
+	return dst, false
+}

@@ -54,3 +54,31 @@ func BenchmarkSplitEnvelope(b *testing.B) {
 		}
 	}
 }
+
+// TestTopKeys checks the keys of a JSON object's top level, and what is not a well-formed
+// object.
+func TestTopKeys(t *testing.T) {
+	for _, c := range []struct {
+		doc  string
+		keys string
+		ok   bool
+	}{
+		{`{"a":1,"b":{"c":[1,"}"]},"d":"x\"y"}`, "a b d", true},
+		{` { } `, "", true},
+		{`{"a\"b" : null }`, `a\"b`, true},
+		{`{"a":}`, "a", false},
+		{`{"a":1`, "a", false},
+		{`{"a" 1}`, "a", false},
+		{`{a:1}`, "", false},
+		{`[1]`, "", false},
+	} {
+		keys, ok := TopKeys([]byte(c.doc), nil)
+		var got []string
+		for _, k := range keys {
+			got = append(got, string(k))
+		}
+		if strings.Join(got, " ") != c.keys || ok != c.ok {
+			t.Errorf("%s: %q, %v; want %q, %v", c.doc, got, ok, c.keys, c.ok)
+		}
+	}
+}
