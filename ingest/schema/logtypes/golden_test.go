@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ospreyhq/osprey/ingest/parse/batch"
 	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
 	"github.com/ospreyhq/osprey/ingest/schema/schematest"
 )
@@ -142,14 +141,9 @@ func TestClassifySamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	all := reg.All()
-	cls := logtypes.NewClassifier(all)
-	parsers := make([]logtypes.Parser, len(all))
-	builders := make([]*batch.Builder, len(all))
-	for i, lt := range all {
-		if parsers[i], err = lt.NewParser(); err != nil {
-			t.Fatal(err)
-		}
-		builders[i] = batch.NewBuilder(lt.Table, batch.NewRowIDs())
+	cls, err := schematest.NewClassifier(all)
+	if err != nil {
+		t.Fatal(err)
 	}
 	type sample struct {
 		lt *logtypes.LogType
@@ -166,21 +160,7 @@ func TestClassifySamples(t *testing.T) {
 	classified := 0
 	for _, s := range stream {
 		rec := []byte(s.c.Input)
-		winner := ""
-		for _, i := range cls.Candidates(rec) {
-			if !logtypes.IsJSONObject(rec) && all[i].Check(rec) != nil {
-				continue
-			}
-			b := builders[i]
-			b.Begin()
-			err := parsers[i].Parse(rec, b)
-			b.Rollback()
-			if err == nil {
-				winner = all[i].Name
-				cls.Won(i)
-				break
-			}
-		}
+		winner := cls.Type(rec)
 		switch {
 		case winner == s.lt.Name || logtypes.SameShapeAs(winner, s.lt.Name):
 			classified++

@@ -16,7 +16,6 @@ import (
 
 	"github.com/goccy/go-yaml"
 
-	"github.com/ospreyhq/osprey/ingest/parse/batch"
 	"github.com/ospreyhq/osprey/ingest/schema/logschema"
 	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
 	"github.com/ospreyhq/osprey/ingest/schema/schematest"
@@ -421,14 +420,9 @@ func TestClassifyPantherInputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	all := reg.All()
-	cls := logtypes.NewClassifier(all)
-	parsers := make([]logtypes.Parser, len(all))
-	builders := make([]*batch.Builder, len(all))
-	for i, lt := range all {
-		if parsers[i], err = lt.NewParser(); err != nil {
-			t.Fatal(err)
-		}
-		builders[i] = batch.NewBuilder(lt.Table, batch.NewRowIDs())
+	cls, err := schematest.NewClassifier(all)
+	if err != nil {
+		t.Fatal(err)
 	}
 	right := 0
 	cases := pantherCases(t)
@@ -443,21 +437,7 @@ func TestClassifyPantherInputs(t *testing.T) {
 			continue
 		}
 		rec := recs[0]
-		winner := ""
-		for _, i := range cls.Candidates(rec) {
-			if !logtypes.IsJSONObject(rec) && all[i].Check(rec) != nil {
-				continue
-			}
-			b := builders[i]
-			b.Begin()
-			err := parsers[i].Parse(rec, b)
-			b.Rollback()
-			if err == nil {
-				winner = all[i].Name
-				cls.Won(i)
-				break
-			}
-		}
+		winner := cls.Type(rec)
 		if winner == c.LogType || logtypes.SameShapeAs(winner, c.LogType) {
 			right++
 		} else {
