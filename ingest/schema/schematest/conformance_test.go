@@ -3,7 +3,6 @@ package schematest_test
 import (
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -33,22 +32,9 @@ func TestPantherConformance(t *testing.T) {
 	if len(added) != 90 {
 		t.Errorf("loaded %d schemas, want all 90", len(added))
 	}
-	files, err := filepath.Glob(filepath.Join(corpus, "*", "tests", "*_tests.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(files)
-	var cases []schematest.Case
-	for _, f := range files {
-		cs, err := schematest.LoadFile(f)
-		if err != nil {
-			t.Errorf("%v", err)
-			continue
-		}
-		cases = append(cases, cs...)
-	}
+	cases, files := pantherCases(t)
 	if len(cases) < 150 {
-		t.Fatalf("read %d test cases from %d files, want about 199", len(cases), len(files))
+		t.Fatalf("read %d test cases from %d files, want about 199", len(cases), files)
 	}
 	parseTime := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	var failures []string
@@ -61,7 +47,7 @@ func TestPantherConformance(t *testing.T) {
 	}
 	passed := len(cases) - len(failures)
 	rate := float64(passed) / float64(len(cases))
-	t.Logf("Panther conformance: %d of %d cases pass (%.1f%%), %d files", passed, len(cases), 100*rate, len(files))
+	t.Logf("Panther conformance: %d of %d cases pass (%.1f%%), %d files", passed, len(cases), 100*rate, files)
 	for _, f := range failures {
 		t.Logf("FAIL %s", f)
 	}
