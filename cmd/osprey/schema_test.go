@@ -2,12 +2,12 @@ package main
 
 import (
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
+	"github.com/ospreyhq/osprey/internal/readmetest"
 )
 
 var updateReadme = flag.Bool("update-readme", false, "rewrite README.md's table of log types")
@@ -25,22 +25,7 @@ func TestReadmeLogTypes(t *testing.T) {
 	if err := listMarkdown(&want, reg.All()); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("..", "..", "README.md")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before, rest, ok1 := strings.Cut(string(data), begin)
-	got, after, ok2 := strings.Cut(rest, end)
-	if !ok1 || !ok2 {
-		t.Fatalf("README.md lacks the markers %q and %q", begin, end)
-	}
-	if *updateReadme {
-		if err := os.WriteFile(path, []byte(before+begin+want.String()+end+after), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
+	got := readmetest.Section(t, filepath.Join("..", "..", "README.md"), begin, end, want.String(), *updateReadme)
 	if got != want.String() {
 		t.Errorf("README.md's table of log types is not osprey schema list --markdown's (run with -update-readme):\n%s", want.String())
 	}

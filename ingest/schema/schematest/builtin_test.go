@@ -19,6 +19,7 @@ import (
 	"github.com/ospreyhq/osprey/ingest/schema/logschema"
 	"github.com/ospreyhq/osprey/ingest/schema/logtypes"
 	"github.com/ospreyhq/osprey/ingest/schema/schematest"
+	"github.com/ospreyhq/osprey/internal/readmetest"
 )
 
 // analysis is panther-analysis, Panther's detection library, kept beside the project.
@@ -390,22 +391,7 @@ func TestExtraIndicatorsDocumented(t *testing.T) {
 		}
 	}
 	const begin, end = "<!-- extra indicators: go test ./ingest/schema/schematest -run TestExtraIndicatorsDocumented -update-indicators -->\n", "<!-- end of extra indicators -->\n"
-	path := filepath.Join("..", "..", "..", "README.md")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before, rest, ok1 := strings.Cut(string(data), begin)
-	got, after, ok2 := strings.Cut(rest, end)
-	if !ok1 || !ok2 {
-		t.Fatalf("README.md lacks the markers %q and %q", begin, end)
-	}
-	if *updateIndicators {
-		if err := os.WriteFile(path, []byte(before+begin+b.String()+end+after), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
+	got := readmetest.Section(t, filepath.Join("..", "..", "..", "README.md"), begin, end, b.String(), *updateIndicators)
 	if got != b.String() {
 		t.Errorf("README.md's list of extra indicators is out of date (run with -update-indicators); it should be:\n%s", b.String())
 	}
