@@ -139,7 +139,7 @@ func (pl *plan) fold(key []byte) int {
 	return -1
 }
 
-var atSign = []byte("at_sign_")
+var atSign = []byte(logschema.AtSign)
 
 // New returns a parser of the schema's records.
 func New(s *batch.Schema) *Parser {

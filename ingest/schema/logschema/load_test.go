@@ -108,3 +108,31 @@ func TestTableName(t *testing.T) {
 		}
 	}
 }
+
+// TestReadsKey checks which record keys fill a field: its name without regard to case, and
+// Panther's at_sign_x for a field @x.
+func TestReadsKey(t *testing.T) {
+	for _, c := range []struct {
+		name, key string
+		want      bool
+	}{
+		{"eventID", "eventID", true},
+		{"eventID", "eventId", true},
+		{"eventID", "event_id", false},
+		{"@timestamp", "at_sign_timestamp", true},
+		{"@timestamp", "at_sign_Timestamp", true},
+		{"@timestamp", "timestamp", false},
+		{"timestamp", "at_sign_timestamp", false},
+		{"@", "at_sign_", false},
+	} {
+		if got := ReadsKey(c.name, c.key); got != c.want {
+			t.Errorf("ReadsKey(%q, %q) = %v, want %v", c.name, c.key, got, c.want)
+		}
+	}
+	if k, ok := PantherKey("@type"); !ok || k != "at_sign_type" {
+		t.Errorf("PantherKey(@type) = %q, %v", k, ok)
+	}
+	if _, ok := PantherKey("type"); ok {
+		t.Error("PantherKey(type) is a key")
+	}
+}

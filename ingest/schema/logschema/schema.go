@@ -215,3 +215,26 @@ func (e *Error) Error() string {
 	}
 	return e.Msg
 }
+
+// AtSign is the prefix under which Panther's rows hold a field whose name starts with @: the
+// field @timestamp is at_sign_timestamp there (its exports, the events of its rule tests).
+const AtSign = "at_sign_"
+
+// PantherKey returns the key Panther's rows give a field named @x, at_sign_x; ok is false for
+// other names.
+func PantherKey(name string) (key string, ok bool) {
+	if rest, ok := strings.CutPrefix(name, "@"); ok && rest != "" {
+		return AtSign + rest, true
+	}
+	return "", false
+}
+
+// ReadsKey reports whether a record's key fills the field called name, as the JSON parser reads
+// keys: the name without regard to case, or Panther's at_sign_x for a field @x.
+func ReadsKey(name, key string) bool {
+	if strings.EqualFold(name, key) {
+		return true
+	}
+	rest, ok := strings.CutPrefix(key, AtSign)
+	return ok && rest != "" && len(name) == len(rest)+1 && name[0] == '@' && strings.EqualFold(name[1:], rest)
+}

@@ -80,8 +80,8 @@ func NewClassifier(types []*LogType) *Classifier {
 				c.nreq[i]++
 			}
 			add(f.Name, req)
-			if rest, ok := strings.CutPrefix(f.Name, "@"); ok {
-				add("at_sign_"+rest, req) // Panther's name of the field in its rows
+			if key, ok := logschema.PantherKey(f.Name); ok {
+				add(key, req) // the field's name in Panther's rows
 			}
 			if f.Rename != nil {
 				add(f.Rename.From, false)
@@ -219,10 +219,11 @@ func (c *Classifier) NoneTakes() string {
 	return fmt.Sprintf("no log type takes it; the nearest, %s, knows too few of its fields", t.Name)
 }
 
-// hasKey reports whether the last JSON record had a top-level key (case-insensitively).
+// hasKey reports whether the last JSON record had a top-level key that fills a field, as the
+// parser reads keys.
 func (c *Classifier) hasKey(name string) bool {
 	for _, k := range c.keys {
-		if strings.EqualFold(string(k), name) {
+		if logschema.ReadsKey(name, string(k)) {
 			return true
 		}
 	}

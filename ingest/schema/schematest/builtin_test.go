@@ -184,7 +184,7 @@ func requiredMissing(lt *logtypes.LogType, log map[string]any) []string {
 		}
 		found := false
 		for k, v := range log {
-			if v != nil && (strings.EqualFold(k, f.Name) || strings.HasPrefix(f.Name, "@") && strings.EqualFold(k, "at_sign_"+f.Name[1:])) {
+			if v != nil && logschema.ReadsKey(f.Name, k) {
 				found = true
 				break
 			}

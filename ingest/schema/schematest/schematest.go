@@ -377,12 +377,8 @@ func (c *comparer) object(path string, n *batch.Node, got, want map[string]any, 
 		} else if c.match != Exact && got[k] == nil {
 			// The parser reads a key that differs from the field's name only in case, and
 			// Panther's at_sign_x as the field @x.
-			name := k
-			if rest, ok := strings.CutPrefix(k, "at_sign_"); ok {
-				name = "@" + rest // Panther's name of a field @x
-			}
 			for _, f := range n.Fields {
-				if strings.EqualFold(f.Name, name) {
+				if logschema.ReadsKey(f.Name, k) {
 					child, g = f, got[f.Name]
 					break
 				}
